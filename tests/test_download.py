@@ -1,0 +1,65 @@
+import hashlib
+import socket
+
+import pytest
+
+from conftest import REPO
+from xaug.download import fetch_archive
+from xaug.errors import ConfigError
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_url_download_verified_and_recorded(tmp_path, mini_zip):
+    prov = fetch_archive(mini_zip.as_uri(), tmp_path / "raw", mini_zip.stat().st_size, _sha(mini_zip))
+    assert (tmp_path / "raw" / "MLQA_V1.zip").read_bytes() == mini_zip.read_bytes()
+    assert prov["kind"] == "url" and prov["sha256"] == _sha(mini_zip) and prov["splits"] == ["dev"]
+    assert (tmp_path / "raw" / "source.json").is_file()
+
+
+@pytest.mark.parametrize("field", ["size", "sha256"])
+def test_download_mismatch_keeps_nothing(tmp_path, mini_zip, field):
+    size, sha = mini_zip.stat().st_size, _sha(mini_zip)
+    if field == "size":
+        size += 1
+    else:
+        sha = "0" * 64
+    with pytest.raises(ConfigError, match=f"expected .*data.expected_{field}"):
+        fetch_archive(mini_zip.as_uri(), tmp_path / "raw", size, sha)
+    assert not any((tmp_path / "raw").iterdir())  # no partial or unverified file left behind
+
+
+def test_no_network_says_how_to_use_a_local_copy(tmp_path):
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConfigError, match="no network.*data.source.*local copy"):
+        fetch_archive(f"http://127.0.0.1:{port}/MLQA_V1.zip", tmp_path / "raw", 10, "0" * 64)
+
+
+def test_local_zip_and_directory(tmp_path, mini_zip, mini_dir):
+    prov = fetch_archive(str(mini_zip), tmp_path / "a")
+    assert prov["kind"] == "zip" and prov["sha256"] == _sha(mini_zip)
+    prov = fetch_archive(str(mini_dir), tmp_path / "b")
+    assert prov["kind"] == "directory" and (tmp_path / "b" / "MLQA_V1" / "dev").is_dir()
+    assert prov["languages"] == {"dev": ["de", "en", "zh"]}
+
+
+def test_missing_source_path(tmp_path):
+    with pytest.raises(ConfigError, match="data.source: .*nope.zip does not exist"):
+        fetch_archive(str(tmp_path / "nope.zip"), tmp_path / "raw")
+
+
+def test_corrupt_local_zip(tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(ConfigError, match="not a valid zip"):
+        fetch_archive(str(bad), tmp_path / "raw")
+
+
+def test_shared_copy_is_recognised(tmp_path, shared_zip):
+    prov = fetch_archive(str(shared_zip), tmp_path / "raw")
+    assert prov["splits"] == ["dev"]
+    assert prov["languages"]["dev"] == ["ar", "de", "en", "es", "hi", "vi", "zh"]

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from xaug.errors import ConfigError
+from xaug.search import FaissSearcher
+
+
+@pytest.fixture
+def vectors():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 32)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("factory,params", [("Flat", ""), ("HNSW16", "efSearch=64"), ("IVF8,Flat", "nprobe=8"),
+                                            ("IVF4,PQ8", "nprobe=4")])
+def test_factories_find_the_query_itself(vectors, factory, params, tmp_path):
+    ids = [f"d{i}" for i in range(len(vectors))]
+    searcher = FaissSearcher.build(vectors, ids, factory, params)
+    scores, ranked = searcher.search(vectors[:20], 5)
+    hits = sum(r[0] == f"d{i}" for i, r in enumerate(ranked))
+    assert hits >= (20 if factory in ("Flat", "HNSW16", "IVF8,Flat") else 15)
+    searcher.save(tmp_path / "x.faiss")
+    again = FaissSearcher.load(tmp_path / "x.faiss", params)
+    assert again.search(vectors[:20], 5)[1] == ranked
+
+
+def test_flat_is_exact_inner_product(vectors):
+    searcher = FaissSearcher.build(vectors, [str(i) for i in range(len(vectors))])
+    scores, ranked = searcher.search(vectors[:3], 10)
+    exact = np.sort(vectors[:3] @ vectors.T, axis=1)[:, ::-1][:, :10]
+    np.testing.assert_allclose(scores, exact, rtol=1e-5)
+
+
+def test_rejected_factory_string(vectors):
+    with pytest.raises(ConfigError, match="index.factory: faiss rejects 'NotAnIndex"):
+        FaissSearcher.build(vectors, [str(i) for i in range(len(vectors))], "NotAnIndex42")
+
+
+def test_untrainable_index_is_reported(vectors):
+    with pytest.raises(ConfigError, match="index.factory"):
+        FaissSearcher.build(vectors[:10], [str(i) for i in range(10)], "IVF4096,Flat")
+
+
+def test_ids_must_match(vectors):
+    with pytest.raises(ConfigError, match="expected a \\(n, dim\\) matrix"):
+        FaissSearcher.build(vectors, ["only-one"])

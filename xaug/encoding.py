@@ -1,0 +1,127 @@
+"""The dense bi-encoder: text -> pooled (optionally normalised) embedding, batched and length-sorted."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+SETTINGS_FILE = "xaug_encoder.json"
+
+
+@dataclass
+class EncoderSettings:
+    """How texts become vectors; saved beside the model so an encoder folder is self-describing."""
+
+    pooling: str = "mean"
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    normalize: bool = True
+    max_query_length: int = 64
+    max_passage_length: int = 512
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "cls"):
+            raise ConfigError(f"xdr.pooling: expected 'mean' or 'cls', got {self.pooling!r}")
+        for name in ("max_query_length", "max_passage_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"xdr.{name}: expected a positive integer, got {value!r}")
+
+    @classmethod
+    def from_params(cls, params: dict) -> "EncoderSettings":
+        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class DenseEncoder:
+    """A transformers encoder + tokenizer + pooling/prefix settings (one tower shared by queries and passages)."""
+
+    def __init__(self, model, tokenizer, settings: EncoderSettings):
+        self.model, self.tokenizer, self.settings = model, tokenizer, settings
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def _prefix_and_limit(self, kind: str) -> tuple[str, int]:
+        s = self.settings
+        if kind == "query":
+            return s.query_prefix, s.max_query_length
+        if kind == "passage":
+            return s.passage_prefix, s.max_passage_length
+        raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
+
+    def tokenize(self, texts: Sequence[str], kind: str, padding=True):
+        prefix, limit = self._prefix_and_limit(kind)
+        limit = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
+        return self.tokenizer([prefix + t for t in texts], truncation=True, max_length=limit,
+                              padding=padding, return_tensors="pt" if padding else None,
+                              return_token_type_ids=False)
+
+    def forward(self, batch) -> torch.Tensor:
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        emb = pool(out, batch["attention_mask"], self.settings.pooling).float()
+        return torch.nn.functional.normalize(emb, dim=-1) if self.settings.normalize else emb
+
+    def embed(self, texts: Sequence[str], kind: str) -> torch.Tensor:
+        """Embeddings with autograd (training)."""
+        return self.forward(self.tokenize(texts, kind))
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], kind: str, batch_size: int = 32, bf16: bool = False,
+               progress: bool = True, desc: str | None = None) -> tuple[np.ndarray, int]:
+        """(float32 embeddings in input order, tokens processed); batches sorted by length."""
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ConfigError(f"encode.batch_size: expected a positive integer, got {batch_size!r}")
+        self.model.eval()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out, 0
+        ids = self.tokenize(texts, kind, padding=False)["input_ids"]
+        order = np.argsort([-len(x) for x in ids], kind="stable")
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        tokens = 0
+        with tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text", disable=not progress) as bar, autocast:
+            for start in range(0, len(texts), batch_size):
+                idx = order[start : start + batch_size]
+                feats = [{"input_ids": ids[i], "attention_mask": [1] * len(ids[i])} for i in idx]
+                batch = self.tokenizer.pad(feats, return_tensors="pt")
+                tokens += int(batch["attention_mask"].sum())
+                out[idx] = self.forward(batch).float().numpy()
+                bar.update(len(idx))
+        return out, tokens
+
+    def save(self, path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        (path / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "DenseEncoder":
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(path)
+        if not (path / SETTINGS_FILE).is_file():
+            raise ConfigError(f"{path}: not an encoder folder written by train_xdr (no {SETTINGS_FILE})")
+        settings = EncoderSettings(**json.loads((path / SETTINGS_FILE).read_text()))
+        model = AutoModel.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return cls(model.eval(), tokenizer, settings)

