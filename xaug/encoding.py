@@ -122,6 +122,9 @@ class DenseEncoder:
         if not (path / SETTINGS_FILE).is_file():
             raise ConfigError(f"{path}: not an encoder folder written by train_xdr (no {SETTINGS_FILE})")
         settings = EncoderSettings(**json.loads((path / SETTINGS_FILE).read_text()))
-        model = AutoModel.from_pretrained(path)
+        try:  # BERT-style models are saved without the (unused) pooler; don't build a random one
+            model = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        except TypeError:
+            model = AutoModel.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(model.eval(), tokenizer, settings)
