@@ -3,7 +3,6 @@ import socket
 
 import pytest
 
-from conftest import REPO
 from xaug.download import fetch_archive
 from xaug.errors import ConfigError
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from xaug.encoding import DenseEncoder, EncoderSettings
 from xaug.errors import ConfigError

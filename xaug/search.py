@@ -85,3 +85,4 @@ def _first_line(exc: Exception) -> str:
     lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
     useful = [l for l in lines if l.lower().startswith(("error", "could not", "invalid", "bad"))]
     return (useful or lines or [type(exc).__name__])[-1][:200]
+

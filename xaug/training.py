@@ -74,6 +74,48 @@ def distinct_passage_batches(pairs: list[dict], batch_size: int, rng: random.Ran
     return batches
 
 
+def optimise(params, batches, loss_fn, lr: float, total: int, warmup: int, desc: str, progress: bool = True,
+             floor: float = 0.0) -> tuple[list[float], float]:
+    """AdamW with linear warm-up and decay (to ``floor`` x lr), gradient clipping and a progress bar.
+
+    ``batches`` is an iterator (it may cycle over epochs); ``loss_fn(batch)`` returns a scalar loss.
+    Returns the per-step losses and the seconds spent.
+    """
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    warmup = max(1, warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(floor, (total - s) / max(1, total - warmup))))
+    losses, started = [], time.perf_counter()
+    with tqdm(total=total, desc=desc, unit="step", disable=not progress) as bar:
+        for _, batch in zip(range(total), batches):
+            loss = loss_fn(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    return losses, time.perf_counter() - started
+
+
+def summarise_losses(losses: list[float], window: int = 10) -> tuple[float, float]:
+    """Mean loss over the first and the last ``window`` steps."""
+    if not losses:
+        return float("nan"), float("nan")
+    return sum(losses[:window]) / len(losses[:window]), sum(losses[-window:]) / len(losses[-window:])
+
+
+def cycle_batches(n_items: int, batch_size: int, rng: random.Random):
+    """Endless shuffled epochs of index batches."""
+    order = list(range(n_items))
+    while True:
+        rng.shuffle(order)
+        for b in range(0, n_items, batch_size):
+            yield order[b : b + batch_size]
+
+
 def freeze_all_but_top(model, n_layers: int) -> None:
     """Train only the top ``n_layers`` transformer layers (cheaper backward pass, less drift)."""
     layers = getattr(getattr(model, "encoder", None), "layer", None)
@@ -104,43 +146,25 @@ def train_infonce(encoder: DenseEncoder, pairs: list[dict], passages: dict[str, 
     if settings.train_layers:
         freeze_all_but_top(model, settings.train_layers)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.01)
-    plan = [distinct_passage_batches(pairs, settings.batch_size, rng) for _ in range(settings.epochs)]
-    total = sum(len(p) for p in plan)
-    if settings.max_steps:
-        total = min(total, settings.max_steps)
-    warmup = max(1, int(settings.warmup * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
+    batches = [b for epoch in (distinct_passage_batches(pairs, settings.batch_size, rng) for _ in range(settings.epochs))
+               for b in epoch]
+    total = min(len(batches), settings.max_steps) if settings.max_steps else len(batches)
+
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16) if settings.bf16 else contextlib.nullcontext()
 
-    losses, step, started = [], 0, time.perf_counter()
-    with tqdm(total=total, desc="train xdr", unit="step", disable=not progress) as bar:
-        for epoch_batches in plan:
-            for batch in epoch_batches:
-                if step >= total:
-                    break
-                with autocast():
-                    q = encoder.embed([p["query"] for p in batch], "query")
-                    d = encoder.embed([passages[p["passage_id"]] for p in batch], "passage")
-                logits = q @ d.T / settings.temperature
-                loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+    def loss_fn(batch):
+        with autocast():
+            q = encoder.embed([p["query"] for p in batch], "query")
+            d = encoder.embed([passages[p["passage_id"]] for p in batch], "passage")
+        logits = q @ d.T / settings.temperature
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+
+    losses, seconds = optimise(params, iter(batches), loss_fn, settings.lr, total,
+                               warmup=max(1, int(settings.warmup * total)), desc="train xdr", progress=progress)
     model.eval()
-    first = sum(losses[:10]) / max(1, len(losses[:10]))
-    last = sum(losses[-10:]) / max(1, len(losses[-10:]))
-    log.info("trained %d steps in %.0fs: loss %.3f -> %.3f", step, time.perf_counter() - started, first, last)
+    first, last = summarise_losses(losses)
+    log.info("trained %d steps in %.0fs: loss %.3f -> %.3f", len(losses), seconds, first, last)
     if not math.isfinite(last):
         raise RuntimeError("xdr training diverged (loss is not finite); lower xdr.lr")
-    return {"steps": step, "seconds": round(time.perf_counter() - started, 1), "loss_first": round(first, 4),
-            "loss_last": round(last, 4)}
+    return {"steps": len(losses), "seconds": round(seconds, 1), "loss_first": round(first, 4), "loss_last": round(last, 4)}

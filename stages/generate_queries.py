@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""generate_queries: for every corpus passage, xqg.n_queries sampled queries in one language (--lang).
+
+Batched and length-sorted; resumable: finished chunks live in --work (a scratch folder keyed by a
+fingerprint of model, corpus and settings) and are reused if the stage is killed and re-run.
+Writes <out>/<lang>.jsonl (passage id -> queries) and <out>/<lang>.stats.json (wall seconds,
+passages, generated tokens, queries/s).
+"""
+import argparse
+from pathlib import Path
+
+from xaug.cli import run_stage, setup
+from xaug.generation import SamplingSettings, finish, fingerprint, generate_for_corpus
+from xaug.io import read_json, read_jsonl, write_json, write_jsonl
+from xaug.params import load_params
+from xaug.download import sha256_tree
+from xaug.xqg import load_generator
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lang", required=True, help="target language code")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--model", default="models/xqg")
+    ap.add_argument("--data", default="data/mlqa")
+    ap.add_argument("--out", default="data/generated/xqg")
+    ap.add_argument("--work", default="data/work/xqg", help="scratch folder for resumable chunks")
+    args = ap.parse_args()
+    p = load_params(args.params)
+    cfg = p.get_path("xqg")
+    log = setup(cfg.get("threads"))
+    settings = SamplingSettings(n_queries=cfg["n_queries"], top_k=cfg["top_k"], max_new_tokens=cfg["max_new_tokens"],
+                                batch_size=cfg["batch_size"], do_sample=cfg.get("do_sample", True),
+                                seed=p.get_path("seed"))
+    corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
+    generator = load_generator(args.model)
+    key = fingerprint(sha256_tree(args.model), read_json(Path(args.data) / "stats.json"), settings.__dict__, args.lang,
+                      cfg.get("chunk_size", 64))
+    work = Path(args.work) / f"{args.lang}-{key}"
+    rows, stats = generate_for_corpus(generator, corpus, args.lang, settings, work, cfg.get("chunk_size", 64))
+    out = Path(args.out)
+    write_jsonl(out / f"{args.lang}.jsonl", rows)
+    write_json(out / f"{args.lang}.stats.json", stats)
+    finish(work)
+    log.info("%s: %d queries for %d passages, %d generated tokens, %.1fs (%.1f queries/s)", args.lang,
+             stats["queries"], stats["passages"], stats["generated_tokens"], stats["seconds"], stats["queries_per_s"])
+
+
+if __name__ == "__main__":
+    run_stage(main)

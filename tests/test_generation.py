@@ -1,0 +1,112 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from xaug.errors import ConfigError
+from xaug.generation import (SamplingSettings, Seq2SeqGenerator, generate_for_corpus, make_prompt, run_chunked)
+from xaug.genquality import chrf_against_real, duplicate_rate, in_script, round_trip
+from xaug.tokenization import train_unigram_tokenizer
+
+CORPUS = [
+    {"id": "p1", "title": "Rhine", "text": "The Rhine flows through Basel and Cologne into the North Sea."},
+    {"id": "p2", "title": "Tea", "text": "Tea was first drunk in China."},
+    {"id": "p3", "title": "Empty", "text": "   "},
+    {"id": "p4", "title": "Moon", "text": "The Moon orbits the Earth every 27 days, and it has no air at all."},
+    {"id": "p5", "title": "Paris", "text": "Paris is the capital of France."},
+]
+
+
+def test_prompt_is_the_papers_input():
+    assert make_prompt("de", "Rhine", "The Rhine flows.") == \
+        "Generate a German question for this passage: Rhine The Rhine flows."
+    assert make_prompt("zh", "T", "x").startswith("Generate a Chinese question")
+    with pytest.raises(ConfigError, match="no known name for language code 'xx'"):
+        make_prompt("xx", "T", "x")
+
+
+def test_sampling_settings_are_checked():
+    with pytest.raises(ConfigError, match="xqg.n_queries"):
+        SamplingSettings(n_queries=0)
+    with pytest.raises(ConfigError, match="xqg.top_k"):
+        SamplingSettings(top_k=-1)
+
+
+def test_chunked_runner_resumes_without_redoing_work(tmp_path):
+    items = [{"id": str(i), "text": "x" * (i % 7)} for i in range(23)]
+    lengths = [len(i["text"]) for i in items]
+    calls = []
+
+    def fn(chunk, index):
+        calls.append(index)
+        rng = np.random.default_rng(index)  # per-chunk seed: resumed == uninterrupted
+        return [{"id": it["id"], "v": float(rng.random())} for it in chunk]
+
+    whole, stats = run_chunked(items, lengths, tmp_path / "a", 5, fn, "t", progress=False)
+    assert stats["chunks"] == 5 and stats["chunks_reused"] == 0 and [r["id"] for r in whole] == [i["id"] for i in items]
+
+    calls.clear()
+
+    def dies_after_two(chunk, index):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed halfway
+        return fn(chunk, index)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_chunked(items, lengths, tmp_path / "b", 5, dies_after_two, "t", progress=False)
+    assert calls == [0, 1] and len(list((tmp_path / "b").glob("chunk-*.jsonl"))) == 2
+    assert not list((tmp_path / "b").glob("*.part"))  # no half-written chunk
+    calls.clear()
+    resumed, stats = run_chunked(items, lengths, tmp_path / "b", 5, fn, "t", progress=False)
+    assert calls == [2, 3, 4] and stats["chunks_reused"] == 2
+    assert resumed == whole
+
+
+@pytest.fixture(scope="module")
+def tiny_mt5(tmp_path_factory):
+    """A randomly initialised tiny MT5ForConditionalGeneration + tokenizer saved like a hub checkpoint."""
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    texts = [make_prompt(l, c["title"], c["text"]) for c in CORPUS for l in ("de", "zh")] * 3
+    tokenizer = train_unigram_tokenizer(texts + ["Wo fließt der Rhein?", "茶在哪里？"], vocab_size=150)
+    torch.manual_seed(0)
+    model = MT5ForConditionalGeneration(MT5Config(
+        vocab_size=len(tokenizer), d_model=32, d_ff=64, d_kv=8, num_layers=1, num_decoder_layers=1, num_heads=2,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id))
+    path = tmp_path_factory.mktemp("hub") / "tiny-mt5"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_pretrained_seq2seq_generates_deterministically(tiny_mt5, tmp_path):
+    from xaug.seq2seq import load_seq2seq
+
+    model, tokenizer = load_seq2seq(str(tiny_mt5))
+    gen = Seq2SeqGenerator(model, tokenizer, max_source_length=64)
+    settings = SamplingSettings(n_queries=3, top_k=10, max_new_tokens=8, batch_size=2, seed=5)
+    rows, stats = generate_for_corpus(gen, CORPUS, "de", settings, tmp_path / "w1", chunk_size=2, progress=False)
+    again, _ = generate_for_corpus(gen, CORPUS, "de", settings, tmp_path / "w2", chunk_size=2, progress=False)
+    assert rows == again
+    assert [r["id"] for r in rows] == [c["id"] for c in CORPUS]
+    assert rows[2]["queries"] == []  # the empty passage is handled, not crashed on
+    assert all(len(r["queries"]) == 3 for r in rows if r["id"] != "p3")
+    assert stats["empty_passages"] == 1 and stats["queries"] == 12 and stats["generated_tokens"] > 0
+    with pytest.raises(ConfigError, match="xqg.model: model path .* does not exist"):
+        load_seq2seq(str(tmp_path / "missing-model"))
+
+
+def test_quality_measures_hand_computed():
+    assert in_script("Wo fließt der Rhein?", "de") and not in_script("Wo fließt der Rhein?", "zh")
+    assert in_script("茶最早在哪里？", "zh") and in_script("ما هي عاصمة فرنسا؟", "ar")
+    assert not in_script("1234 ?", "de")
+    assert duplicate_rate([["a", "A ", "b"], ["c", "d"]]) == pytest.approx((1 / 3 + 0) / 2)
+    assert chrf_against_real({"p": ["where is the rhine"]}, {"p": ["where is the rhine"]}) == pytest.approx(100)
+    assert math.isnan(chrf_against_real({"p": ["x"]}, {}))  # nothing to compare with
+    passages = np.eye(3, dtype=np.float32)
+    queries = np.array([[1, 0, 0], [0.1, 0.5, 0.6], [0.2, 0.9, 0.0]], dtype=np.float32)
+    # query 0 -> own passage 0 first; query 1 (own 1) ranks it second; query 2 (own 2) ranks it third
+    assert round_trip(queries, [0, 1, 2], passages, ks=(1, 2)) == {"R@1": pytest.approx(1 / 3, abs=1e-4),
+                                                                   "R@2": pytest.approx(2 / 3, abs=1e-4)}

@@ -1,0 +1,113 @@
+"""Query-generator training and the xQG stage scripts, on the hand-made archive with tiny models."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from xaug.data import MlqaArchive, prepare, save_prepared
+from xaug.errors import ConfigError
+from xaug.generation import SamplingSettings
+from xaug.io import read_jsonl
+from xaug.models import load_backbone
+from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary, train_warm
+from xaug.xqg import load_generator, training_examples
+
+TINY_BERT = {"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64, "max_position_embeddings": 128}
+TINY_T5 = {"vocab_size": 300, "d_model": 32, "d_ff": 64, "d_kv": 8, "num_layers": 1, "num_decoder_layers": 1,
+           "num_heads": 2}
+
+
+@pytest.fixture
+def mini(tmp_path, mini_zip):
+    data = prepare(MlqaArchive(mini_zip), ["dev"], 0.25, seed=2)
+    save_prepared(data, tmp_path / "mlqa")
+    return data
+
+
+def test_training_examples_cover_every_context_language(mini):
+    all_x = training_examples(mini.contexts, mini.queries, mini.links, "all")
+    en_only = training_examples(mini.contexts, mini.queries, mini.links, ["en"])
+    n_train_q = sum(q["split"] == "train" for q in mini.queries)
+    assert len(en_only) == n_train_q and len(all_x) == 3 * n_train_q  # 3 context languages
+    assert {(e["source_lang"], e["lang"]) for e in all_x} == {(x, y) for x in ("en", "de", "zh") for y in ("en", "de", "zh")}
+
+
+def test_warm_decoder_copies_the_top_encoder_layers_and_learns(mini):
+    texts = [c["text"] for c in mini.contexts] + [q["text"] for q in mini.queries]
+    encoder, tokenizer, _ = load_backbone("tiny", tiny_config=TINY_BERT, texts=texts * 3)
+    kept = pruned_vocabulary(tokenizer, [q["text"] for q in mini.queries])
+    assert len(kept) < len(tokenizer)
+    decoder = build_decoder(encoder, kept, ["de", "en", "zh"], n_layers=1)
+    top, first = encoder.encoder.layer[-1], decoder.bert.encoder.layer[0]
+    torch.testing.assert_close(first.intermediate.dense.weight, top.intermediate.dense.weight)
+    torch.testing.assert_close(first.crossattention.self.query.weight, top.attention.self.query.weight)
+    torch.testing.assert_close(decoder.bert.embeddings.word_embeddings.weight[: len(kept)],
+                               encoder.embeddings.word_embeddings.weight[torch.tensor(kept)])
+    gen = WarmGenerator(encoder, tokenizer, decoder, kept, ["de", "en", "zh"], "",
+                        WarmSettings(decoder_layers=1, epochs=30, batch_size=8, lr=3e-3, label_smoothing=0.0))
+    corpus = {c["id"]: c["text"] for c in mini.contexts if c["lang"] == "en"}
+    examples = training_examples(mini.contexts, mini.queries, mini.links, ["en"])
+    states = dict(zip(corpus, gen.encode_passages(list(corpus.values()), bf16=False)))
+    frozen = {k: v.clone() for k, v in encoder.state_dict().items()}
+    log = train_warm(gen, examples, states, progress=False)
+    assert log["loss_last"] < log["loss_first"] - 1.0
+    for k, v in encoder.state_dict().items():
+        torch.testing.assert_close(v, frozen[k])  # the encoder stays frozen
+    queries, tokens = gen.generate([{"id": i, "text": t} for i, t in list(corpus.items())[:2]], "de",
+                                   SamplingSettings(n_queries=2, max_new_tokens=12, seed=1))
+    assert len(queries) == 2 and all(len(q) == 2 for q in queries) and tokens > 0
+    with pytest.raises(ConfigError, match="trained without 'hi'"):
+        gen.lang_id("hi")
+
+
+def _params(tmp_path, model, **xqg):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="")
+    params["xqg"] = {"model": model, "context_languages": ["en"], "n_queries": 2, "top_k": 5, "max_new_tokens": 8,
+                     "batch_size": 4, "chunk_size": 2, "threads": 1,
+                     "warm": {"decoder_layers": 1, "epochs": 2, "batch_size": 4, "lr": 1e-3},
+                     "tiny": TINY_T5, "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3}, **xqg}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _stage(name, *args, cwd):
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *args], cwd=cwd,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("model", ["warm", "tiny"])
+def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
+    params = _params(tmp_path, model)
+    common = ["--params", str(params)]
+    _stage("train_xdr", *common, "--data", "mlqa", "--out", "xdr", "--metrics", "m/xdr.json", cwd=tmp_path)
+    _stage("train_xqg", *common, "--data", "mlqa", "--out", "xqg", "--metrics", "m/xqg.json", cwd=tmp_path)
+    assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == model
+    for run in ("gen", "gen2"):
+        _stage("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
+               "--work", "work", cwd=tmp_path)
+    rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
+    assert rows == read_jsonl(tmp_path / "gen2" / "de.jsonl")  # same seed, same text
+    assert len(rows) == 4 and all(len(r["queries"]) == 2 for r in rows)
+    stats = json.loads((tmp_path / "gen" / "de.stats.json").read_text())
+    assert stats["passages"] == 4 and stats["queries"] == 8 and stats["generated_tokens"] > 0
+    assert not any((tmp_path / "work").iterdir())  # chunks are dropped once the output is written
+    _stage("encode_generated", *common, "--method", "xqg", "--lang", "de", "--model", "xdr", "--data", "mlqa",
+           "--dir", "gen", cwd=tmp_path)
+    arrays = np.load(tmp_path / "gen" / "de.npz")
+    assert arrays["items"].shape == (4, 2, 32) and arrays["items"].dtype == np.float16
+    assert arrays["counts"].tolist() == [2, 2, 2, 2]
+
+
+def test_generator_folder_is_checked(tmp_path):
+    with pytest.raises(ConfigError, match="not a query generator folder"):
+        load_generator(tmp_path)

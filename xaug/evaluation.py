@@ -1,0 +1,51 @@
+"""Scoring a set of passage vectors against the evaluation queries (shared by evaluate and scaling)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import PIVOT, check_languages, read_trec_qrels
+from .io import read_json, read_jsonl
+from .metrics import evaluate_run, recall_tokens, summarise
+from .search import FaissSearcher, read_ids
+
+
+class Evaluator:
+    """Loads queries, qrels, answers and passage tokens once; scores any searcher over the corpus."""
+
+    def __init__(self, data_dir, query_prefix, languages: list[str], depth: int = 100):
+        data = Path(data_dir)
+        self.languages = check_languages(languages, read_json(data / "stats.json")["languages"])
+        self.depth = depth
+        queries = {q["id"]: q for q in read_jsonl(data / "queries.jsonl") if q["split"] == "eval"}
+        ids = read_ids(str(query_prefix) + ".ids.txt")
+        vectors = np.load(str(query_prefix) + ".npy")
+        wanted = set(self.languages) | {PIVOT}
+        keep = [i for i, q in enumerate(ids) if queries[q]["lang"] in wanted]
+        self.query_ids = [ids[i] for i in keep]
+        self.query_vectors = vectors[keep]
+        self.query_lang = {q: queries[q]["lang"] for q in self.query_ids}
+        self.qrels = {q: r for q, r in read_trec_qrels(data / "qrels.eval.trec").items() if q in self.query_lang}
+        self.corpus = read_jsonl(data / "corpus.jsonl")
+        self.doc_tokens = {c["id"]: recall_tokens(c["text"]) for c in self.corpus}
+        answers = {a["qid"]: [recall_tokens(x) for x in a["answers"]] for a in read_jsonl(data / "answers.jsonl")}
+        self.answers = {q: answers.get(queries[q]["qid"], []) for q in self.query_ids}
+
+    def search(self, searcher: FaissSearcher) -> tuple[dict, dict]:
+        scores, ranked = searcher.search(self.query_vectors, self.depth)
+        ranking = dict(zip(self.query_ids, ranked))
+        score_lists = {q: list(map(float, s[: len(r)])) for q, s, r in zip(self.query_ids, scores, ranked)}
+        return ranking, score_lists
+
+    def per_query(self, ranking, score_lists) -> dict[str, dict[str, float]]:
+        return evaluate_run(ranking, score_lists, self.qrels, self.doc_tokens, self.answers)
+
+    def summary(self, per_query, languages: list[str] | None = None) -> dict:
+        return summarise(per_query, self.query_lang, languages if languages is not None else self.languages)
+
+    def frame(self, per_query) -> pd.DataFrame:
+        frame = pd.DataFrame.from_dict(per_query, orient="index").rename_axis("query_id").reset_index()
+        frame.insert(1, "lang", frame["query_id"].map(self.query_lang))
+        return frame.sort_values("query_id").reset_index(drop=True)

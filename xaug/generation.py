@@ -1,0 +1,174 @@
+"""Query generation: prompts, batched length-sorted sampling, and a resumable chunked runner.
+
+Two generators share one interface, ``generate(passages, lang, n) -> (queries per passage, tokens)``:
+``Seq2SeqGenerator`` wraps any Hugging Face seq2seq model with the paper's prompt, and
+``xaug.warm.WarmGenerator`` is the BERT2BERT model warm-started from the xDR's encoder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .data import LANGUAGE_NAMES
+from .errors import ConfigError
+from .io import atomic_path
+from .params import positive_int
+
+log = logging.getLogger(__name__)
+PROMPT = "Generate a {language} question for this passage: {title} {passage}"
+
+
+def language_name(lang: str) -> str:
+    if lang not in LANGUAGE_NAMES:
+        raise ConfigError(f"languages: no known name for language code {lang!r} to use in the prompt "
+                          f"(known: {sorted(LANGUAGE_NAMES)})")
+    return LANGUAGE_NAMES[lang]
+
+
+def make_prompt(lang: str, title: str, passage: str) -> str:
+    """The paper's input, exactly: ``Generate a {Language} question for this passage: {title} {passage}``."""
+    return PROMPT.format(language=language_name(lang), title=title, passage=passage)
+
+
+@dataclass
+class SamplingSettings:
+    n_queries: int = 5
+    top_k: int = 10
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    do_sample: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("n_queries", "max_new_tokens", "batch_size"):
+            positive_int(getattr(self, name), f"xqg.{name}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ConfigError(f"xqg.top_k: expected an integer >= 0 (0 = no top-k cut), got {self.top_k!r}")
+
+
+def generation_kwargs(s: SamplingSettings, n: int) -> dict:
+    kwargs = dict(max_new_tokens=s.max_new_tokens, num_return_sequences=n, do_sample=s.do_sample)
+    if s.do_sample:
+        kwargs.update(top_k=s.top_k or None, top_p=None, temperature=None)
+    else:
+        kwargs.update(num_beams=1)
+    return kwargs
+
+
+class Seq2SeqGenerator:
+    """A Hugging Face encoder-decoder (mT5, T5, ...) prompted with the paper's input."""
+
+    def __init__(self, model, tokenizer, max_source_length: int = 256):
+        self.model, self.tokenizer, self.max_source_length = model.eval(), tokenizer, max_source_length
+
+    def source_lengths(self, passages: Sequence[dict]) -> list[int]:
+        enc = self.tokenizer([p["text"] for p in passages], truncation=True, max_length=self.max_source_length)
+        return [len(x) for x in enc["input_ids"]]
+
+    @torch.inference_mode()
+    def generate(self, passages: Sequence[dict], lang: str, settings: SamplingSettings,
+                 n: int | None = None) -> tuple[list[list[str]], int]:
+        n = n or settings.n_queries
+        prompts = [make_prompt(lang, p.get("title", ""), p["text"]) for p in passages]
+        batch = self.tokenizer(prompts, truncation=True, max_length=self.max_source_length, padding=True,
+                               return_tensors="pt")
+        out = self.model.generate(**batch, **generation_kwargs(settings, n))
+        return split_outputs(self.tokenizer, out, len(passages), n)
+
+
+def split_outputs(tokenizer, sequences: torch.Tensor, n_passages: int, n: int) -> tuple[list[list[str]], int]:
+    """Decode ``n`` sequences per passage; count generated tokens (excluding padding and start)."""
+    special = set(tokenizer.all_special_ids)
+    tokens = int(sum(1 for row in sequences.tolist() for t in row[1:] if t not in special))
+    texts = [t.strip() for t in tokenizer.batch_decode(sequences, skip_special_tokens=True)]
+    return [texts[i * n : (i + 1) * n] for i in range(n_passages)], tokens
+
+
+def fingerprint(*parts) -> str:
+    """A short digest of everything that determines a generation run (model, inputs, settings)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def run_chunked(items: list[dict], lengths: list[int], work_dir: Path, chunk_size: int,
+                fn: Callable[[list[dict], int], list[dict]], desc: str, progress: bool = True) -> tuple[list[dict], dict]:
+    """Apply ``fn`` to length-sorted chunks of ``items``, one atomic file per finished chunk.
+
+    A re-run with the same ``work_dir`` skips finished chunks; ``fn`` gets the chunk index so it can
+    seed itself per chunk, which makes a resumed run identical to an uninterrupted one. Returns the
+    rows in ``items`` order and stats (chunks done now / reused, seconds summed over all chunks).
+    """
+    if chunk_size <= 0:
+        raise ConfigError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    order = sorted(range(len(items)), key=lambda i: (-lengths[i], i))
+    chunks = [order[i : i + chunk_size] for i in range(0, len(order), chunk_size)]
+    rows: dict[int, dict] = {}
+    reused = seconds = 0.0
+    with tqdm(total=len(items), desc=desc, unit="passage", disable=not progress) as bar:
+        for c, idx in enumerate(chunks):
+            path = work_dir / f"chunk-{c:05d}.jsonl"
+            if path.is_file():
+                lines = path.read_text(encoding="utf-8").splitlines()
+                meta, chunk_rows = json.loads(lines[0]), [json.loads(l) for l in lines[1:]]
+                reused += 1
+            else:
+                started = time.perf_counter()
+                chunk_rows = fn([items[i] for i in idx], c)
+                meta = {"seconds": time.perf_counter() - started}
+                with atomic_path(path) as tmp:
+                    tmp.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [meta, *chunk_rows]) + "\n",
+                                   encoding="utf-8")
+            seconds += meta["seconds"]
+            rows.update(zip(idx, chunk_rows))
+            bar.update(len(idx))
+    if reused:
+        log.info("%s: reused %d of %d finished chunks from %s", desc, int(reused), len(chunks), work_dir)
+    return [rows[i] for i in range(len(items))], {"chunks": len(chunks), "chunks_reused": int(reused),
+                                                  "seconds": round(seconds, 2)}
+
+
+def generate_for_corpus(generator, corpus: list[dict], lang: str, settings: SamplingSettings, work_dir: Path,
+                        chunk_size: int = 64, progress: bool = True) -> tuple[list[dict], dict]:
+    """``n_queries`` queries in ``lang`` for every passage (empty passages get none), resumable by chunk."""
+    language_name(lang)
+    todo = [p for p in corpus if p["text"].strip()]
+    empty = len(corpus) - len(todo)
+    if empty:
+        log.warning("%d empty passage(s) get no generated queries", empty)
+
+    def run(chunk: list[dict], index: int) -> list[dict]:
+        torch.manual_seed(settings.seed * 1_000_003 + index)
+        rows = []
+        for start in range(0, len(chunk), settings.batch_size):
+            batch = chunk[start : start + settings.batch_size]
+            queries, tokens = generator.generate(batch, lang, settings)
+            for k, (p, qs) in enumerate(zip(batch, queries)):
+                rows.append({"id": p["id"], "queries": qs, "tokens": tokens if k == 0 else 0})
+        return rows
+
+    rows, stats = run_chunked(todo, generator.source_lengths(todo), work_dir, chunk_size, run,
+                              desc=f"generate {lang}", progress=progress)
+    by_id = {r["id"]: r for r in rows}
+    out = [{"id": p["id"], "queries": by_id[p["id"]]["queries"] if p["id"] in by_id else []} for p in corpus]
+    n_queries = sum(len(r["queries"]) for r in out)
+    stats.update(lang=lang, passages=len(corpus), empty_passages=empty, queries=n_queries,
+                 generated_tokens=sum(r["tokens"] for r in rows),
+                 queries_per_s=round(n_queries / max(stats["seconds"], 1e-9), 1), settings=asdict(settings))
+    return out, stats
+
+
+def finish(work_dir: Path) -> None:
+    """Drop the chunk files once the merged output is written."""
+    shutil.rmtree(work_dir, ignore_errors=True)

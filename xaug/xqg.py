@@ -1,0 +1,91 @@
+"""Building, training and loading query generators for the pipeline (`xqg.model`: warm | tiny | HF id/path)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .data import PIVOT, check_languages
+from .errors import ConfigError
+from .generation import Seq2SeqGenerator
+from .models import load_backbone
+from .warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary, train_warm
+
+log = logging.getLogger(__name__)
+KIND_FILE = "xqg.json"
+
+
+def training_examples(contexts: list[dict], queries: list[dict], links: list[dict], context_languages) -> list[dict]:
+    """Every (question in Y, its context in X) of the training split, X in ``context_languages``."""
+    by_id = {c["id"]: c for c in contexts}
+    link = {l["qid"]: l for l in links}
+    examples = []
+    for q in queries:
+        if q["split"] != "train":
+            continue
+        for x, cid in sorted(link[q["qid"]]["contexts"].items()):
+            if context_languages == "all" or x in context_languages:
+                c = by_id[cid]
+                examples.append({"passage_id": cid, "source": c["text"], "title": c["title"], "target": q["text"],
+                                 "lang": q["lang"], "source_lang": x})
+    return examples
+
+
+def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int) -> dict:
+    """Train the generator ``cfg['model']`` and save it to ``out``; returns the training log."""
+    spec = cfg["model"]
+    ctx_langs = cfg.get("context_languages", [PIVOT])
+    if ctx_langs != "all":
+        check_languages(ctx_langs, param="xqg.context_languages")
+    examples = training_examples(contexts, queries, links, ctx_langs)
+    if not examples:
+        raise ConfigError("xqg: no training examples (is the training split empty?)")
+    langs = sorted({e["lang"] for e in examples})
+    out.mkdir(parents=True, exist_ok=True)
+    if spec == "warm":
+        settings = WarmSettings(**{**cfg.get("warm", {}), "seed": seed})
+        encoder, tokenizer, provenance = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"),
+                                                       texts=[e["source"] for e in examples])
+        kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + [c["text"] for c in corpus])
+        gen = WarmGenerator(encoder, tokenizer, build_decoder(encoder, kept, langs, settings.decoder_layers), kept,
+                            langs, xdr.get("passage_prefix", ""), settings)
+        sources = {e["passage_id"]: e["source"] for e in examples}
+        ids = sorted(sources)
+        log.info("encoding %d training contexts once (frozen encoder)", len(ids))
+        states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
+        history = train_warm(gen, examples, states)
+        gen.save(out)
+        if xdr["model"] == "tiny":  # a from-scratch encoder must travel with the decoder
+            encoder.save_pretrained(out / "encoder")
+            tokenizer.save_pretrained(out / "encoder")
+        meta = {"kind": "warm", "encoder": xdr["model"] if xdr["model"] != "tiny" else str(out / "encoder"),
+                "vocabulary": len(kept), "decoder_parameters": sum(p.numel() for p in gen.decoder.parameters())}
+    else:
+        from .seq2seq import load_seq2seq, train_seq2seq
+
+        model, tokenizer = load_seq2seq(spec, cfg.get("tiny"), [e["source"] for e in examples] +
+                                        [e["target"] for e in examples])
+        gen = Seq2SeqGenerator(model, tokenizer, cfg.get("max_source_length", 256))
+        t = cfg.get("train", {})
+        history = train_seq2seq(gen, examples, t.get("epochs", 1), t.get("batch_size", 16), t.get("lr", 1e-3),
+                                seed=seed, max_steps=t.get("max_steps", 0))
+        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+        meta = {"kind": "seq2seq", "model": spec, "max_source_length": gen.max_source_length}
+    meta.update(languages=langs, examples=len(examples), context_languages=ctx_langs)
+    (out / KIND_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return {**history, "examples": len(examples)}
+
+
+def load_generator(path) -> WarmGenerator | Seq2SeqGenerator:
+    path = Path(path)
+    if not (path / KIND_FILE).is_file():
+        raise ConfigError(f"{path}: not a query generator folder written by train_xqg (no {KIND_FILE})")
+    meta = json.loads((path / KIND_FILE).read_text())
+    if meta["kind"] == "warm":
+        encoder, tokenizer, _ = load_backbone(meta["encoder"])
+        return WarmGenerator.load(path, encoder, tokenizer)
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    return Seq2SeqGenerator(AutoModelForSeq2SeqLM.from_pretrained(path / "model"),
+                            AutoTokenizer.from_pretrained(path / "model"), meta["max_source_length"])
