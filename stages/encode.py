@@ -9,19 +9,11 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from xaug.cli import run_stage, setup
 from xaug.encoding import DenseEncoder
-from xaug.io import atomic_path, read_jsonl, write_json
+from xaug.io import read_jsonl, save_matrix, write_json
 from xaug.params import load_params, positive_int
 from xaug.search import write_ids
-
-
-def save_matrix(path: Path, matrix: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, matrix)
 
 
 def main():

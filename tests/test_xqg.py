@@ -69,6 +69,8 @@ def test_warm_decoder_copies_the_top_encoder_layers_and_learns(mini):
 def _params(tmp_path, model, **xqg):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="")
+    params.update(languages=["de", "zh"], n_languages=2,
+                  augment={"xqg": {"alpha": 0.1, "pool": "sum", "renormalize": True, "n_queries_used": 2}})
     params["xqg"] = {"model": model, "context_languages": ["en"], "n_queries": 2, "top_k": 5, "max_new_tokens": 8,
                      "batch_size": 4, "chunk_size": 2, "threads": 1,
                      "warm": {"decoder_layers": 1, "epochs": 2, "batch_size": 4, "lr": 1e-3},
@@ -92,20 +94,44 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     _stage("train_xdr", *common, "--data", "mlqa", "--out", "xdr", "--metrics", "m/xdr.json", cwd=tmp_path)
     _stage("train_xqg", *common, "--data", "mlqa", "--out", "xqg", "--metrics", "m/xqg.json", cwd=tmp_path)
     assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == model
-    for run in ("gen", "gen2"):
+    for run in ("gen/xqg", "gen2/xqg"):
         _stage("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
                "--work", "work", cwd=tmp_path)
-    rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
-    assert rows == read_jsonl(tmp_path / "gen2" / "de.jsonl")  # same seed, same text
+    rows = read_jsonl(tmp_path / "gen" / "xqg" / "de.jsonl")
+    assert rows == read_jsonl(tmp_path / "gen2" / "xqg" / "de.jsonl")  # same seed, same text
     assert len(rows) == 4 and all(len(r["queries"]) == 2 for r in rows)
-    stats = json.loads((tmp_path / "gen" / "de.stats.json").read_text())
+    stats = json.loads((tmp_path / "gen" / "xqg" / "de.stats.json").read_text())
     assert stats["passages"] == 4 and stats["queries"] == 8 and stats["generated_tokens"] > 0
     assert not any((tmp_path / "work").iterdir())  # chunks are dropped once the output is written
     _stage("encode_generated", *common, "--method", "xqg", "--lang", "de", "--model", "xdr", "--data", "mlqa",
-           "--dir", "gen", cwd=tmp_path)
-    arrays = np.load(tmp_path / "gen" / "de.npz")
+           "--dir", "gen/xqg", cwd=tmp_path)
+    arrays = np.load(tmp_path / "gen" / "xqg" / "de.npz")
     assert arrays["items"].shape == (4, 2, 32) and arrays["items"].dtype == np.float16
     assert arrays["counts"].tolist() == [2, 2, 2, 2]
+    if model != "tiny":
+        return
+    # the rest of the chain: zh too, baseline embeddings, quality, augmentation, the scaling sweep
+    _stage("generate_queries", *common, "--lang", "zh", "--model", "xqg", "--data", "mlqa", "--out", "gen/xqg",
+           "--work", "work", cwd=tmp_path)
+    _stage("encode_generated", *common, "--method", "xqg", "--lang", "zh", "--model", "xdr", "--data", "mlqa",
+           "--dir", "gen/xqg", cwd=tmp_path)
+    _stage("encode", *common, "--model", "xdr", "--data", "mlqa", "--out", "emb", cwd=tmp_path)
+    _stage("generation_quality", *common, "--data", "mlqa", "--passages", "emb/passages", "--queries", "emb/queries",
+           "--generated", "gen/xqg", "--metrics", "m/generation.json", cwd=tmp_path)
+    quality = json.loads((tmp_path / "m" / "generation.json").read_text())["xqg"]
+    assert set(quality) == {"de", "zh", "avg"} and 0 <= quality["de"]["R@10"] <= 1
+    assert quality["de"]["queries"] == 8 and 0 <= quality["zh"]["in_script"] <= 1
+    _stage("augment", *common, "--method", "xqg", "--passages", "emb/passages", "--generated", "gen/xqg",
+           "--out", "aug/xqg", cwd=tmp_path)
+    fused = np.load(tmp_path / "aug" / "xqg.npy")
+    assert fused.shape == (4, 32) and np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-5)
+    _stage("scaling", *common, "--method", "xqg", "--passages", "emb/passages", "--queries", "emb/queries",
+           "--data", "mlqa", "--generated-root", "gen", "--plots", "plots", cwd=tmp_path)
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "plots" / "scaling.csv")
+    assert sorted(frame["k"].unique()) == [0, 1, 2] and set(frame["group"]) == {"all", "in-set", "out-of-set"}
+    assert (tmp_path / "plots" / "scaling.png").is_file() and (tmp_path / "plots" / "cost.png").is_file()
 
 
 def test_generator_folder_is_checked(tmp_path):

@@ -49,7 +49,7 @@ def pruned_vocabulary(tokenizer, texts: Sequence[str]) -> list[int]:
     """Full-vocabulary ids of every piece in ``texts`` plus the special tokens, sorted."""
     keep = set(tokenizer.all_special_ids)
     for start in range(0, len(texts), 1000):
-        for ids in tokenizer(list(texts[start : start + 1000]), add_special_tokens=False)["input_ids"]:
+        for ids in tokenizer(list(texts[start : start + 1000]), add_special_tokens=False, verbose=False)["input_ids"]:
             keep.update(ids)
     return sorted(keep)
 
