@@ -71,7 +71,9 @@ def sweep(evaluator: Evaluator, passages: np.ndarray, passage_ids: list[str], la
 
 
 def plot_scaling(frame: pd.DataFrame, path, alpha: float = 0.05) -> None:
-    """Accuracy vs number of target languages, in-set and out-of-set apart; filled markers = significant."""
+    """Gain over the baseline on the same queries vs number of target languages, in-set and out-of-set
+    apart (the groups hold different queries at each k, so absolute values are not comparable);
+    filled markers = significant after Holm correction."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,14 +81,18 @@ def plot_scaling(frame: pd.DataFrame, path, alpha: float = 0.05) -> None:
 
     fig, axes = plt.subplots(1, len(TESTED), figsize=(5.5 * len(TESTED), 4), squeeze=False)
     for ax, m in zip(axes[0], TESTED):
-        for (method, group), part in frame[frame["group"] != "all"].groupby(["method", "group"]):
-            part = part.sort_values("k")
-            line, = ax.plot(part["k"], part[m], marker="o", mfc="none", label=f"{method} {group}",
-                            linestyle="-" if group == "in-set" else "--")
-            sig = part[part.get(f"p_holm_{m}", pd.Series(dtype=float)) < alpha]
-            ax.plot(sig["k"], sig[m], "o", color=line.get_color())
+        for (method, group), part in frame.groupby(["method", "group"]):
+            part = part[part["queries"] > 0].sort_values("k")
+            style = {"all": ":", "in-set": "-", "out-of-set": "--"}[group]
+            line, = ax.plot(part["k"], part[f"delta_{m}"], marker="o", mfc="none", linestyle=style,
+                            label=f"{method} {group}")
+            if f"p_holm_{m}" in part:
+                sig = part[part[f"p_holm_{m}"] < alpha]
+                ax.plot(sig["k"], sig[f"delta_{m}"], "o", color=line.get_color())
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(sorted(frame["k"].unique()))
         ax.set_xlabel("number of target languages (k)")
-        ax.set_ylabel(m)
+        ax.set_ylabel(f"{m} gain over baseline (same queries)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle("filled markers: different from the baseline (paired t-test, Holm over k, p < 0.05)", fontsize=9)
