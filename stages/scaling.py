@@ -3,7 +3,8 @@
 
 For every k, the corpus is augmented with the first k languages, searched with index.factory and
 scored; queries are split into in-set (language among the k) and out-of-set; nDCG@10 and R@2kt are
-tested against the baseline (paired two-sided t-test, Holm over k). Writes plots/scaling.csv (one
+tested against the baseline (paired two-sided t-test, Holm over k). With --control, each method is
+also run with its items shuffled across passages (<method>-shuffled), a content-free control. Writes plots/scaling.csv (one
 row per method, k, query group) and plots/scaling.png, plots/cost.png.
 """
 import argparse
@@ -16,7 +17,7 @@ from xaug.evaluation import Evaluator
 from xaug.io import atomic_path
 from xaug.methods import fusion_settings, load_method
 from xaug.params import load_params, positive_int
-from xaug.scaling import plot_cost, plot_scaling, sweep
+from xaug.scaling import plot_cost, plot_scaling, shuffled_control, sweep
 from xaug.search import read_ids
 
 
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--generated-root", default="data/generated")
     ap.add_argument("--plots", default="plots")
+    ap.add_argument("--control", action="store_true", help="add the shuffled-items control of every method")
     args = ap.parse_args()
     log = setup()
     p = load_params(args.params)
@@ -38,7 +40,9 @@ def main():
     frames = []
     for method in args.method:
         inputs = load_method(Path(args.generated_root) / method, method, languages, k, fusion_settings(p, method))
-        frames.append(sweep(evaluator, passages, ids, languages, inputs, k, p.get_path("index.factory")))
+        runs = [inputs, shuffled_control(inputs, p.get_path("seed"))] if args.control else [inputs]
+        for run in runs:
+            frames.append(sweep(evaluator, passages, ids, languages, run, k, p.get_path("index.factory")))
     import pandas as pd
 
     frame = pd.concat(frames, ignore_index=True)

@@ -7,7 +7,7 @@ from xaug.evaluation import Evaluator
 from xaug.fusion import FusionSettings
 from xaug.io import save_matrix
 from xaug.methods import fusion_settings, load_method
-from xaug.scaling import MethodInputs, plot_cost, plot_scaling, query_group, sweep
+from xaug.scaling import MethodInputs, plot_cost, plot_scaling, query_group, shuffled_control, sweep
 from xaug.search import write_ids
 
 
@@ -75,3 +75,16 @@ def test_method_inputs_are_checked(tmp_path):
         fusion_settings({"augment": {"xqg": {"alpha": 2}}}, "xqg")
     with pytest.raises(ConfigError, match="augment.translate: missing"):
         fusion_settings({"augment": {}}, "translate")
+
+
+def test_shuffled_control_keeps_items_but_breaks_the_pairing():
+    items = np.arange(20, dtype=np.float16).reshape(10, 1, 2)
+    counts = np.arange(10)
+    method = MethodInputs("xqg", [(items, counts)], [1.0], [5], FusionSettings(alpha=0.1))
+    control = shuffled_control(method, seed=0)
+    c_items, c_counts = control.generated[0]
+    assert control.name == "xqg-shuffled" and control.seconds == [1.0]
+    assert sorted(c_counts.tolist()) == counts.tolist() and not np.array_equal(c_counts, counts)
+    for i in range(10):  # each passage's items travel with their count
+        assert c_items[i, 0, 0] == 2 * c_counts[i]
+    assert shuffled_control(method, seed=0).generated[0][1].tolist() == c_counts.tolist()  # deterministic

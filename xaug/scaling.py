@@ -38,6 +38,20 @@ class MethodInputs:
     fusion: FusionSettings
 
 
+def shuffled_control(method: MethodInputs, seed: int) -> MethodInputs:
+    """The same generated items, each language's assigned to random other passages.
+
+    Same languages, counts and pooling, but no relation between a passage and its items: what this
+    control gains comes from where the items sit in the embedding space, not from their content.
+    """
+    rng = np.random.default_rng(seed)
+    shuffled = []
+    for items, counts in method.generated:
+        perm = rng.permutation(len(counts))
+        shuffled.append((items[perm], np.asarray(counts)[perm]))
+    return MethodInputs(f"{method.name}-shuffled", shuffled, method.seconds, method.tokens, method.fusion)
+
+
 def sweep(evaluator: Evaluator, passages: np.ndarray, passage_ids: list[str], languages: list[str],
           method: MethodInputs, k_max: int, factory: str = "Flat") -> pd.DataFrame:
     """One row per (k, query group) with every measure, the tested differences and Holm-adjusted p-values."""
