@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from xaug.errors import ConfigError
-from xaug.generation import (SamplingSettings, Seq2SeqGenerator, generate_for_corpus, make_prompt, run_chunked)
+from xaug.generation import (SamplingSettings, Seq2SeqGenerator, SourceBias, generate_for_corpus, make_prompt, rare_pieces,
+                              run_chunked)
 from xaug.genquality import chrf_against_real, duplicate_rate, in_script, round_trip
 from xaug.tokenization import train_unigram_tokenizer
 
@@ -31,6 +32,8 @@ def test_sampling_settings_are_checked():
         SamplingSettings(n_queries=0)
     with pytest.raises(ConfigError, match="xqg.top_k"):
         SamplingSettings(top_k=-1)
+    with pytest.raises(ConfigError, match="greedy decoding gives one query"):
+        SamplingSettings(n_queries=3, do_sample=False)
 
 
 def test_chunked_runner_resumes_without_redoing_work(tmp_path):
@@ -110,3 +113,24 @@ def test_quality_measures_hand_computed():
     # query 0 -> own passage 0 first; query 1 (own 1) ranks it second; query 2 (own 2) ranks it third
     assert round_trip(queries, [0, 1, 2], passages, ks=(1, 2)) == {"R@1": pytest.approx(1 / 3, abs=1e-4),
                                                                    "R@2": pytest.approx(2 / 3, abs=1e-4)}
+
+
+def test_copy_bias_favours_rare_source_pieces():
+    assert rare_pieces([[1, 2, 3], [1, 2], [1, 4], [1, 5, 5]], max_df=0.25) == {3, 4, 5}
+    bias = SourceBias([[3, 4], [0]], vocab_size=6, n=2, bias=2.0)  # 2 passages, 2 sequences each
+    scores = bias(None, torch.zeros(4, 6))
+    np.testing.assert_allclose(scores[:2], [[0, 0, 0, 2, 2, 0]] * 2)  # rows of passage 0
+    np.testing.assert_allclose(scores[2:], [[2, 0, 0, 0, 0, 0]] * 2)
+
+
+def test_copy_bias_runs_through_a_pretrained_generator(tiny_mt5, tmp_path):
+    from xaug.seq2seq import load_seq2seq
+
+    gen = Seq2SeqGenerator(*load_seq2seq(str(tiny_mt5)), max_source_length=64)
+    settings = SamplingSettings(n_queries=2, max_new_tokens=6, seed=1, copy_bias=50.0, copy_max_df=0.5)
+    rows, _ = generate_for_corpus(gen, CORPUS, "de", settings, tmp_path / "w", progress=False)
+    assert gen.copy_vocabulary  # rare pieces of the corpus
+    first = gen.tokenizer(CORPUS[0]["text"], add_special_tokens=False)["input_ids"]
+    generated = gen.tokenizer(rows[0]["queries"][0], add_special_tokens=False)["input_ids"]
+    # with a huge bias every generated piece comes from the passage's rare pieces
+    assert generated and set(generated) <= set(first) | set(gen.tokenizer.all_special_ids)

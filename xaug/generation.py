@@ -47,20 +47,51 @@ class SamplingSettings:
     batch_size: int = 16
     do_sample: bool = True
     seed: int = 0
+    copy_bias: float = 0.0  # added to the logits of rare pieces that occur in the source passage
+    copy_max_df: float = 0.02  # "rare": in at most this share of corpus passages
 
     def __post_init__(self):
         for name in ("n_queries", "max_new_tokens", "batch_size"):
             positive_int(getattr(self, name), f"xqg.{name}")
+        if not self.do_sample and self.n_queries > 1:
+            raise ConfigError(f"xqg.do_sample: greedy decoding gives one query per passage; set n_queries to 1 "
+                              f"(got {self.n_queries}) or sample")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise ConfigError(f"xqg.top_k: expected an integer >= 0 (0 = no top-k cut), got {self.top_k!r}")
 
 
-def generation_kwargs(s: SamplingSettings, n: int) -> dict:
+def rare_pieces(token_lists: Sequence[Sequence[int]], max_df: float) -> set[int]:
+    """Pieces occurring in at most ``max_df`` of the texts (names and content words, not "the" or ",")."""
+    from collections import Counter
+
+    df = Counter(t for ids in token_lists for t in set(ids))
+    return {t for t, n in df.items() if n <= max_df * len(token_lists)}
+
+
+class SourceBias:
+    """Logits processor: favour pieces of each row's source passage (a cheap copy mechanism)."""
+
+    def __init__(self, sources: list[list[int]], vocab_size: int, n: int, bias: float):
+        mask = torch.zeros(len(sources), vocab_size)
+        for i, ids in enumerate(sources):
+            mask[i, [t for t in set(ids) if 0 <= t < vocab_size]] = bias
+        self.bias = mask.repeat_interleave(n, dim=0)  # generate() expands each input n times, in place
+
+    def __call__(self, input_ids, scores):
+        return scores + self.bias.to(scores.dtype)
+
+
+def generation_kwargs(s: SamplingSettings, n: int, sources: list[list[int]] | None = None,
+                      vocab_size: int | None = None) -> dict:
     kwargs = dict(max_new_tokens=s.max_new_tokens, num_return_sequences=n, do_sample=s.do_sample)
     if s.do_sample:
         kwargs.update(top_k=s.top_k or None, top_p=None, temperature=None)
     else:
         kwargs.update(num_beams=1)
+    if s.copy_bias and sources is not None:
+        from transformers import LogitsProcessorList
+
+        kwargs["logits_processor"] = LogitsProcessorList([SourceBias(sources, vocab_size, n, s.copy_bias)])
     return kwargs
 
 
@@ -69,6 +100,11 @@ class Seq2SeqGenerator:
 
     def __init__(self, model, tokenizer, max_source_length: int = 256):
         self.model, self.tokenizer, self.max_source_length = model.eval(), tokenizer, max_source_length
+        self.copy_vocabulary: set[int] | None = None
+
+    def set_copy_vocabulary(self, texts: Sequence[str], max_df: float) -> None:
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        self.copy_vocabulary = rare_pieces(ids, max_df)
 
     def source_lengths(self, passages: Sequence[dict]) -> list[int]:
         enc = self.tokenizer([p["text"] for p in passages], truncation=True, max_length=self.max_source_length)
@@ -81,7 +117,10 @@ class Seq2SeqGenerator:
         prompts = [make_prompt(lang, p.get("title", ""), p["text"]) for p in passages]
         batch = self.tokenizer(prompts, truncation=True, max_length=self.max_source_length, padding=True,
                                return_tensors="pt")
-        out = self.model.generate(**batch, **generation_kwargs(settings, n))
+        allowed = self.copy_vocabulary
+        sources = [[t for t in row if t not in self.tokenizer.all_special_ids and (allowed is None or t in allowed)]
+                   for row in batch["input_ids"].tolist()]
+        out = self.model.generate(**batch, **generation_kwargs(settings, n, sources, self.model.config.vocab_size))
         return split_outputs(self.tokenizer, out, len(passages), n)
 
 
@@ -144,6 +183,8 @@ def generate_for_corpus(generator, corpus: list[dict], lang: str, settings: Samp
     """``n_queries`` queries in ``lang`` for every passage (empty passages get none), resumable by chunk."""
     language_name(lang)
     todo = [p for p in corpus if p["text"].strip()]
+    if settings.copy_bias:
+        generator.set_copy_vocabulary([p["text"] for p in corpus], settings.copy_max_df)
     empty = len(corpus) - len(todo)
     if empty:
         log.warning("%d empty passage(s) get no generated queries", empty)

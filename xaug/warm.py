@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .generation import SamplingSettings, generation_kwargs
+from .generation import SamplingSettings, generation_kwargs, rare_pieces
 from .params import positive_int
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class WarmGenerator:
             setattr(self.model.config, key, value)
             setattr(self.model.generation_config, key, value)
         self._index = {full: i for i, full in enumerate(kept)}
+        self.copy_vocabulary: set[int] | None = None
         self.unk = self._index[tokenizer.unk_token_id]
 
     def to_pruned(self, full_id: int) -> int:
@@ -172,7 +173,8 @@ class WarmGenerator:
 
     @torch.inference_mode()
     def generate_from_states(self, states: Sequence[torch.Tensor], lang: str, settings: SamplingSettings,
-                             n: int | None = None) -> tuple[list[list[str]], int]:
+                             n: int | None = None, sources: list[list[int]] | None = None) -> tuple[list[list[str]], int]:
+        """``sources``: pruned piece ids of each passage, for ``settings.copy_bias``."""
         from transformers.modeling_outputs import BaseModelOutput
 
         n = n or settings.n_queries
@@ -180,7 +182,8 @@ class WarmGenerator:
         hidden, mask = self.pad_states(states)
         start = torch.tensor([[self.model.config.decoder_start_token_id, self.lang_id(lang)]] * len(states))
         out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                                  decoder_input_ids=start, **generation_kwargs(settings, n),
+                                  decoder_input_ids=start,
+                                  **generation_kwargs(settings, n, sources, len(self.kept) + len(self.languages)),
                                   eos_token_id=self.model.config.eos_token_id, pad_token_id=self.model.config.pad_token_id)
         gen = out[:, 2:].tolist()
         eos, pad = self.model.config.eos_token_id, self.model.config.pad_token_id
@@ -196,10 +199,23 @@ class WarmGenerator:
             texts.append(self.tokenizer.decode(full, skip_special_tokens=True).strip())
         return [texts[i * n : (i + 1) * n] for i in range(len(states))], tokens
 
+    def source_pieces(self, texts: Sequence[str]) -> list[list[int]]:
+        """Pruned ids of each text's pieces (only those in the copy vocabulary, once one is set)."""
+        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                             max_length=self.settings.max_source_length)["input_ids"]
+        special, allowed = set(self.tokenizer.all_special_ids), self.copy_vocabulary
+        return [[self._index[t] for t in row if t in self._index and t not in special
+                 and (allowed is None or self._index[t] in allowed)] for row in ids]
+
+    def set_copy_vocabulary(self, texts: Sequence[str], max_df: float) -> None:
+        self.copy_vocabulary = None
+        self.copy_vocabulary = rare_pieces(self.source_pieces(texts), max_df)
+
     def generate(self, passages: Sequence[dict], lang: str, settings: SamplingSettings, n: int | None = None):
-        states = [p["states"] for p in passages] if passages and "states" in passages[0] else \
-            self.encode_passages([p["text"] for p in passages])
-        return self.generate_from_states(states, lang, settings, n)
+        texts = [p["text"] for p in passages]
+        states = [p["states"] for p in passages] if passages and "states" in passages[0] else self.encode_passages(texts)
+        sources = self.source_pieces(texts) if settings.copy_bias else None
+        return self.generate_from_states(states, lang, settings, n, sources)
 
     def save(self, path) -> None:
         path = Path(path)
