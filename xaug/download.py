@@ -40,8 +40,10 @@ def sha256_tree(root: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: Path, expected_size: int | None, expected_sha256: str | None, timeout: float = 60) -> None:
-    """Stream ``url`` to a temp file with a progress bar; move it to ``dest`` only once verified."""
+def download(url: str, dest: Path, expected_size: int | None, expected_sha256: str | None, timeout: float = 60) -> str:
+    """Stream ``url`` to a temp file with a progress bar; move it to ``dest`` only once verified.
+
+    Returns the sha256 computed while streaming (the file is not read twice)."""
     try:
         response = urllib.request.urlopen(url, timeout=timeout)
     except (urllib.error.URLError, OSError) as exc:
@@ -67,6 +69,7 @@ def download(url: str, dest: Path, expected_size: int | None, expected_sha256: s
             raise ConfigError(
                 f"data.source: {url} has sha256 {digest.hexdigest()}, expected {expected_sha256} (data.expected_sha256); nothing was kept"
             )
+    return digest.hexdigest()
 
 
 def fetch_archive(source: str, out_dir: str | os.PathLike, expected_size: int | None = None,
@@ -81,8 +84,7 @@ def fetch_archive(source: str, out_dir: str | os.PathLike, expected_size: int | 
         raise ConfigError("data.source: empty; expected the official URL or a local .zip/directory")
     if is_url(source):
         dest = out_dir / "MLQA_V1.zip"
-        download(source, dest, expected_size, expected_sha256)
-        kind, digest = "url", sha256_file(dest)
+        kind, digest = "url", download(source, dest, expected_size, expected_sha256)
     else:
         path = Path(source).expanduser()
         if not path.exists():
