@@ -16,7 +16,7 @@ from xaug.errors import ConfigError
 from xaug.io import atomic_path, read_jsonl
 from xaug.params import load_params, positive_int
 
-KIND = {"xqg": "query"}
+KIND = {"xqg": "query", "translate": "passage", "translate_oracle": "passage"}
 
 
 def main():
@@ -32,7 +32,7 @@ def main():
     cfg = p.get_path("encode")
     log = setup(cfg.get("threads"))
     folder = Path(args.dir or f"data/generated/{args.method}")
-    rows = {r["id"]: r["queries"] for r in read_jsonl(folder / f"{args.lang}.jsonl")}
+    rows = {r["id"]: r["queries"] if "queries" in r else r["texts"] for r in read_jsonl(folder / f"{args.lang}.jsonl")}
     corpus = [c["id"] for c in read_jsonl(Path(args.data) / "corpus.jsonl")]
     missing = [pid for pid in corpus if pid not in rows]
     if missing:

@@ -14,6 +14,7 @@ from xaug.generation import SamplingSettings, finish, fingerprint, generate_for_
 from xaug.io import read_json, read_jsonl, write_json, write_jsonl
 from xaug.params import load_params
 from xaug.download import sha256_tree
+from xaug.warm import load_states
 from xaug.xqg import load_generator
 
 
@@ -25,6 +26,7 @@ def main():
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="data/generated/xqg")
     ap.add_argument("--work", default="data/work/xqg", help="scratch folder for resumable chunks")
+    ap.add_argument("--states", default=None, help="encoder states of the passages (stages/encode_sources.py)")
     args = ap.parse_args()
     p = load_params(args.params)
     cfg = p.get_path("xqg")
@@ -38,6 +40,9 @@ def main():
     key = fingerprint(sha256_tree(args.model), read_json(Path(args.data) / "stats.json"), settings.__dict__, args.lang,
                       cfg.get("chunk_size", 64))
     work = Path(args.work) / f"{args.lang}-{key}"
+    states = load_states(args.states) if args.states else {}
+    if states:  # a warm generator reads the passages' shared encoder states instead of re-encoding them
+        corpus = [{**c, "states": states[c["id"]]} if c["id"] in states else c for c in corpus]
     rows, stats = generate_for_corpus(generator, corpus, args.lang, settings, work, cfg.get("chunk_size", 64))
     out = Path(args.out)
     write_jsonl(out / f"{args.lang}.jsonl", rows)

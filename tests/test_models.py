@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from xaug.encoding import DenseEncoder, EncoderSettings
 from xaug.errors import ConfigError
@@ -53,6 +54,19 @@ def test_me5_is_a_real_retriever(me5):
     passages, _ = me5.encode(["Paris is the capital of France.", "The Rhine flows into the North Sea."],
                              "passage", progress=False)
     assert (queries @ passages.T).argmax(1).tolist() == [1, 0]
+
+
+def test_me5_cache_gives_the_same_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("XAUG_CACHE", str(tmp_path))
+    fresh, fresh_tok, provenance = load_backbone("me5-small")  # converts and fills the cache
+    assert len(list(tmp_path.glob("me5-small-*/provenance.json"))) == 1
+    cached, cached_tok, cached_provenance = load_backbone("me5-small")
+    assert cached_provenance == provenance
+    texts = ["passage: " + t for t in SEVEN.values()]
+    a, b = fresh_tok(texts, padding=True, return_tensors="pt"), cached_tok(texts, padding=True, return_tensors="pt")
+    assert a["input_ids"].tolist() == b["input_ids"].tolist()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(**a).last_hidden_state, cached(**b).last_hidden_state)
 
 
 def test_me5_provenance_records_the_weights_sha():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -43,15 +44,32 @@ def pipeline(tmp_path_factory):
     for name in COPY:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    dvc(root, "init", "--no-scm", "-q")
     set_params(root / "params.yaml", **{
-        "data.source": str(shared), "data.max_articles": 150,
+        "data.source": str(shared), "data.max_articles": 150, "languages": ["de", "zh"], "n_languages": 2,
         "xdr.model": "tiny", "xdr.epochs": 4, "xdr.lr": 5.0e-4, "xdr.batch_size": 32, "xdr.warmup": 0.05,
         "xdr.max_passage_length": 128, "xdr.query_prefix": "", "xdr.passage_prefix": "",
         "xdr.tiny.vocab_size": 4000, "xdr.tiny.hidden_size": 64, "xdr.tiny.intermediate_size": 128,
+        "xqg.n_queries": 2, "xqg.max_new_tokens": 8, "xqg.batch_size": 32, "xqg.chunk_size": 128,
+        "xqg.warm.decoder_layers": 1, "xqg.warm.epochs": 1, "xqg.warm.max_source_length": 64,
+        "augment.xqg.n_queries_used": 2, "translate.warm.decoder_layers": 1, "translate.warm.max_steps": 10,
+        "translate.max_new_tokens": 8, "translate.quality_pairs": 5,
     })
+    (root / ".gitignore").write_text("/data/\n/models/\n/plots/*.png\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc(root, "init", "-q")
     first = dvc(root, "repro")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "first run")
     return root, first
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def stages_run(log: str) -> set[str]:
+    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
 
 
 def test_repro_writes_metrics_that_beat_random(pipeline):
@@ -59,10 +77,24 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
     metrics = json.loads((root / "metrics" / "retrieval.json").read_text())["baseline"]
     stats = json.loads((root / "data" / "mlqa" / "stats.json").read_text())
     random_r100 = min(1.0, 100 / stats["corpus_passages"])
-    assert set(metrics["by_lang"]) == {"ar", "de", "es", "hi", "vi", "zh"}
+    assert set(metrics["by_lang"]) == {"de", "zh"}
     assert metrics["avg"]["R@100"] > random_r100, (metrics["avg"], random_r100)
     assert (root / "data" / "runs" / "baseline.trec").is_file()
     assert (root / "models" / "xdr" / "tokenizer.json").is_file()
+    xqg = json.loads((root / "metrics" / "retrieval.json").read_text())["xqg"]
+    assert set(xqg["by_lang"]) == {"de", "zh"} and xqg["avg"]["R@100"] > random_r100
+    quality = json.loads((root / "metrics" / "generation.json").read_text())["xqg"]
+    assert set(quality) == {"de", "zh", "avg"} and quality["de"]["queries"] == 2 * stats["corpus_passages"]
+    frame = pd.read_csv(root / "plots" / "scaling.csv")
+    assert sorted(frame[frame["method"] == "xqg"]["k"].unique()) == [0, 1, 2]
+    assert set(frame["method"]) == {"xqg", "xqg-shuffled", "translate", "translate_oracle"}
+    assert set(frame["setting"]) == {"global", "parallel"}
+    comparison = json.loads((root / "metrics" / "comparison.json").read_text())
+    assert set(comparison["global"]) == {"xqg-translate", "xqg-translate_oracle"}
+    assert set(comparison["global"]["xqg-translate"]) == {"1", "2"}
+    parallel = json.loads((root / "metrics" / "retrieval_parallel.json").read_text())
+    assert set(parallel) == {"baseline", "xqg", "translate", "translate_oracle"}
+    assert (root / "plots" / "scaling" / "xqg.csv").is_file() and (root / "plots" / "scaling.png").is_file()
 
 
 def test_second_repro_does_nothing(pipeline):
@@ -72,14 +104,30 @@ def test_second_repro_does_nothing(pipeline):
     assert "up to date" in again
 
 
-def test_changing_languages_reruns_only_evaluate(pipeline):
+def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(pipeline):
     root, _ = pipeline
-    set_params(root / "params.yaml", languages=["de", "zh"])
-    out = dvc(root, "repro")
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"evaluate"}, out
-    metrics = json.loads((root / "metrics" / "retrieval.json").read_text())["baseline"]
-    assert set(metrics["by_lang"]) == {"de", "zh"}
+    out = dvc(root, "exp", "run", "-S", "n_languages=1")
+    ran = stages_run(out)
+    methods = ("xqg", "translate", "translate_oracle")
+    allowed = {f"{stage}@{m}" for m in methods for stage in ("augment", "index_augmented")} | {"evaluate", "scaling"}
+    assert {"augment@xqg", "evaluate", "scaling"} <= ran <= allowed, out
+    assert "Stage 'generate_queries@de' didn't change, skipping" in out
+    frame = pd.read_csv(root / "plots" / "scaling.csv")
+    assert sorted(frame["k"].unique()) == [0, 1]
+    diff = dvc(root, "metrics", "diff")
+    assert "xqg.avg.nDCG@10" in diff and "baseline.avg" not in diff, diff  # only the augmented system changed
+    shown = dvc(root, "exp", "show", "--no-pager", "--csv")
+    assert "n_languages" in shown.splitlines()[0]
+
+
+def test_adding_a_language_generates_only_for_it(pipeline):
+    root, _ = pipeline
+    set_params(root / "params.yaml", languages=["de", "zh", "es"], n_languages=2)
+    ran = stages_run(dvc(root, "repro"))
+    assert {"generate_queries@es", "encode_xqg@es"} <= ran
+    assert {"translate_passages@es", "encode_translate@es", "oracle_passages@es"} <= ran
+    assert not ran & {"train_xqg", "generate_queries@de", "generate_queries@zh", "encode_xqg@de", "encode_xqg@zh",
+                      "translate_passages@de", "encode_translate_oracle@zh", "train_xdr", "encode", "prepare"}, ran
 
 
 def test_stage_error_is_one_line(pipeline, tmp_path):

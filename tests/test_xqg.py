@@ -50,12 +50,14 @@ def test_warm_decoder_copies_the_top_encoder_layers_and_learns(mini):
     torch.testing.assert_close(decoder.bert.embeddings.word_embeddings.weight[: len(kept)],
                                encoder.embeddings.word_embeddings.weight[torch.tensor(kept)])
     gen = WarmGenerator(encoder, tokenizer, decoder, kept, ["de", "en", "zh"], "",
-                        WarmSettings(decoder_layers=1, epochs=30, batch_size=8, lr=3e-3, label_smoothing=0.0))
+                        WarmSettings(decoder_layers=1, epochs=30, batch_size=8, lr=3e-3, label_smoothing=0.0,
+                                     bf16=False))
     corpus = {c["id"]: c["text"] for c in mini.contexts if c["lang"] == "en"}
     examples = training_examples(mini.contexts, mini.queries, mini.links, ["en"])
-    states = dict(zip(corpus, gen.encode_passages(list(corpus.values()), bf16=False)))
+    states = dict(zip(corpus, gen.encode_passages(list(corpus.values()))))
+    sources = dict(zip(corpus, gen.copy_sources(list(corpus.values()))))
     frozen = {k: v.clone() for k, v in encoder.state_dict().items()}
-    log = train_warm(gen, examples, states, progress=False)
+    log = train_warm(gen, examples, states, sources, progress=False)
     assert log["loss_last"] < log["loss_first"] - 1.0
     for k, v in encoder.state_dict().items():
         torch.testing.assert_close(v, frozen[k])  # the encoder stays frozen
@@ -64,6 +66,65 @@ def test_warm_decoder_copies_the_top_encoder_layers_and_learns(mini):
     assert len(queries) == 2 and all(len(q) == 2 for q in queries) and tokens > 0
     with pytest.raises(ConfigError, match="trained without 'hi'"):
         gen.lang_id("hi")
+
+
+@pytest.fixture
+def tiny_warm(mini):
+    texts = [c["text"] for c in mini.contexts] + [q["text"] for q in mini.queries]
+    encoder, tokenizer, _ = load_backbone("tiny", tiny_config=TINY_BERT, texts=texts * 3)
+    kept = pruned_vocabulary(tokenizer, texts)
+    torch.manual_seed(0)
+    gen = WarmGenerator(encoder, tokenizer, build_decoder(encoder, kept, ["de", "en"], n_layers=2), kept, ["de", "en"],
+                        "", WarmSettings(decoder_layers=2, label_smoothing=0.0, bf16=False))
+    return gen, [c["text"] for c in mini.contexts if c["lang"] == "en"], [q["text"] for q in mini.queries]
+
+
+def test_pointer_decoding_step_matches_the_training_distribution(tiny_warm):
+    """The probabilities the decoding loop samples from are the ones the training loss scores."""
+    gen, passages, questions = tiny_warm
+    states, sources = gen.encode_passages(passages[:2]), gen.copy_sources(passages[:2])
+    target = gen.encode_targets(questions[:1], ["de"])[0]
+    gen.train(False)
+    with torch.no_grad():
+        loss = gen.loss(states[:1], [target], sources[:1]).item()
+        hidden, mask, src = gen.pad_states(states[:1], sources[:1])
+        keys = gen.copy_head.key(hidden)
+        probs, cache = gen._step(torch.tensor([target[:2]]), None, hidden, mask, keys, src, None)
+        nll = []
+        for t, nxt in zip(target[1:-1], target[2:]):
+            if t != target[1]:
+                probs, cache = gen._step(torch.tensor([[t]]), cache, hidden, mask, keys, src, None)
+            nll.append(-torch.log(probs[0, nxt]).item())
+    assert abs(loss - sum(nll) / len(nll)) < 1e-4
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-4)  # vocabulary and copy mass together
+
+
+def test_pointer_copies_source_pieces(tiny_warm):
+    """With the gate forced to copying, every generated piece comes from the passage."""
+    gen, passages, _ = tiny_warm
+    with torch.no_grad():
+        gen.copy_head.gate.weight.zero_()
+        gen.copy_head.gate.bias.fill_(-30.0)
+    src = gen.copy_sources(passages[:3])
+    greedy = SamplingSettings(n_queries=1, do_sample=False, max_new_tokens=6)
+    out = gen.decode_ids(gen.encode_passages(passages[:3]), "de", greedy, 1, sources=src)
+    assert all(out)
+    for row, ids in zip(src, out):
+        assert set(ids) <= set(row)
+
+
+def test_batched_decoding_equals_one_passage_at_a_time(tiny_warm):
+    """Cache sharing, row expansion and dropping finished rows do not change greedy outputs."""
+    gen, passages, _ = tiny_warm
+    greedy = SamplingSettings(n_queries=1, do_sample=False, max_new_tokens=10)
+    batch = [{"id": str(i), "text": t} for i, t in enumerate(passages[:6])]
+    together, tokens = gen.generate(batch, "en", greedy)
+    alone = [gen.generate([p], "en", greedy) for p in batch]
+    assert together == [a[0][0] for a in alone] and tokens == sum(a[1] for a in alone)
+    torch.manual_seed(3)
+    sampled, _ = gen.generate(batch[:2], "de", SamplingSettings(n_queries=3, top_k=5, max_new_tokens=10))
+    torch.manual_seed(3)
+    assert gen.generate(batch[:2], "de", SamplingSettings(n_queries=3, top_k=5, max_new_tokens=10))[0] == sampled
 
 
 def _params(tmp_path, model, **xqg):
@@ -126,14 +187,25 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     fused = np.load(tmp_path / "aug" / "xqg.npy")
     assert fused.shape == (4, 32) and np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-5)
     _stage("scaling", *common, "--method", "xqg", "--passages", "emb/passages", "--queries", "emb/queries",
-           "--data", "mlqa", "--generated-root", "gen", "--plots", "plots", cwd=tmp_path)
+           "--data", "mlqa", "--generated-root", "gen", "--plots", "plots", "--comparison", "m/comparison.json",
+           cwd=tmp_path)
     import pandas as pd
 
     frame = pd.read_csv(tmp_path / "plots" / "scaling.csv")
     assert sorted(frame["k"].unique()) == [0, 1, 2] and set(frame["group"]) == {"all", "in-set", "out-of-set"}
+    assert set(frame["setting"]) == {"global", "parallel"} and set(frame["method"]) == {"xqg", "xqg-shuffled"}
     assert (tmp_path / "plots" / "scaling.png").is_file() and (tmp_path / "plots" / "cost.png").is_file()
 
 
 def test_generator_folder_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="not a query generator folder"):
         load_generator(tmp_path)
+
+
+def test_no_repeat_bigrams_blocks_loops(tiny_warm):
+    gen, passages, _ = tiny_warm
+    states, src = gen.encode_passages(passages[:4]), gen.copy_sources(passages[:4])
+    greedy = SamplingSettings(n_queries=1, do_sample=False, max_new_tokens=30, no_repeat_bigrams=True)
+    for ids in gen.decode_ids(states, "de", greedy, 1, sources=src):
+        bigrams = list(zip(ids, ids[1:]))
+        assert len(bigrams) == len(set(bigrams)), ids

@@ -13,6 +13,8 @@ def setup(threads: int | None = None) -> logging.Logger:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # the hub client logs every retry; a failed load is reported once, as a one-line error
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if threads:
         import torch
 

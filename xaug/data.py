@@ -239,6 +239,18 @@ def _count(rows, key):
     return dict(sorted(counts.items()))
 
 
+def parallel_passages(links: list[dict]) -> dict[str, set[str]]:
+    """For each language L, the English paragraphs that have an L parallel (the `parallel` corpus setting)."""
+    out: dict[str, set[str]] = {}
+    for link in links:
+        ctx = link["contexts"]
+        if PIVOT in ctx:
+            for lang in ctx:
+                if lang != PIVOT:
+                    out.setdefault(lang, set()).add(ctx[PIVOT])
+    return out
+
+
 def write_trec_qrels(path, qrels) -> None:
     from .io import atomic_path
 

@@ -6,17 +6,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import PIVOT, check_languages, read_trec_qrels
+from .data import PIVOT, check_languages, parallel_passages, read_trec_qrels
+from .errors import ConfigError
 from .io import read_json, read_jsonl
 from .metrics import evaluate_run, recall_tokens, summarise
 from .search import FaissSearcher, read_ids
 
 
-class Evaluator:
-    """Loads queries, qrels, answers and passage tokens once; scores any searcher over the corpus."""
+SETTINGS = ("global", "parallel")
 
-    def __init__(self, data_dir, query_prefix, languages: list[str], depth: int = 100):
+
+def check_setting(setting: str) -> str:
+    if setting not in SETTINGS:
+        raise ConfigError(f"evaluate.settings: unknown corpus setting {setting!r} (expected one of {list(SETTINGS)})")
+    return setting
+
+
+class Evaluator:
+    """Loads queries, qrels, answers and passage tokens once; scores any searcher over the corpus.
+
+    Corpus settings: ``global`` (XOR-TyDi style: every query searches every English paragraph) and
+    ``parallel`` (MTEB's MLQARetrieval: a query in L searches only the English paragraphs that have an
+    L parallel; English queries search everything).
+    """
+
+    def __init__(self, data_dir, query_prefix, languages: list[str], depth: int = 100, setting: str = "global"):
         data = Path(data_dir)
+        self.setting = check_setting(setting)
         self.languages = check_languages(languages, read_json(data / "stats.json")["languages"])
         self.depth = depth
         queries = {q["id"]: q for q in read_jsonl(data / "queries.jsonl") if q["split"] == "eval"}
@@ -32,11 +48,21 @@ class Evaluator:
         self.doc_tokens = {c["id"]: recall_tokens(c["text"]) for c in self.corpus}
         answers = {a["qid"]: [recall_tokens(x) for x in a["answers"]] for a in read_jsonl(data / "answers.jsonl")}
         self.answers = {q: answers.get(queries[q]["qid"], []) for q in self.query_ids}
+        self.allowed: dict[str, set[str]] = {}
+        if setting == "parallel":
+            self.allowed = parallel_passages(read_jsonl(data / "links.jsonl"))
 
     def search(self, searcher: FaissSearcher) -> tuple[dict, dict]:
-        scores, ranked = searcher.search(self.query_vectors, self.depth)
-        ranking = dict(zip(self.query_ids, ranked))
-        score_lists = {q: list(map(float, s[: len(r)])) for q, s, r in zip(self.query_ids, scores, ranked)}
+        """Top-``depth`` passages per query; in the parallel setting, ranked among the allowed ones only
+        (searched deep enough to cover the whole corpus, then filtered: exact for a Flat index)."""
+        k = self.depth if not self.allowed else max(self.depth, searcher.index.ntotal)
+        scores, ranked = searcher.search(self.query_vectors, k)
+        ranking, score_lists = {}, {}
+        for q, s, r in zip(self.query_ids, scores, ranked):
+            allowed = self.allowed.get(self.query_lang[q])
+            keep = [j for j, pid in enumerate(r) if allowed is None or pid in allowed][: self.depth]
+            ranking[q] = [r[j] for j in keep]
+            score_lists[q] = [float(s[j]) for j in keep]
         return ranking, score_lists
 
     def per_query(self, ranking, score_lists) -> dict[str, dict[str, float]]:

@@ -49,6 +49,7 @@ class SamplingSettings:
     seed: int = 0
     copy_bias: float = 0.0  # added to the logits of rare pieces that occur in the source passage
     copy_max_df: float = 0.02  # "rare": in at most this share of corpus passages
+    no_repeat_bigrams: bool = False  # warm generators: never repeat a bigram within an output
 
     def __post_init__(self):
         for name in ("n_queries", "max_new_tokens", "batch_size"):

@@ -11,12 +11,22 @@ from .io import read_json
 from .scaling import MethodInputs
 
 
+METHODS = ("xqg", "translate", "translate_oracle")
+
+
+def check_methods(methods) -> list[str]:
+    """``methods`` of params.yaml: a list of distinct known methods."""
+    if not isinstance(methods, list) or any(m not in METHODS for m in methods) or len(set(methods)) != len(methods):
+        raise ConfigError(f"methods: expected a list of distinct methods among {list(METHODS)}, got {methods!r}")
+    return methods
+
+
 def fusion_settings(params: dict, method: str) -> FusionSettings:
     cfg = params.get("augment", {}).get(method)
     if cfg is None:
         raise ConfigError(f"augment.{method}: missing from params.yaml (alpha, pool, renormalize, n_queries_used)")
     n_used = cfg.get("n_queries_used")
-    generated = params.get(method, {}).get("n_queries")
+    generated = params.get(method, {}).get("n_queries") if method == "xqg" else None
     if n_used is not None and generated is not None and n_used > generated:
         raise ConfigError(f"augment.{method}.n_queries_used: {n_used} > {method}.n_queries ({generated}) generated per passage")
     return FusionSettings(alpha=cfg["alpha"], pool=cfg.get("pool", "sum"), renormalize=bool(cfg.get("renormalize")),

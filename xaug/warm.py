@@ -1,9 +1,13 @@
 """BERT2BERT generators warm-started from the xDR's encoder (Rothe et al., 2020).
 
 The encoder is frozen, so each passage is encoded once and its states serve every target language.
-The decoder copies the encoder's top layers (cross-attention added, initialised fresh), its output
-vocabulary is pruned to the pieces of the given texts, and the target language is its first token
-after ``<s>`` (``<2de>``). Used for query generation (and, later, translation).
+The decoder copies the encoder's top layers (cross-attention added), its output vocabulary is pruned
+to the pieces of the given texts, and the target language is its first token after ``<s>`` (``<2de>``).
+A pointer head (See et al., 2017) mixes the decoder's vocabulary distribution with a copy distribution
+over the source's pieces, so names and rare words of the passage can be generated from a few thousand
+training pairs. Decoding is our own loop over the decoder's KV cache: cross-attention keys and values
+are computed once per passage (not once per sampled query) and finished rows leave the batch.
+Used for query generation and passage translation.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .generation import SamplingSettings, generation_kwargs, rare_pieces
+from .generation import SamplingSettings, rare_pieces
 from .params import positive_int
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ class WarmSettings:
     label_smoothing: float = 0.1
     max_steps: int = 0
     cross_from_self: bool = True
+    copy: bool = True          # pointer head over the source pieces
+    bf16: bool = True          # bfloat16 autocast for training and decoding
     seed: int = 0
 
     def __post_init__(self):
@@ -85,58 +91,102 @@ def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: 
     return decoder
 
 
+class CopyHead(torch.nn.Module):
+    """Pointer head: attention of the decoder state over the source states, and the gate between
+    generating from the vocabulary and copying a source piece."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.query = torch.nn.Linear(hidden, hidden)
+        self.key = torch.nn.Linear(hidden, hidden)
+        self.gate = torch.nn.Linear(2 * hidden, 1)
+
+    def forward(self, dec: torch.Tensor, keys: torch.Tensor, copyable: torch.Tensor):
+        """dec [R, T, H], keys [R, L, H] (``key`` of the source states), copyable [R, L]
+        -> attention [R, T, L], gate [R, T, 1]."""
+        scores = self.query(dec) @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
+        scores = scores.float().masked_fill(~copyable[:, None, :], -1e4)
+        attn = scores.softmax(-1)
+        context = attn.to(keys.dtype) @ keys
+        gate = torch.sigmoid(self.gate(torch.cat([dec, context], -1)).float())
+        return attn, gate
+
+
 class WarmGenerator:
-    """Frozen encoder + pruned-vocabulary decoder; ``generate`` takes passages or cached states."""
+    """Frozen encoder + pruned-vocabulary decoder (+ pointer head); ``generate`` takes passages or states."""
 
     def __init__(self, encoder, tokenizer, decoder, kept: list[int], languages: list[str], passage_prefix: str,
-                 settings: WarmSettings):
-        from transformers import EncoderDecoderModel
-
+                 settings: WarmSettings, copy_head: CopyHead | None = None):
         self.encoder, self.tokenizer, self.decoder = encoder.eval(), tokenizer, decoder
         self.kept, self.languages, self.prefix, self.settings = kept, list(languages), passage_prefix, settings
         for p in self.encoder.parameters():
             p.requires_grad_(False)
-        self.model = EncoderDecoderModel(encoder=self.encoder, decoder=self.decoder)
-        special = {"decoder_start_token_id": self.to_pruned(tokenizer.cls_token_id),
-                   "pad_token_id": self.to_pruned(tokenizer.pad_token_id),
-                   "eos_token_id": self.to_pruned(tokenizer.sep_token_id)}
-        for key, value in special.items():  # generate() reads the generation config
-            setattr(self.model.config, key, value)
-            setattr(self.model.generation_config, key, value)
+        if settings.copy and copy_head is None:
+            copy_head = CopyHead(decoder.config.hidden_size)
+        self.copy_head = copy_head if settings.copy else None
         self._index = {full: i for i, full in enumerate(kept)}
+        self.bos, self.eos = self._index[tokenizer.cls_token_id], self._index[tokenizer.sep_token_id]
+        self.pad, self.unk = self._index[tokenizer.pad_token_id], self._index[tokenizer.unk_token_id]
         self.copy_vocabulary: set[int] | None = None
-        self.unk = self._index[tokenizer.unk_token_id]
+        self._prefix_ids = set(tokenizer(passage_prefix, add_special_tokens=False)["input_ids"]) if passage_prefix else set()
+        self._prefix_len = len(tokenizer(passage_prefix, add_special_tokens=False)["input_ids"]) if passage_prefix else 0
 
-    def to_pruned(self, full_id: int) -> int:
-        return self.kept.index(full_id)
+    @property
+    def vocab_size(self) -> int:
+        return len(self.kept) + len(self.languages)
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        modules = [self.decoder] + ([self.copy_head] if self.copy_head is not None else [])
+        return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> None:
+        self.decoder.train(mode)
+        if self.copy_head is not None:
+            self.copy_head.train(mode)
 
     def lang_id(self, lang: str) -> int:
         if lang not in self.languages:
-            raise ConfigError(f"languages: the query generator was trained without {lang!r} (it knows {self.languages})")
+            raise ConfigError(f"languages: the generator was trained without {lang!r} (it knows {self.languages})")
         return len(self.kept) + self.languages.index(lang)
 
     def encode_targets(self, texts: Sequence[str], langs: Sequence[str]) -> list[list[int]]:
         ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
                              max_length=self.settings.max_target_length)["input_ids"]
-        bos, eos = self.to_pruned(self.tokenizer.cls_token_id), self.to_pruned(self.tokenizer.sep_token_id)
-        return [[bos, self.lang_id(l)] + [self._index.get(t, self.unk) for t in row] + [eos] for row, l in zip(ids, langs)]
+        return [[self.bos, self.lang_id(l)] + [self._index.get(t, self.unk) for t in row] + [self.eos]
+                for row, l in zip(ids, langs)]
+
+    def _source_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer([self.prefix + t for t in texts], truncation=True,
+                              max_length=self.settings.max_source_length, verbose=False)["input_ids"]
 
     def source_lengths(self, passages: Sequence[dict]) -> list[int]:
-        enc = self.tokenizer([self.prefix + p["text"] for p in passages], truncation=True,
-                             max_length=self.settings.max_source_length)
-        return [len(x) for x in enc["input_ids"]]
+        return [len(x) for x in self._source_ids([p["text"] for p in passages])]
 
-    @torch.inference_mode()
-    def encode_passages(self, texts: Sequence[str], batch_size: int = 32, bf16: bool = True):
-        """Encoder states (list of [len, hidden] float16 tensors), computed once per passage."""
+    def copy_sources(self, texts: Sequence[str]) -> list[list[int]]:
+        """Per source position (aligned with ``encode_passages``), the pruned id a pointer may copy, or -1
+        (special tokens, the passage prefix, pieces outside the output vocabulary)."""
+        special = set(self.tokenizer.all_special_ids)
+        rows = []
+        for ids in self._source_ids(texts):
+            row = [self._index.get(t, -1) if t not in special else -1 for t in ids]
+            for j in range(1, min(1 + self._prefix_len, len(row))):
+                if ids[j] in self._prefix_ids:
+                    row[j] = -1
+            rows.append(row)
+        return rows
+
+    def _autocast(self):
         import contextlib
 
-        enc = self.tokenizer([self.prefix + t for t in texts], truncation=True, max_length=self.settings.max_source_length)
-        ids = enc["input_ids"]
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.settings.bf16 else contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def encode_passages(self, texts: Sequence[str], batch_size: int = 32):
+        """Encoder states (list of [len, hidden] float16 tensors), computed once per passage."""
+        ids = self._source_ids(texts)
         order = np.argsort([-len(x) for x in ids], kind="stable")
         states: list = [None] * len(texts)
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with ctx:
+        with self._autocast():
             for s in range(0, len(ids), batch_size):
                 idx = order[s : s + batch_size]
                 batch = self.tokenizer.pad([{"input_ids": ids[i]} for i in idx], return_tensors="pt")
@@ -146,66 +196,146 @@ class WarmGenerator:
         return states
 
     @staticmethod
-    def pad_states(states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def pad_states(states: Sequence[torch.Tensor], sources: Sequence[Sequence[int]] | None = None):
+        """Padded float32 states [B, L, H], attention mask [B, L] and copy ids [B, L] (-1 = not copyable)."""
         longest = max(s.shape[0] for s in states)
         hidden = torch.zeros(len(states), longest, states[0].shape[1])
         mask = torch.zeros(len(states), longest, dtype=torch.long)
+        src = torch.full((len(states), longest), -1, dtype=torch.long)
         for i, s in enumerate(states):
             hidden[i, : s.shape[0]] = s.float()
             mask[i, : s.shape[0]] = 1
-        return hidden, mask
+            if sources is not None:
+                src[i, : len(sources[i])] = torch.tensor(sources[i][: s.shape[0]], dtype=torch.long)
+        return hidden, mask, src
 
-    def loss(self, states: Sequence[torch.Tensor], targets: list[list[int]]) -> torch.Tensor:
-        hidden, mask = self.pad_states(states)
+    def loss(self, states: Sequence[torch.Tensor], targets: list[list[int]],
+             sources: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+        hidden, mask, src = self.pad_states(states, sources)
         longest = max(len(t) for t in targets)
-        pad = self.model.config.pad_token_id
-        inp = torch.full((len(targets), longest - 1), pad)
+        inp = torch.full((len(targets), longest - 1), self.pad)
         labels = torch.full((len(targets), longest - 1), -100)
         for i, t in enumerate(targets):
             inp[i, : len(t) - 1] = torch.tensor(t[:-1])
             labels[i, 1 : len(t) - 1] = torch.tensor(t[2:])  # the language token is given, not predicted
         dec_mask = (torch.arange(longest - 1)[None, :] < torch.tensor([len(t) - 1 for t in targets])[:, None]).long()
-        out = self.decoder(input_ids=inp, attention_mask=dec_mask, encoder_hidden_states=hidden,
-                           encoder_attention_mask=mask)
-        logits = out.logits
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                 ignore_index=-100, label_smoothing=self.settings.label_smoothing)
+        with self._autocast():
+            seq = self.decoder.bert(input_ids=inp, attention_mask=dec_mask, encoder_hidden_states=hidden,
+                                    encoder_attention_mask=mask).last_hidden_state
+            logits = self.decoder.cls(seq)
+            if self.copy_head is not None:
+                attn, gate = self.copy_head(seq, self.copy_head.key(hidden), src >= 0)
+        logp = torch.log_softmax(logits.float(), -1)
+        valid = labels != -100
+        y = labels.clamp(min=0)
+        eps = self.settings.label_smoothing
+        if self.copy_head is None:
+            nll = -logp.gather(-1, y[..., None])[..., 0]
+        else:
+            p_copy = (attn * (src[:, None, :] == y[:, :, None])).sum(-1)
+            p = gate[..., 0] * logp.gather(-1, y[..., None])[..., 0].exp() + (1 - gate[..., 0]) * p_copy
+            nll = -torch.log(p.clamp(min=1e-9))
+        smooth = -logp.mean(-1)
+        return (((1 - eps) * nll + eps * smooth) * valid).sum() / valid.sum().clamp(min=1)
+
+    def _step(self, ids, cache, hidden, mask, keys, src, bias):
+        """Next-token probabilities [R, V] for the rows of ``ids`` [R, t] continuing ``cache``."""
+        r, l = mask.shape
+        with self._autocast():
+            # cross-attention keys/values come from the cache; the states' shape only sizes the mask
+            enc = hidden if cache is None else hidden.new_zeros(1, 1, 1).expand(r, l, hidden.shape[-1])
+            out = self.decoder.bert(input_ids=ids, encoder_hidden_states=enc, encoder_attention_mask=mask,
+                                    past_key_values=cache, use_cache=True)
+            seq = out.last_hidden_state[:, -1:]
+            logits = self.decoder.cls(seq)[:, 0].float()
+            if self.copy_head is not None:
+                attn, gate = self.copy_head(seq, keys, src >= 0)
+        if bias is not None:
+            logits = logits + bias
+        probs = logits.softmax(-1)
+        if self.copy_head is not None:
+            g = gate[:, 0]
+            probs = g * probs
+            probs.scatter_add_(1, src.clamp(min=0), (1 - g) * attn[:, 0] * (src >= 0))
+        return probs, out.past_key_values
+
+    def generate_from_states(self, states: Sequence[torch.Tensor], lang: str, settings: SamplingSettings,
+                             n: int | None = None, sources: list[list[int]] | None = None,
+                             bias_pieces: list[list[int]] | None = None) -> tuple[list[list[str]], int]:
+        """``n`` texts per passage and the number of generated tokens (see ``decode_ids``)."""
+        n = n or settings.n_queries
+        ids = self.decode_ids(states, lang, settings, n, sources, bias_pieces)
+        texts = [self.tokenizer.decode([self.kept[t] for t in row if t < len(self.kept)],
+                                       skip_special_tokens=True).strip() for row in ids]
+        return [texts[i * n : (i + 1) * n] for i in range(len(states))], sum(len(t) for t in ids)
 
     @torch.inference_mode()
-    def generate_from_states(self, states: Sequence[torch.Tensor], lang: str, settings: SamplingSettings,
-                             n: int | None = None, sources: list[list[int]] | None = None) -> tuple[list[list[str]], int]:
-        """``sources``: pruned piece ids of each passage, for ``settings.copy_bias``."""
-        from transformers.modeling_outputs import BaseModelOutput
+    def decode_ids(self, states: Sequence[torch.Tensor], lang: str, settings: SamplingSettings, n: int,
+                   sources: list[list[int]] | None = None,
+                   bias_pieces: list[list[int]] | None = None) -> list[list[int]]:
+        """``n`` pruned-id sequences per passage (rows passage-major, without start or end tokens).
 
-        n = n or settings.n_queries
-        self.decoder.eval()
-        hidden, mask = self.pad_states(states)
-        start = torch.tensor([[self.model.config.decoder_start_token_id, self.lang_id(lang)]] * len(states))
-        out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                                  decoder_input_ids=start,
-                                  **generation_kwargs(settings, n, sources, len(self.kept) + len(self.languages)),
-                                  eos_token_id=self.model.config.eos_token_id, pad_token_id=self.model.config.pad_token_id)
-        gen = out[:, 2:].tolist()
-        eos, pad = self.model.config.eos_token_id, self.model.config.pad_token_id
-        texts, tokens = [], 0
-        for row in gen:
-            full = []
-            for t in row:
-                if t in (eos, pad):
-                    break
-                tokens += 1
-                if t < len(self.kept):
-                    full.append(self.kept[t])
-            texts.append(self.tokenizer.decode(full, skip_special_tokens=True).strip())
-        return [texts[i * n : (i + 1) * n] for i in range(len(states))], tokens
+        ``sources``: copy ids from ``copy_sources`` (needed by the pointer head); ``bias_pieces``: pruned
+        ids that get ``settings.copy_bias`` added to their logits."""
+        self.train(False)
+        if self.copy_head is not None and sources is None:
+            raise ValueError("the pointer head needs the source ids (copy_sources)")
+        hidden, mask, src = self.pad_states(states, sources)
+        b = len(states)
+        bias = None
+        if settings.copy_bias and bias_pieces is not None:
+            bias = torch.zeros(b, self.vocab_size)
+            for i, ids in enumerate(bias_pieces):
+                bias[i, sorted(set(ids))] = settings.copy_bias
+        keys = self.copy_head.key(hidden) if self.copy_head is not None else None
+        start = torch.tensor([[self.bos, self.lang_id(lang)]] * b)
+        # the two start tokens once per passage (this fills the cross-attention cache), then n rows each
+        probs, cache = self._step(start, None, hidden, mask, keys, src, bias)
+        rows = torch.arange(b).repeat_interleave(n)
+        cache.batch_repeat_interleave(n)
+        probs = probs.repeat_interleave(n, 0)
+        alive = torch.arange(b * n)
+
+        def per_row(t):
+            return None if t is None else t[rows]
+
+        mask_r, keys_r, src_r, bias_r = (per_row(t) for t in (mask, keys, src, bias))
+        texts_ids: list[list[int]] = [[] for _ in range(b * n)]
+        seen: list[dict[int, set[int]]] = [{} for _ in range(b * n)]  # per row: previous piece -> next pieces
+        for step in range(settings.max_new_tokens):
+            if settings.no_repeat_bigrams and step:
+                for i, r in enumerate(alive.tolist()):
+                    banned = seen[r].get(texts_ids[r][-1]) if texts_ids[r] else None
+                    if banned:
+                        probs[i, list(banned)] = 0.0
+            if settings.do_sample:
+                if settings.top_k:
+                    top, idx = probs.topk(min(settings.top_k, probs.shape[-1]), -1)
+                    tok = idx.gather(1, torch.multinomial(top, 1))[:, 0]
+                else:
+                    tok = torch.multinomial(probs, 1)[:, 0]
+            else:
+                tok = probs.argmax(-1)
+            done = tok == self.eos
+            for r, t in zip(alive.tolist(), tok.tolist()):
+                if t != self.eos:
+                    if texts_ids[r]:
+                        seen[r].setdefault(texts_ids[r][-1], set()).add(t)
+                    texts_ids[r].append(t)
+            keep = (~done).nonzero()[:, 0]
+            if len(keep) == 0 or step == settings.max_new_tokens - 1:
+                break
+            if len(keep) < len(alive):  # finished rows leave the batch
+                cache.batch_select_indices(keep)
+                alive, tok = alive[keep], tok[keep]
+                mask_r, keys_r, src_r, bias_r = (None if t is None else t[keep] for t in (mask_r, keys_r, src_r, bias_r))
+            probs, cache = self._step(tok[:, None], cache, hidden, mask_r, keys_r, src_r, bias_r)
+        return texts_ids
 
     def source_pieces(self, texts: Sequence[str]) -> list[list[int]]:
-        """Pruned ids of each text's pieces (only those in the copy vocabulary, once one is set)."""
-        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
-                             max_length=self.settings.max_source_length)["input_ids"]
-        special, allowed = set(self.tokenizer.all_special_ids), self.copy_vocabulary
-        return [[self._index[t] for t in row if t in self._index and t not in special
-                 and (allowed is None or self._index[t] in allowed)] for row in ids]
+        """Pruned ids of each text's pieces (only those in the copy-bias vocabulary, once one is set)."""
+        allowed = self.copy_vocabulary
+        return [[t for t in row if t >= 0 and (allowed is None or t in allowed)] for row in self.copy_sources(texts)]
 
     def set_copy_vocabulary(self, texts: Sequence[str], max_df: float) -> None:
         self.copy_vocabulary = None
@@ -214,18 +344,24 @@ class WarmGenerator:
     def generate(self, passages: Sequence[dict], lang: str, settings: SamplingSettings, n: int | None = None):
         texts = [p["text"] for p in passages]
         states = [p["states"] for p in passages] if passages and "states" in passages[0] else self.encode_passages(texts)
-        sources = self.source_pieces(texts) if settings.copy_bias else None
-        return self.generate_from_states(states, lang, settings, n, sources)
+        sources = self.copy_sources(texts)
+        bias_pieces = self.source_pieces(texts) if settings.copy_bias else None
+        return self.generate_from_states(states, lang, settings, n, sources, bias_pieces)
 
     def save(self, path) -> None:
+        from safetensors.torch import save_file
+
         path = Path(path)
         self.decoder.save_pretrained(path / "decoder")
+        if self.copy_head is not None:
+            save_file(self.copy_head.state_dict(), str(path / "copy_head.safetensors"))
         (path / "warm.json").write_text(json.dumps({"kept": self.kept, "languages": self.languages,
                                                     "passage_prefix": self.prefix,
                                                     "settings": asdict(self.settings)}) + "\n")
 
     @classmethod
     def load(cls, path, encoder, tokenizer) -> "WarmGenerator":
+        from safetensors.torch import load_file
         from transformers import BertLMHeadModel
 
         path = Path(path)
@@ -233,12 +369,17 @@ class WarmGenerator:
             raise ConfigError(f"{path}: not a warm generator folder (no warm.json)")
         meta = json.loads((path / "warm.json").read_text())
         decoder = BertLMHeadModel.from_pretrained(path / "decoder").eval()
-        return cls(encoder, tokenizer, decoder, meta["kept"], meta["languages"], meta["passage_prefix"],
-                   WarmSettings(**meta["settings"]))
+        settings = WarmSettings(**meta["settings"])
+        head = None
+        if settings.copy:
+            head = CopyHead(decoder.config.hidden_size)
+            head.load_state_dict(load_file(str(path / "copy_head.safetensors")))
+        return cls(encoder, tokenizer, decoder, meta["kept"], meta["languages"], meta["passage_prefix"], settings, head)
 
 
-def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch.Tensor], progress: bool = True) -> dict:
-    """Teacher-forced training of the decoder on (passage id, target text, language) examples."""
+def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch.Tensor],
+               sources: dict[str, list[int]], progress: bool = True) -> dict:
+    """Teacher-forced training of the decoder (and pointer head) on (passage id, target, language) examples."""
     from .training import cycle_batches, optimise, summarise_losses
 
     s = gen.settings
@@ -246,13 +387,69 @@ def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch
     targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
     total = s.epochs * math.ceil(len(examples) / s.batch_size)
     total = min(total, s.max_steps) if s.max_steps else total
-    params = [p for p in gen.decoder.parameters() if p.requires_grad]
-    gen.decoder.train()
+    gen.train(True)
     losses, seconds = optimise(
-        params, cycle_batches(len(examples), s.batch_size, random.Random(s.seed)),
-        lambda idx: gen.loss([states[examples[i]["passage_id"]] for i in idx], [targets[i] for i in idx]),
+        gen.trainable(), cycle_batches(len(examples), s.batch_size, random.Random(s.seed)),
+        lambda idx: gen.loss([states[examples[i]["passage_id"]] for i in idx], [targets[i] for i in idx],
+                             [sources[examples[i]["passage_id"]] for i in idx]),
         s.lr, total, warmup=total // 20, desc="train generator", progress=progress, floor=0.05)
-    gen.decoder.eval()
+    gen.train(False)
     first, last = summarise_losses(losses, 20)
     log.info("generator: %d steps in %.0fs, loss %.3f -> %.3f", len(losses), seconds, first, last)
     return {"steps": len(losses), "seconds": round(seconds, 1), "loss_first": round(first, 4), "loss_last": round(last, 4)}
+
+
+def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str], out: Path):
+    """Build a warm generator from the xDR's starting encoder, train it on ``examples``
+    (``passage_id``, ``source``, ``target``, ``lang``) and save it to ``out``; returns (history, meta).
+    The output vocabulary holds the pieces of the targets and of ``vocabulary_texts``."""
+    from .models import load_backbone
+
+    langs = sorted({e["lang"] for e in examples})
+    encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"), texts=[e["source"] for e in examples])
+    kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + list(vocabulary_texts))
+    gen = WarmGenerator(encoder, tokenizer,
+                        build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self), kept,
+                        langs, xdr.get("passage_prefix", ""), settings)
+    sources = {e["passage_id"]: e["source"] for e in examples}
+    ids = sorted(sources)
+    log.info("encoding %d training sources once (frozen encoder)", len(ids))
+    states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
+    history = train_warm(gen, examples, states, dict(zip(ids, gen.copy_sources([sources[i] for i in ids]))))
+    out = Path(out)
+    gen.save(out)
+    if xdr["model"] == "tiny":  # a from-scratch encoder must travel with the decoder
+        encoder.save_pretrained(out / "encoder")
+        tokenizer.save_pretrained(out / "encoder")
+    meta = {"kind": "warm", "encoder": xdr["model"] if xdr["model"] != "tiny" else str(out / "encoder"),
+            "vocabulary": len(kept), "decoder_parameters": sum(p.numel() for p in gen.decoder.parameters())}
+    return history, meta
+
+
+def load_warm(path, meta: dict) -> WarmGenerator:
+    from .models import load_backbone
+
+    encoder, tokenizer, _ = load_backbone(meta["encoder"])
+    return WarmGenerator.load(path, encoder, tokenizer)
+
+
+def save_states(path, keys: Sequence[str], states: Sequence[torch.Tensor]) -> None:
+    """Encoder states of many sources in one safetensors file (float16, concatenated, with offsets)."""
+    from safetensors.torch import save_file
+
+    from .io import atomic_path
+
+    lengths = torch.tensor([0] + [s.shape[0] for s in states], dtype=torch.int64)
+    tensors = {"states": torch.cat([s.to(torch.float16) for s in states]) if states else torch.zeros(0, 0),
+               "offsets": torch.cumsum(lengths, 0)}
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={"keys": json.dumps(list(keys))})
+
+
+def load_states(path) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        keys = json.loads(fh.metadata()["keys"])
+        states, offsets = fh.get_tensor("states"), fh.get_tensor("offsets").tolist()
+    return {k: states[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}

@@ -8,8 +8,7 @@ from pathlib import Path
 from .data import PIVOT, check_languages
 from .errors import ConfigError
 from .generation import Seq2SeqGenerator
-from .models import load_backbone
-from .warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary, train_warm
+from .warm import WarmGenerator, WarmSettings, fit_warm, load_warm
 
 log = logging.getLogger(__name__)
 KIND_FILE = "xqg.json"
@@ -44,22 +43,7 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
     out.mkdir(parents=True, exist_ok=True)
     if spec == "warm":
         settings = WarmSettings(**{**cfg.get("warm", {}), "seed": seed})
-        encoder, tokenizer, provenance = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"),
-                                                       texts=[e["source"] for e in examples])
-        kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + [c["text"] for c in corpus])
-        gen = WarmGenerator(encoder, tokenizer, build_decoder(encoder, kept, langs, settings.decoder_layers), kept,
-                            langs, xdr.get("passage_prefix", ""), settings)
-        sources = {e["passage_id"]: e["source"] for e in examples}
-        ids = sorted(sources)
-        log.info("encoding %d training contexts once (frozen encoder)", len(ids))
-        states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
-        history = train_warm(gen, examples, states)
-        gen.save(out)
-        if xdr["model"] == "tiny":  # a from-scratch encoder must travel with the decoder
-            encoder.save_pretrained(out / "encoder")
-            tokenizer.save_pretrained(out / "encoder")
-        meta = {"kind": "warm", "encoder": xdr["model"] if xdr["model"] != "tiny" else str(out / "encoder"),
-                "vocabulary": len(kept), "decoder_parameters": sum(p.numel() for p in gen.decoder.parameters())}
+        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out)
     else:
         from .seq2seq import load_seq2seq, train_seq2seq
 
@@ -83,8 +67,7 @@ def load_generator(path) -> WarmGenerator | Seq2SeqGenerator:
         raise ConfigError(f"{path}: not a query generator folder written by train_xqg (no {KIND_FILE})")
     meta = json.loads((path / KIND_FILE).read_text())
     if meta["kind"] == "warm":
-        encoder, tokenizer, _ = load_backbone(meta["encoder"])
-        return WarmGenerator.load(path, encoder, tokenizer)
+        return load_warm(path, meta)
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     return Seq2SeqGenerator(AutoModelForSeq2SeqLM.from_pretrained(path / "model"),

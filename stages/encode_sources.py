@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""encode_sources: the frozen encoder's states of every source a warm generator reads, computed once.
+
+A warm generator (xqg.model or translate.model = warm) keeps the xDR's starting encoder frozen, so
+the states of a passage (or sentence) are the same for every target language: this stage computes
+them once and the per-language stages read them (float16, one safetensors file). --kind passages:
+the corpus passages (query generation); --kind sentences: the first translate.max_sentences
+sentences of each passage (translation). For other generators the file holds no states and the
+per-language stages encode with the model itself.
+"""
+import argparse
+from pathlib import Path
+
+from xaug.cli import run_stage, setup
+from xaug.io import read_jsonl
+from xaug.params import load_params
+from xaug.translation import load_translator, source_sentences
+from xaug.warm import WarmGenerator, save_states
+from xaug.xqg import load_generator
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", required=True, choices=["passages", "sentences"])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--model", required=True, help="models/xqg (passages) or models/translator (sentences)")
+    ap.add_argument("--data", default="data/mlqa")
+    ap.add_argument("--out", required=True, help="a .safetensors file")
+    args = ap.parse_args()
+    p = load_params(args.params)
+    log = setup(p.get_path("encode.threads", None))
+    corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
+    if args.kind == "passages":
+        generator = load_generator(args.model)
+        keys, texts = [c["id"] for c in corpus if c["text"].strip()], [c["text"] for c in corpus if c["text"].strip()]
+    else:
+        translator = load_translator(args.model)
+        generator = getattr(translator, "generator", None)
+        items = source_sentences(corpus, p.get_path("translate.max_sentences"))
+        keys, texts = [k for k, _ in items], [t for _, t in items]
+    if not isinstance(generator, WarmGenerator):
+        save_states(args.out, [], [])
+        log.info("not a warm generator: no shared states (the per-language stages encode themselves)")
+        return
+    states = generator.encode_passages(texts)
+    save_states(args.out, keys, states)
+    log.info("%d %s encoded once: %d tokens", len(keys), args.kind, sum(s.shape[0] for s in states))
+
+
+if __name__ == "__main__":
+    run_stage(main)

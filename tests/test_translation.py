@@ -1,0 +1,228 @@
+"""Passage translation: sentences, language codes, the oracle, translator training data, the HF and warm paths."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, archive_files, write_zip
+from xaug.data import MlqaArchive, parallel_passages, prepare, save_prepared
+from xaug.errors import ConfigError
+from xaug.evaluation import Evaluator
+from xaug.io import read_jsonl
+from xaug.scaling import compare
+from xaug.translation import (HFTranslator, TranslateSettings, answer_sentence, join_sentences, language_code,
+                              oracle_translations, parallel_pairs, source_sentences, split_sentences,
+                              training_examples, translate_corpus)
+
+TINY_BERT = {"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64, "max_position_embeddings": 128}
+
+
+@pytest.fixture
+def mini(tmp_path, mini_zip):
+    data = prepare(MlqaArchive(mini_zip), ["dev"], 0.25, seed=2)
+    save_prepared(data, tmp_path / "mlqa")
+    return data
+
+
+def test_sentences_split_and_join():
+    text = "Paris is big. It has 2 million people! Is it old? Yes"
+    assert split_sentences(text) == ["Paris is big.", "It has 2 million people!", "Is it old?", "Yes"]
+    assert join_sentences(split_sentences(text), "de") == text
+    zh = "巴黎是法国的首都。它有200万人口。"
+    assert split_sentences(zh) == ["巴黎是法国的首都。", "它有200万人口。"]
+    assert join_sentences(split_sentences(zh), "zh") == zh
+    assert split_sentences("यह एक है। वह दो है।") == ["यह एक है।", "वह दो है।"]
+    assert split_sentences("  ") == []
+    corpus = [{"id": "a", "text": "One. Two. Three."}, {"id": "b", "text": ""}]
+    assert source_sentences(corpus, 2) == [("a#0", "One."), ("a#1", "Two.")]
+    assert len(source_sentences(corpus, 0)) == 3
+
+
+def test_language_codes():
+    assert language_code("nllb", "ar") == "arb_Arab" and language_code("nllb", "zh") == "zho_Hans"
+    assert language_code("m2m100", "hi") == "hi"
+    with pytest.raises(ConfigError, match="no code for 'xx'"):
+        language_code("nllb", "xx")
+    with pytest.raises(ConfigError, match="unsupported model family"):
+        language_code("marian", "de")
+
+
+def test_oracle_aligns_parallel_contexts(mini):
+    corpus = mini.corpus
+    rows, stats = oracle_translations(corpus, mini.contexts, mini.links, "de")
+    by_id = {c["id"]: c for c in mini.contexts}
+    for row, passage in zip(rows, corpus):
+        assert row["id"] == passage["id"]
+        english = passage["text"]
+        german = row["texts"][0]
+        # the hand-made archive: the German context of the same article
+        title = by_id[passage["id"]]["title"].replace("(en)", "(de)")
+        assert [c for c in mini.contexts if c["text"] == german][0]["title"] == title, (english, german)
+    assert stats["coverage"] == 1.0 and stats["generated_tokens"] == 0
+
+
+def test_oracle_without_parallel_contexts_is_an_error(tmp_path):
+    zip_path = write_zip(tmp_path / "en.zip", archive_files(langs=["en"]))
+    data = prepare(MlqaArchive(zip_path), ["dev"], 0.25, seed=2)
+    with pytest.raises(ConfigError, match="no 'de' contexts parallel to English"):
+        oracle_translations(data.corpus, data.contexts, data.links, "de")
+
+
+def test_parallel_pairs_hold_questions_and_answer_sentences(mini):
+    pairs = parallel_pairs(mini.contexts, mini.links, mini.queries, "train")
+    train_qids = {l["qid"] for l in mini.links if l["split"] == "train"}
+    assert {p["qid"] for p in pairs} == train_qids
+    assert {p["lang"] for p in pairs} == {"de", "zh"}
+    rhine = [p for p in pairs if p["kind"] == "sentence" and p["lang"] == "de" and "Rhine" in p["en"]]
+    for p in rhine:
+        assert p["text"] == "Der Rhein fließt durch Basel und Köln in die Nordsee."
+    examples = training_examples(pairs)
+    assert len(examples) == 2 * len(pairs) and {e["lang"] for e in examples} == {"de", "zh", "en"}
+    assert answer_sentence("A b. The answer is here. C d.", ["answer"]) == "The answer is here."
+    assert answer_sentence("No match.", ["zzz"]) is None
+
+
+def test_parallel_setting_searches_only_paragraphs_with_a_parallel(tmp_path, mini):
+    links = [{"qid": "q1", "contexts": {"en": "e1", "de": "d1"}}, {"qid": "q2", "contexts": {"en": "e2", "zh": "z2"}},
+             {"qid": "q3", "contexts": {"en": "e3", "de": "d3", "zh": "z3"}}]
+    assert parallel_passages(links) == {"de": {"e1", "e3"}, "zh": {"e2", "e3"}}
+
+
+def test_comparison_pairs_the_same_queries():
+    class Ev:
+        setting = "global"
+        query_ids = [f"q{i}" for i in range(6)]
+        query_lang = {"q0": "de", "q1": "de", "q2": "de", "q3": "zh", "q4": "zh", "q5": "en"}
+
+    def per_k(values):
+        return [{q: {"nDCG@10": v, "R@2kt": v} for q, v in zip(Ev.query_ids, row)} for row in values]
+
+    a = per_k([[0.0] * 6, [0.5, 0.6, 0.7, 0.1, 0.2, 1.0]])
+    b = per_k([[0.0] * 6, [0.4, 0.5, 0.5, 0.1, 0.3, 0.0]])
+    frame = compare(Ev(), ["de", "zh"], "xqg", a, "translate", b)
+    row = frame[(frame["k"] == 1) & (frame["group"] == "in-set")].iloc[0]
+    assert row["queries"] == 3 and row["delta_nDCG@10"] == pytest.approx((0.1 + 0.1 + 0.2) / 3)
+    allq = frame[(frame["k"] == 1) & (frame["group"] == "all")].iloc[0]
+    assert allq["queries"] == 5  # English queries are not cross-lingual
+    assert allq["delta_nDCG@10"] == pytest.approx((0.1 + 0.1 + 0.2 + 0.0 - 0.1) / 5)
+
+
+class _Echo:
+    """A translator that upper-cases: the corpus runner's sentence bookkeeping, without a model."""
+
+    def __init__(self):
+        self.calls = []
+
+    def translate(self, sentences, lang, settings, states=None):
+        self.calls.append(list(sentences))
+        return [s.upper() for s in sentences], sum(len(s.split()) for s in sentences)
+
+    def lengths(self, sentences):
+        return [len(s) for s in sentences]
+
+
+def test_translate_corpus_rejoins_sentences_and_resumes(tmp_path):
+    corpus = [{"id": "a", "text": "One two. Three four. Five."}, {"id": "b", "text": "Short."}, {"id": "c", "text": ""}]
+    echo = _Echo()
+    rows, stats = translate_corpus(echo, corpus, "de", TranslateSettings(max_sentences=2, batch_size=2, chunk_size=2),
+                                   tmp_path / "w", progress=False)
+    assert rows == [{"id": "a", "texts": ["ONE TWO. THREE FOUR."]}, {"id": "b", "texts": ["SHORT."]},
+                    {"id": "c", "texts": []}]
+    assert stats["sentences"] == 3 and stats["sentences_in_corpus"] == 4 and stats["generated_tokens"] == 5
+    assert all(len(c) <= 2 for c in echo.calls)
+    again = _Echo()
+    rows2, stats2 = translate_corpus(again, corpus, "de", TranslateSettings(max_sentences=2, batch_size=2, chunk_size=2),
+                                     tmp_path / "w", progress=False)
+    assert rows2 == rows and again.calls == [] and stats2["chunks_reused"] == stats["chunks"]
+
+
+@pytest.fixture
+def tiny_m2m100(tmp_path, mini):
+    """A randomly initialised tiny M2M100 with a tokenizer, saved like a hub checkpoint."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, PreTrainedTokenizerFast
+
+    texts = [c["text"] for c in mini.contexts] * 5
+    codes = [f"__{c}__" for c in ("ar", "de", "en", "es", "hi", "vi", "zh")]
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=200, special_tokens=["<s>", "<pad>", "</s>", "<unk>",
+                                                                                         *codes], unk_token="<unk>"))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", additional_special_tokens=codes)
+    cfg = M2M100Config(vocab_size=len(fast), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                       decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
+                       pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
+                       decoder_start_token_id=fast.eos_token_id)
+    path = tmp_path / "tiny-m2m100"
+    M2M100ForConditionalGeneration(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def _params(tmp_path, model):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="")
+    params.update(languages=["de", "zh"], n_languages=2)
+    params["translate"].update(model=model, max_sentences=1, max_new_tokens=6, batch_size=4, chunk_size=2,
+                               quality_pairs=2, threads=1,
+                               warm={"decoder_layers": 1, "epochs": 1, "batch_size": 4, "lr": 1e-3,
+                                     "max_source_length": 32, "max_target_length": 16})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _stage(name, *args, cwd, ok=True, env=None):
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, env=env)
+    assert (proc.returncode == 0) == ok, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("model", ["warm", "hf", "oracle"])
+def test_translation_stages_end_to_end(tmp_path, mini, tiny_m2m100, model):
+    spec = str(tiny_m2m100) if model == "hf" else model
+    params = ["--params", str(_params(tmp_path, spec))]
+    _stage("train_translator", *params, "--data", "mlqa", "--out", "tr", "--metrics", "m/translation.json", cwd=tmp_path)
+    report = json.loads((tmp_path / "m" / "translation.json").read_text())
+    if model != "oracle":
+        assert set(report["heldout"]) <= {"de", "zh"} and report["heldout"] and all("chrF_question" in r for r in report["heldout"].values())
+    _stage("encode_sources", *params, "--kind", "sentences", "--model", "tr", "--data", "mlqa", "--out", "st.safetensors",
+           cwd=tmp_path)
+    for out in ("gen", "gen2"):
+        _stage("translate_passages", *params, "--lang", "de", "--model", "tr", "--data", "mlqa", "--out", out,
+               "--work", "work", "--states", "st.safetensors", cwd=tmp_path)
+    rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
+    assert rows == read_jsonl(tmp_path / "gen2" / "de.jsonl")  # greedy: same text every run
+    assert len(rows) == 4 and all(len(r["texts"]) == 1 for r in rows)
+    stats = json.loads((tmp_path / "gen" / "de.stats.json").read_text())
+    assert stats["passages"] == 4
+    if model != "oracle":
+        assert stats["generated_tokens"] > 0 and stats["sentences"] == 4
+
+
+def test_translator_errors_are_one_line(tmp_path, mini):
+    for spec, message in [(str(tmp_path / "missing"), f"translate.model: model path {tmp_path / 'missing'} does not exist"),
+                          ("not-a-model", "translate.model: cannot load 'not-a-model'")]:
+        params = ["--params", str(_params(tmp_path, spec))]
+        proc = _stage("train_translator", *params, "--data", "mlqa", "--out", "tr", cwd=tmp_path, ok=False,
+                      env={**os.environ, "HF_HUB_OFFLINE": "1"})  # no hub here: fail fast instead of retrying
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+        assert proc.stderr.startswith(f"error: {message}"), proc.stderr
+
+
+def test_hf_translator_rejects_a_language_without_code(tiny_m2m100):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    tr = HFTranslator(AutoModelForSeq2SeqLM.from_pretrained(tiny_m2m100), AutoTokenizer.from_pretrained(tiny_m2m100))
+    assert tr.family == "m2m100"
+    with pytest.raises(ConfigError, match="no code for 'sw'"):
+        tr.translate(["Hello."], "sw", TranslateSettings())
+    out, tokens = tr.translate(["Paris is big.", "Tea."], "de", TranslateSettings(max_new_tokens=4))
+    assert len(out) == 2 and tokens > 0
