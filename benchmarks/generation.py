@@ -28,11 +28,14 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster; padding then flips a few argmaxes)")
     args = ap.parse_args()
     setup(args.threads)
     if not Path(args.model).is_dir():
         raise ConfigError(f"--model: {args.model} not found; train one first (python stages/train_xqg.py)")
     generator = load_generator(args.model)
+    if hasattr(generator, "settings"):  # warm generators: fp32 by default, so outputs must match exactly
+        generator.settings.bf16 = args.bf16
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")[: args.passages]
     greedy = SamplingSettings(n_queries=1, do_sample=False, max_new_tokens=args.max_new_tokens,
                               batch_size=args.batch_size)
