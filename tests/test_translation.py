@@ -4,14 +4,12 @@ import os
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 import yaml
 
 from conftest import REPO, archive_files, write_zip
 from xaug.data import MlqaArchive, parallel_passages, prepare, save_prepared
 from xaug.errors import ConfigError
-from xaug.evaluation import Evaluator
 from xaug.io import read_jsonl
 from xaug.scaling import compare
 from xaug.translation import (HFTranslator, TranslateSettings, answer_sentence, join_sentences, language_code,

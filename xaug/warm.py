@@ -23,11 +23,10 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .generation import SamplingSettings, rare_pieces
+from .generation import SamplingSettings, SourceBias, rare_pieces
 from .params import positive_int
 
 log = logging.getLogger(__name__)
-LANG_TOKEN = "<2{}>"
 
 
 @dataclass
@@ -128,8 +127,8 @@ class WarmGenerator:
         self.bos, self.eos = self._index[tokenizer.cls_token_id], self._index[tokenizer.sep_token_id]
         self.pad, self.unk = self._index[tokenizer.pad_token_id], self._index[tokenizer.unk_token_id]
         self.copy_vocabulary: set[int] | None = None
-        self._prefix_ids = set(tokenizer(passage_prefix, add_special_tokens=False)["input_ids"]) if passage_prefix else set()
-        self._prefix_len = len(tokenizer(passage_prefix, add_special_tokens=False)["input_ids"]) if passage_prefix else 0
+        prefix_ids = tokenizer(passage_prefix, add_special_tokens=False)["input_ids"] if passage_prefix else []
+        self._prefix_ids, self._prefix_len = set(prefix_ids), len(prefix_ids)
 
     @property
     def vocab_size(self) -> int:
@@ -282,11 +281,8 @@ class WarmGenerator:
             raise ValueError("the pointer head needs the source ids (copy_sources)")
         hidden, mask, src = self.pad_states(states, sources)
         b = len(states)
-        bias = None
-        if settings.copy_bias and bias_pieces is not None:
-            bias = torch.zeros(b, self.vocab_size)
-            for i, ids in enumerate(bias_pieces):
-                bias[i, sorted(set(ids))] = settings.copy_bias
+        bias = SourceBias(bias_pieces, self.vocab_size, 1, settings.copy_bias).bias \
+            if settings.copy_bias and bias_pieces is not None else None
         keys = self.copy_head.key(hidden) if self.copy_head is not None else None
         start = torch.tensor([[self.bos, self.lang_id(lang)]] * b)
         # the two start tokens once per passage (this fills the cross-attention cache), then n rows each
