@@ -35,7 +35,7 @@ def main():
     for kind, name, rows in (("passage", "passages", corpus), ("query", "queries", queries)):
         started = time.perf_counter()
         vectors, tokens = encoder.encode([r["text"] for r in rows], kind, batch_size=batch_size, bf16=stats["bf16"],
-                                        desc=f"encode {name}")
+                                         max_tokens=cfg.get("max_tokens", 0), desc=f"encode {name}")
         seconds = time.perf_counter() - started
         save_matrix(out / f"{name}.npy", vectors)
         write_ids(out / f"{name}.ids.txt", [r["id"] for r in rows])

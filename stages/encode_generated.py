@@ -42,7 +42,8 @@ def main():
     texts = [t for pid in corpus for t in rows[pid]]
     encoder = DenseEncoder.load(args.model)
     vectors, tokens = encoder.encode(texts, KIND[args.method], batch_size=positive_int(cfg["batch_size"], "encode.batch_size"),
-                                     bf16=bool(cfg.get("bf16")), desc=f"encode {args.method} {args.lang}")
+                                     max_tokens=cfg.get("max_tokens", 0), bf16=bool(cfg.get("bf16")),
+                                     desc=f"encode {args.method} {args.lang}")
     items = np.zeros((len(corpus), width, encoder.dim), dtype=np.float16)
     counts = np.array([len(rows[pid]) for pid in corpus])
     offsets = np.concatenate([[0], np.cumsum(counts)])

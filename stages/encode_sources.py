@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xaug.cli import run_stage, setup
 from xaug.io import read_jsonl
-from xaug.params import load_params
+from xaug.params import load_params, positive_int
 from xaug.translation import load_translator, source_sentences
 from xaug.warm import WarmGenerator, save_states
 from xaug.xqg import load_generator
@@ -28,7 +28,8 @@ def main():
     ap.add_argument("--out", required=True, help="a .safetensors file")
     args = ap.parse_args()
     p = load_params(args.params)
-    log = setup(p.get_path("encode.threads", None))
+    cfg = p.get_path("encode")
+    log = setup(cfg.get("threads"))
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
     if args.kind == "passages":
         generator = load_generator(args.model)
@@ -42,7 +43,8 @@ def main():
         save_states(args.out, [], [])
         log.info("not a warm generator: no shared states (the per-language stages encode themselves)")
         return
-    states = generator.encode_passages(texts)
+    states = generator.encode_passages(texts, batch_size=positive_int(cfg["batch_size"], "encode.batch_size"),
+                                       max_tokens=cfg.get("max_tokens", 0))
     save_states(args.out, keys, states)
     log.info("%d %s encoded once: %d tokens", len(keys), args.kind, sum(s.shape[0] for s in states))
 

@@ -1,7 +1,9 @@
+import random
+
 import pytest
 
-from xaug.metrics import (answer_in_top_tokens, contains_sequence, evaluate_run, rank_measures, recall_tokens,
-                          summarise)
+from xaug.metrics import (answer_in_top_tokens, contains_sequence, evaluate_run, join_tokens, rank_measures,
+                          recall_tokens, summarise)
 
 
 def test_recall_tokens_split_words_and_punctuation():
@@ -51,3 +53,20 @@ def test_evaluate_and_summarise_by_language():
     assert s["by_lang"]["zh"]["R@1"] == 0.0
     assert s["avg"]["R@1"] == 0.25  # macro average over languages, English excluded
     assert s["en"]["R@1"] == 1.0
+
+
+def test_contains_sequence_matches_a_token_by_token_scan():
+    rng = random.Random(0)
+    for _ in range(2000):
+        hay = [rng.choice("ab") * rng.randint(1, 2) for _ in range(rng.randint(0, 8))]
+        needle = [rng.choice("ab") * rng.randint(1, 2) for _ in range(rng.randint(1, 3))]
+        scan = any(hay[i : i + len(needle)] == needle for i in range(len(hay) - len(needle) + 1))
+        assert contains_sequence(hay, needle) == scan, (hay, needle)
+
+
+def test_answer_recall_skips_empty_passages_and_uses_precomputed_strings():
+    docs = {"d1": ["the", "north"], "empty": [], "d2": ["sea", "coast"]}
+    answer = [["north", "sea"]]
+    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=3) == 1.0
+    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=3, doc_strings=join_tokens(docs)) == 1.0
+    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=2) == 0.0

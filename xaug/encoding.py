@@ -42,6 +42,19 @@ class EncoderSettings:
         return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int = 0) -> list[np.ndarray]:
+    """Index batches, longest texts first, each holding at most `batch_size` texts and, when `max_tokens` > 0,
+    at most `max_tokens` padded tokens: short texts go in large batches, long ones in small (faster on CPU)."""
+    order = np.argsort([-n for n in lengths], kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = batch_size if max_tokens <= 0 else max(1, min(batch_size, max_tokens // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     if how == "cls":
         return hidden[:, 0]
@@ -85,21 +98,21 @@ class DenseEncoder:
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: str, batch_size: int = 32, bf16: bool = False,
-               progress: bool = True, desc: str | None = None) -> tuple[np.ndarray, int]:
-        """(float32 embeddings in input order, tokens processed); batches sorted by length."""
+               progress: bool = True, desc: str | None = None, max_tokens: int = 0) -> tuple[np.ndarray, int]:
+        """(float32 embeddings in input order, tokens processed); batches sorted by length (`length_batches`)."""
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ConfigError(f"encode.batch_size: expected a positive integer, got {batch_size!r}")
+        if not isinstance(max_tokens, int) or max_tokens < 0:
+            raise ConfigError(f"encode.max_tokens: expected a non-negative integer, got {max_tokens!r}")
         self.model.eval()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out, 0
         ids = self.tokenize(texts, kind, padding=False)["input_ids"]
-        order = np.argsort([-len(x) for x in ids], kind="stable")
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         tokens = 0
         with tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text", disable=not progress) as bar, autocast:
-            for start in range(0, len(texts), batch_size):
-                idx = order[start : start + batch_size]
+            for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
                 feats = [{"input_ids": ids[i], "attention_mask": [1] * len(ids[i])} for i in idx]
                 batch = self.tokenizer.pad(feats, return_tensors="pt")
                 tokens += int(batch["attention_mask"].sum())

@@ -55,14 +55,19 @@ class Evaluator:
     def search(self, searcher: FaissSearcher) -> tuple[dict, dict]:
         """Top-``depth`` passages per query; in the parallel setting, ranked among the allowed ones only
         (searched deep enough to cover the whole corpus, then filtered: exact for a Flat index)."""
-        k = self.depth if not self.allowed else max(self.depth, searcher.index.ntotal)
-        scores, ranked = searcher.search(self.query_vectors, k)
+        if not self.allowed:
+            scores, ranked = searcher.search(self.query_vectors, self.depth)
+            return (dict(zip(self.query_ids, ranked)),
+                    {q: [float(x) for x in s[: len(r)]] for q, s, r in zip(self.query_ids, scores, ranked)})
+        scores, idx = searcher.search_positions(self.query_vectors, max(self.depth, searcher.index.ntotal))
+        masks = {lang: np.array([pid in allowed for pid in searcher.ids] + [False])
+                 for lang, allowed in self.allowed.items()}  # the extra False: position -1 (nothing found)
+        everything = np.array([True] * len(searcher.ids) + [False])
         ranking, score_lists = {}, {}
-        for q, s, r in zip(self.query_ids, scores, ranked):
-            allowed = self.allowed.get(self.query_lang[q])
-            keep = [j for j, pid in enumerate(r) if allowed is None or pid in allowed][: self.depth]
-            ranking[q] = [r[j] for j in keep]
-            score_lists[q] = [float(s[j]) for j in keep]
+        for q, s, r in zip(self.query_ids, scores, idx):
+            keep = np.flatnonzero(masks.get(self.query_lang[q], everything)[r])[: self.depth]
+            ranking[q] = [searcher.ids[j] for j in r[keep]]
+            score_lists[q] = s[keep].astype(float).tolist()
         return ranking, score_lists
 
     def per_query(self, ranking, score_lists) -> dict[str, dict[str, float]]:

@@ -21,26 +21,39 @@ def recall_tokens(text: str) -> list[str]:
 
 
 def contains_sequence(haystack: list[str], needle: list[str]) -> bool:
-    n = len(needle)
-    if n == 0:
+    """Whether ``needle`` occurs as a contiguous run of ``haystack`` (tokens hold no whitespace, so a
+    substring test on space-joined tokens is exact)."""
+    if not needle:
         return False
-    first = needle[0]
-    return any(haystack[i] == first and haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+    return f" {' '.join(needle)} " in f" {' '.join(haystack)} "
 
 
 def answer_in_top_tokens(ranked_docs: list[str], doc_tokens: dict[str, list[str]], answers: list[list[str]],
-                         budget: int) -> float:
+                         budget: int, doc_strings: dict[str, str] | None = None) -> float:
     """1.0 if any answer occurs as a token sequence within the first ``budget`` tokens of the ranking.
 
     Passages are concatenated in rank order and cut at ``budget`` tokens (XOR-TyDi's R@2kt/R@5kt).
+    ``doc_strings``: each passage's tokens joined by spaces, precomputed (``join_tokens``) when many
+    rankings are scored.
     """
-    tokens: list[str] = []
+    parts, n = [], 0
     for doc in ranked_docs:
-        tokens.extend(doc_tokens[doc])
-        if len(tokens) >= budget:
+        tokens = doc_tokens[doc]
+        if not tokens:
+            continue
+        if n + len(tokens) > budget:
+            parts.append(" ".join(tokens[: budget - n]))
             break
-    tokens = tokens[:budget]
-    return float(any(contains_sequence(tokens, ans) for ans in answers))
+        parts.append(doc_strings[doc] if doc_strings is not None else " ".join(tokens))
+        n += len(tokens)
+        if n >= budget:
+            break
+    text = f" {' '.join(parts)} "
+    return float(any(ans and f" {' '.join(ans)} " in text for ans in answers))
+
+
+def join_tokens(doc_tokens: dict[str, list[str]]) -> dict[str, str]:
+    return {d: " ".join(tokens) for d, tokens in doc_tokens.items()}
 
 
 def rank_measures(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
@@ -58,9 +71,11 @@ def evaluate_run(ranking: dict[str, list[str]], scores: dict[str, list[float]], 
     """Per-query rank measures and answer recall at 2k/5k tokens."""
     run = {q: {d: float(s) for d, s in zip(docs, scores[q])} for q, docs in ranking.items()}
     per_query = rank_measures(run, qrels)
+    doc_strings = join_tokens(doc_tokens)
     for q in per_query:
         for name, budget in TOKEN_BUDGETS.items():
-            per_query[q][name] = answer_in_top_tokens(ranking.get(q, []), doc_tokens, answers.get(q, []), budget)
+            per_query[q][name] = answer_in_top_tokens(ranking.get(q, []), doc_tokens, answers.get(q, []), budget,
+                                                      doc_strings)
     return per_query
 
 

@@ -60,9 +60,13 @@ class FaissSearcher:
             except RuntimeError as exc:
                 raise ConfigError(f"index.search_params: faiss rejects {search_params!r} ({_first_line(exc)})") from None
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and insertion positions (-1 where the index found fewer than k)."""
         k = min(k, self.index.ntotal)
-        scores, idx = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        scores, idx = self.search_positions(queries, k)
         return scores, [[self.ids[j] for j in row if j >= 0] for row in idx]
 
     def save(self, path) -> None:

@@ -11,6 +11,7 @@ Used for query generation and passage translation.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -19,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
+from .encoding import length_batches
 from .errors import ConfigError
 from .generation import SamplingSettings, SourceBias, rare_pieces
 from .params import positive_int
@@ -175,19 +176,15 @@ class WarmGenerator:
         return rows
 
     def _autocast(self):
-        import contextlib
-
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.settings.bf16 else contextlib.nullcontext()
 
     @torch.inference_mode()
-    def encode_passages(self, texts: Sequence[str], batch_size: int = 32):
+    def encode_passages(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048):
         """Encoder states (list of [len, hidden] float16 tensors), computed once per passage."""
         ids = self._source_ids(texts)
-        order = np.argsort([-len(x) for x in ids], kind="stable")
         states: list = [None] * len(texts)
         with self._autocast():
-            for s in range(0, len(ids), batch_size):
-                idx = order[s : s + batch_size]
+            for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
                 batch = self.tokenizer.pad([{"input_ids": ids[i]} for i in idx], return_tensors="pt")
                 out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
                 for row, i in enumerate(idx):
