@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from xaug.cli import run_stage, setup
+from xaug.device import resolve_device
 from xaug.errors import ConfigError
 from xaug.generation import SamplingSettings
 from xaug.io import read_jsonl
@@ -28,12 +29,14 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto", help="auto (the GPU when there is one) | cpu | cuda | cuda:N")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster; padding then flips a few argmaxes)")
     args = ap.parse_args()
     setup(args.threads)
     if not Path(args.model).is_dir():
         raise ConfigError(f"--model: {args.model} not found; train one first (python stages/train_xqg.py)")
-    generator = load_generator(args.model)
+    generator_device = resolve_device(args.device)
+    generator = load_generator(args.model).to(generator_device)
     if hasattr(generator, "settings"):  # warm generators: fp32 by default, so outputs must match exactly
         generator.settings.bf16 = args.bf16
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")[: args.passages]
@@ -58,7 +61,7 @@ def main():
 
     same = sum(a == b for a, b in zip(naive, batched)) / len(corpus)
     print(f"passages {len(corpus)}, language {args.lang}, greedy, max {args.max_new_tokens} new tokens, "
-          f"{args.threads} threads")
+          f"{args.threads} threads, {generator_device}")
     print(f"naive per-passage loop : {len(corpus) / naive_s:7.1f} queries/s ({naive_s:.1f} s)")
     print(f"batched, length-sorted : {len(corpus) / batched_s:7.1f} queries/s ({batched_s:.1f} s, batch {args.batch_size})")
     print(f"speed-up               : {naive_s / batched_s:7.2f}x")

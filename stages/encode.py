@@ -27,7 +27,7 @@ def main():
     cfg = p.get_path("encode")
     log = setup(cfg.get("threads"))
     batch_size = positive_int(cfg["batch_size"], "encode.batch_size")
-    encoder = DenseEncoder.load(args.model)
+    encoder = DenseEncoder.load(args.model).to(p.device())
     out = Path(args.out)
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
     queries = [q for q in read_jsonl(Path(args.data) / "queries.jsonl") if q["split"] == "eval"]

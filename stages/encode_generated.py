@@ -40,7 +40,7 @@ def main():
                          f"(first {missing[0]}); re-run generation")
     width = max((len(rows[pid]) for pid in corpus), default=0)
     texts = [t for pid in corpus for t in rows[pid]]
-    encoder = DenseEncoder.load(args.model)
+    encoder = DenseEncoder.load(args.model).to(p.device())
     vectors, tokens = encoder.encode(texts, KIND[args.method], batch_size=positive_int(cfg["batch_size"], "encode.batch_size"),
                                      max_tokens=cfg.get("max_tokens", 0), bf16=bool(cfg.get("bf16")),
                                      desc=f"encode {args.method} {args.lang}")

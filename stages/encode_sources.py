@@ -43,6 +43,7 @@ def main():
         save_states(args.out, [], [])
         log.info("not a warm generator: no shared states (the per-language stages encode themselves)")
         return
+    generator.to(p.device())
     states = generator.encode_passages(texts, batch_size=positive_int(cfg["batch_size"], "encode.batch_size"),
                                        max_tokens=cfg.get("max_tokens", 0))
     save_states(args.out, keys, states)

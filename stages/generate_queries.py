@@ -10,10 +10,9 @@ import argparse
 from pathlib import Path
 
 from xaug.cli import run_stage, setup
-from xaug.generation import SamplingSettings, finish, fingerprint, generate_for_corpus
-from xaug.io import read_json, read_jsonl, write_json, write_jsonl
+from xaug.generation import SamplingSettings, finish, generate_for_corpus, work_folder
+from xaug.io import read_jsonl, write_json, write_jsonl
 from xaug.params import load_params
-from xaug.download import sha256_tree
 from xaug.warm import load_states
 from xaug.xqg import load_generator
 
@@ -36,10 +35,8 @@ def main():
                                 seed=p.get_path("seed"), copy_bias=cfg.get("copy_bias", 0.0),
                                 copy_max_df=cfg.get("copy_max_df", 0.02))
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
-    generator = load_generator(args.model)
-    key = fingerprint(sha256_tree(args.model), read_json(Path(args.data) / "stats.json"), settings.__dict__, args.lang,
-                      cfg.get("chunk_size", 64))
-    work = Path(args.work) / f"{args.lang}-{key}"
+    generator = load_generator(args.model).to(p.device())
+    work = work_folder(args.work, args.lang, args.model, args.data, settings.__dict__, cfg.get("chunk_size", 64))
     states = load_states(args.states) if args.states else {}
     if states:  # a warm generator reads the passages' shared encoder states instead of re-encoding them
         corpus = [{**c, "states": states[c["id"]]} if c["id"] in states else c for c in corpus]

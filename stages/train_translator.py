@@ -31,12 +31,14 @@ def main():
     data = Path(args.data)
     contexts, queries, links = (read_jsonl(data / f"{name}.jsonl") for name in ("contexts", "queries", "links"))
     corpus = read_jsonl(data / "corpus.jsonl")
+    device = p.device()
     history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, Path(args.out),
-                               seed=p.get_path("seed"))
+                               seed=p.get_path("seed"), device=device)
     write_json(Path(args.out) / "training.json", history)
     report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}}
     translator = load_translator(args.out)
     if translator is not None:
+        translator.to(device)
         settings = TranslateSettings(**{k: cfg[k] for k in ("max_new_tokens", "batch_size") if k in cfg})
         held_out = parallel_pairs(contexts, links, queries, "eval")  # every language it learnt, not just `languages`
         report["heldout"] = translation_quality(translator, held_out, settings,

@@ -41,7 +41,7 @@ def main():
              [q["text"] for q in read_jsonl(Path(args.data) / "queries.jsonl") if q["split"] == "train"])
     model, tokenizer, provenance = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"), texts=texts)
     log.info("backbone %s: %.1fM parameters", xdr["model"], sum(t.numel() for t in model.parameters()) / 1e6)
-    encoder = DenseEncoder(model, tokenizer, settings)
+    encoder = DenseEncoder(model, tokenizer, settings).to(p.device())
     log.info("fine-tuning on %d pairs: %s", len(pairs), "skipped (xdr.epochs = 0, zero-shot)" if not train.epochs else
              f"{train.epochs} epoch(s), batch {train.batch_size}")
     history = train_infonce(encoder, pairs, passages, train)

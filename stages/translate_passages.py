@@ -12,9 +12,8 @@ import argparse
 from pathlib import Path
 
 from xaug.cli import run_stage, setup
-from xaug.download import sha256_tree
-from xaug.generation import finish, fingerprint
-from xaug.io import read_json, read_jsonl, write_json, write_jsonl
+from xaug.generation import finish, work_folder
+from xaug.io import read_jsonl, write_json, write_jsonl
 from xaug.params import load_params
 from xaug.warm import load_states
 from xaug.translation import TranslateSettings, load_translator, oracle_translations, translate_corpus
@@ -41,10 +40,10 @@ def main():
                                           args.lang)
         work = None
     else:
+        translator.to(p.device())
         settings = TranslateSettings(**{k: cfg[k] for k in ("max_sentences", "max_new_tokens", "batch_size",
                                                             "chunk_size", "max_source_length") if k in cfg})
-        key = fingerprint(sha256_tree(args.model), read_json(data / "stats.json"), settings.__dict__, args.lang)
-        work = Path(args.work) / f"{args.lang}-{key}"
+        work = work_folder(args.work, args.lang, args.model, data, settings.__dict__)
         states = load_states(args.states) if args.states else None
         rows, stats = translate_corpus(translator, corpus, args.lang, settings, work, states=states or None)
     out = Path(args.out)

@@ -209,3 +209,11 @@ def test_no_repeat_bigrams_blocks_loops(tiny_warm):
     for ids in gen.decode_ids(states, "de", greedy, 1, sources=src):
         bigrams = list(zip(ids, ids[1:]))
         assert len(bigrams) == len(set(bigrams)), ids
+
+
+def test_warm_settings_errors_name_their_params_group():
+    assert WarmSettings.from_params({"decoder_layers": 2}, seed=3, group="translate.warm").seed == 3
+    with pytest.raises(ConfigError, match=r"^translate\.warm\.batch_size: expected a positive integer"):
+        WarmSettings.from_params({"batch_size": 0}, seed=0, group="translate.warm")
+    with pytest.raises(ConfigError, match=r"^xqg\.warm\.max_step: unknown setting"):
+        WarmSettings.from_params({"max_step": 10}, seed=0, group="xqg.warm")

@@ -1,7 +1,6 @@
 """The dense bi-encoder: text -> pooled (optionally normalised) embedding, batched and length-sorted."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .device import bf16_autocast, device_of
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,14 @@ class DenseEncoder:
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
 
     @property
+    def device(self) -> torch.device:
+        return device_of(self.model)
+
+    def to(self, device) -> "DenseEncoder":
+        self.model.to(device)
+        return self
+
+    @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
@@ -88,8 +96,9 @@ class DenseEncoder:
                               return_token_type_ids=False)
 
     def forward(self, batch) -> torch.Tensor:
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        emb = pool(out, batch["attention_mask"], self.settings.pooling).float()
+        ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        out = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        emb = pool(out, mask, self.settings.pooling).float()
         return torch.nn.functional.normalize(emb, dim=-1) if self.settings.normalize else emb
 
     def embed(self, texts: Sequence[str], kind: str) -> torch.Tensor:
@@ -109,14 +118,14 @@ class DenseEncoder:
         if not texts:
             return out, 0
         ids = self.tokenize(texts, kind, padding=False)["input_ids"]
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        autocast = bf16_autocast(self.device, bf16)
         tokens = 0
         with tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text", disable=not progress) as bar, autocast:
             for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
                 feats = [{"input_ids": ids[i], "attention_mask": [1] * len(ids[i])} for i in idx]
                 batch = self.tokenizer.pad(feats, return_tensors="pt")
                 tokens += int(batch["attention_mask"].sum())
-                out[idx] = self.forward(batch).float().numpy()
+                out[idx] = self.forward(batch).float().cpu().numpy()
                 bar.update(len(idx))
         return out, tokens
 

@@ -79,7 +79,7 @@ class SourceBias:
         self.bias = mask.repeat_interleave(n, dim=0)  # generate() expands each input n times, in place
 
     def __call__(self, input_ids, scores):
-        return scores + self.bias.to(scores.dtype)
+        return scores + self.bias.to(scores.device, scores.dtype)
 
 
 def generation_kwargs(s: SamplingSettings, n: int, sources: list[list[int]] | None = None,
@@ -103,6 +103,10 @@ class Seq2SeqGenerator:
         self.model, self.tokenizer, self.max_source_length = model.eval(), tokenizer, max_source_length
         self.copy_vocabulary: set[int] | None = None
 
+    def to(self, device) -> "Seq2SeqGenerator":
+        self.model.to(device)
+        return self
+
     def set_copy_vocabulary(self, texts: Sequence[str], max_df: float) -> None:
         ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         self.copy_vocabulary = rare_pieces(ids, max_df)
@@ -121,7 +125,8 @@ class Seq2SeqGenerator:
         allowed = self.copy_vocabulary
         sources = [[t for t in row if t not in self.tokenizer.all_special_ids and (allowed is None or t in allowed)]
                    for row in batch["input_ids"].tolist()]
-        out = self.model.generate(**batch, **generation_kwargs(settings, n, sources, self.model.config.vocab_size))
+        out = self.model.generate(**batch.to(self.model.device),
+                                  **generation_kwargs(settings, n, sources, self.model.config.vocab_size))
         return split_outputs(self.tokenizer, out, len(passages), n)
 
 
@@ -139,6 +144,15 @@ def fingerprint(*parts) -> str:
     for part in parts:
         h.update(json.dumps(part, sort_keys=True, default=str).encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+def work_folder(root, lang: str, model, data, *settings) -> Path:
+    """A language's scratch folder for resumable chunks, keyed by the model's files, the prepared data
+    and the settings: a changed input never reuses stale chunks."""
+    from .download import sha256_tree
+    from .io import read_json
+
+    return Path(root) / f"{lang}-{fingerprint(sha256_tree(model), read_json(Path(data) / 'stats.json'), *settings, lang)}"
 
 
 def run_chunked(items: list[dict], lengths: list[int], work_dir: Path, chunk_size: int,

@@ -21,6 +21,12 @@ class Params(dict):
             node = node[part]
         return node
 
+    def device(self):
+        """The torch device of the ``device`` parameter (auto: the GPU when there is one)."""
+        from .device import resolve_device
+
+        return resolve_device(self.get("device", "auto"))
+
 
 def load_params(path="params.yaml") -> Params:
     path = Path(path)

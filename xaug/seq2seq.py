@@ -56,7 +56,7 @@ def train_seq2seq(generator: Seq2SeqGenerator, examples: list[dict], epochs: int
         labels = tok([examples[i]["target"] for i in idx], truncation=True, max_length=max_target_length,
                      padding=True, return_tensors="pt")["input_ids"]
         labels[labels == tok.pad_token_id] = -100
-        return model(**batch, labels=labels).loss
+        return model(**batch.to(model.device), labels=labels.to(model.device)).loss
 
     model.train()
     losses, seconds = optimise([p for p in model.parameters() if p.requires_grad],

@@ -1,7 +1,6 @@
 """Contrastive fine-tuning of the bi-encoder: InfoNCE over in-batch negatives."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import random
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from .device import bf16_autocast
 from .encoding import DenseEncoder
 from .errors import ConfigError
 
@@ -150,15 +150,12 @@ def train_infonce(encoder: DenseEncoder, pairs: list[dict], passages: dict[str, 
                for b in epoch]
     total = min(len(batches), settings.max_steps) if settings.max_steps else len(batches)
 
-    def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16) if settings.bf16 else contextlib.nullcontext()
-
     def loss_fn(batch):
-        with autocast():
+        with bf16_autocast(encoder.device, settings.bf16):
             q = encoder.embed([p["query"] for p in batch], "query")
             d = encoder.embed([passages[p["passage_id"]] for p in batch], "passage")
         logits = q @ d.T / settings.temperature
-        return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=logits.device))
 
     losses, seconds = optimise(params, iter(batches), loss_fn, settings.lr, total,
                                warmup=max(1, int(settings.warmup * total)), desc="train xdr", progress=progress)

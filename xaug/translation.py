@@ -81,6 +81,10 @@ class HFTranslator:
         self.family = "m2m100" if self.family.startswith("m2m") else "nllb"
         self.tokenizer.src_lang = language_code(self.family, PIVOT)
 
+    def to(self, device) -> "HFTranslator":
+        self.model.to(device)
+        return self
+
     def target_id(self, lang: str) -> int:
         code = language_code(self.family, lang)
         tid = self.tokenizer.convert_tokens_to_ids(code if self.family == "nllb" else f"__{code}__")
@@ -93,7 +97,7 @@ class HFTranslator:
         target = self.target_id(lang)
         batch = self.tokenizer(list(sentences), truncation=True, max_length=self.max_source_length, padding=True,
                                return_tensors="pt")
-        out = self.model.generate(**batch, forced_bos_token_id=target, max_new_tokens=settings.max_new_tokens,
+        out = self.model.generate(**batch.to(self.model.device), forced_bos_token_id=target, max_new_tokens=settings.max_new_tokens,
                                   do_sample=False, num_beams=1, no_repeat_ngram_size=2)
         special = set(self.tokenizer.all_special_ids)
         tokens = int(sum(1 for row in out.tolist() for t in row if t not in special))
@@ -110,6 +114,10 @@ class WarmTranslator:
     def __init__(self, generator):
         self.generator = generator
 
+    def to(self, device) -> "WarmTranslator":
+        self.generator.to(device)
+        return self
+
     def translate(self, sentences: Sequence[str], lang: str, settings: TranslateSettings,
                   states: Sequence[torch.Tensor] | None = None) -> tuple[list[str], int]:
         items = [{"text": s} if states is None else {"text": s, "states": st} for s, st in
@@ -121,13 +129,15 @@ class WarmTranslator:
         return self.generator.source_lengths([{"text": s} for s in sentences])
 
 
+def first_sentences(corpus: list[dict], max_sentences: int) -> dict[str, list[str]]:
+    """Passage id -> its first ``max_sentences`` (0 = all) sentences: what the translator reads."""
+    return {p["id"]: split_sentences(p["text"])[: max_sentences or None] for p in corpus}
+
+
 def source_sentences(corpus: list[dict], max_sentences: int) -> list[tuple[str, str]]:
     """(``<passage id>#<j>``, sentence) for the first ``max_sentences`` (0 = all) sentences of each passage."""
-    out = []
-    for p in corpus:
-        sentences = split_sentences(p["text"])
-        out += [(f"{p['id']}#{j}", s) for j, s in enumerate(sentences[: max_sentences or None])]
-    return out
+    return [(f"{pid}#{j}", s) for pid, sentences in first_sentences(corpus, max_sentences).items()
+            for j, s in enumerate(sentences)]
 
 
 def translate_corpus(translator, corpus: list[dict], lang: str, settings: TranslateSettings, work_dir: Path,
@@ -139,8 +149,7 @@ def translate_corpus(translator, corpus: list[dict], lang: str, settings: Transl
     empty passage); stats: seconds, sentences, source and generated tokens, tokens/s. ``states``:
     precomputed encoder states by ``source_sentences`` key (warm translators).
     """
-    source_sentences = {p["id"]: split_sentences(p["text"]) for p in corpus}
-    kept = {pid: s[: settings.max_sentences] if settings.max_sentences else s for pid, s in source_sentences.items()}
+    kept = first_sentences(corpus, settings.max_sentences)
 
     def run(chunk: list[dict], index: int) -> list[dict]:
         flat = [(p["id"], j, s) for p in chunk for j, s in enumerate(kept[p["id"]])]
@@ -166,7 +175,7 @@ def translate_corpus(translator, corpus: list[dict], lang: str, settings: Transl
     lengths = [sum(len(s) for s in kept[p["id"]]) for p in corpus]
     rows, stats = run_chunked(corpus, lengths, work_dir, settings.chunk_size, run, desc=f"translate {lang}",
                               progress=progress)
-    total_sentences = sum(len(s) for s in source_sentences.values())
+    total_sentences = sum(len(s) for s in first_sentences(corpus, 0).values())
     done_sentences = sum(len(s) for s in kept.values())
     generated = sum(r.pop("tokens") for r in rows)
     stats.update(lang=lang, passages=len(corpus), sentences=done_sentences, sentences_in_corpus=total_sentences,
@@ -250,8 +259,10 @@ def training_examples(pairs: list[dict]) -> list[dict]:
     return examples
 
 
-def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int) -> dict:
-    """``translate.model``: ``warm`` is trained here; a Hugging Face id/path is only recorded (no fine-tuning)."""
+def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
+                     device="cpu") -> dict:
+    """``translate.model``: ``warm`` is trained here (on ``device``); a Hugging Face id/path is only recorded
+    (no fine-tuning)."""
     from .warm import WarmSettings, fit_warm
     import json
 
@@ -263,8 +274,8 @@ def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out
         pairs = parallel_pairs(contexts, links, queries, "train")
         if not pairs:
             raise ConfigError("translate: no parallel training pairs (is the training split empty?)")
-        settings = WarmSettings(**{**cfg.get("warm", {}), "seed": seed})
-        history, meta = fit_warm(training_examples(pairs), xdr, settings, [c["text"] for c in corpus], out)
+        settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "translate.warm")
+        history, meta = fit_warm(training_examples(pairs), xdr, settings, [c["text"] for c in corpus], out, device)
         history.update(pairs=len(pairs), questions=sum(p["kind"] == "question" for p in pairs))
     else:
         load_hf_translator(spec, cfg.get("max_source_length", 128))  # fail now, not in every language's stage

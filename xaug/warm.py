@@ -11,7 +11,6 @@ Used for query generation and passage translation.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -22,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from .device import bf16_autocast, device_of
 from .encoding import length_batches
 from .errors import ConfigError
 from .generation import SamplingSettings, SourceBias, rare_pieces
@@ -44,11 +44,21 @@ class WarmSettings:
     copy: bool = True          # pointer head over the source pieces
     bf16: bool = True          # bfloat16 autocast for training and decoding
     seed: int = 0
+    group: str = "xqg.warm"    # the params.yaml group these came from, for error messages
 
     def __post_init__(self):
         for name in ("decoder_layers", "max_source_length", "max_target_length", "epochs", "batch_size"):
-            positive_int(getattr(self, name), f"xqg.warm.{name}")
+            positive_int(getattr(self, name), f"{self.group}.{name}")
         self.lr = float(self.lr)
+
+    @classmethod
+    def from_params(cls, params: dict, seed: int, group: str) -> "WarmSettings":
+        """Settings from a params.yaml group (``xqg.warm``, ``translate.warm``); unknown keys are errors."""
+        known = set(cls.__dataclass_fields__) - {"seed", "group"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(f"{group}.{unknown[0]}: unknown setting (expected some of {sorted(known)})")
+        return cls(**params, seed=seed, group=group)
 
 
 def pruned_vocabulary(tokenizer, texts: Sequence[str]) -> list[int]:
@@ -60,13 +70,14 @@ def pruned_vocabulary(tokenizer, texts: Sequence[str]) -> list[int]:
     return sorted(keep)
 
 
-def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: int, cross_from_self: bool = True):
+def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: int, cross_from_self: bool = True,
+                  param: str = "xqg.warm.decoder_layers"):
     """A BertLMHeadModel over the pruned vocabulary, initialised from ``encoder``'s top layers."""
     from transformers import BertConfig, BertLMHeadModel
 
     cfg = encoder.config
     if n_layers > cfg.num_hidden_layers:
-        raise ConfigError(f"xqg.warm.decoder_layers: {n_layers} > the encoder's {cfg.num_hidden_layers} layers")
+        raise ConfigError(f"{param}: {n_layers} > the encoder's {cfg.num_hidden_layers} layers")
     vocab = len(kept) + len(languages)
     dec_cfg = BertConfig(**{**cfg.to_dict(), "vocab_size": vocab, "num_hidden_layers": n_layers, "is_decoder": True,
                             "add_cross_attention": True, "pad_token_id": kept.index(cfg.pad_token_id),
@@ -132,6 +143,16 @@ class WarmGenerator:
         self._prefix_ids, self._prefix_len = set(prefix_ids), len(prefix_ids)
 
     @property
+    def device(self) -> torch.device:
+        return device_of(self.decoder)
+
+    def to(self, device) -> "WarmGenerator":
+        for module in (self.encoder, self.decoder, self.copy_head):
+            if module is not None:
+                module.to(device)
+        return self
+
+    @property
     def vocab_size(self) -> int:
         return len(self.kept) + len(self.languages)
 
@@ -176,7 +197,7 @@ class WarmGenerator:
         return rows
 
     def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16) if self.settings.bf16 else contextlib.nullcontext()
+        return bf16_autocast(self.device, self.settings.bf16)
 
     @torch.inference_mode()
     def encode_passages(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048):
@@ -185,15 +206,18 @@ class WarmGenerator:
         states: list = [None] * len(texts)
         with self._autocast():
             for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
-                batch = self.tokenizer.pad([{"input_ids": ids[i]} for i in idx], return_tensors="pt")
+                batch = self.tokenizer.pad([{"input_ids": ids[i]} for i in idx], return_tensors="pt").to(self.device)
                 out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+                out = out.to(torch.float16).cpu()  # states live on the CPU (saved, shared); batches move
                 for row, i in enumerate(idx):
-                    states[i] = out[row, : len(ids[i])].to(torch.float16).clone()
+                    states[i] = out[row, : len(ids[i])].clone()
         return states
 
     @staticmethod
-    def pad_states(states: Sequence[torch.Tensor], sources: Sequence[Sequence[int]] | None = None):
-        """Padded float32 states [B, L, H], attention mask [B, L] and copy ids [B, L] (-1 = not copyable)."""
+    def pad_states(states: Sequence[torch.Tensor], sources: Sequence[Sequence[int]] | None = None,
+                   device: torch.device | None = None):
+        """Padded float32 states [B, L, H], attention mask [B, L] and copy ids [B, L] (-1 = not copyable),
+        on ``device`` (default: the CPU)."""
         longest = max(s.shape[0] for s in states)
         hidden = torch.zeros(len(states), longest, states[0].shape[1])
         mask = torch.zeros(len(states), longest, dtype=torch.long)
@@ -203,11 +227,13 @@ class WarmGenerator:
             mask[i, : s.shape[0]] = 1
             if sources is not None:
                 src[i, : len(sources[i])] = torch.tensor(sources[i][: s.shape[0]], dtype=torch.long)
+        if device is not None:
+            hidden, mask, src = hidden.to(device), mask.to(device), src.to(device)
         return hidden, mask, src
 
     def loss(self, states: Sequence[torch.Tensor], targets: list[list[int]],
              sources: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
-        hidden, mask, src = self.pad_states(states, sources)
+        hidden, mask, src = self.pad_states(states, sources, self.device)
         longest = max(len(t) for t in targets)
         inp = torch.full((len(targets), longest - 1), self.pad)
         labels = torch.full((len(targets), longest - 1), -100)
@@ -215,6 +241,7 @@ class WarmGenerator:
             inp[i, : len(t) - 1] = torch.tensor(t[:-1])
             labels[i, 1 : len(t) - 1] = torch.tensor(t[2:])  # the language token is given, not predicted
         dec_mask = (torch.arange(longest - 1)[None, :] < torch.tensor([len(t) - 1 for t in targets])[:, None]).long()
+        inp, labels, dec_mask = inp.to(self.device), labels.to(self.device), dec_mask.to(self.device)
         with self._autocast():
             seq = self.decoder.bert(input_ids=inp, attention_mask=dec_mask, encoder_hidden_states=hidden,
                                     encoder_attention_mask=mask).last_hidden_state
@@ -276,18 +303,19 @@ class WarmGenerator:
         self.train(False)
         if self.copy_head is not None and sources is None:
             raise ValueError("the pointer head needs the source ids (copy_sources)")
-        hidden, mask, src = self.pad_states(states, sources)
+        device = self.device
+        hidden, mask, src = self.pad_states(states, sources, device)
         b = len(states)
-        bias = SourceBias(bias_pieces, self.vocab_size, 1, settings.copy_bias).bias \
+        bias = SourceBias(bias_pieces, self.vocab_size, 1, settings.copy_bias).bias.to(device) \
             if settings.copy_bias and bias_pieces is not None else None
         keys = self.copy_head.key(hidden) if self.copy_head is not None else None
-        start = torch.tensor([[self.bos, self.lang_id(lang)]] * b)
+        start = torch.tensor([[self.bos, self.lang_id(lang)]] * b, device=device)
         # the two start tokens once per passage (this fills the cross-attention cache), then n rows each
         probs, cache = self._step(start, None, hidden, mask, keys, src, bias)
-        rows = torch.arange(b).repeat_interleave(n)
+        rows = torch.arange(b, device=device).repeat_interleave(n)
         cache.batch_repeat_interleave(n)
         probs = probs.repeat_interleave(n, 0)
-        alive = torch.arange(b * n)
+        alive = torch.arange(b * n, device=device)
 
         def per_row(t):
             return None if t is None else t[rows]
@@ -347,7 +375,7 @@ class WarmGenerator:
         path = Path(path)
         self.decoder.save_pretrained(path / "decoder")
         if self.copy_head is not None:
-            save_file(self.copy_head.state_dict(), str(path / "copy_head.safetensors"))
+            save_file({k: v.cpu() for k, v in self.copy_head.state_dict().items()}, str(path / "copy_head.safetensors"))
         (path / "warm.json").write_text(json.dumps({"kept": self.kept, "languages": self.languages,
                                                     "passage_prefix": self.prefix,
                                                     "settings": asdict(self.settings)}) + "\n")
@@ -392,9 +420,10 @@ def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch
     return {"steps": len(losses), "seconds": round(seconds, 1), "loss_first": round(first, 4), "loss_last": round(last, 4)}
 
 
-def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str], out: Path):
+def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str], out: Path,
+             device: torch.device | str = "cpu"):
     """Build a warm generator from the xDR's starting encoder, train it on ``examples``
-    (``passage_id``, ``source``, ``target``, ``lang``) and save it to ``out``; returns (history, meta).
+    (``passage_id``, ``source``, ``target``, ``lang``) on ``device`` and save it to ``out``; returns (history, meta).
     The output vocabulary holds the pieces of the targets and of ``vocabulary_texts``."""
     from .models import load_backbone
 
@@ -402,8 +431,9 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
     encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"), texts=[e["source"] for e in examples])
     kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + list(vocabulary_texts))
     gen = WarmGenerator(encoder, tokenizer,
-                        build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self), kept,
-                        langs, xdr.get("passage_prefix", ""), settings)
+                        build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self,
+                                      f"{settings.group}.decoder_layers"), kept,
+                        langs, xdr.get("passage_prefix", ""), settings).to(device)
     sources = {e["passage_id"]: e["source"] for e in examples}
     ids = sorted(sources)
     log.info("encoding %d training sources once (frozen encoder)", len(ids))

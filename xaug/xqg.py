@@ -30,8 +30,9 @@ def training_examples(contexts: list[dict], queries: list[dict], links: list[dic
     return examples
 
 
-def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int) -> dict:
-    """Train the generator ``cfg['model']`` and save it to ``out``; returns the training log."""
+def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
+                    device="cpu") -> dict:
+    """Train the generator ``cfg['model']`` on ``device`` and save it to ``out``; returns the training log."""
     spec = cfg["model"]
     ctx_langs = cfg.get("context_languages", [PIVOT])
     if ctx_langs != "all":
@@ -42,14 +43,14 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
     langs = sorted({e["lang"] for e in examples})
     out.mkdir(parents=True, exist_ok=True)
     if spec == "warm":
-        settings = WarmSettings(**{**cfg.get("warm", {}), "seed": seed})
-        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out)
+        settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "xqg.warm")
+        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device)
     else:
         from .seq2seq import load_seq2seq, train_seq2seq
 
         model, tokenizer = load_seq2seq(spec, cfg.get("tiny"), [e["source"] for e in examples] +
                                         [e["target"] for e in examples])
-        gen = Seq2SeqGenerator(model, tokenizer, cfg.get("max_source_length", 256))
+        gen = Seq2SeqGenerator(model, tokenizer, cfg.get("max_source_length", 256)).to(device)
         t = cfg.get("train", {})
         history = train_seq2seq(gen, examples, t.get("epochs", 1), t.get("batch_size", 16), t.get("lr", 1e-3),
                                 seed=seed, max_steps=t.get("max_steps", 0))
