@@ -38,6 +38,7 @@ def test_unusable_devices_are_one_line_errors(monkeypatch):
 def test_models_report_and_follow_their_device(tiny_warm):  # noqa: F811
     gen, passages, _ = tiny_warm
     assert gen.to("cpu") is gen and gen.device == torch.device("cpu")
+    assert gen.decoder.config._attn_implementation == "eager"  # the faster kernel for CPU decoding
     encoder = DenseEncoder(gen.encoder, gen.tokenizer, EncoderSettings())
     assert encoder.to("cpu") is encoder and encoder.device == torch.device("cpu")
 
@@ -53,6 +54,7 @@ def test_gpu_encoding_and_decoding_match_the_cpu(tiny_warm):  # noqa: F811
     cpu_ids = gen.decode_ids(cpu_states, "de", greedy, 1, sources=sources)
     gen.to("cuda")
     assert gen.device.type == "cuda" and encoder.device.type == "cuda"
+    assert gen.decoder.config._attn_implementation == "sdpa"
     gpu_vectors, _ = encoder.encode(passages, "passage", progress=False)
     np.testing.assert_allclose(gpu_vectors, cpu_vectors, atol=1e-3)
     gpu_states = gen.encode_passages(passages[:4])

@@ -14,7 +14,7 @@ from xaug.errors import ConfigError
 from xaug.generation import SamplingSettings
 from xaug.io import read_jsonl
 from xaug.models import load_backbone
-from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary, train_warm
+from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary, train_warm, training_schedule
 from xaug.xqg import load_generator, training_examples
 
 TINY_BERT = {"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -217,3 +217,12 @@ def test_warm_settings_errors_name_their_params_group():
         WarmSettings.from_params({"batch_size": 0}, seed=0, group="translate.warm")
     with pytest.raises(ConfigError, match=r"^xqg\.warm\.max_step: unknown setting"):
         WarmSettings.from_params({"max_step": 10}, seed=0, group="xqg.warm")
+
+
+def test_training_schedule_is_shuffled_epochs_capped_at_max_steps():
+    batches = training_schedule(10, WarmSettings(epochs=3, batch_size=4, max_steps=0, seed=1))
+    assert len(batches) == 9 and all(1 <= len(b) <= 4 for b in batches)
+    assert sorted(i for b in batches[:3] for i in b) == list(range(10))  # the first epoch sees each once
+    capped = training_schedule(10, WarmSettings(epochs=3, batch_size=4, max_steps=2, seed=1))
+    assert capped == batches[:2]  # the cap only cuts the same sequence short
+    assert training_schedule(10, WarmSettings(epochs=3, batch_size=4, seed=2)) != batches

@@ -141,6 +141,13 @@ class WarmGenerator:
         self.copy_vocabulary: set[int] | None = None
         prefix_ids = tokenizer(passage_prefix, add_special_tokens=False)["input_ids"] if passage_prefix else []
         self._prefix_ids, self._prefix_len = set(prefix_ids), len(prefix_ids)
+        self._pick_attention()
+
+    def _pick_attention(self) -> None:
+        """Eager attention on the CPU: for one-token decoding steps over a cache, torch's bf16 SDPA kernel
+        is about 4x slower than plain matmul + softmax here (generation 20-25% faster end to end,
+        training 7%); SDPA on a GPU."""
+        self.decoder.set_attn_implementation("eager" if self.device.type == "cpu" else "sdpa")
 
     @property
     def device(self) -> torch.device:
@@ -150,6 +157,7 @@ class WarmGenerator:
         for module in (self.encoder, self.decoder, self.copy_head):
             if module is not None:
                 module.to(device)
+        self._pick_attention()
         return self
 
     @property
@@ -398,19 +406,32 @@ class WarmGenerator:
         return cls(encoder, tokenizer, decoder, meta["kept"], meta["languages"], meta["passage_prefix"], settings, head)
 
 
+def training_schedule(n_examples: int, settings: WarmSettings) -> list[list[int]]:
+    """The example batches of a training run, in order: shuffled epochs, capped at ``max_steps``.
+    Known up front, so only the sources that training will read need encoding."""
+    from itertools import islice
+
+    from .training import cycle_batches
+
+    total = settings.epochs * math.ceil(n_examples / settings.batch_size)
+    total = min(total, settings.max_steps) if settings.max_steps else total
+    return list(islice(cycle_batches(n_examples, settings.batch_size, random.Random(settings.seed)), total))
+
+
 def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch.Tensor],
                sources: dict[str, list[int]], progress: bool = True) -> dict:
-    """Teacher-forced training of the decoder (and pointer head) on (passage id, target, language) examples."""
-    from .training import cycle_batches, optimise, summarise_losses
+    """Teacher-forced training of the decoder (and pointer head) on (passage id, target, language) examples
+    (``states`` and ``sources`` must cover the passages of ``training_schedule``'s batches)."""
+    from .training import optimise, summarise_losses
 
     s = gen.settings
     torch.manual_seed(s.seed)
     targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
-    total = s.epochs * math.ceil(len(examples) / s.batch_size)
-    total = min(total, s.max_steps) if s.max_steps else total
+    batches = training_schedule(len(examples), s)
+    total = len(batches)
     gen.train(True)
     losses, seconds = optimise(
-        gen.trainable(), cycle_batches(len(examples), s.batch_size, random.Random(s.seed)),
+        gen.trainable(), iter(batches),
         lambda idx: gen.loss([states[examples[i]["passage_id"]] for i in idx], [targets[i] for i in idx],
                              [sources[examples[i]["passage_id"]] for i in idx]),
         s.lr, total, warmup=total // 20, desc="train generator", progress=progress, floor=0.05)
@@ -435,8 +456,10 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
                                       f"{settings.group}.decoder_layers"), kept,
                         langs, xdr.get("passage_prefix", ""), settings).to(device)
     sources = {e["passage_id"]: e["source"] for e in examples}
-    ids = sorted(sources)
-    log.info("encoding %d training sources once (frozen encoder)", len(ids))
+    schedule = training_schedule(len(examples), settings)
+    ids = sorted({examples[i]["passage_id"] for batch in schedule for i in batch})
+    log.info("encoding the %d of %d training sources that %d steps read, once (frozen encoder)", len(ids),
+             len(sources), len(schedule))
     states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
     history = train_warm(gen, examples, states, dict(zip(ids, gen.copy_sources([sources[i] for i in ids]))))
     out = Path(out)
