@@ -1,3 +1,6 @@
+import json
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -204,3 +207,22 @@ def test_length_batches_cap_texts_and_padded_tokens():
         assert len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 600)
     assert [len(b) for b in length_batches(lengths, batch_size=3)] == [3, 3, 1]
     assert [len(b) for b in length_batches([900], batch_size=8, max_tokens=100)] == [1]  # never empty
+
+
+def test_unigram_tokenizer_is_the_same_in_every_process(mini_zip, tmp_path):
+    """The trainer's hash-map order changes per process; the canonical form must not."""
+    import subprocess
+    import sys
+
+    from xaug.data import MlqaArchive, prepare, save_prepared
+
+    save_prepared(prepare(MlqaArchive(mini_zip), ["dev"], 0.25, seed=2), tmp_path / "mlqa")
+    code = ("import sys; from xaug.io import read_jsonl; from xaug.tokenization import train_unigram_tokenizer; "
+            "t = train_unigram_tokenizer([c['text'] for c in read_jsonl(sys.argv[1])] * 3, 300); "
+            "print(t.backend_tokenizer.to_str())")
+    outs = {subprocess.run([sys.executable, "-c", code, str(tmp_path / "mlqa" / "contexts.jsonl")], check=True,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in (1, 2, 3)}
+    assert len(outs) == 1
+    tokenizer = json.loads(outs.pop())["model"]
+    assert [p for p, _ in tokenizer["vocab"][:4]] == ["<s>", "<pad>", "</s>", "<unk>"] and tokenizer["unk_id"] == 3
