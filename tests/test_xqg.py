@@ -148,13 +148,19 @@ def _stage(name, *args, cwd):
     return proc
 
 
+def _weights(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.safetensors"))}
+
+
 @pytest.mark.parametrize("model", ["warm", "tiny"])
 def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     params = _params(tmp_path, model)
     common = ["--params", str(params)]
     _stage("train_xdr", *common, "--data", "mlqa", "--out", "xdr", "--metrics", "m/xdr.json", cwd=tmp_path)
-    _stage("train_xqg", *common, "--data", "mlqa", "--out", "xqg", "--metrics", "m/xqg.json", cwd=tmp_path)
+    for out in ("xqg", "xqg2"):
+        _stage("train_xqg", *common, "--data", "mlqa", "--out", out, "--metrics", "m/xqg.json", cwd=tmp_path)
     assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == model
+    assert _weights(tmp_path / "xqg") == _weights(tmp_path / "xqg2")  # same seed, same model in every process
     for run in ("gen/xqg", "gen2/xqg"):
         _stage("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
                "--work", "work", cwd=tmp_path)

@@ -448,6 +448,7 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
     The output vocabulary holds the pieces of the targets and of ``vocabulary_texts``."""
     from .models import load_backbone
 
+    torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head, a tiny encoder) too
     langs = sorted({e["lang"] for e in examples})
     encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"), texts=[e["source"] for e in examples])
     kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + list(vocabulary_texts))

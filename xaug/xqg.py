@@ -5,6 +5,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from .data import PIVOT, check_languages
 from .errors import ConfigError
 from .generation import Seq2SeqGenerator
@@ -48,6 +50,7 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
     else:
         from .seq2seq import load_seq2seq, train_seq2seq
 
+        torch.manual_seed(seed)  # a `tiny` model's initial weights
         model, tokenizer = load_seq2seq(spec, cfg.get("tiny"), [e["source"] for e in examples] +
                                         [e["target"] for e in examples])
         gen = Seq2SeqGenerator(model, tokenizer, cfg.get("max_source_length", 256)).to(device)
