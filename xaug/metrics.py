@@ -20,12 +20,15 @@ def recall_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def _occurs(needle: list[str], padded: str) -> bool:
+    """Whether ``needle`` is a contiguous run of the tokens in ``padded`` (the tokens joined by spaces, with a
+    space at each end; tokens hold no whitespace, so the substring test is exact)."""
+    return bool(needle) and f" {' '.join(needle)} " in padded
+
+
 def contains_sequence(haystack: list[str], needle: list[str]) -> bool:
-    """Whether ``needle`` occurs as a contiguous run of ``haystack`` (tokens hold no whitespace, so a
-    substring test on space-joined tokens is exact)."""
-    if not needle:
-        return False
-    return f" {' '.join(needle)} " in f" {' '.join(haystack)} "
+    """Whether ``needle`` occurs as a contiguous run of ``haystack``."""
+    return _occurs(needle, f" {' '.join(haystack)} ")
 
 
 def answer_in_top_tokens(ranked_docs: list[str], doc_tokens: dict[str, list[str]], answers: list[list[str]],
@@ -48,8 +51,8 @@ def answer_in_top_tokens(ranked_docs: list[str], doc_tokens: dict[str, list[str]
         n += len(tokens)
         if n >= budget:
             break
-    text = f" {' '.join(parts)} "
-    return float(any(ans and f" {' '.join(ans)} " in text for ans in answers))
+    padded = f" {' '.join(parts)} "
+    return float(any(_occurs(ans, padded) for ans in answers))
 
 
 def join_tokens(doc_tokens: dict[str, list[str]]) -> dict[str, str]:
