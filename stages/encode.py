@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""encode: embed the corpus passages and the evaluation queries with the trained xDR.
+"""encode: embed the corpus passages, the evaluation queries and the tuning queries with the trained xDR.
 
-Writes passages.npy / queries.npy (float32, one row per id) with passages.ids.txt / queries.ids.txt,
-and stats.json (seconds, tokens, tokens/s). Batches are sorted by length; encode.bf16 turns on
-bfloat16 autocast.
+Writes passages.npy / queries.npy (evaluation split) / tune_queries.npy (tune split, for choosing
+settings off the evaluation set; empty when data.tune_fraction is 0) (float32, one row per id) with
+passages.ids.txt / queries.ids.txt / tune_queries.ids.txt, and stats.json (seconds, tokens, tokens/s).
+Batches are sorted by length; encode.bf16 turns on bfloat16 autocast.
 """
 import argparse
 import time
@@ -30,9 +31,12 @@ def main():
     encoder = DenseEncoder.load(args.model).to(p.device())
     out = Path(args.out)
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
-    queries = [q for q in read_jsonl(Path(args.data) / "queries.jsonl") if q["split"] == "eval"]
+    all_queries = read_jsonl(Path(args.data) / "queries.jsonl")
+    queries = [q for q in all_queries if q["split"] == "eval"]
+    tune_queries = [q for q in all_queries if q["split"] == "tune"]
     stats = {"bf16": bool(cfg.get("bf16"))}
-    for kind, name, rows in (("passage", "passages", corpus), ("query", "queries", queries)):
+    for kind, name, rows in (("passage", "passages", corpus), ("query", "queries", queries),
+                             ("query", "tune_queries", tune_queries)):
         started = time.perf_counter()
         vectors, tokens = encoder.encode([r["text"] for r in rows], kind, batch_size=batch_size, bf16=stats["bf16"],
                                          max_tokens=cfg.get("max_tokens", 0), desc=f"encode {name}")

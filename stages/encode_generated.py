@@ -14,14 +14,14 @@ from xaug.cli import run_stage, setup
 from xaug.encoding import DenseEncoder
 from xaug.errors import ConfigError
 from xaug.io import atomic_path, read_jsonl
+from xaug.methods import METHODS
 from xaug.params import load_params, positive_int
 
-KIND = {"xqg": "query", "translate": "passage", "translate_oracle": "passage"}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", required=True, choices=sorted(KIND))
+    ap.add_argument("--method", required=True, choices=sorted(METHODS))
     ap.add_argument("--lang", required=True)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--model", default="models/xdr")
@@ -41,7 +41,7 @@ def main():
     width = max((len(rows[pid]) for pid in corpus), default=0)
     texts = [t for pid in corpus for t in rows[pid]]
     encoder = DenseEncoder.load(args.model).to(p.device())
-    vectors, tokens = encoder.encode(texts, KIND[args.method], batch_size=positive_int(cfg["batch_size"], "encode.batch_size"),
+    vectors, tokens = encoder.encode(texts, METHODS[args.method].embed_as, batch_size=positive_int(cfg["batch_size"], "encode.batch_size"),
                                      max_tokens=cfg.get("max_tokens", 0), bf16=bool(cfg.get("bf16")),
                                      desc=f"encode {args.method} {args.lang}")
     items = np.zeros((len(corpus), width, encoder.dim), dtype=np.float16)

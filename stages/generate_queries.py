@@ -32,7 +32,7 @@ def main():
     log = setup(cfg.get("threads"))
     settings = SamplingSettings(n_queries=cfg["n_queries"], top_k=cfg["top_k"], max_new_tokens=cfg["max_new_tokens"],
                                 batch_size=cfg["batch_size"], do_sample=cfg.get("do_sample", True),
-                                seed=p.get_path("seed"), copy_bias=cfg.get("copy_bias", 0.0),
+                                seed=p.seed(), copy_bias=cfg.get("copy_bias", 0.0),
                                 copy_max_df=cfg.get("copy_max_df", 0.02))
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
     generator = load_generator(args.model).to(p.device())

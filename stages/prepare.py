@@ -3,8 +3,10 @@
 
 Writes to --out: corpus.jsonl (English paragraphs), contexts.jsonl (all languages), queries.jsonl,
 links.jsonl (shared question id -> context per language, answers), answers.jsonl, train_pairs.jsonl,
-qrels.eval.trec and stats.json. Every language in the archive is kept; `languages` filters later,
-so changing it does not re-run this stage.
+qrels.eval.trec, qrels.tune.trec and stats.json. Every row carries its split: `train`, `tune`
+(data.tune_fraction of the training articles, for choosing settings off the evaluation set; never
+trained on) or `eval`. Every language in the archive is kept; `languages` filters later, so changing
+it does not re-run this stage.
 """
 import argparse
 from pathlib import Path
@@ -26,12 +28,13 @@ def main():
     source = read_json(Path(args.raw) / "source.json")
     archive = MlqaArchive(Path(args.raw) / source["archive"])
     data = prepare(archive, p.get_path("data.splits"), p.get_path("data.holdout_fraction"),
-                   seed=p.get_path("seed"), max_articles=p.get_path("data.max_articles"))
+                   seed=p.seed(), max_articles=p.get_path("data.max_articles"),
+                   tune_fraction=p.get_path("data.tune_fraction"))
     data.stats["source"] = {k: source[k] for k in ("source", "kind", "sha256")}
     save_prepared(data, args.out)
     s = data.stats
-    log.info("corpus %d English passages; articles %s; eval queries %s", s["corpus_passages"], s["articles"],
-             s["queries"]["eval"])
+    log.info("corpus %d English passages; articles %s; eval queries %s; tune queries %s", s["corpus_passages"],
+             s["articles"], s["queries"]["eval"], s["queries"]["tune"])
 
 
 if __name__ == "__main__":

@@ -1,90 +1,111 @@
 #!/usr/bin/env python
-"""scaling: accuracy and cost of each method for k = 0..n_languages target languages, and the comparison.
+"""scaling: how each method's gain grows with the number k of target languages, measured on languages alone.
 
-For every corpus setting (evaluate.settings), method (`methods`) and k, the corpus is augmented with
-the first k languages, searched with index.factory and scored; queries are split into in-set
-(language among the k) and out-of-set; nDCG@10 and R@2kt are tested against the baseline (paired
-two-sided t-test, Holm over k). Methods in scaling.control are also run with their items shuffled
-across passages (<method>-shuffled): a content-free control. Writes
-- plots/scaling.csv: one row per setting, method, k and query group;
-- plots/scaling/<method>[.<setting>].csv: one row per k, for the DVC plots in dvc.yaml;
-- plots/scaling.png (global corpus), plots/scaling_parallel.png, plots/cost.png;
-- metrics/comparison.json: per setting and k, xqg minus each translation method on the same queries
-  (paired t-test, Holm over k).
+For every corpus setting (evaluate.settings), method (`methods`), weight mode (scaling.weights; the
+first is primary) and k = 1..len(languages), every subset of k languages (scaling.subsets) augments
+the corpus with alpha (and n_queries_used) from augment.<method> or, where `auto`, the tune stage's
+choice; per query, measures are averaged over the subsets that hold its language (in-set), those
+that do not (out-of-set) and all. Under the primary weight mode each method also runs with its items
+shuffled across the passages that have items (scaling.permutations times) and with its language
+centroids: content-free controls. Gains and contrasts are tested per question (sign-flip test,
+95% cluster-bootstrap CI, scaling.resamples resamples; Holm per family). Writes
+- plots/scaling.csv: gains over the baseline (every setting, method, control, weight mode, k, group);
+- plots/contrasts.csv and metrics/comparison.json: method vs its controls, and between methods;
+- metrics/transfer.json and plots/transfer.png: gain for queries in Y with passages augmented by X alone;
+- plots/scaling.png, plots/scaling_parallel.png, plots/weight_modes.png, plots/cost.png;
+- plots/scaling/<method>[.<setting>].csv: one row per k, for the DVC plots in dvc.yaml.
 """
-import argparse
-from pathlib import Path
+import os
 
-import numpy as np
-import pandas as pd
+from xaug.cli import reexec_with_malloc_settings
 
-from xaug.cli import run_stage, setup
-from xaug.evaluation import Evaluator, check_setting
-from xaug.io import atomic_path, write_json
-from xaug.methods import check_methods, fusion_settings, load_method
-from xaug.params import load_params, positive_int
-from xaug.scaling import compare, per_query_by_k, plot_cost, plot_scaling, shuffled_control, sweep, write_plot_tables
-from xaug.search import read_ids
+if __name__ == "__main__":
+    reexec_with_malloc_settings()
+# The sweeps run in scaling.workers processes: one BLAS thread each (set before numpy loads).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from xaug.cli import run_stage, setup  # noqa: E402
+from xaug.errors import ConfigError  # noqa: E402
+from xaug.evaluation import check_setting  # noqa: E402
+from xaug.experiment import Experiment  # noqa: E402
+from xaug.io import atomic_path, read_json, write_json  # noqa: E402
+from xaug.methods import fusion_settings  # noqa: E402
+from xaug.params import load_params, positive_int  # noqa: E402
+from xaug.plots import plot_cost, plot_scaling, plot_transfer, plot_weight_modes, write_plot_tables  # noqa: E402
+from xaug.scaling import run_setting, subset_plan  # noqa: E402
 
 
-def comparison_report(frame: pd.DataFrame) -> dict:
-    """{setting: {"xqg-translate": {k: {group: {delta/p/p_holm per measure, queries}}}}}."""
+def comparison_report(contrasts: pd.DataFrame) -> dict:
+    """{setting: {"a - b": {k: {group: {delta/ci/p/p_holm per tested measure, queries, clusters}}}}}."""
     report: dict = {}
-    for _, row in frame.iterrows():
+    for _, row in contrasts.iterrows():
         entry = {key: (None if pd.isna(v) else round(float(v), 6)) for key, v in row.items()
-                 if key.startswith(("delta_", "p_"))}
-        entry["queries"] = int(row["queries"])
-        report.setdefault(row["setting"], {}).setdefault(f"{row['a']}-{row['b']}", {}) \
+                 if key.startswith(("delta_", "ci_", "p_"))}
+        entry.update(queries=int(row["queries"]), clusters=int(row["clusters"]))
+        report.setdefault(row["setting"], {}).setdefault(f"{row['a']} - {row['b']}", {}) \
               .setdefault(str(int(row["k"])), {})[row["group"]] = entry
     return report
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", action="append", help="a method (repeatable; default: `methods` of params.yaml)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--passages", default="data/embeddings/passages")
     ap.add_argument("--queries", default="data/embeddings/queries")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--generated-root", default="data/generated")
+    ap.add_argument("--tuning", default="metrics/tuning.json")
     ap.add_argument("--plots", default="plots")
     ap.add_argument("--comparison", default="metrics/comparison.json")
+    ap.add_argument("--transfer", default="metrics/transfer.json")
     args = ap.parse_args()
     log = setup()
     p = load_params(args.params)
-    languages, k = p.get_path("languages"), p.get_path("n_languages")
-    methods = args.method or check_methods(p.get_path("methods"))
-    controls = set(p.get_path("scaling.control", []))
-    depth = positive_int(p.get_path("evaluate.depth"), "evaluate.depth")
-    passages, ids = np.load(args.passages + ".npy"), read_ids(args.passages + ".ids.txt")
-    inputs = {m: load_method(Path(args.generated_root) / m, m, languages, k, fusion_settings(p, m)) for m in methods}
-    frames, comparisons = [], []
-    for setting in p.get_path("evaluate.settings", ["global"]):
-        evaluator = Evaluator(args.data, args.queries, languages, depth, check_setting(setting))
-        per_k = {}
-        for m in methods:
-            runs = [inputs[m]] + ([shuffled_control(inputs[m], p.get_path("seed"))] if m in controls else [])
-            for run in runs:
-                per_k[run.name] = per_query_by_k(evaluator, passages, ids, run, k, p.get_path("index.factory"))
-                frames.append(sweep(evaluator, passages, ids, languages, run, k, per_k=per_k[run.name]))
-        if "xqg" in per_k:
-            for other in ("translate", "translate_oracle"):
-                if other in per_k and k > 0:
-                    comparisons.append(compare(evaluator, languages, "xqg", per_k["xqg"], other, per_k[other]))
-    frame = pd.concat(frames, ignore_index=True)
+    exp = Experiment.from_params(p, args.passages, args.generated_root)
+    settings_list = [check_setting(s) for s in p.get_path("evaluate.settings")]
+    permutations = p.get_path("scaling.permutations")
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
+        raise ConfigError(f"scaling.permutations: expected an integer >= 0, got {permutations!r}")
+    resamples = positive_int(p.get_path("scaling.resamples"), "scaling.resamples")
+    workers = positive_int(p.get_path("scaling.workers"), "scaling.workers")
+    seed = p.seed()
+    plan = subset_plan(len(exp.languages), p.get_path("scaling.subsets"), seed)
+    tuning = read_json(args.tuning) if Path(args.tuning).is_file() else None
+    weights = exp.weights
+    fusion = {m: {w: fusion_settings(p, m, tuning, w) for w in weights} for m in exp.methods}
+    gains, contrasts, transfers = [], [], {}
+    for setting in settings_list:
+        g, c, t = run_setting(exp.queries(args.data, args.queries, setting), exp.passages, exp.methods, fusion, plan,
+                              weights, permutations, seed, resamples, exp.languages, workers)
+        gains.append(g)
+        contrasts.append(c)
+        transfers[setting] = t
+    gains, contrasts = pd.concat(gains, ignore_index=True), pd.concat(contrasts, ignore_index=True)
     plots = Path(args.plots)
     with atomic_path(plots / "scaling.csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
-    write_plot_tables(frame, plots / "scaling")
-    for setting, part in frame.groupby("setting"):
-        name = "scaling.png" if setting == "global" else f"scaling_{setting}.png"
-        plot_scaling(part, plots / name, title=f"{setting} corpus; ")
-    plot_cost(frame[frame["setting"] == frame["setting"].iloc[0]], plots / "cost.png")
-    write_json(args.comparison, comparison_report(pd.concat(comparisons, ignore_index=True)) if comparisons else {})
-    for _, row in frame[frame["group"] == "all"].iterrows():
-        log.info("%s, %s corpus, k=%d: nDCG@10 %.4f (%+.4f, p_holm %s)", row["method"], row["setting"], row["k"],
-                 row["nDCG@10"], row["delta_nDCG@10"],
-                 "-" if pd.isna(row.get("p_holm_nDCG@10")) else f"{row['p_holm_nDCG@10']:.2g}")
+        gains.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(plots / "contrasts.csv") as tmp:
+        contrasts.to_csv(tmp, index=False, float_format="%.6g")
+    write_plot_tables(gains, plots / "scaling", weights[0])
+    for setting, part in gains.groupby("setting"):
+        plot_scaling(part, plots / ("scaling.png" if setting == "global" else f"scaling_{setting}.png"), weights[0],
+                     title=f"{setting} corpus; ")
+    plot_weight_modes(gains, plots / "weight_modes.png")
+    plot_cost(gains, plots / "cost.png", weights[0])
+    plot_transfer(transfers, plots / "transfer.png")
+    write_json(args.comparison, comparison_report(contrasts))
+    write_json(args.transfer, transfers)
+    top = gains[(gains["group"] == "all") & (gains["variant"] == "method") & (gains["k"] == len(exp.languages))]
+    for _, row in top.iterrows():
+        log.info("%s, %s corpus, %s weight, k=%d: nDCG@10 %.4f, gain %+.4f [%+.4f, %+.4f] (p_holm %.2g, %d questions)",
+                 row["method"], row["setting"], row["weight"], row["k"], row["nDCG@10"], row["delta_nDCG@10"],
+                 row["ci_low_nDCG@10"], row["ci_high_nDCG@10"], row["p_holm_nDCG@10"], row["clusters"])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ training split's parallel text: each question in its languages and the answer-be
 parallel contexts, English <-> L in both directions. A Hugging Face id or local path (NLLB-200,
 M2M100) is checked and recorded, not fine-tuned; `oracle` uses MLQA's parallel contexts.
 Held-out quality: chrF (sacrebleu) of English -> L translations of evaluation-split questions and
-answer sentences, in --metrics, with one example per language to read.
+answer sentences, in --metrics, with one example per language to read. They are read after training,
+for that report only (`reads_heldout` in the report says so); training reads the `train` split alone.
 """
 import argparse
 from pathlib import Path
@@ -33,7 +34,7 @@ def main():
     corpus = read_jsonl(data / "corpus.jsonl")
     device = p.device()
     history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, Path(args.out),
-                               seed=p.get_path("seed"), device=device)
+                               seed=p.seed(), device=device)
     write_json(Path(args.out) / "training.json", history)
     report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}}
     translator = load_translator(args.out)
@@ -41,6 +42,8 @@ def main():
         translator.to(device)
         settings = TranslateSettings(**{k: cfg[k] for k in ("max_new_tokens", "batch_size") if k in cfg})
         held_out = parallel_pairs(contexts, links, queries, "eval")  # every language it learnt, not just `languages`
+        report["reads_heldout"] = ("evaluation-split questions and answer sentences, for this report only; "
+                                   "nothing is trained or chosen on them")
         report["heldout"] = translation_quality(translator, held_out, settings,
                                                 positive_int(cfg.get("quality_pairs", 50), "translate.quality_pairs"))
         for lang, r in report["heldout"].items():

@@ -29,7 +29,7 @@ def main():
     p = load_params(args.params)
     xdr = p.get_path("xdr")
     log = setup(xdr.get("threads"))
-    seed = p.get_path("seed")
+    seed = p.seed()
     torch.manual_seed(seed)
     random.seed(seed)
     settings = EncoderSettings.from_params(xdr)

@@ -30,7 +30,7 @@ def main():
     contexts = read_jsonl(data / "contexts.jsonl")
     history = train_generator(cfg, p.get_path("xdr"), contexts, read_jsonl(data / "queries.jsonl"),
                               read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == "en"],
-                              Path(args.out), seed=p.get_path("seed"), device=p.device())
+                              Path(args.out), seed=p.seed(), device=p.device())
     write_json(Path(args.out) / "training.json", history)
     write_json(args.metrics, {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}})
     log.info("trained %s generator on %d examples", cfg["model"], history["examples"])

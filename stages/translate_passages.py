@@ -16,7 +16,8 @@ from xaug.generation import finish, work_folder
 from xaug.io import read_jsonl, write_json, write_jsonl
 from xaug.params import load_params
 from xaug.warm import load_states
-from xaug.translation import TranslateSettings, load_translator, oracle_translations, translate_corpus
+from xaug.data import parallel_contexts
+from xaug.translation import TranslateSettings, load_translator, translate_corpus
 
 
 def main():
@@ -36,7 +37,7 @@ def main():
     corpus = read_jsonl(data / "corpus.jsonl")
     translator = load_translator(args.model)
     if translator is None:
-        rows, stats = oracle_translations(corpus, read_jsonl(data / "contexts.jsonl"), read_jsonl(data / "links.jsonl"),
+        rows, stats = parallel_contexts(corpus, read_jsonl(data / "contexts.jsonl"), read_jsonl(data / "links.jsonl"),
                                           args.lang)
         work = None
     else:

@@ -128,3 +128,113 @@ def test_language_checks():
         check_languages(["de", "hi"], ["de", "en", "zh"])
     with pytest.raises(ConfigError, match="non-empty list"):
         check_languages([])
+    with pytest.raises(ConfigError, match="languages: 'en' is the corpus language"):
+        check_languages(["de", "en"])
+    assert check_languages(["en", "de"], param="xqg.context_languages") == ["en", "de"]  # contexts may be English
+    with pytest.raises(ConfigError, match=r"languages: duplicate language codes in \['de', 'de'\]"):
+        check_languages(["de", "de"])
+
+
+def _shared_prepared(shared_zip, **kw):
+    args = {"holdout_fraction": 0.3, "seed": 4, "max_articles": 40, "tune_fraction": 0.25, **kw}
+    return prepare(MlqaArchive(shared_zip), ["dev"], **args)
+
+
+def test_tune_split_is_carved_from_training_articles(tmp_path, shared_zip):
+    base = _shared_prepared(shared_zip, tune_fraction=0)
+    data = _shared_prepared(shared_zip)
+    split_of = {l["article"]: l["split"] for l in data.links}
+    arts = {s: {a for a, v in split_of.items() if v == s} for s in ("train", "tune", "eval")}
+    assert all(arts.values()) and len({a for v in arts.values() for a in v}) == len(split_of)  # disjoint, non-empty
+    # the eval hold-out is untouched; tune takes round(0.25 * n) of the n training articles
+    base_split = {l["article"]: l["split"] for l in base.links}
+    assert arts["eval"] == {a for a, v in base_split.items() if v == "eval"}
+    n_train = len({a for a, v in base_split.items() if v == "train"})
+    assert len(arts["tune"]) == round(0.25 * n_train) and arts["tune"] | arts["train"] == set(base_split) - arts["eval"]
+    article_of = {l["qid"]: l["article"] for l in data.links}
+    assert all(q["split"] == split_of[article_of[q["qid"]]] for q in data.queries)
+    assert all(c["split"] == split_of[c["article"]] for c in data.contexts)
+    assert data.stats["articles"] == {s: len(arts[s]) for s in ("train", "tune", "eval")}
+    assert sum(data.stats["queries"]["tune"].values()) == sum(q["split"] == "tune" for q in data.queries)
+    # deterministic; a different seed picks other articles
+    again = _shared_prepared(shared_zip)
+    assert again.links == data.links and again.queries == data.queries
+    other = {l["article"] for l in _shared_prepared(shared_zip, seed=5).links if l["split"] == "tune"}
+    assert other != arts["tune"]
+    # qrels.tune.trec: exactly the tune queries, each to its English passage; train pairs: train only
+    save_prepared(data, tmp_path / "out")
+    qrels = read_trec_qrels(tmp_path / "out" / "qrels.tune.trec")
+    pivot = {l["qid"]: l["contexts"]["en"] for l in data.links}
+    tune_queries = [q for q in data.queries if q["split"] == "tune"]
+    assert qrels == {q["id"]: {pivot[q["qid"]]: 1} for q in tune_queries}
+    assert set(read_trec_qrels(tmp_path / "out" / "qrels.eval.trec")) == {q["id"] for q in data.queries
+                                                                          if q["split"] == "eval"}
+    train_ids = {q["id"] for q in data.queries if q["split"] == "train"}
+    assert {p["query_id"] for p in read_jsonl(tmp_path / "out" / "train_pairs.jsonl")} == train_ids
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["articles"]["tune"] == len(arts["tune"]) and stats["queries"]["tune"]
+
+
+def test_tune_split_selection_is_order_independent():
+    from xaug.data import select_tune
+
+    articles = [f"article {i}" for i in range(50)]
+    tune = select_tune(articles, 0.2, seed=7)
+    assert len(tune) == 10 and tune == select_tune(list(reversed(articles)), 0.2, seed=7)
+    assert tune != select_heldout(articles, 0.2, seed=7)  # its own salt, not the hold-out's ranking
+    assert select_tune(articles, 0, seed=7) == set()
+
+
+def test_tune_split_from_the_first_of_two_splits(tmp_path):
+    files = archive_files("dev")
+    for name, content in archive_files("test").items():
+        for art in content["data"]:
+            art["title"] = "T " + art["title"]
+            for para in art["paragraphs"]:
+                para["context"] = "Test: " + para["context"]
+                for qa in para["qas"]:
+                    qa["id"] = "t" + qa["id"]
+        files[name] = content
+    data = prepare(MlqaArchive(write_zip(tmp_path / "a.zip", files)), ["dev", "test"], tune_fraction=0.5)
+    assert {l["split"] for l in data.links if l["qid"].startswith("t")} == {"eval"}
+    dev = {l["article"]: l["split"] for l in data.links if not l["qid"].startswith("t")}
+    assert sorted(dev.values()) == ["train", "train", "tune", "tune"]
+
+
+def test_no_tune_split_by_default_and_when_zero(mini_zip):
+    for kw in ({}, {"tune_fraction": 0}):
+        data = prepare(MlqaArchive(mini_zip), ["dev"], 0.5, seed=3, **kw)
+        assert {l["split"] for l in data.links} == {"train", "eval"}
+        assert data.stats["articles"]["tune"] == 0 and data.qrels("tune") == []
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1, 1.0, 1.5, "0.2", None, True])
+def test_bad_tune_fraction_is_a_config_error(mini_zip, bad):
+    with pytest.raises(ConfigError, match=r"^data\.tune_fraction: expected 0 \(no tune split\) or a number in \(0, 1\)"):
+        prepare(MlqaArchive(mini_zip), ["dev"], 0.5, seed=3, tune_fraction=bad)
+
+
+def test_tune_fraction_that_leaves_no_training_article_is_an_error(mini_zip):
+    # 4 articles, 2 held out: a tune share rounding to 2 would take every training article
+    with pytest.raises(ConfigError, match=r"^data\.tune_fraction: 0\.9 of 2 training article\(s\) leaves none"):
+        prepare(MlqaArchive(mini_zip), ["dev"], 0.5, seed=3, tune_fraction=0.9)
+
+
+@pytest.mark.parametrize("bad", ["abc", -1, 1.5, True])
+def test_prepare_stage_rejects_a_bad_seed(tmp_path, mini_zip, bad):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import REPO
+    from xaug.download import fetch_archive
+
+    fetch_archive(str(mini_zip), tmp_path / "raw")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["seed"] = bad
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "prepare.py"), "--params", str(tmp_path / "params.yaml"),
+                           "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: seed: expected an integer >= 0, got {bad!r}"]
+    assert not (tmp_path / "out").exists()

@@ -62,3 +62,30 @@ def test_shared_copy_is_recognised(tmp_path, shared_zip):
     prov = fetch_archive(str(shared_zip), tmp_path / "raw")
     assert prov["splits"] == ["dev"]
     assert prov["languages"]["dev"] == ["ar", "de", "en", "es", "hi", "vi", "zh"]
+
+
+def test_a_member_that_does_not_decompress_is_caught_at_download(tmp_path, mini_zip):
+    """The central directory is intact (the archive opens and lists its files) but one member's
+    compressed bytes are damaged: download rejects it, instead of prepare failing on zlib later."""
+    import zipfile
+
+    data = bytearray(mini_zip.read_bytes())
+    with zipfile.ZipFile(mini_zip) as zf:
+        info = zf.infolist()[0]
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start + 5, start + 25):  # inside the first member's data
+        data[i] ^= 0xFF
+    bad = tmp_path / "damaged.zip"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"data.source: .*damaged.zip: member .* does not decompress"):
+        fetch_archive(str(bad), tmp_path / "raw")
+    assert not (tmp_path / "raw" / "MLQA_V1.zip").exists()
+
+
+def test_directory_links_are_copied_as_links(tmp_path, mini_dir):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not part of the archive")
+    (mini_dir / "MLQA_V1" / "dev" / "note.txt").symlink_to(outside)
+    fetch_archive(str(mini_dir), tmp_path / "raw")
+    copied = tmp_path / "raw" / "MLQA_V1" / "dev" / "note.txt"
+    assert copied.is_symlink()  # not followed out of the source folder

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from xaug.errors import ConfigError
-from xaug.fusion import FusionSettings, augment, check_n_languages
-from xaug.stats import holm, paired_ttest
+from xaug.fusion import FusionSettings, LanguageItems, augment, check_n_languages, check_weights, combine
+from xaug.stats import cluster_means, cluster_test, holm
 
 P = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
 # language A: 2 items per passage; passage 1 has only 1 valid item
@@ -14,19 +13,19 @@ B = (np.array([[[5.0, 5.0]], [[0.0, 4.0]]], dtype=np.float16), np.array([0, 1]))
 
 
 def test_sum_fusion_hand_computed():
-    out = augment(P, [A, B], FusionSettings(alpha=0.5, pool="sum"))
+    out = augment(P, [A, B], FusionSettings(alpha=0.5, weight="per_item"))
     # passage 0: 0.5*[1,0] + 0.5*([0,1]+[0,3]) = [0.5, 2.0]; passage 1: 0.5*[0,1] + 0.5*([2,0]+[0,4]) = [1, 2.5]
     np.testing.assert_allclose(out, [[0.5, 2.0], [1.0, 2.5]])
 
 
-def test_mean_fusion_and_items_used():
-    out = augment(P, [A, B], FusionSettings(alpha=0.5, pool="mean", n_items_used=1))
+def test_fixed_fusion_and_items_used():
+    out = augment(P, [A, B], FusionSettings(alpha=0.5, weight="fixed", n_items_used=1))
     # passage 0: items [0,1] -> mean [0,1]; passage 1: items [2,0], [0,4] -> mean [1,2]
     np.testing.assert_allclose(out, [[0.5, 0.5], [0.5, 1.5]])
 
 
 def test_no_items_leaves_passage_unchanged_and_renormalisation():
-    out = augment(P, [B], FusionSettings(alpha=0.3, pool="sum", renormalize=True))
+    out = augment(P, [B], FusionSettings(alpha=0.3, weight="per_item", renormalize=True))
     np.testing.assert_allclose(out[0], [1.0, 0.0])
     expected = 0.7 * np.array([0.0, 1.0]) + 0.3 * np.array([0.0, 4.0])
     np.testing.assert_allclose(out[1], expected / np.linalg.norm(expected), rtol=1e-6)
@@ -38,7 +37,7 @@ def test_alpha_zero_is_identity():
 
 
 @pytest.mark.parametrize("kwargs,match", [({"alpha": 1.5}, "alpha"), ({"alpha": -0.1}, "alpha"),
-                                          ({"pool": "max"}, "pool"), ({"n_items_used": 0}, "n_queries_used")])
+                                          ({"weight": "max"}, "augment.<method>.weight"), ({"n_items_used": 0}, "n_queries_used")])
 def test_bad_fusion_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         FusionSettings(**kwargs)
@@ -56,17 +55,63 @@ def test_n_languages_bounds():
             check_n_languages(bad, ["de", "zh"])
 
 
-def test_paired_ttest_matches_scipy():
+def test_fixed_weight_is_the_same_total_weight_at_every_k():
+    """fixed: the generated part weighs alpha whatever k; per_item: alpha per item, growing with k."""
     rng = np.random.default_rng(0)
-    base = rng.random(50)
-    treat = base + rng.normal(0.05, 0.1, 50)
-    diff, p = paired_ttest(treat, base)
-    assert diff == pytest.approx(np.mean(treat - base))
-    assert p == pytest.approx(sps.ttest_rel(treat, base).pvalue)
-    assert paired_ttest(base, base) == (0.0, 1.0)
+    n, dim, langs = 4, 3, 5
+    passages = np.zeros((n, dim), dtype=np.float32)  # p = 0, so p' is the generated part alone
+    same = np.ones((n, 2, dim), dtype=np.float32)    # every item the same unit-ish vector: the pool is the item
+    generated = [(same, np.full(n, 2)) for _ in range(langs)]
+    for weight, expected in (("fixed", lambda k: 0.2), ("per_item", lambda k: 0.2 * 2 * k)):
+        settings = FusionSettings(alpha=0.2, weight=weight)
+        for k in (1, langs):
+            out = augment(passages, generated[:k], settings)
+            np.testing.assert_allclose(out, expected(k) * np.ones((n, dim)), rtol=1e-6)
+    # with different items: fixed = alpha * mean over all items of the k languages
+    items = [(rng.standard_normal((n, 2, dim)).astype(np.float32), np.full(n, 2)) for _ in range(langs)]
+    out = augment(passages, items, FusionSettings(alpha=0.2, weight="fixed"))
+    np.testing.assert_allclose(out, 0.2 * np.concatenate([i for i, _ in items], axis=1).mean(axis=1), rtol=1e-5)
+    summed = combine(passages, [LanguageItems.from_items(i, c) for i, c in items], FusionSettings(0.2, "fixed"))
+    np.testing.assert_allclose(summed, out, rtol=1e-6)
+
+
+def test_check_weights():
+    assert check_weights(["fixed", "per_item"]) == ["fixed", "per_item"]
+    for bad in ([], ["fixed", "fixed"], ["sum"], "fixed"):
+        with pytest.raises(ConfigError, match="scaling.weights"):
+            check_weights(bad)
+
+
+def test_cluster_means_average_within_a_question():
+    values = np.array([[1.0, 3.0, 10.0, 0.0]])
+    np.testing.assert_allclose(cluster_means(values, np.array(["q2", "q2", "q1", "q3"])), [[10.0, 2.0, 0.0]])
+
+
+def test_cluster_randomization_test_hand_computed():
+    # Three questions; q1 has three translations with differences 1, 1, 1 (one cluster, mean 1), q2 mean 2, q3 mean 3.
+    diffs = np.array([1.0, 1.0, 1.0, 2.0, 3.0])
+    clusters = np.array(["q1", "q1", "q1", "q2", "q3"])
+    per_cluster = cluster_means(diffs, clusters)
+    t = cluster_test(per_cluster[None, :], resamples=1000, seed=0)
+    # exact: 2^3 sign patterns of (1, 2, 3); |mean| >= 2 only for (+,+,+) and (-,-,-): p = 2/8
+    assert t.clusters == 3 and t.delta[0] == pytest.approx(2.0) and t.p[0] == pytest.approx(0.25)
+    assert t.low[0] >= 1.0 and t.high[0] <= 3.0 and t.low[0] < 2.0 < t.high[0]
+    # (1, -1, 2): sums +-1 +-1 +-2 -> |sum| >= 2 in 6 of 8 patterns
+    assert cluster_test(np.array([[1.0, -1.0, 2.0]]), 1000).p[0] == pytest.approx(0.75)
+    # treating the five queries as independent would give a smaller p: the cluster is the unit
+    assert cluster_test(diffs[None, :], 1000).p[0] < t.p[0]
+    zero = cluster_test(np.zeros((1, 4)), 100)
+    assert zero.p[0] == 1.0 and zero.low[0] == zero.high[0] == 0.0
+    # Monte Carlo is reproducible with a seed, and a clear effect is significant
+    rng = np.random.default_rng(1)
+    big = rng.normal(0.3, 1.0, (2, 200))
+    a, b = cluster_test(big, 999, seed=5), cluster_test(big, 999, seed=5)
+    np.testing.assert_array_equal(a.p, b.p)
+    assert (a.p < 0.05).all() and (a.low > 0).all()
 
 
 def test_holm_hand_computed():
     # sorted p: 0.01 (x3) -> 0.03, 0.02 (x2) -> 0.04, 0.04 (x1) -> 0.04 (monotone)
     np.testing.assert_allclose(holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
     np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])
+    np.testing.assert_allclose(holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])  # NaN: not in the family

@@ -65,8 +65,17 @@ def test_contains_sequence_matches_a_token_by_token_scan():
 
 
 def test_answer_recall_skips_empty_passages_and_uses_precomputed_strings():
-    docs = {"d1": ["the", "north"], "empty": [], "d2": ["sea", "coast"]}
+    docs = {"d1": ["the", "north"], "empty": [], "d2": ["north", "sea", "coast"]}
     answer = [["north", "sea"]]
-    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=3) == 1.0
-    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=3, doc_strings=join_tokens(docs)) == 1.0
-    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=2) == 0.0
+    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=4) == 1.0
+    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=4, doc_strings=join_tokens(docs)) == 1.0
+    assert answer_in_top_tokens(["d1", "empty", "d2"], docs, answer, budget=3) == 0.0
+
+
+def test_answer_spanning_two_passages_does_not_count():
+    docs = {"d1": ["the", "north"], "d2": ["sea", "coast"]}
+    answer = [["north", "sea"]]
+    for strings in (None, join_tokens(docs)):
+        assert answer_in_top_tokens(["d1", "d2"], docs, answer, budget=2000, doc_strings=strings) == 0.0
+        assert answer_in_top_tokens(["d2", "d1"], docs, answer, budget=2000, doc_strings=strings) == 0.0
+    assert answer_in_top_tokens(["d1", "d2"], docs, [["sea"]], budget=3) == 1.0  # inside the cut d2

@@ -52,7 +52,8 @@ def pipeline(tmp_path_factory):
         "xqg.n_queries": 2, "xqg.max_new_tokens": 8, "xqg.batch_size": 32, "xqg.chunk_size": 128,
         "xqg.warm.decoder_layers": 1, "xqg.warm.epochs": 1, "xqg.warm.max_source_length": 64,
         "augment.xqg.n_queries_used": 2, "translate.warm.decoder_layers": 1, "translate.warm.max_steps": 10,
-        "translate.max_new_tokens": 8, "translate.quality_pairs": 5,
+        "translate.max_new_tokens": 8, "translate.quality_pairs": 5, "tune.n_queries_used": [1, 2],
+        "scaling.permutations": 4, "scaling.resamples": 999,
     })
     (root / ".gitignore").write_text("/data/\n/models/\n/plots/*.png\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
@@ -86,15 +87,23 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
     quality = json.loads((root / "metrics" / "generation.json").read_text())["xqg"]
     assert set(quality) == {"de", "zh", "avg"} and quality["de"]["queries"] == 2 * stats["corpus_passages"]
     frame = pd.read_csv(root / "plots" / "scaling.csv")
-    assert sorted(frame[frame["method"] == "xqg"]["k"].unique()) == [0, 1, 2]
-    assert set(frame["method"]) == {"xqg", "xqg-shuffled", "translate", "translate_oracle"}
-    assert set(frame["setting"]) == {"global", "parallel"}
+    assert sorted(frame[frame["method"] == "xqg"]["k"].unique()) == [1, 2]
+    methods = ("xqg", "translate", "parallel_contexts")
+    assert set(frame["method"]) == {"baseline"} | {f"{m}{v}" for m in methods for v in ("", "-shuffled", "-centroid")}
+    assert set(frame["weight"]) == {"fixed", "per_item"} and set(frame["setting"]) == {"global", "parallel"}
+    assert {"ci_low_nDCG@10", "ci_high_nDCG@10", "p_holm_R@2kt", "clusters"} <= set(frame.columns)
     comparison = json.loads((root / "metrics" / "comparison.json").read_text())
-    assert set(comparison["global"]) == {"xqg-translate", "xqg-translate_oracle"}
-    assert set(comparison["global"]["xqg-translate"]) == {"1", "2"}
+    assert {"xqg - translate", "xqg - xqg-shuffled", "parallel_contexts - parallel_contexts-centroid"} <= \
+        set(comparison["global"])
+    assert set(comparison["global"]["xqg - translate"]) == {"1", "2"}
+    tuning = json.loads((root / "metrics" / "tuning.json").read_text())
+    assert set(tuning["choices"]) == set(methods) and tuning["split"] == "tune"
+    transfer = json.loads((root / "metrics" / "transfer.json").read_text())
+    assert transfer["global"]["xqg"]["languages"] == ["de", "zh"]
     parallel = json.loads((root / "metrics" / "retrieval_parallel.json").read_text())
-    assert set(parallel) == {"baseline", "xqg", "translate", "translate_oracle"}
-    assert (root / "plots" / "scaling" / "xqg.csv").is_file() and (root / "plots" / "scaling.png").is_file()
+    assert set(parallel) == {"baseline", *methods}
+    for name in ("scaling/xqg.csv", "scaling.png", "transfer.png", "weight_modes.png", "cost.png"):
+        assert (root / "plots" / name).is_file(), name
 
 
 def test_second_repro_does_nothing(pipeline):
@@ -108,12 +117,10 @@ def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(pipeline
     root, _ = pipeline
     out = dvc(root, "exp", "run", "-S", "n_languages=1")
     ran = stages_run(out)
-    methods = ("xqg", "translate", "translate_oracle")
-    allowed = {f"{stage}@{m}" for m in methods for stage in ("augment", "index_augmented")} | {"evaluate", "scaling"}
-    assert {"augment@xqg", "evaluate", "scaling"} <= ran <= allowed, out
+    methods = ("xqg", "translate", "parallel_contexts")
+    allowed = {f"{stage}@{m}" for m in methods for stage in ("augment", "index_augmented")} | {"evaluate"}
+    assert {"augment@xqg", "evaluate"} <= ran <= allowed, out  # scaling sweeps every k: n_languages is not its input
     assert "Stage 'generate_queries@de' didn't change, skipping" in out
-    frame = pd.read_csv(root / "plots" / "scaling.csv")
-    assert sorted(frame["k"].unique()) == [0, 1]
     diff = dvc(root, "metrics", "diff")
     assert "xqg.avg.nDCG@10" in diff and "baseline.avg" not in diff, diff  # only the augmented system changed
     shown = dvc(root, "exp", "show", "--no-pager", "--csv")
@@ -125,9 +132,9 @@ def test_adding_a_language_generates_only_for_it(pipeline):
     set_params(root / "params.yaml", languages=["de", "zh", "es"], n_languages=2)
     ran = stages_run(dvc(root, "repro"))
     assert {"generate_queries@es", "encode_xqg@es"} <= ran
-    assert {"translate_passages@es", "encode_translate@es", "oracle_passages@es"} <= ran
+    assert {"translate_passages@es", "encode_translate@es", "parallel_contexts@es"} <= ran
     assert not ran & {"train_xqg", "generate_queries@de", "generate_queries@zh", "encode_xqg@de", "encode_xqg@zh",
-                      "translate_passages@de", "encode_translate_oracle@zh", "train_xdr", "encode", "prepare"}, ran
+                      "translate_passages@de", "encode_parallel_contexts@zh", "train_xdr", "encode", "prepare"}, ran
 
 
 def test_stage_error_is_one_line(pipeline, tmp_path):

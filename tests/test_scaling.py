@@ -1,20 +1,30 @@
+import itertools
+import json
+import math
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from xaug.data import MlqaArchive, prepare, save_prepared
 from xaug.errors import ConfigError
 from xaug.evaluation import Evaluator
-from xaug.fusion import FusionSettings
+from xaug.fusion import FusionSettings, LanguageItems, combine
 from xaug.io import save_matrix
-from xaug.methods import fusion_settings, load_method
-from xaug.scaling import MethodInputs, plot_cost, plot_scaling, query_group, shuffled_control, sweep
+from xaug.methods import MethodItems, fusion_settings, load_method
+from xaug.metrics import ALL_MEASURES
+from xaug.plots import plot_cost, plot_scaling, plot_transfer, plot_weight_modes, write_plot_tables
+from xaug.scaling import (KResult, Projection, QuerySet, Sweep, centroid_items, contrast_table, run_setting,
+                          shuffled_items, subset_plan, sweep)
 from xaug.search import FaissSearcher, write_ids
+
+LANGS = ["de", "zh"]
 
 
 @pytest.fixture
 def world(tmp_path, mini_zip):
     """Mini data, random passage vectors, and query vectors that are noisy copies of their passage."""
-    data = prepare(MlqaArchive(mini_zip), ["dev"], 0.5, seed=3)
+    data = prepare(MlqaArchive(mini_zip), ["dev"], 0.5, seed=3, tune_fraction=0)
     save_prepared(data, tmp_path / "mlqa")
     rng = np.random.default_rng(0)
     pids = [c["id"] for c in data.corpus]
@@ -31,75 +41,165 @@ def world(tmp_path, mini_zip):
         if q["lang"] == "de":
             i = pids.index(pivot[q["qid"]])
             items[i, 0], counts[i] = v, 1
-    zh = (rng.standard_normal((len(pids), 1, 16)).astype(np.float16), np.ones(len(pids), dtype=int))
-    return tmp_path, passages, pids, [(items, counts), zh], queries
+    zh = (rng.standard_normal((len(pids), 2, 16)).astype(np.float16), np.full(len(pids), 2))
+    method = MethodItems("xqg", LANGS, [(items, counts), zh], [1.5, 2.5], [10, 20])
+    return tmp_path, passages, pids, method, queries
 
 
-def test_sweep_splits_in_set_and_out_of_set(world):
-    tmp, passages, pids, generated, queries = world
-    ev = Evaluator(tmp / "mlqa", tmp / "q", ["de", "zh"], depth=4)
-    method = MethodInputs("xqg", generated, [1.5, 2.5], [10, 20], FusionSettings(alpha=0.9, pool="sum"))
-    frame = sweep(ev, passages, pids, ["de", "zh"], method, k_max=2)
-    assert len(frame) == 3 * 3
-    n = {lang: sum(q["lang"] == lang for q in queries) for lang in ("de", "zh")}
-    row = lambda k, g: frame[(frame.k == k) & (frame.group == g)].iloc[0]  # noqa: E731
-    assert row(0, "all")["delta_nDCG@10"] == 0 and row(0, "all")["p_nDCG@10"] == 1.0
-    assert row(1, "in-set")["queries"] == n["de"] and row(1, "out-of-set")["queries"] == n["zh"]
-    assert row(2, "in-set")["queries"] == n["de"] + n["zh"] and row(2, "out-of-set")["queries"] == 0
-    assert row(1, "in-set")["delta_nDCG@10"] >= 0  # de items pull passages towards the de queries
-    assert np.isnan(row(0, "in-set")["nDCG@10"])  # nothing is in-set before any language is added
-    assert (row(1, "all")["generation_seconds"], row(2, "all")["generated_tokens"]) == (1.5, 30)
-    assert {"p_holm_nDCG@10", "p_holm_R@2kt"} <= set(frame.columns)
-    assert frame.loc[frame.k > 0, "p_holm_nDCG@10"].dropna().between(0, 1).all()
-    plot_scaling(frame, tmp / "s.png")
-    plot_cost(frame, tmp / "c.png")
-    assert (tmp / "s.png").stat().st_size > 1000 and (tmp / "c.png").stat().st_size > 1000
+def test_subset_plan():
+    plan = subset_plan(6, "all")
+    assert [len(plan[k]) for k in range(1, 7)] == [math.comb(6, k) for k in range(1, 7)]
+    assert sum(len(v) for v in plan.values()) == 63
+    assert subset_plan(3, "first") == {1: [(0,)], 2: [(0, 1)], 3: [(0, 1, 2)]}
+    rand = subset_plan(6, "random:4", seed=1)
+    assert [len(rand[k]) for k in range(1, 7)] == [4, 4, 4, 4, 4, 1]
+    assert all(len(set(v)) == len(v) and all(len(s) == k and list(s) == sorted(s) for s in v) for k, v in rand.items())
+    assert rand == subset_plan(6, "random:4", seed=1)
+    for bad in ("some", "random:0", "random:x", 3):
+        with pytest.raises(ConfigError, match="scaling.subsets"):
+            subset_plan(3, bad)
 
 
-def test_query_group():
-    assert query_group("de", {"de", "zh"}) == "in-set"
-    assert query_group("ar", {"de"}) == "out-of-set"
+def test_sweep_averages_each_query_over_the_subsets_that_hold_its_language(world):
+    tmp, passages, pids, method, queries = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4)
+    qs = QuerySet.from_evaluator(ev, LANGS, pids)
+    settings = FusionSettings(alpha=0.5, weight="fixed")
+    items = method.reduced(None)
+    by_k, singles = sweep(qs, passages, items, settings, subset_plan(2, "all"), method.seconds, method.tokens)
+    alone = {i: qs.score(combine(passages, [items[i]], settings)) for i in range(2)}
+    np.testing.assert_array_equal(singles[0], alone[0])
+    de = qs.lang == 0
+    # k = 1: a de query is in-set only under {de}, out-of-set only under {zh}; all = the mean of both
+    np.testing.assert_allclose(by_k[1].inset[:, de], alone[0][:, de])
+    np.testing.assert_allclose(by_k[1].outset[:, de], alone[1][:, de])
+    np.testing.assert_allclose(by_k[1].all, (alone[0] + alone[1]) / 2)
+    assert np.isnan(by_k[2].outset[:, qs.lang >= 0]).all() and by_k[2].subsets == 1
+    assert by_k[1].seconds == pytest.approx(2.0) and by_k[2].tokens == 30
+    # the corpus language's queries are never in-set
+    assert np.isnan(by_k[1].inset[:, qs.lang < 0]).all()
+    # the scorer agrees with the faiss searcher path
+    searcher = FaissSearcher.build(passages, pids)
+    per_query = ev.per_query(*ev.search(searcher))
+    base = qs.score(passages)
+    for j, q in enumerate(ev.query_ids):
+        for i, m in enumerate(ALL_MEASURES):
+            assert base[i, j] == pytest.approx(per_query[q][m]), (q, m)
+    hnsw = QuerySet.from_evaluator(ev, LANGS, pids, factory="HNSW8", search_params="efSearch=64")
+    np.testing.assert_allclose(hnsw.score(passages), base)  # exact enough on 4 passages
+
+
+def test_projection_equals_scoring_the_fused_passages(world):
+    tmp, passages, pids, method, queries = world
+    qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids)
+    items = method.reduced(None)
+    projection = Projection(qs, passages, items)
+    for weight, renormalize, subset in itertools.product(("fixed", "per_item"), (True, False), ((0,), (1,), (0, 1))):
+        settings = FusionSettings(0.4, weight, renormalize)
+        direct = qs.vectors @ combine(passages, [items[i] for i in subset], settings).T
+        np.testing.assert_allclose(projection.scores(subset, settings), direct, rtol=1e-4, atol=1e-4)
+
+
+def test_controls_keep_coverage_and_counts():
+    rng = np.random.default_rng(0)
+    counts = np.array([0, 2, 1, 0, 2, 2])
+    sums = rng.standard_normal((6, 3)).astype(np.float32) * counts[:, None]
+    lang = LanguageItems(sums, counts)
+    shuffled = shuffled_items([lang], np.random.default_rng(4))[0]
+    assert (shuffled.counts > 0).tolist() == (counts > 0).tolist()  # the same passages stay covered
+    assert sorted(map(tuple, shuffled.sums.round(5))) == sorted(map(tuple, sums.round(5)))
+    assert not np.array_equal(shuffled.sums, sums)
+    for i in np.flatnonzero(counts):  # each item set travels with its own count
+        j = [r for r in range(6) if np.allclose(sums[r], shuffled.sums[i])][0]
+        assert shuffled.counts[i] == counts[j]
+    centroid = centroid_items([lang])[0]
+    centre = sums.sum(0) / counts.sum()
+    np.testing.assert_allclose(centroid.sums, counts[:, None] * centre[None, :], rtol=1e-5)
+    fused = combine(np.zeros((6, 3), np.float32), [centroid], FusionSettings(1.0, "fixed"))
+    np.testing.assert_allclose(fused[counts > 0], np.broadcast_to(centre, (4, 3)), rtol=1e-5)
+
+
+def test_run_setting_tables_transfer_and_plots(world):
+    tmp, passages, pids, method, queries = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4)
+    qs = QuerySet.from_evaluator(ev, LANGS, pids)
+    other = MethodItems("translate", LANGS, method.raw[::-1], [3.0, 4.0], [30, 40])
+    settings = {m: {w: FusionSettings(0.3, w, True) for w in ("fixed", "per_item")} for m in ("xqg", "translate")}
+    args = (qs, passages, {"xqg": method, "translate": other}, settings, subset_plan(2, "all"), ["fixed", "per_item"],
+            3, 0, 200, LANGS)
+    gains, contrasts, transfer = run_setting(*args)
+    forked = run_setting(*args, workers=2)  # the same numbers from worker processes
+    pd.testing.assert_frame_equal(forked[0], gains)
+    pd.testing.assert_frame_equal(forked[1], contrasts)
+    assert forked[2] == transfer
+    names = set(gains["method"])
+    assert names == {"baseline", "xqg", "xqg-shuffled", "xqg-centroid", "translate", "translate-shuffled",
+                     "translate-centroid"}
+    assert set(gains.loc[gains["variant"] != "method", "weight"]) == {"fixed"}  # controls: primary mode
+    assert set(gains.loc[gains["method"] == "xqg", "weight"]) == {"fixed", "per_item"}
+    tested = gains[gains["k"] > 0]
+    assert tested[["p_nDCG@10", "p_holm_nDCG@10"]].stack().between(0, 1).all()
+    assert (tested["ci_low_nDCG@10"] <= tested["delta_nDCG@10"] + 1e-12).all()
+    assert (tested["clusters"] <= tested["queries"]).all() and (tested["clusters"] > 0).all()
+    assert set(tested["group"]) == {"all", "in-set", "out-of-set", "same-language"}
+    k2 = tested[(tested["k"] == 2)]
+    assert "out-of-set" not in set(k2["group"])
+    assert set(contrasts["b"]) == {"xqg-shuffled", "xqg-centroid", "translate-shuffled", "translate-centroid",
+                                   "translate"}
+    shuffled = contrasts[contrasts["b"] == "xqg-shuffled"]
+    assert shuffled["p_perm_nDCG@10"].between(1 / 4, 1).all()  # (1 + #) / (1 + 3 permutations)
+    t = transfer["xqg"]
+    assert t["languages"] == LANGS and len(t["gain"]) == 2 and len(t["gain"][0]) == 2
+    assert {"diagonal", "off_diagonal", "diagonal_minus_off_diagonal"} <= set(t)
+    json.dumps(transfer)  # serialisable as metrics/transfer.json
+    plot_scaling(gains, tmp / "s.png", "fixed")
+    plot_weight_modes(gains, tmp / "w.png")
+    plot_cost(gains, tmp / "c.png", "fixed")
+    plot_transfer({"global": transfer}, tmp / "t.png")
+    write_plot_tables(gains, tmp / "tables", "fixed")
+    for name in ("s.png", "w.png", "c.png", "t.png", "tables/xqg.csv", "tables/xqg-shuffled.csv"):
+        assert (tmp / name).stat().st_size > 500, name
 
 
 def test_method_inputs_are_checked(tmp_path):
-    settings = FusionSettings(alpha=0.1)
-    with pytest.raises(ConfigError, match="n_languages: expected an integer from 0 to 2"):
-        load_method(tmp_path, "xqg", ["de", "zh"], 3, settings)
-    with pytest.raises(ConfigError, match="n_languages"):
-        load_method(tmp_path, "xqg", ["de", "zh"], -1, settings)
-    with pytest.raises(ConfigError, match="de.npz: generated embeddings for 'de' not found"):
-        load_method(tmp_path, "xqg", ["de", "zh"], 1, settings)
+    with pytest.raises(ConfigError, match="de.npz: xqg embeddings for 'de' not found"):
+        load_method(tmp_path, "xqg", ["de", "zh"])
     with pytest.raises(ConfigError, match=r"augment.xqg.n_queries_used: 6 > xqg.n_queries \(5\)"):
         fusion_settings({"augment": {"xqg": {"alpha": 0.1, "n_queries_used": 6}}, "xqg": {"n_queries": 5}}, "xqg")
-    with pytest.raises(ConfigError, match="alpha"):
+    with pytest.raises(ConfigError, match="augment.xqg.alpha"):
         fusion_settings({"augment": {"xqg": {"alpha": 2}}}, "xqg")
     with pytest.raises(ConfigError, match="augment.translate: missing"):
         fusion_settings({"augment": {}}, "translate")
+    with pytest.raises(ConfigError, match=r"augment.xqg.alpha: auto needs the tune stage"):
+        fusion_settings({"augment": {"xqg": {"alpha": "auto", "n_queries_used": 2}}}, "xqg")
+    with pytest.raises(ConfigError, match=r"augment.xqg: unknown key\(s\) \['pool'\]"):
+        fusion_settings({"augment": {"xqg": {"alpha": 0.1, "pool": "sum"}}}, "xqg")
+    tuning = {"choices": {"xqg": {"fixed": {"alpha": 0.05, "n_queries_used": 3},
+                                  "per_item": {"alpha": 0.01, "n_queries_used": 1}}}}
+    auto = fusion_settings({"augment": {"xqg": {"alpha": "auto", "n_queries_used": "auto"}}}, "xqg", tuning)
+    assert (auto.alpha, auto.n_items_used, auto.weight) == (0.05, 3, "fixed")
+    fixed = fusion_settings({"augment": {"xqg": {"alpha": 0.2, "n_queries_used": 2}}}, "xqg", tuning)
+    assert (fixed.alpha, fixed.n_items_used) == (0.2, 2)  # a number overrides the tuned choice
+    other = fusion_settings({"augment": {"xqg": {"alpha": 0.2, "n_queries_used": 2}}}, "xqg", tuning, "per_item")
+    assert (other.alpha, other.n_items_used) == (0.01, 1)  # the non-configured mode always uses its tuned choice
 
 
-def test_shuffled_control_keeps_items_but_breaks_the_pairing():
-    items = np.arange(20, dtype=np.float16).reshape(10, 1, 2)
-    counts = np.arange(10)
-    method = MethodInputs("xqg", [(items, counts)], [1.0], [5], FusionSettings(alpha=0.1))
-    control = shuffled_control(method, seed=0)
-    c_items, c_counts = control.generated[0]
-    assert control.name == "xqg-shuffled" and control.seconds == [1.0]
-    assert sorted(c_counts.tolist()) == counts.tolist() and not np.array_equal(c_counts, counts)
-    for i in range(10):  # each passage's items travel with their count
-        assert c_items[i, 0, 0] == 2 * c_counts[i]
-    assert shuffled_control(method, seed=0).generated[0][1].tolist() == c_counts.tolist()  # deterministic
+def test_contrast_pairs_the_same_queries_and_averages_per_question():
+    """Six queries: de q0, q1 and zh q3 share question a; q2 (de) is question b, q4 (zh) question c, q5 (en) d."""
+    queries = QuerySet(np.zeros((6, 2), np.float32), np.array([0, 0, 0, 1, 1, -1]),
+                       np.array(["a", "a", "b", "a", "c", "d"]), scorer=None, setting="global")
+    m = len(ALL_MEASURES)
 
+    def result(values):
+        v = np.tile(np.array(values, dtype=float), (m, 1))
+        return {1: KResult(v, v, v, 1, 0.0, 0.0)}
 
-def test_parallel_setting_ranks_only_the_languages_paragraphs(world):
-    tmp, passages, pids, _, queries = world
-    ev = Evaluator(tmp / "mlqa", tmp / "q", ["de", "zh"], depth=3, setting="parallel")
-    assert ev.allowed["de"] and ev.allowed["zh"]
-    ev.allowed = {"de": set(pids[::2]), "zh": set(pids[1::3])}  # the mini archive is fully parallel
-    searcher = FaissSearcher.build(passages, pids)
-    ranking, scores = ev.search(searcher)
-    full = passages @ ev.query_vectors.T
-    for j, q in enumerate(ev.query_ids):
-        allowed = ev.allowed.get(ev.query_lang[q], set(pids))
-        expect = sorted((i for i, pid in enumerate(pids) if pid in allowed), key=lambda i: -full[i, j])[:3]
-        assert ranking[q] == [pids[i] for i in expect]
-        np.testing.assert_allclose(scores[q], full[expect, j], rtol=1e-5)
+    a = Sweep("xqg", "method", "fixed", result([0.5, 0.6, 0.7, 0.1, 0.2, 1.0]))
+    b = Sweep("translate", "method", "fixed", result([0.4, 0.5, 0.5, 0.1, 0.3, 0.0]))
+    frame = contrast_table(queries, [(a, b, "between-methods")], np.zeros((m, 6)), 200, 0)
+    allq = frame[frame["group"] == "all"].iloc[0]
+    # per question: a = mean(0.1, 0.1, 0.0) = 0.0667, b = 0.2, c = -0.1; English (d) is not cross-lingual
+    assert allq["queries"] == 5 and allq["clusters"] == 3
+    assert allq["delta_nDCG@10"] == pytest.approx((0.2 / 3 + 0.2 - 0.1) / 3)
+    same = frame[frame["group"] == "same-language"].iloc[0]
+    assert same["queries"] == 1 and same["delta_nDCG@10"] == pytest.approx(1.0)

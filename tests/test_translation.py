@@ -8,12 +8,11 @@ import pytest
 import yaml
 
 from conftest import REPO, archive_files, write_zip
-from xaug.data import MlqaArchive, parallel_passages, prepare, save_prepared
+from xaug.data import MlqaArchive, parallel_contexts, parallel_passages, prepare, save_prepared
 from xaug.errors import ConfigError
 from xaug.io import read_jsonl
-from xaug.scaling import compare
 from xaug.translation import (HFTranslator, TranslateSettings, answer_sentence, join_sentences, language_code,
-                              oracle_translations, parallel_pairs, source_sentences, split_sentences,
+                              parallel_pairs, source_sentences, split_sentences,
                               training_examples, translate_corpus)
 
 TINY_BERT = {"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -52,7 +51,7 @@ def test_language_codes():
 
 def test_oracle_aligns_parallel_contexts(mini):
     corpus = mini.corpus
-    rows, stats = oracle_translations(corpus, mini.contexts, mini.links, "de")
+    rows, stats = parallel_contexts(corpus, mini.contexts, mini.links, "de")
     by_id = {c["id"]: c for c in mini.contexts}
     for row, passage in zip(rows, corpus):
         assert row["id"] == passage["id"]
@@ -68,7 +67,7 @@ def test_oracle_without_parallel_contexts_is_an_error(tmp_path):
     zip_path = write_zip(tmp_path / "en.zip", archive_files(langs=["en"]))
     data = prepare(MlqaArchive(zip_path), ["dev"], 0.25, seed=2)
     with pytest.raises(ConfigError, match="no 'de' contexts parallel to English"):
-        oracle_translations(data.corpus, data.contexts, data.links, "de")
+        parallel_contexts(data.corpus, data.contexts, data.links, "de")
 
 
 def test_parallel_pairs_hold_questions_and_answer_sentences(mini):
@@ -89,25 +88,6 @@ def test_parallel_setting_searches_only_paragraphs_with_a_parallel(tmp_path, min
     links = [{"qid": "q1", "contexts": {"en": "e1", "de": "d1"}}, {"qid": "q2", "contexts": {"en": "e2", "zh": "z2"}},
              {"qid": "q3", "contexts": {"en": "e3", "de": "d3", "zh": "z3"}}]
     assert parallel_passages(links) == {"de": {"e1", "e3"}, "zh": {"e2", "e3"}}
-
-
-def test_comparison_pairs_the_same_queries():
-    class Ev:
-        setting = "global"
-        query_ids = [f"q{i}" for i in range(6)]
-        query_lang = {"q0": "de", "q1": "de", "q2": "de", "q3": "zh", "q4": "zh", "q5": "en"}
-
-    def per_k(values):
-        return [{q: {"nDCG@10": v, "R@2kt": v} for q, v in zip(Ev.query_ids, row)} for row in values]
-
-    a = per_k([[0.0] * 6, [0.5, 0.6, 0.7, 0.1, 0.2, 1.0]])
-    b = per_k([[0.0] * 6, [0.4, 0.5, 0.5, 0.1, 0.3, 0.0]])
-    frame = compare(Ev(), ["de", "zh"], "xqg", a, "translate", b)
-    row = frame[(frame["k"] == 1) & (frame["group"] == "in-set")].iloc[0]
-    assert row["queries"] == 3 and row["delta_nDCG@10"] == pytest.approx((0.1 + 0.1 + 0.2) / 3)
-    allq = frame[(frame["k"] == 1) & (frame["group"] == "all")].iloc[0]
-    assert allq["queries"] == 5  # English queries are not cross-lingual
-    assert allq["delta_nDCG@10"] == pytest.approx((0.1 + 0.1 + 0.2 + 0.0 - 0.1) / 5)
 
 
 class _Echo:

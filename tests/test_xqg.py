@@ -130,8 +130,9 @@ def test_batched_decoding_equals_one_passage_at_a_time(tiny_warm):
 def _params(tmp_path, model, **xqg):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="")
-    params.update(languages=["de", "zh"], n_languages=2,
-                  augment={"xqg": {"alpha": 0.1, "pool": "sum", "renormalize": True, "n_queries_used": 2}})
+    params.update(languages=["de", "zh"], n_languages=2, methods=["xqg"],
+                  augment={"xqg": {"alpha": 0.1, "weight": "fixed", "renormalize": True, "n_queries_used": 2}})
+    params["scaling"].update(weights=["fixed"], permutations=2, resamples=199, workers=1)
     params["xqg"] = {"model": model, "context_languages": ["en"], "n_queries": 2, "top_k": 5, "max_new_tokens": 8,
                      "batch_size": 4, "chunk_size": 2, "threads": 1,
                      "warm": {"decoder_layers": 1, "epochs": 2, "batch_size": 4, "lr": 1e-3},
@@ -192,14 +193,16 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
            "--out", "aug/xqg", cwd=tmp_path)
     fused = np.load(tmp_path / "aug" / "xqg.npy")
     assert fused.shape == (4, 32) and np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-5)
-    _stage("scaling", *common, "--method", "xqg", "--passages", "emb/passages", "--queries", "emb/queries",
-           "--data", "mlqa", "--generated-root", "gen", "--plots", "plots", "--comparison", "m/comparison.json",
-           cwd=tmp_path)
+    _stage("scaling", *common, "--passages", "emb/passages", "--queries", "emb/queries", "--data", "mlqa",
+           "--generated-root", "gen", "--plots", "plots", "--comparison", "m/comparison.json",
+           "--transfer", "m/transfer.json", "--tuning", "m/none.json", cwd=tmp_path)
     import pandas as pd
 
     frame = pd.read_csv(tmp_path / "plots" / "scaling.csv")
-    assert sorted(frame["k"].unique()) == [0, 1, 2] and set(frame["group"]) == {"all", "in-set", "out-of-set"}
-    assert set(frame["setting"]) == {"global", "parallel"} and set(frame["method"]) == {"xqg", "xqg-shuffled"}
+    assert sorted(frame["k"].unique()) == [0, 1, 2]
+    assert set(frame["group"]) == {"all", "in-set", "out-of-set", "same-language"}
+    assert set(frame["setting"]) == {"global", "parallel"}
+    assert set(frame["method"]) == {"baseline", "xqg", "xqg-shuffled", "xqg-centroid"}
     assert (tmp_path / "plots" / "scaling.png").is_file() and (tmp_path / "plots" / "cost.png").is_file()
 
 

@@ -22,6 +22,7 @@ LANGUAGE_NAMES = {
     "hi": "Hindi", "vi": "Vietnamese", "zh": "Chinese",
 }
 PIVOT = "en"
+SPLITS = ("train", "tune", "eval")  # the split labels of prepared queries, links and contexts
 _FILE = re.compile(r"(?:^|/)MLQA_V1/(dev|test)/(dev|test)-context-([a-z]{2})-question-([a-z]{2})\.json$")
 
 
@@ -36,6 +37,9 @@ def check_languages(languages, available=None, param: str = "languages") -> list
             raise ConfigError(f"{param}: language {lang!r} is not in the archive (it has {sorted(available)})")
     if len(set(languages)) != len(languages):
         raise ConfigError(f"{param}: duplicate language codes in {list(languages)}")
+    if param == "languages" and PIVOT in languages:
+        raise ConfigError(f"languages: {PIVOT!r} is the corpus language; the target languages must differ from it "
+                          "(its questions are evaluated anyway, as same-language)")
     return list(languages)
 
 
@@ -114,6 +118,26 @@ def select_heldout(articles: list[str], fraction: float, seed: int) -> set[str]:
     return set(ranked[:n])
 
 
+def check_tune_fraction(fraction) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (fraction == 0 or 0 < fraction < 1):
+        raise ConfigError(f"data.tune_fraction: expected 0 (no tune split) or a number in (0, 1), got {fraction!r}")
+    return float(fraction)
+
+
+def select_tune(train_articles: list[str], fraction: float, seed: int) -> set[str]:
+    """The tuning articles: a deterministic, order-independent ``round(fraction * n)`` (at least one) of the
+    ``n`` training articles, ranked with their own salt (0 = none). At least one article stays for training."""
+    fraction = check_tune_fraction(fraction)
+    if not fraction or not train_articles:
+        return set()
+    ranked = sorted(set(train_articles), key=lambda a: _rank(a, f"tune:{seed}"))
+    n = max(1, round(fraction * len(ranked)))
+    if n >= len(ranked):
+        raise ConfigError(f"data.tune_fraction: {fraction} of {len(ranked)} training article(s) leaves none to "
+                          "train on; expected a smaller fraction, more articles, or 0 (no tune split)")
+    return set(ranked[:n])
+
+
 @dataclass
 class Prepared:
     contexts: list[dict] = field(default_factory=list)
@@ -147,13 +171,16 @@ class Prepared:
 
 
 def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0.3, seed: int = 0,
-            max_articles: int = 0) -> Prepared:
-    """Normalise ``archive`` into contexts (all languages), queries, links and a train/eval split.
+            max_articles: int = 0, tune_fraction: float = 0.0) -> Prepared:
+    """Normalise ``archive`` into contexts (all languages), queries, links and a train/tune/eval split.
 
     ``splits == [s]``: split ``s`` only, a deterministic ``holdout_fraction`` of its articles held
-    out for evaluation. ``splits == [a, b]``: train on ``a``, evaluate on ``b``. ``max_articles``
-    (0 = all) keeps a deterministic subset of articles per split, for tests and quick runs.
+    out for evaluation. ``splits == [a, b]``: train on ``a``, evaluate on ``b``. ``tune_fraction``
+    (0 = none) of the training articles then become the ``tune`` split (for choosing settings off the
+    evaluation set; never trained on). ``max_articles`` (0 = all) keeps a deterministic subset of
+    articles per split, for tests and quick runs.
     """
+    check_tune_fraction(tune_fraction)
     archive.validate()
     if not isinstance(splits, (list, tuple)) or len(splits) not in (1, 2) or len(set(splits)) != len(splits):
         raise ConfigError(f"data.splits: expected [dev] or [dev, test], got {splits!r}")
@@ -204,6 +231,8 @@ def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0
             article_split.update({a: ("eval" if a in held else "train") for a in arts})
         else:
             article_split.update({a: ("train" if split == splits[0] else "eval") for a in arts})
+    tune = select_tune(sorted(a for a, s in article_split.items() if s == "train"), tune_fraction, seed)
+    article_split.update({a: "tune" for a in tune})
     links = {qid: l for qid, l in links.items() if l["article"] in article_split}
     for link in links.values():
         link["split"] = article_split[link["article"]]
@@ -224,10 +253,10 @@ def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0
     stats = {
         "splits": list(splits),
         "languages": sorted({c["lang"] for c in out_contexts} | {q["lang"] for q in out_queries}),
-        "articles": {s: sum(1 for v in article_split.values() if v == s) for s in ("train", "eval")},
+        "articles": {s: sum(1 for v in article_split.values() if v == s) for s in SPLITS},
         "corpus_passages": sum(1 for c in out_contexts if c["lang"] == PIVOT),
         "contexts": _count(out_contexts, "lang"),
-        "queries": {s: _count([q for q in out_queries if q["split"] == s], "lang") for s in ("train", "eval")},
+        "queries": {s: _count([q for q in out_queries if q["split"] == s], "lang") for s in SPLITS},
     }
     return Prepared(out_contexts, out_queries, out_links, stats)
 
@@ -249,6 +278,24 @@ def parallel_passages(links: list[dict]) -> dict[str, set[str]]:
                 if lang != PIVOT:
                     out.setdefault(lang, set()).add(ctx[PIVOT])
     return out
+
+
+def parallel_contexts(corpus: list[dict], contexts: list[dict], links: list[dict], lang: str) -> tuple[list[dict], dict]:
+    """For every English passage, MLQA's context in ``lang`` that shares a question id with it, if any
+    (comparable text around the aligned answer sentence, not a translation); with coverage statistics."""
+    text_of = {c["id"]: c["text"] for c in contexts}
+    parallel: dict[str, str] = {}
+    for link in sorted(links, key=lambda l: l["qid"]):
+        ctx = link["contexts"]
+        if PIVOT in ctx and lang in ctx:
+            parallel.setdefault(ctx[PIVOT], ctx[lang])
+    if not parallel:
+        raise ConfigError(f"parallel_contexts: the archive has no {lang!r} contexts parallel to English ones "
+                          "(links.jsonl lists none); the oracle needs MLQA's parallel contexts")
+    rows = [{"id": p["id"], "texts": [text_of[parallel[p["id"]]]] if p["id"] in parallel else []} for p in corpus]
+    covered = sum(1 for r in rows if r["texts"])
+    return rows, {"lang": lang, "passages": len(corpus), "covered": covered,
+                  "coverage": round(covered / max(len(corpus), 1), 4), "seconds": 0.0, "generated_tokens": 0}
 
 
 def write_trec_qrels(path, qrels) -> None:
@@ -273,7 +320,7 @@ def read_trec_qrels(path) -> dict[str, dict[str, int]]:
 
 
 def save_prepared(prepared: Prepared, out_dir) -> None:
-    """Write the normalised dataset: BEIR-style JSONL, TREC qrels, answers, training pairs, stats."""
+    """Write the normalised dataset: BEIR-style JSONL, TREC qrels (eval, tune), answers, training pairs, stats."""
     from .io import write_json, write_jsonl
 
     out = Path(out_dir)
@@ -284,4 +331,5 @@ def save_prepared(prepared: Prepared, out_dir) -> None:
     write_jsonl(out / "answers.jsonl", prepared.answers())
     write_jsonl(out / "train_pairs.jsonl", prepared.train_pairs())
     write_trec_qrels(out / "qrels.eval.trec", prepared.qrels("eval"))
+    write_trec_qrels(out / "qrels.tune.trec", prepared.qrels("tune"))
     write_json(out / "stats.json", prepared.stats)

@@ -7,6 +7,7 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from tqdm import tqdm
@@ -95,7 +96,7 @@ def fetch_archive(source: str, out_dir: str | os.PathLike, expected_size: int | 
             if dest.exists():
                 shutil.rmtree(dest)
             root = path / "MLQA_V1" if (path / "MLQA_V1").is_dir() else path
-            shutil.copytree(root, dest)
+            shutil.copytree(root, dest, symlinks=True)  # links are copied as links, never followed out of it
             kind, digest = "directory", sha256_tree(path)
         else:
             if not zipfile.is_zipfile(path):
@@ -107,6 +108,15 @@ def fetch_archive(source: str, out_dir: str | os.PathLike, expected_size: int | 
             kind, digest = "zip", sha256_file(path)
     archive = MlqaArchive(dest)
     archive.validate()
+    if kind != "directory":
+        with zipfile.ZipFile(dest) as zf:
+            try:
+                bad = zf.testzip()  # every member decompressed and checked against its CRC, now rather than in prepare
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                bad = f"? ({exc})"
+        if bad is not None:
+            dest.unlink()
+            raise ConfigError(f"data.source: {source}: member {bad} does not decompress (corrupt archive)")
     provenance = {
         "source": source, "kind": kind, "sha256": digest, "archive": dest.name,
         "splits": archive.splits(),

@@ -1,4 +1,4 @@
-"""Scoring a set of passage vectors against the evaluation queries (shared by evaluate and scaling)."""
+"""Scoring a set of passage vectors against the evaluation (or tuning) queries (shared by evaluate and scaling)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +14,7 @@ from .search import FaissSearcher, read_ids
 
 
 SETTINGS = ("global", "parallel")
+QUERY_SPLITS = ("eval", "tune")  # the held-out splits an Evaluator scores (train is never scored)
 
 
 def check_setting(setting: str) -> str:
@@ -28,22 +29,35 @@ class Evaluator:
     Corpus settings: ``global`` (XOR-TyDi style: every query searches every English paragraph) and
     ``parallel`` (MTEB's MLQARetrieval: a query in L searches only the English paragraphs that have an
     L parallel; English queries search everything).
+
+    ``split``: ``eval`` (the test set) or ``tune`` (the tuning split, for choosing settings such as fusion
+    weights): qrels.<split>.trec, and only the loaded queries that queries.jsonl puts in that split.
     """
 
-    def __init__(self, data_dir, query_prefix, languages: list[str], depth: int = 100, setting: str = "global"):
+    def __init__(self, data_dir, query_prefix, languages: list[str], depth: int = 100, setting: str = "global",
+                 split: str = "eval"):
         data = Path(data_dir)
         self.setting = check_setting(setting)
+        if split not in QUERY_SPLITS:
+            raise ConfigError(f"split: expected one of {list(QUERY_SPLITS)}, got {split!r}")
+        self.split = split
         self.languages = check_languages(languages, read_json(data / "stats.json")["languages"])
         self.depth = depth
-        queries = {q["id"]: q for q in read_jsonl(data / "queries.jsonl") if q["split"] == "eval"}
+        queries = {q["id"]: q for q in read_jsonl(data / "queries.jsonl") if q["split"] == split}
         ids = read_ids(str(query_prefix) + ".ids.txt")
         vectors = np.load(str(query_prefix) + ".npy")
+        if not any(q in queries for q in ids):
+            raise ConfigError(f"{query_prefix}.ids.txt: none of its {len(ids)} queries is in the {split!r} split "
+                              f"of {data / 'queries.jsonl'}")
         wanted = set(self.languages) | {PIVOT}
-        keep = [i for i, q in enumerate(ids) if queries[q]["lang"] in wanted]
+        # queries of other splits are dropped: a query file holding them cannot leak into this split's scores
+        keep = [i for i, q in enumerate(ids) if q in queries and queries[q]["lang"] in wanted]
         self.query_ids = [ids[i] for i in keep]
         self.query_vectors = vectors[keep]
         self.query_lang = {q: queries[q]["lang"] for q in self.query_ids}
-        self.qrels = {q: r for q, r in read_trec_qrels(data / "qrels.eval.trec").items() if q in self.query_lang}
+        # a question and its translations share one relevant passage: the unit of significance tests
+        self.query_cluster = {q: queries[q]["qid"] for q in self.query_ids}
+        self.qrels = {q: r for q, r in read_trec_qrels(data / f"qrels.{split}.trec").items() if q in self.query_lang}
         self.corpus = read_jsonl(data / "corpus.jsonl")
         self.doc_tokens = {c["id"]: recall_tokens(c["text"]) for c in self.corpus}
         answers = {a["qid"]: [recall_tokens(x) for x in a["answers"]] for a in read_jsonl(data / "answers.jsonl")}

@@ -1,17 +1,34 @@
-"""Loading a method's generated embeddings and costs for the first k target languages."""
+"""The augmentation methods: what each contributes, and loading its per-language items, costs and settings."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError
-from .fusion import FusionSettings, check_n_languages
+from .fusion import WEIGHT_MODES, FusionSettings, LanguageItems
 from .io import read_json
-from .scaling import MethodInputs
 
 
-METHODS = ("xqg", "translate", "translate_oracle")
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    items: str       # what one item is
+    embed_as: str    # the xDR side that embeds the items: query | passage
+    stage: str       # the stage that writes data/generated/<name>/<lang>.npz
+    generates: bool  # False: existing text, no generation cost
+    setting: str = "global"  # the corpus setting it is reported (and tuned) in
+
+
+METHODS = {m.name: m for m in (
+    MethodSpec("xqg", "a query generated in the target language", "query", "encode_xqg", True),
+    MethodSpec("translate", "the passage machine-translated into the target language", "passage",
+               "encode_translate", True),
+    MethodSpec("parallel_contexts", "MLQA's target-language context of the passage (comparable text, not a "
+               "translation; only passages with such a context are covered)", "passage",
+               "encode_parallel_contexts", False, "parallel"),  # global: its coverage leaks the answer
+)}
 
 
 def check_methods(methods) -> list[str]:
@@ -21,30 +38,69 @@ def check_methods(methods) -> list[str]:
     return methods
 
 
-def fusion_settings(params: dict, method: str) -> FusionSettings:
+def _tuned(tuning: dict | None, method: str, weight: str, key: str, param: str):
+    try:
+        return tuning["choices"][method][weight][key]
+    except (TypeError, KeyError):
+        raise ConfigError(f"{param}: auto needs the tune stage's choice for {method} ({weight} weight) in "
+                          "metrics/tuning.json (run `dvc repro tune`)") from None
+
+
+def fusion_settings(params: dict, method: str, tuning: dict | None = None, weight: str | None = None) -> FusionSettings:
+    """augment.<method> of params.yaml; `auto` alpha / n_queries_used come from the tune stage's ``tuning``.
+
+    ``weight`` (default augment.<method>.weight) selects the weight mode; for a mode other than the
+    configured one, alpha and n_queries_used are always the tuned ones."""
+    group = f"augment.{method}"
     cfg = params.get("augment", {}).get(method)
-    if cfg is None:
-        raise ConfigError(f"augment.{method}: missing from params.yaml (alpha, pool, renormalize, n_queries_used)")
-    n_used = cfg.get("n_queries_used")
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{group}: missing from params.yaml (alpha, weight, renormalize, n_queries_used)")
+    unknown = set(cfg) - {"alpha", "weight", "renormalize", "n_queries_used"}
+    if unknown:
+        raise ConfigError(f"{group}: unknown key(s) {sorted(unknown)} (expected alpha, weight, renormalize, n_queries_used)")
+    configured = cfg.get("weight", "fixed")
+    if configured not in WEIGHT_MODES:
+        raise ConfigError(f"{group}.weight: expected one of {list(WEIGHT_MODES)}, got {configured!r}")
+    weight = weight or configured
+    alpha, n_used = cfg.get("alpha", "auto"), cfg.get("n_queries_used")
+    if weight != configured or alpha == "auto":
+        alpha = _tuned(tuning, method, weight, "alpha", f"{group}.alpha")
+    if method == "xqg" and (weight != configured or n_used == "auto"):
+        n_used = _tuned(tuning, method, weight, "n_queries_used", f"{group}.n_queries_used")
     generated = params.get(method, {}).get("n_queries") if method == "xqg" else None
-    if n_used is not None and generated is not None and n_used > generated:
-        raise ConfigError(f"augment.{method}.n_queries_used: {n_used} > {method}.n_queries ({generated}) generated per passage")
-    return FusionSettings(alpha=cfg["alpha"], pool=cfg.get("pool", "sum"), renormalize=bool(cfg.get("renormalize")),
-                          n_items_used=n_used)
+    if isinstance(n_used, int) and isinstance(generated, int) and n_used > generated:
+        raise ConfigError(f"{group}.n_queries_used: {n_used} > {method}.n_queries ({generated}) generated per passage")
+    return FusionSettings(alpha=alpha, weight=weight, renormalize=bool(cfg.get("renormalize")), n_items_used=n_used,
+                          param=group)
 
 
-def load_method(folder, method: str, languages: list[str], k: int, settings: FusionSettings) -> MethodInputs:
-    """The first ``k`` languages' (items, counts) from ``folder/<lang>.npz`` and costs from ``<lang>.stats.json``."""
-    check_n_languages(k, languages)
+@dataclass
+class MethodItems:
+    """A method's per-language items (in ``languages`` order) and generation costs."""
+
+    name: str
+    languages: list[str]
+    raw: list[tuple[np.ndarray, np.ndarray]]  # (items (n, m, dim), counts (n,)) per language
+    seconds: list[float]
+    tokens: list[int]
+
+    def reduced(self, n_used: int | None) -> list[LanguageItems]:
+        return [LanguageItems.from_items(items, counts, n_used, f"augment.{self.name}") for items, counts in self.raw]
+
+
+def load_method(folder, method: str, languages: list[str]) -> MethodItems:
+    """``folder/<lang>.npz`` (items, counts) and ``<lang>.stats.json`` (cost) for each of ``languages``."""
     folder = Path(folder)
-    generated, seconds, tokens = [], [], []
-    for lang in languages[:k]:
+    raw, seconds, tokens = [], [], []
+    for lang in languages:
         path = folder / f"{lang}.npz"
         if not path.is_file():
-            raise ConfigError(f"{path}: generated embeddings for {lang!r} not found (run encode_generated for it)")
+            raise ConfigError(f"{path}: {method} embeddings for {lang!r} not found (run {METHODS[method].stage}@{lang})")
         arrays = np.load(path)
-        generated.append((arrays["items"], arrays["counts"]))
+        raw.append((arrays["items"], arrays["counts"]))
         stats = read_json(folder / f"{lang}.stats.json")
+        if not {"seconds", "generated_tokens"} <= set(stats):
+            raise ConfigError(f"{folder / (lang + '.stats.json')}: expected 'seconds' and 'generated_tokens'")
         seconds.append(float(stats["seconds"]))
         tokens.append(int(stats["generated_tokens"]))
-    return MethodInputs(method, generated, seconds, tokens, settings)
+    return MethodItems(method, list(languages), raw, seconds, tokens)

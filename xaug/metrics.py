@@ -35,24 +35,25 @@ def answer_in_top_tokens(ranked_docs: list[str], doc_tokens: dict[str, list[str]
                          budget: int, doc_strings: dict[str, str] | None = None) -> float:
     """1.0 if any answer occurs as a token sequence within the first ``budget`` tokens of the ranking.
 
-    Passages are concatenated in rank order and cut at ``budget`` tokens (XOR-TyDi's R@2kt/R@5kt).
+    Passages are taken in rank order and the ranking is cut at ``budget`` tokens (XOR-TyDi's R@2kt/R@5kt);
+    an answer must lie inside one (possibly cut) passage, never across two.
     ``doc_strings``: each passage's tokens joined by spaces, precomputed (``join_tokens``) when many
     rankings are scored.
     """
-    parts, n = [], 0
+    n = 0
     for doc in ranked_docs:
-        tokens = doc_tokens[doc]
-        if not tokens:
-            continue
-        if n + len(tokens) > budget:
-            parts.append(" ".join(tokens[: budget - n]))
-            break
-        parts.append(doc_strings[doc] if doc_strings is not None else " ".join(tokens))
-        n += len(tokens)
         if n >= budget:
             break
-    padded = f" {' '.join(parts)} "
-    return float(any(_occurs(ans, padded) for ans in answers))
+        tokens = doc_tokens[doc]
+        if n + len(tokens) > budget:
+            text = " ".join(tokens[: budget - n])
+        else:
+            text = doc_strings[doc] if doc_strings is not None else " ".join(tokens)
+        padded = f" {text} "
+        if any(_occurs(ans, padded) for ans in answers):
+            return 1.0
+        n += len(tokens)
+    return 0.0
 
 
 def join_tokens(doc_tokens: dict[str, list[str]]) -> dict[str, str]:

@@ -21,6 +21,13 @@ class Params(dict):
             node = node[part]
         return node
 
+    def seed(self) -> int:
+        """The ``seed`` parameter: an integer >= 0 (checked by every stage that reads it, prepare first)."""
+        value = self.get_path("seed")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"seed: expected an integer >= 0, got {value!r}")
+        return value
+
     def device(self):
         """The torch device of the ``device`` parameter (auto: the GPU when there is one)."""
         from .device import resolve_device

@@ -1,30 +1,81 @@
-"""Significance of per-query differences: paired two-sided t-tests, Holm-corrected over a family."""
+"""Significance at the level of the question.
+
+A question and its translations share one relevant passage, which is exactly what augmentation
+changes, so their differences are not independent: the unit of every test is the *cluster* (all
+queries that share a question id). Per-query differences are first averaged within each cluster;
+the two-sided paired randomization (sign-flip) test and the 95% bootstrap confidence interval then
+run over clusters, with ``scipy.stats.permutation_test`` and ``scipy.stats.bootstrap``. Many tests
+over the same clusters run as one vectorised call (one row each). Holm corrects over the family
+that a table reports.
+"""
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 
-def paired_ttest(treatment, baseline) -> tuple[float, float]:
-    """(mean difference, two-sided p) of a paired t-test; p = 1 when the two are identical."""
-    a, b = np.asarray(treatment, dtype=float), np.asarray(baseline, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired test needs equal shapes, got {a.shape} and {b.shape}")
-    diff = a - b
-    if len(diff) < 2:
-        return float(diff.mean()) if len(diff) else 0.0, 1.0
-    if np.all(diff == diff[0]):  # zero variance: t is 0/0 or infinite
-        return float(diff[0]), 1.0 if diff[0] == 0 else 0.0
-    return float(diff.mean()), float(stats.ttest_rel(a, b).pvalue)
+def cluster_means(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Average the last axis of ``values`` (..., Q) within clusters: (..., C), clusters in sorted label
+    order; NaN values are left out (a cluster with none defined is NaN)."""
+    labels, index = np.unique(np.asarray(clusters), return_inverse=True)
+    values = np.asarray(values, dtype=np.float64)
+    defined = ~np.isnan(values)
+    onehot = np.zeros((len(index), len(labels)))
+    onehot[np.arange(len(index)), index] = 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(defined, values, 0.0) @ onehot) / (defined.astype(np.float64) @ onehot)
+
+
+@dataclass
+class ClusterTest:
+    """Per row: the mean over clusters of the cluster-mean difference, its 95% CI and two-sided p."""
+
+    delta: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    p: np.ndarray
+    clusters: int
+
+
+def cluster_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> ClusterTest:
+    """Sign-flip test and percentile bootstrap CI of the mean of each row of ``diffs`` (tests, clusters).
+
+    Exact (every sign pattern) when 2**clusters <= resamples, else Monte Carlo; rows that are all
+    zero get p = 1, rows of one repeated value the CI [value, value]."""
+    diffs = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
+    n = diffs.shape[1]
+    delta = diffs.mean(axis=1)
+    if n < 2:
+        nan = np.full(len(diffs), np.nan)
+        return ClusterTest(delta, nan, nan.copy(), nan.copy(), n)
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():  # rows of one repeated value: the CI is that value, p from the flips
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        return _cluster_test(diffs, delta, resamples, rng, confidence)
+
+
+def _cluster_test(diffs, delta, resamples, rng, confidence) -> ClusterTest:
+    n = diffs.shape[1]
+    flips = stats.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True,
+                                   n_resamples=resamples, alternative="two-sided", axis=1, random_state=rng)
+    boot = stats.bootstrap((diffs,), np.mean, n_resamples=resamples, confidence_level=confidence,
+                           method="percentile", vectorized=True, axis=1, random_state=rng)
+    low, high = np.asarray(boot.confidence_interval.low), np.asarray(boot.confidence_interval.high)
+    constant = np.all(diffs == diffs[:, :1], axis=1)
+    p = np.where(np.all(diffs == 0, axis=1), 1.0, np.asarray(flips.pvalue, dtype=float))
+    return ClusterTest(delta, np.where(constant, delta, low), np.where(constant, delta, high), np.minimum(p, 1.0), n)
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaN stays NaN, outside the family."""
     p = np.asarray(pvalues, dtype=float)
-    order = np.argsort(p)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
+    adjusted = np.full(len(p), np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m, running = len(order), 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running

@@ -186,23 +186,6 @@ def translate_corpus(translator, corpus: list[dict], lang: str, settings: Transl
     return rows, stats
 
 
-def oracle_translations(corpus: list[dict], contexts: list[dict], links: list[dict], lang: str) -> tuple[list[dict], dict]:
-    """For every English passage, MLQA's parallel context in ``lang`` (shared question id), if any."""
-    text_of = {c["id"]: c["text"] for c in contexts}
-    parallel: dict[str, str] = {}
-    for link in sorted(links, key=lambda l: l["qid"]):
-        ctx = link["contexts"]
-        if PIVOT in ctx and lang in ctx:
-            parallel.setdefault(ctx[PIVOT], ctx[lang])
-    if not parallel:
-        raise ConfigError(f"translate_oracle: the archive has no {lang!r} contexts parallel to English ones "
-                          "(links.jsonl lists none); the oracle needs MLQA's parallel contexts")
-    rows = [{"id": p["id"], "texts": [text_of[parallel[p["id"]]]] if p["id"] in parallel else []} for p in corpus]
-    covered = sum(1 for r in rows if r["texts"])
-    return rows, {"lang": lang, "passages": len(corpus), "covered": covered,
-                  "coverage": round(covered / max(len(corpus), 1), 4), "seconds": 0.0, "generated_tokens": 0}
-
-
 def answer_sentence(context: str, answers: Sequence[str]) -> str | None:
     """The sentence of ``context`` holding the first answer found in it (MLQA aligns these across languages)."""
     for answer in answers:

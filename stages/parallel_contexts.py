@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""oracle_passages: the translate_oracle method's texts for one language (--lang).
+"""parallel_contexts: the parallel_contexts method's texts for one language (--lang).
 
-For every English corpus passage, MLQA's human-translated parallel context in that language (the
-context sharing a question id with it), the ceiling of passage generation; passages without one are
-not augmented for that language. Writes <out>/<lang>.jsonl and <out>/<lang>.stats.json (coverage;
+For every English corpus passage, MLQA's context in that language that shares a question id with it:
+a paragraph of the L Wikipedia around the aligned answer sentence, comparable text rather than a
+translation of the English paragraph. Only passages with such a context are covered (MLQA has one
+where it has L questions), so in the global corpus the relevant passages of in-set questions are
+covered more often than distractors: report this method in the parallel setting, or beside its
+coverage-keeping shuffled control. Writes <out>/<lang>.jsonl and <out>/<lang>.stats.json (coverage;
 cost 0: nothing is generated).
 """
 import argparse
@@ -11,18 +14,18 @@ from pathlib import Path
 
 from xaug.cli import run_stage, setup
 from xaug.io import read_jsonl, write_json, write_jsonl
-from xaug.translation import oracle_translations
+from xaug.data import parallel_contexts
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lang", required=True)
     ap.add_argument("--data", default="data/mlqa")
-    ap.add_argument("--out", default="data/generated/translate_oracle")
+    ap.add_argument("--out", default="data/generated/parallel_contexts")
     args = ap.parse_args()
     log = setup()
     data = Path(args.data)
-    rows, stats = oracle_translations(read_jsonl(data / "corpus.jsonl"), read_jsonl(data / "contexts.jsonl"),
+    rows, stats = parallel_contexts(read_jsonl(data / "corpus.jsonl"), read_jsonl(data / "contexts.jsonl"),
                                       read_jsonl(data / "links.jsonl"), args.lang)
     write_jsonl(Path(args.out) / f"{args.lang}.jsonl", rows)
     write_json(Path(args.out) / f"{args.lang}.stats.json", stats)

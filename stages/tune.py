@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""tune: choose each method's fusion weight (alpha, and for xqg the number of queries) on the tune split.
+
+The tune questions (training-split articles no generator or translator trained on) search the corpus
+augmented with every language of `languages`, in the corpus setting each method is reported in
+(global; parallel_contexts: parallel), for each method in `methods` and weight mode in
+scaling.weights, over the grid tune.alphas x tune.n_queries_used (xqg only); the best question-level
+mean of tune.measure wins. Writes the grid and the choices to metrics/tuning.json, which
+augment.<method>.alpha: auto (and n_queries_used: auto) and the scaling stage read. The held-out
+evaluation questions are not read.
+"""
+import argparse
+
+from xaug.cli import run_stage, setup
+from xaug.experiment import Experiment
+from xaug.io import write_json
+from xaug.methods import METHODS
+from xaug.params import load_params
+from xaug.tuning import tune
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--passages", default="data/embeddings/passages")
+    ap.add_argument("--queries", default="data/embeddings/tune_queries")
+    ap.add_argument("--data", default="data/mlqa")
+    ap.add_argument("--generated-root", default="data/generated")
+    ap.add_argument("--out", default="metrics/tuning.json")
+    args = ap.parse_args()
+    log = setup()
+    p = load_params(args.params)
+    exp = Experiment.from_params(p, args.passages, args.generated_root)
+    settings = {METHODS[m].setting for m in exp.methods}
+    query_sets = {s: exp.queries(args.data, args.queries, s, split="tune") for s in sorted(settings)}
+    renormalize = {m: bool(p.get_path(f"augment.{m}.renormalize")) for m in exp.methods}
+    report = tune(query_sets, exp.passages, exp.methods, renormalize, exp.weights, p.get_path("tune.alphas"),
+                  p.get_path("tune.n_queries_used"), p.get_path("xqg.n_queries"), p.get_path("tune.measure"), log)
+    write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,163 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from xaug.metrics import ALL_MEASURES, RANK_MEASURES, TOKEN_BUDGETS, answer_in_top_tokens, join_tokens, rank_measures
+from xaug.ranking import NO_ANSWER, RankScorer, answer_ends
+
+BUDGETS = TOKEN_BUDGETS | {"R@1t": 1, "R@40t": 40, "R@300t": 300}
+FILLER = [f"w{i}" for i in range(40)]
+ANSWER_WORDS = [f"a{i}" for i in range(10)]
+
+
+def _plant(tokens, answer, start):
+    """Overwrite ``tokens`` from ``start`` with as much of ``answer`` as fits."""
+    n = min(len(answer), len(tokens) - start)
+    tokens[start : start + n] = answer[:n]
+
+
+def make_case(seed, n_queries=50, n_passages=300, depth=100):
+    """Random passages (some empty), distinct scores, relevant passages and answers planted in ranked
+    passages, across two ranked passages, straddling and at the 2000-token cut, and below ``depth``."""
+    rng = np.random.default_rng(seed)
+    words = FILLER + ANSWER_WORDS
+    p = np.r_[np.full(len(FILLER), 0.98 / len(FILLER)), np.full(len(ANSWER_WORDS), 0.02 / len(ANSWER_WORDS))]
+    tokens = [list(rng.choice(words, size=rng.integers(0, 150) * (rng.random() > 0.05), p=p))
+              for _ in range(n_passages)]
+    scores = rng.permutation(n_queries * n_passages).reshape(n_queries, n_passages).astype(np.float32)
+    order = np.argsort(-scores, axis=1)
+    rank = np.where(rng.random(n_queries) < 0.5, rng.integers(0, 12, n_queries), rng.integers(0, n_passages, n_queries))
+    relevant = np.where(rng.random(n_queries) < 0.1, -1, order[np.arange(n_queries), rank])  # -1: not in the corpus
+    answers = [[list(rng.choice(ANSWER_WORDS, rng.integers(1, 4))) for _ in range(rng.integers(0, 3))]
+               for _ in range(n_queries)]
+    answers[0] = answers[1]  # queries sharing answers
+    for q in range(n_queries):
+        ranked = [i for i in order[q][:depth] if tokens[i]]
+        for ans in answers[q]:
+            kind = rng.integers(5)
+            if kind == 0:  # inside a ranked passage
+                i = ranked[rng.integers(len(ranked))]
+                _plant(tokens[i], ans, rng.integers(len(tokens[i])))
+            elif kind == 1:  # across two passages adjacent in the ranking: does not count
+                r = rng.integers(len(ranked) - 1)
+                i, j = ranked[r], ranked[r + 1]
+                _plant(tokens[i], ans[:1], len(tokens[i]) - 1)
+                _plant(tokens[j], ans[1:], 0)
+            elif kind in (2, 3):  # straddling (2) or ending at (3) the 2000-token cut
+                offsets = np.cumsum([len(tokens[i]) for i in order[q]])
+                r = int(np.searchsorted(offsets, 2000, side="right"))
+                i, before = order[q][r], (offsets[r - 1] if r else 0)
+                end = 2000 - before + (kind == 2)
+                if 0 <= end - len(ans) and end <= len(tokens[i]):
+                    _plant(tokens[i], ans, end - len(ans))
+            else:  # below depth
+                i = order[q][depth + rng.integers(n_passages - depth)]
+                if tokens[i]:
+                    _plant(tokens[i], ans, rng.integers(len(tokens[i])))
+    return tokens, scores, relevant, answers
+
+
+def reference(ranking, scores, relevant, tokens, answers, budgets=BUDGETS):
+    """``metrics``' per-query values for a ranking of positions (ir-measures and ``answer_in_top_tokens``)."""
+    ids = [f"p{i}" for i in range(len(tokens))]
+    run = {f"q{q}": {ids[i]: float(scores[q, i]) for i in row if i >= 0} for q, row in enumerate(ranking)}
+    qrels = {f"q{q}": {ids[r] if r >= 0 else "missing": 1} for q, r in enumerate(relevant)}
+    per_query = rank_measures(run, qrels)
+    doc_tokens = dict(zip(ids, tokens))
+    strings = join_tokens(doc_tokens)
+    out = {m: np.array([per_query[f"q{q}"][m] for q in range(len(ranking))]) for m in RANK_MEASURES}
+    for name, budget in budgets.items():
+        out[name] = np.array([answer_in_top_tokens([ids[i] for i in row if i >= 0], doc_tokens, answers[q], budget,
+                                                   strings) for q, row in enumerate(ranking)])
+    return out
+
+
+def brute_top(scores, depth, allowed=None):
+    rows = []
+    for q, s in enumerate(scores):
+        keep = [i for i in np.argsort(-s, kind="stable") if allowed is None or allowed[q, i]][:depth]
+        rows.append(keep + [-1] * (depth - len(keep)))
+    return np.array(rows)
+
+
+def assert_measures_equal(got, want):
+    assert list(got) == list(want)
+    for m in want:
+        np.testing.assert_allclose(got[m], want[m], rtol=1e-9, atol=1e-12, err_msg=m)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_measures_equal_ir_measures_and_answer_recall(seed):
+    tokens, scores, relevant, answers = make_case(seed)
+    scorer = RankScorer(relevant, [len(t) for t in tokens], answer_ends(tokens, answers), 100, budgets=BUDGETS)
+    ranking = scorer.top(scores)
+    np.testing.assert_array_equal(ranking, brute_top(scores, 100))
+    want = reference(ranking, scores, relevant, tokens, answers)
+    assert_measures_equal(scorer.score(scores), want)
+    assert 0 < want["R@2kt"].mean() < want["R@5kt"].mean() < 1  # the cut matters
+    assert 0 < want["R@1"].mean() and want["R@100"].mean() < 1
+
+
+def test_default_measures_are_all_measures():
+    tokens, scores, relevant, answers = make_case(3, n_queries=5, n_passages=40, depth=10)
+    scorer = RankScorer(relevant, [len(t) for t in tokens], answer_ends(tokens, answers), 10)
+    assert list(scorer.score(scores)) == ALL_MEASURES
+
+
+def test_parallel_mask_filters_the_ranking():
+    tokens, scores, relevant, answers = make_case(4)
+    rng = np.random.default_rng(4)
+    allowed = rng.random(scores.shape) < 0.4
+    allowed[:5] = True  # e.g. English queries: everything
+    allowed[5] = rng.random(scores.shape[1]) < 0.1  # fewer allowed passages than depth
+    relevant[6:20] = np.flatnonzero(allowed[6])[:14]  # some relevant passages are disallowed, some allowed
+    scorer = RankScorer(relevant, [len(t) for t in tokens], answer_ends(tokens, answers), 100, allowed, BUDGETS)
+    ranking = scorer.top(scores)
+    assert not np.any((ranking >= 0) & ~np.take_along_axis(allowed, np.maximum(ranking, 0), 1))
+    assert (ranking[5] == -1).sum() == 100 - allowed[5].sum() > 0
+    np.testing.assert_array_equal(ranking, brute_top(scores, 100, allowed))
+    want = reference(ranking, scores, relevant, tokens, answers)
+    assert_measures_equal(scorer.measures(ranking), want)
+
+
+def test_answer_ends_match_a_token_scan():
+    rng = np.random.default_rng(5)
+    words = ["a", "aa", "b", "ab", "a-b"]
+    tokens = [list(rng.choice(words, rng.integers(0, 12))) for _ in range(60)]
+    pool = [list(rng.choice(words, rng.integers(0, 4))) for _ in range(15)]  # includes empty answers
+    answers = [[pool[i] for i in rng.integers(0, len(pool), rng.integers(0, 3))] for _ in range(80)]
+    got = answer_ends(tokens, answers)
+    assert got.shape == (80, 60) and got.dtype == np.int32
+    for q, query_answers in enumerate(answers):
+        for p, toks in enumerate(tokens):
+            ends = [s + len(a) for a in query_answers if a for s in range(len(toks) - len(a) + 1)
+                    if toks[s : s + len(a)] == a]
+            assert got[q, p] == min(ends, default=NO_ANSWER), (toks, query_answers)
+    assert (got < NO_ANSWER).any() and (got == NO_ANSWER).any()
+
+
+def test_unranked_relevant_passage_scores_zero():
+    tokens = [["x", "y"], ["the", "answer", "here"], ["z"]]
+    answers = [[["answer"]], [["answer"]]]
+    scores = np.array([[3, 1, 2], [1, 3, 2]], dtype=np.float32)  # passage 1 below depth 2 for query 0 only
+    scorer = RankScorer(np.array([1, 1]), [2, 3, 1], answer_ends(tokens, answers), 2)
+    got = scorer.score(scores)
+    assert all(got[m][0] == 0.0 for m in ALL_MEASURES)
+    assert all(got[m][1] == 1.0 for m in ALL_MEASURES)
+
+
+def test_from_evaluator_uses_its_fields():
+    evaluator = SimpleNamespace(
+        query_ids=["q-de", "q-en"], query_lang={"q-de": "de", "q-en": "en"}, depth=2,
+        qrels={"q-de": {"p2": 1, "p0": 0}, "q-en": {"gone": 1}},
+        doc_tokens={"p0": ["a", "b"], "p1": [], "p2": ["c", "b", "a"]},
+        answers={"q-de": [["b", "a"]], "q-en": [["b"]]}, allowed={"de": {"p0", "p2"}})
+    scorer = RankScorer.from_evaluator(evaluator, ["p2", "p0", "p1"])
+    np.testing.assert_array_equal(scorer.relevant, [0, -1])
+    np.testing.assert_array_equal(scorer.lengths, [3, 2, 0])
+    np.testing.assert_array_equal(scorer.ends, [[3, NO_ANSWER, NO_ANSWER], [2, 2, NO_ANSWER]])
+    np.testing.assert_array_equal(scorer.allowed, [[True, True, False], [True, True, True]])
+    assert scorer.depth == 2
+    np.testing.assert_array_equal(scorer.top(np.array([[1, 2, 3], [1, 2, 3]], dtype=np.float32)),
+                                  [[1, 0], [2, 1]])

@@ -1,0 +1,181 @@
+"""Figures and DVC plot tables of the scaling experiment (gains with 95% CIs, transfer heatmaps, cost)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_path
+from .scaling import SAME, TESTED
+
+STYLE = {"method": ("-", "o"), "shuffled": ("--", "s"), "centroid": (":", "^")}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+
+
+def _line(ax, part: pd.DataFrame, measure: str, color, variant: str, label: str, shift: float = 0.0,
+          alpha: float = 0.05) -> None:
+    """Gain vs k with its CI as error bars, shifted by ``shift`` on the x axis so that bars do not overlap."""
+    part = part.sort_values("k")
+    style, marker = STYLE[variant]
+    k = part["k"].to_numpy(dtype=float) + shift
+    delta = part[f"delta_{measure}"].to_numpy(dtype=float)
+    err = np.abs(np.stack([delta - part[f"ci_low_{measure}"].to_numpy(dtype=float),
+                           part[f"ci_high_{measure}"].to_numpy(dtype=float) - delta]))
+    ax.errorbar(k, delta, yerr=err, linestyle=style, marker=marker, mfc="none", color=color, capsize=2,
+                lw=1.2, ms=5, label=label)
+    sig = part[f"p_holm_{measure}"].to_numpy(dtype=float) < alpha
+    ax.plot(k[sig], delta[sig], marker, color=color, ms=5, linestyle="none")
+
+
+def _shifts(n: int, width: float = 0.5) -> list[float]:
+    return [0.0] * n if n < 2 else list(np.linspace(-width / 2, width / 2, n))
+
+
+def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> None:
+    """Gain over the baseline vs k under one weight mode: rows = tested measures, columns = query groups;
+    one colour per method, solid = the method, dashed = shuffled control, dotted = centroid control; bars =
+    95% cluster-bootstrap CIs, filled markers = significant after Holm."""
+    plt = _pyplot()
+    data = gains[(gains["weight"] == weight) & (gains["k"] > 0)]
+    groups = ["in-set", "out-of-set", SAME]
+    fig, axes = plt.subplots(len(TESTED), len(groups), figsize=(13, 7.5), squeeze=False, sharex=True)
+    colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(data["base_method"]))}
+    for r, m in enumerate(TESTED):
+        for c, group in enumerate(groups):
+            ax = axes[r][c]
+            lines = list(data[data["group"] == group].groupby(["base_method", "variant"], sort=False))
+            for ((method, variant), part), shift in zip(lines, _shifts(len(lines))):
+                _line(ax, part, m, colors[method], variant, method if variant == "method" else f"{method} ({variant})",
+                      shift)
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xticks(sorted(data["k"].unique()))
+            ax.set_title(f"{group} queries", fontsize=10)
+            ax.set_ylabel(f"{m} gain over baseline")
+            ax.grid(alpha=0.3)
+            if r == len(TESTED) - 1:
+                ax.set_xlabel("k target languages (mean over subsets)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{title}{weight} fusion weight; bars: 95% CI over questions; filled: Holm p < 0.05; "
+                 "dashed: shuffled control, dotted: centroid control", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_weight_modes(gains: pd.DataFrame, path, measure: str = "nDCG@10") -> None:
+    """What the growing weight does: each method's gain (all cross-lingual queries) vs k, fixed vs per-item
+    weight, one panel per corpus setting."""
+    plt = _pyplot()
+    data = gains[(gains["variant"] == "method") & (gains["group"] == "all") & (gains["k"] > 0)]
+    settings = list(dict.fromkeys(data["setting"]))
+    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.2), squeeze=False)
+    colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(data["base_method"]))}
+    for ax, setting in zip(axes[0], settings):
+        lines = list(data[data["setting"] == setting].groupby(["base_method", "weight"], sort=False))
+        for ((method, weight), part), shift in zip(lines, _shifts(len(lines))):
+            variant = "method" if weight == "fixed" else "shuffled"  # solid vs dashed
+            _line(ax, part, measure, colors[method], variant, f"{method}, {weight} weight", shift)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(sorted(data["k"].unique()))
+        ax.set_title(f"{setting} corpus", fontsize=10)
+        ax.set_xlabel("number of target languages k")
+        ax.set_ylabel(f"{measure} gain (all cross-lingual queries)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("fixed: the generated part weighs alpha at every k; per_item: alpha per item, growing with k", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_cost(gains: pd.DataFrame, path, weight: str, measure: str = "nDCG@10") -> None:
+    """Gain (all cross-lingual queries, first corpus setting) vs generation seconds and generated tokens."""
+    plt = _pyplot()
+    setting = gains["setting"].iloc[0]
+    data = gains[(gains["setting"] == setting) & (gains["weight"] == weight) & (gains["variant"] == "method")
+                 & (gains["group"] == "all") & (gains["k"] > 0)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, cost in zip(axes, ("generation_seconds", "generated_tokens")):
+        for method, part in data.groupby("method", sort=False):
+            part = part.sort_values("k")
+            delta = part[f"delta_{measure}"].to_numpy(dtype=float)
+            err = np.abs(np.stack([delta - part[f"ci_low_{measure}"], part[f"ci_high_{measure}"] - delta]))
+            ax.errorbar(part[cost], delta, yerr=err, marker="o", capsize=2, label=method)
+            for x, y, k in zip(part[cost], delta, part["k"]):
+                ax.annotate(f"k={int(k)}", (x, y), fontsize=7)
+        ax.set_xlabel(cost.replace("_", " ") + " (mean over the subsets of k languages)")
+        ax.set_ylabel(f"{measure} gain over baseline")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{setting} corpus, {weight} weight; bars: 95% CI over questions", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_transfer(transfers: dict[str, dict[str, dict]], path) -> None:
+    """Heatmaps of the gain for queries in Y (columns) when passages are augmented with X alone (rows)."""
+    plt = _pyplot()
+    settings = list(transfers)
+    methods = list(dict.fromkeys(m for s in settings for m in transfers[s]))
+    fig, axes = plt.subplots(len(settings), len(methods), figsize=(4.2 * len(methods), 3.8 * len(settings)),
+                             squeeze=False)
+    for r, setting in enumerate(settings):
+        for c, method in enumerate(methods):
+            ax = axes[r][c]
+            t = transfers[setting].get(method)
+            if t is None:
+                ax.axis("off")
+                continue
+            grid = np.array([[np.nan if v is None else v for v in row] for row in t["gain"]], dtype=float)
+            bound = max(float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0, 1e-6)
+            ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound)
+            for (i, j), v in np.ndenumerate(grid):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:+.3f}", ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(len(t["languages"])), t["languages"])
+            ax.set_yticks(range(len(t["languages"])), t["languages"])
+            ax.set_xlabel("query language Y")
+            ax.set_ylabel("augmented with X")
+            note = ""
+            if "diagonal_minus_off_diagonal" in t:
+                d = t["diagonal_minus_off_diagonal"]
+                note = f"\ndiag - off {d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+            ax.set_title(f"{method}, {setting}: {t['measure']} gain{note}", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def write_plot_tables(gains: pd.DataFrame, folder, weight: str) -> None:
+    """One CSV per method (and control) and corpus setting, one row per k, columns ``<group> gain <measure>``
+    (with CI bounds) and the costs: the wide layout DVC plots draw several lines from."""
+    folder = Path(folder)
+    data = gains[(gains["weight"] == weight) & (gains["k"] > 0)]
+    for (method, setting), part in data.groupby(["method", "setting"]):
+        first = part[part["group"] == "all"]
+        wide = first[["k", "generation_seconds", "generated_tokens"]].set_index("k")
+        for group in part["group"].unique():
+            rows = part[part["group"] == group].set_index("k")
+            for m in TESTED:
+                wide[f"{group} gain {m}"] = rows[f"delta_{m}"]
+                wide[f"{group} gain {m} ci_low"] = rows[f"ci_low_{m}"]
+                wide[f"{group} gain {m} ci_high"] = rows[f"ci_high_{m}"]
+        name = method if setting == "global" else f"{method}.{setting}"
+        with atomic_path(folder / f"{name}.csv") as tmp:
+            wide.reset_index().to_csv(tmp, index=False, float_format="%.6g")
