@@ -71,10 +71,10 @@ def test_qrels_answers_and_pairs_written(tmp_path, mini_zip):
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["corpus_passages"] == 4
 
 
-def test_two_splits_train_on_first_evaluate_on_second(tmp_path):
+def _two_split_archive(tmp_path) -> MlqaArchive:
+    """The mini archive as dev, and as test with other questions on other paragraphs."""
     files = archive_files("dev")
     for name, content in archive_files("test").items():
-        # the test split holds other questions on other paragraphs
         for art in content["data"]:
             art["title"] = "T " + art["title"]
             for para in art["paragraphs"]:
@@ -82,7 +82,11 @@ def test_two_splits_train_on_first_evaluate_on_second(tmp_path):
                 for qa in para["qas"]:
                     qa["id"] = "t" + qa["id"]
         files[name] = content
-    data = prepare(MlqaArchive(write_zip(tmp_path / "a.zip", files)), ["dev", "test"])
+    return MlqaArchive(write_zip(tmp_path / "a.zip", files))
+
+
+def test_two_splits_train_on_first_evaluate_on_second(tmp_path):
+    data = prepare(_two_split_archive(tmp_path), ["dev", "test"])
     assert {l["split"] for l in data.links if l["qid"].startswith("t")} == {"eval"}
     assert {l["split"] for l in data.links if not l["qid"].startswith("t")} == {"train"}
     assert len(data.corpus) == 8  # every English paragraph of both splits
@@ -186,16 +190,7 @@ def test_tune_split_selection_is_order_independent():
 
 
 def test_tune_split_from_the_first_of_two_splits(tmp_path):
-    files = archive_files("dev")
-    for name, content in archive_files("test").items():
-        for art in content["data"]:
-            art["title"] = "T " + art["title"]
-            for para in art["paragraphs"]:
-                para["context"] = "Test: " + para["context"]
-                for qa in para["qas"]:
-                    qa["id"] = "t" + qa["id"]
-        files[name] = content
-    data = prepare(MlqaArchive(write_zip(tmp_path / "a.zip", files)), ["dev", "test"], tune_fraction=0.5)
+    data = prepare(_two_split_archive(tmp_path), ["dev", "test"], tune_fraction=0.5)
     assert {l["split"] for l in data.links if l["qid"].startswith("t")} == {"eval"}
     dev = {l["article"]: l["split"] for l in data.links if not l["qid"].startswith("t")}
     assert sorted(dev.values()) == ["train", "train", "tune", "tune"]
