@@ -4,20 +4,16 @@
 `data.source` is the official URL (checked against data.expected_size / data.expected_sha256) or a
 local .zip / directory in the official MLQA_V1 layout (validated; its sha256 recorded in source.json).
 """
-import argparse
 
-from xaug.cli import run_stage, setup
+from xaug.cli import run
 from xaug.download import fetch_archive, is_url
-from xaug.params import load_params
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
+def arguments(ap):
     ap.add_argument("--out", default="data/raw", help="output folder (default: %(default)s)")
-    args = ap.parse_args()
-    log = setup()
-    p = load_params(args.params)
+
+
+def main(args, p, log):
     source = p.get_path("data.source")
     url = is_url(str(source))
     prov = fetch_archive(str(source), args.out,
@@ -27,4 +23,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments)

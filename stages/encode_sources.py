@@ -8,28 +8,28 @@ the corpus passages (query generation); --kind sentences: the first translate.ma
 sentences of each passage (translation). For other generators the file holds no states and the
 per-language stages encode with the model itself.
 """
-import argparse
 from pathlib import Path
 
-from xaug.cli import run_stage, setup
+from xaug.cli import run
 from xaug.io import read_jsonl
-from xaug.params import load_params, positive_int
-from xaug.translation import load_translator, source_sentences
-from xaug.warm import WarmGenerator, save_states
+from xaug.encoding import EncodeSettings
+from xaug.params import from_params
+from xaug.parallel_text import source_sentences
+from xaug.translation import load_translator
+from xaug.formats import save_states
+from xaug.warm import WarmGenerator
 from xaug.xqg import load_generator
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(ap):
     ap.add_argument("--kind", required=True, choices=["passages", "sentences"])
-    ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--model", required=True, help="models/xqg (passages) or models/translator (sentences)")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", required=True, help="a .safetensors file")
-    args = ap.parse_args()
-    p = load_params(args.params)
-    cfg = p.get_path("encode")
-    log = setup(cfg.get("threads"))
+
+
+def main(args, p, log):
+    settings = from_params(EncodeSettings, p.get_path("encode"), only=("batch_size", "max_tokens"))
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
     if args.kind == "passages":
         generator = load_generator(args.model)
@@ -44,11 +44,10 @@ def main():
         log.info("not a warm generator: no shared states (the per-language stages encode themselves)")
         return
     generator.to(p.device())
-    states = generator.encode_passages(texts, batch_size=positive_int(cfg["batch_size"], "encode.batch_size"),
-                                       max_tokens=cfg.get("max_tokens", 0))
+    states = generator.encode_passages(texts, batch_size=settings.batch_size, max_tokens=settings.max_tokens)
     save_states(args.out, keys, states)
     log.info("%d %s encoded once: %d tokens", len(keys), args.kind, sum(s.shape[0] for s in states))
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments, threads="encode.threads")

@@ -2,28 +2,24 @@
 """evaluate: search each system's index with the evaluation queries and score the runs.
 
 For every --system NAME=INDEX and corpus setting in evaluate.settings (`global`: every query
-searches all English paragraphs; `parallel`: a query in L searches those with an L parallel):
+searches all corpus paragraphs; `parallel`: a query in L searches those with an L parallel):
 a TREC run file and per-query measures (CSV) in --runs, and an entry in metrics/retrieval.json
 (global) or metrics/retrieval_parallel.json: nDCG@10, RR@10, R@1/5/20/100 (ir-measures) and answer recall in the first
 2000/5000 tokens (R@2kt, R@5kt) per query language, their macro average over `languages` ("avg"),
-and English apart ("en").
+and the corpus language (data.corpus_language, as prepare recorded it) apart under its code ("en").
 """
-import argparse
 from pathlib import Path
 
-from xaug.cli import run_stage, setup
-from xaug.data import PIVOT
+from xaug.cli import run
 from xaug.evaluation import Evaluator
 from xaug.io import atomic_path, write_json
 from xaug.methods import check_methods
 from xaug.metrics import write_run
-from xaug.params import load_params, positive_int
+from xaug.params import positive_int
 from xaug.search import FaissSearcher
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
+def arguments(ap):
     ap.add_argument("--system", action="append", metavar="NAME=INDEX",
                     help="a system and its faiss index (repeatable); default: baseline and every method in "
                          "`methods` of params.yaml, from --index-dir/<name>.faiss")
@@ -32,9 +28,9 @@ def main():
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--runs", default="data/runs")
     ap.add_argument("--metrics", default="metrics/retrieval.json")
-    args = ap.parse_args()
-    log = setup()
-    p = load_params(args.params)
+
+
+def main(args, p, log):
     depth = positive_int(p.get_path("evaluate.depth"), "evaluate.depth")
     systems = args.system or [f"{name}={Path(args.index_dir) / name}.faiss"
                               for name in ["baseline", *check_methods(p.get_path("methods", []))]]
@@ -55,12 +51,12 @@ def main():
             with atomic_path(runs / f"{name}{suffix}.per_query.csv") as tmp:
                 evaluator.frame(per_query).to_csv(tmp, index=False, float_format="%.6g")
             avg = summary["avg"]
-            log.info("%s, %s corpus, cross-lingual avg: R@1 %.3f nDCG@10 %.3f R@100 %.3f R@2kt %.3f; en R@1 %.3f", name,
-                     setting, avg["R@1"], avg["nDCG@10"], avg["R@100"], avg["R@2kt"],
-                     summary.get(PIVOT, {}).get("R@1", float("nan")))
+            log.info("%s, %s corpus, cross-lingual avg: R@1 %.3f nDCG@10 %.3f R@100 %.3f R@2kt %.3f; %s R@1 %.3f", name,
+                     setting, avg["R@1"], avg["nDCG@10"], avg["R@100"], avg["R@2kt"], evaluator.corpus_language,
+                     summary.get(evaluator.corpus_language, {}).get("R@1", float("nan")))
         out = Path(args.metrics)
         write_json(out if setting == "global" else out.with_name(f"{out.stem}_{setting}{out.suffix}"), metrics)
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments)

@@ -4,50 +4,51 @@
 Batched and length-sorted; resumable: finished chunks live in --work (a scratch folder keyed by a
 fingerprint of model, corpus and settings) and are reused if the stage is killed and re-run.
 Writes <out>/<lang>.jsonl (passage id -> queries) and <out>/<lang>.stats.json (wall seconds,
-passages, generated tokens, queries/s).
+passages, generated tokens, queries/s, device). xqg.backend: local (this process) or ray (chunks on
+xqg.ray_workers Ray actors, at xqg.ray_address; see xaug/backend.py): the same output either way.
 """
-import argparse
 from pathlib import Path
 
-from xaug.cli import run_stage, setup
-from xaug.generation import SamplingSettings, finish, generate_for_corpus, work_folder
-from xaug.io import read_jsonl, write_json, write_jsonl
-from xaug.params import load_params
-from xaug.warm import load_states
-from xaug.xqg import load_generator
+from xaug.backend import BackendSettings
+from xaug.cli import run
+from xaug.formats import write_texts
+from xaug.generation import GenerationJob, SamplingSettings, finish, generate_for_corpus, work_folder
+from xaug.io import read_jsonl
+from xaug.params import from_params
+from xaug.xqg import XQG_GROUP_KEYS
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(ap):
     ap.add_argument("--lang", required=True, help="target language code")
-    ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--model", default="models/xqg")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="data/generated/xqg")
     ap.add_argument("--work", default="data/work/xqg", help="scratch folder for resumable chunks")
     ap.add_argument("--states", default=None, help="encoder states of the passages (stages/encode_sources.py)")
-    args = ap.parse_args()
-    p = load_params(args.params)
+
+
+def main(args, p, log):
     cfg = p.get_path("xqg")
-    log = setup(cfg.get("threads"))
-    settings = SamplingSettings(n_queries=cfg["n_queries"], top_k=cfg["top_k"], max_new_tokens=cfg["max_new_tokens"],
-                                batch_size=cfg["batch_size"], do_sample=cfg.get("do_sample", True),
-                                seed=p.seed(), copy_bias=cfg.get("copy_bias", 0.0),
-                                copy_max_df=cfg.get("copy_max_df", 0.02))
-    corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
-    generator = load_generator(args.model).to(p.device())
-    work = work_folder(args.work, args.lang, args.model, args.data, settings.__dict__, cfg.get("chunk_size", 64))
-    states = load_states(args.states) if args.states else {}
-    if states:  # a warm generator reads the passages' shared encoder states instead of re-encoding them
-        corpus = [{**c, "states": states[c["id"]]} if c["id"] in states else c for c in corpus]
-    rows, stats = generate_for_corpus(generator, corpus, args.lang, settings, work, cfg.get("chunk_size", 64))
-    out = Path(args.out)
-    write_jsonl(out / f"{args.lang}.jsonl", rows)
-    write_json(out / f"{args.lang}.stats.json", stats)
+    settings = from_params(SamplingSettings, cfg, others=XQG_GROUP_KEYS, seed=p.seed())
+    backend = BackendSettings.from_params(cfg, "xqg")
+    chunk_size = cfg.get("chunk_size", 64)
+    corpus_path = Path(args.data) / "corpus.jsonl"
+    corpus = read_jsonl(corpus_path)
+    # what each worker loads (here, or on every Ray actor): the generator, and the passages' shared
+    # encoder states, which a warm generator reads instead of re-encoding the passages
+    job = GenerationJob(model=str(Path(args.model).resolve()), lang=args.lang, settings=settings,
+                        device=str(p.get("device", "auto")), corpus=str(corpus_path.resolve()),
+                        states=str(Path(args.states).resolve()) if args.states else None,
+                        threads=cfg.get("threads"), root=str(Path.cwd()))
+    if backend.backend == "local":
+        p.device()  # a device that does not exist here fails now, with its one-line error
+    work = work_folder(args.work, args.lang, args.model, args.data, settings.__dict__, chunk_size, states=args.states)
+    rows, stats = generate_for_corpus(job, corpus, args.lang, settings, work, chunk_size, backend=backend)
+    write_texts(args.out, args.lang, rows, stats)
     finish(work)
     log.info("%s: %d queries for %d passages, %d generated tokens, %.1fs (%.1f queries/s)", args.lang,
              stats["queries"], stats["passages"], stats["generated_tokens"], stats["seconds"], stats["queries_per_s"])
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments, threads="xqg.threads")

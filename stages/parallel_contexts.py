@@ -9,29 +9,28 @@ covered more often than distractors: report this method in the parallel setting,
 coverage-keeping shuffled control. Writes <out>/<lang>.jsonl and <out>/<lang>.stats.json (coverage;
 cost 0: nothing is generated).
 """
-import argparse
 from pathlib import Path
 
-from xaug.cli import run_stage, setup
-from xaug.io import read_jsonl, write_json, write_jsonl
+from xaug.cli import run
 from xaug.data import parallel_contexts
+from xaug.formats import write_texts
+from xaug.io import read_jsonl
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(ap):
     ap.add_argument("--lang", required=True)
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="data/generated/parallel_contexts")
-    args = ap.parse_args()
-    log = setup()
+
+
+def main(args, p, log):
     data = Path(args.data)
     rows, stats = parallel_contexts(read_jsonl(data / "corpus.jsonl"), read_jsonl(data / "contexts.jsonl"),
                                       read_jsonl(data / "links.jsonl"), args.lang)
-    write_jsonl(Path(args.out) / f"{args.lang}.jsonl", rows)
-    write_json(Path(args.out) / f"{args.lang}.stats.json", stats)
+    write_texts(args.out, args.lang, rows, stats)
     log.info("%s: %d of %d passages have a parallel context (%.0f%%)", args.lang, stats["covered"], stats["passages"],
              100 * stats["coverage"])
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments, params=False)

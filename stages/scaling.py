@@ -25,18 +25,17 @@ if __name__ == "__main__":
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from xaug.cli import run_stage, setup  # noqa: E402
+from xaug.cli import run  # noqa: E402
 from xaug.errors import ConfigError  # noqa: E402
 from xaug.evaluation import check_setting  # noqa: E402
 from xaug.experiment import Experiment  # noqa: E402
 from xaug.io import atomic_path, read_json, write_json  # noqa: E402
 from xaug.methods import fusion_settings  # noqa: E402
-from xaug.params import load_params, positive_int  # noqa: E402
+from xaug.params import positive_int  # noqa: E402
 from xaug.plots import plot_cost, plot_scaling, plot_transfer, plot_weight_modes, write_plot_tables  # noqa: E402
 from xaug.scaling import run_setting, subset_plan  # noqa: E402
 
@@ -53,9 +52,7 @@ def comparison_report(contrasts: pd.DataFrame) -> dict:
     return report
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
+def arguments(ap):
     ap.add_argument("--passages", default="data/embeddings/passages")
     ap.add_argument("--queries", default="data/embeddings/queries")
     ap.add_argument("--data", default="data/mlqa")
@@ -64,9 +61,9 @@ def main():
     ap.add_argument("--plots", default="plots")
     ap.add_argument("--comparison", default="metrics/comparison.json")
     ap.add_argument("--transfer", default="metrics/transfer.json")
-    args = ap.parse_args()
-    log = setup()
-    p = load_params(args.params)
+
+
+def main(args, p, log):
     exp = Experiment.from_params(p, args.passages, args.generated_root)
     settings_list = [check_setting(s) for s in p.get_path("evaluate.settings")]
     permutations = p.get_path("scaling.permutations")
@@ -109,4 +106,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments)

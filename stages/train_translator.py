@@ -5,43 +5,44 @@
 decoder from its top layers, pruned vocabulary, target language first, pointer head), trained on the
 training split's parallel text: each question in its languages and the answer-bearing sentences of
 parallel contexts, English <-> L in both directions. A Hugging Face id or local path (NLLB-200,
-M2M100) is checked and recorded, not fine-tuned; `oracle` uses MLQA's parallel contexts.
+M2M100) is checked and recorded, not fine-tuned.
 Held-out quality: chrF (sacrebleu) of English -> L translations of evaluation-split questions and
 answer sentences, in --metrics, with one example per language to read. They are read after training,
 for that report only (`reads_heldout` in the report says so); training reads the `train` split alone.
 """
-import argparse
 from pathlib import Path
 
-from xaug.cli import run_stage, setup
-from xaug.io import read_jsonl, write_json
-from xaug.params import load_params, positive_int
-from xaug.translation import TranslateSettings, load_translator, parallel_pairs, train_translator, translation_quality
+from xaug.cli import run
+from xaug.data import corpus_language
+from xaug.io import atomic_dir, read_jsonl, write_json
+from xaug.params import from_params, positive_int
+from xaug.parallel_text import parallel_pairs
+from xaug.translation import (TRANSLATE_GROUP_KEYS, TranslateSettings, load_translator, train_translator,
+                              translation_quality)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
+def arguments(ap):
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="models/translator")
     ap.add_argument("--metrics", default="metrics/translation.json")
-    args = ap.parse_args()
-    p = load_params(args.params)
+
+
+def main(args, p, log):
     cfg = p.get_path("translate")
-    log = setup(cfg.get("threads"))
     data = Path(args.data)
     contexts, queries, links = (read_jsonl(data / f"{name}.jsonl") for name in ("contexts", "queries", "links"))
     corpus = read_jsonl(data / "corpus.jsonl")
     device = p.device()
-    history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, Path(args.out),
-                               seed=p.seed(), device=device)
-    write_json(Path(args.out) / "training.json", history)
-    report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}}
-    translator = load_translator(args.out)
-    if translator is not None:
+    with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
+        history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, out,
+                                   seed=p.seed(), device=device)
+        write_json(out / "training.json", history)
+        report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}}
+        translator = load_translator(out)
         translator.to(device)
-        settings = TranslateSettings(**{k: cfg[k] for k in ("max_new_tokens", "batch_size") if k in cfg})
-        held_out = parallel_pairs(contexts, links, queries, "eval")  # every language it learnt, not just `languages`
+        settings = from_params(TranslateSettings, cfg, others=TRANSLATE_GROUP_KEYS, only=("max_new_tokens", "batch_size"))
+        held_out = parallel_pairs(contexts, links, queries, "eval",  # every language it learnt, not just `languages`
+                                  pivot=corpus_language(data))
         report["reads_heldout"] = ("evaluation-split questions and answer sentences, for this report only; "
                                    "nothing is trained or chosen on them")
         report["heldout"] = translation_quality(translator, held_out, settings,
@@ -54,4 +55,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments, threads="translate.threads")

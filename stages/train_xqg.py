@@ -7,34 +7,33 @@ seq2seq id / path (the paper: google/mt5-base), fine-tuned with the paper's prom
 xqg.context_languages: the context languages X to train on ([en] by default: generation reads the
 English corpus), or `all` for every X/Y combination MLQA gives.
 """
-import argparse
 from pathlib import Path
 
-from xaug.cli import run_stage, setup
-from xaug.io import read_jsonl, write_json
-from xaug.params import load_params
+from xaug.cli import run
+from xaug.data import corpus_language
+from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.xqg import train_generator
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
+def arguments(ap):
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="models/xqg")
     ap.add_argument("--metrics", default="metrics/train_xqg.json")
-    args = ap.parse_args()
-    p = load_params(args.params)
+
+
+def main(args, p, log):
     cfg = p.get_path("xqg")
-    log = setup(cfg.get("threads"))
     data = Path(args.data)
     contexts = read_jsonl(data / "contexts.jsonl")
-    history = train_generator(cfg, p.get_path("xdr"), contexts, read_jsonl(data / "queries.jsonl"),
-                              read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == "en"],
-                              Path(args.out), seed=p.seed(), device=p.device())
-    write_json(Path(args.out) / "training.json", history)
+    pivot = corpus_language(data)  # the corpus language prepare recorded
+    with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
+        history = train_generator(cfg, p.get_path("xdr"), contexts, read_jsonl(data / "queries.jsonl"),
+                                  read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == pivot],
+                                  out, seed=p.seed(), device=p.device())
+        write_json(out / "training.json", history)
     write_json(args.metrics, {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}})
     log.info("trained %s generator on %d examples", cfg["model"], history["examples"])
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments, threads="xqg.threads")

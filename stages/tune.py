@@ -9,27 +9,23 @@ mean of tune.measure wins. Writes the grid and the choices to metrics/tuning.jso
 augment.<method>.alpha: auto (and n_queries_used: auto) and the scaling stage read. The held-out
 evaluation questions are not read.
 """
-import argparse
 
-from xaug.cli import run_stage, setup
+from xaug.cli import run
 from xaug.experiment import Experiment
 from xaug.io import write_json
 from xaug.methods import METHODS
-from xaug.params import load_params
 from xaug.tuning import tune
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
+def arguments(ap):
     ap.add_argument("--passages", default="data/embeddings/passages")
     ap.add_argument("--queries", default="data/embeddings/tune_queries")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--generated-root", default="data/generated")
     ap.add_argument("--out", default="metrics/tuning.json")
-    args = ap.parse_args()
-    log = setup()
-    p = load_params(args.params)
+
+
+def main(args, p, log):
     exp = Experiment.from_params(p, args.passages, args.generated_root)
     settings = {METHODS[m].setting for m in exp.methods}
     query_sets = {s: exp.queries(args.data, args.queries, s, split="tune") for s in sorted(settings)}
@@ -40,4 +36,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(main, __doc__, arguments)

@@ -106,6 +106,16 @@ def test_malformed_json_names_the_file(tmp_path):
         prepare(archive, ["dev"])
 
 
+@pytest.mark.parametrize("field", ["id", "question", "answers"])
+def test_a_question_record_missing_a_field_is_one_line(tmp_path, field):
+    files = archive_files()
+    doc = files["MLQA_V1/dev/dev-context-de-question-zh.json"]
+    del doc["data"][1]["paragraphs"][0]["qas"][0][field]
+    archive = MlqaArchive(write_zip(tmp_path / "bad.zip", files))
+    with pytest.raises(ConfigError, match=rf"dev-context-de-question-zh\.json: question 0 .* lacks \['{field}'\]"):
+        prepare(archive, ["dev"])
+
+
 def test_corrupt_zip_is_reported(tmp_path):
     bad = tmp_path / "MLQA_V1.zip"
     bad.write_bytes(b"PK\x03\x04 this is not really a zip")
@@ -133,7 +143,9 @@ def test_language_checks():
     with pytest.raises(ConfigError, match="non-empty list"):
         check_languages([])
     with pytest.raises(ConfigError, match="languages: 'en' is the corpus language"):
-        check_languages(["de", "en"])
+        check_languages(["de", "en"], corpus_language="en")
+    # the corpus language comes from the prepared data (xaug.data.corpus_language); unknown here, not checked
+    assert check_languages(["de", "en"]) == ["de", "en"]
     assert check_languages(["en", "de"], param="xqg.context_languages") == ["en", "de"]  # contexts may be English
     with pytest.raises(ConfigError, match=r"languages: duplicate language codes in \['de', 'de'\]"):
         check_languages(["de", "de"])

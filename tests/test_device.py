@@ -1,9 +1,10 @@
 """Device selection, and (on a machine with a GPU) CPU/GPU agreement of encoding, training and decoding."""
+import os
+
 import numpy as np
 import pytest
 import torch
 
-from test_xqg import mini, tiny_warm  # noqa: F401 (fixtures)
 from xaug.device import resolve_device
 from xaug.encoding import DenseEncoder, EncoderSettings
 from xaug.errors import ConfigError
@@ -18,8 +19,21 @@ def test_auto_picks_the_gpu_only_when_torch_sees_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu") == Params({}).device()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    set_up = []
+    monkeypatch.setattr("xaug.device.deterministic_cuda", lambda: set_up.append(True))
     assert resolve_device("auto") == torch.device("cuda") == Params({"device": "auto"}).device()
+    assert set_up == [True, True]  # a GPU gets deterministic kernels (seeded runs reproduce there too)
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_deterministic_cuda_settings(monkeypatch):
+    from xaug.device import deterministic_cuda
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    calls = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, warn_only: calls.append((mode, warn_only)))
+    deterministic_cuda()
+    assert calls == [(True, True)] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
 
 
 def test_unusable_devices_are_one_line_errors(monkeypatch):

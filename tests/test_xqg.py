@@ -1,34 +1,18 @@
 """Query-generator training and the xQG stage scripts, on the hand-made archive with tiny models."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import REPO
-from xaug.data import MlqaArchive, prepare, save_prepared
+from conftest import TINY_BERT, run_script, xqg_params
 from xaug.errors import ConfigError
 from xaug.generation import SamplingSettings
 from xaug.io import read_jsonl
 from xaug.models import load_backbone
-from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary, train_warm, training_schedule
+from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
+from xaug.warm_training import train_warm, training_schedule
 from xaug.xqg import load_generator, training_examples
-
-TINY_BERT = {"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "intermediate_size": 64, "max_position_embeddings": 128}
-TINY_T5 = {"vocab_size": 300, "d_model": 32, "d_ff": 64, "d_kv": 8, "num_layers": 1, "num_decoder_layers": 1,
-           "num_heads": 2}
-
-
-@pytest.fixture
-def mini(tmp_path, mini_zip):
-    data = prepare(MlqaArchive(mini_zip), ["dev"], 0.25, seed=2)
-    save_prepared(data, tmp_path / "mlqa")
-    return data
-
 
 def test_training_examples_cover_every_context_language(mini):
     all_x = training_examples(mini.contexts, mini.queries, mini.links, "all")
@@ -66,17 +50,6 @@ def test_warm_decoder_copies_the_top_encoder_layers_and_learns(mini):
     assert len(queries) == 2 and all(len(q) == 2 for q in queries) and tokens > 0
     with pytest.raises(ConfigError, match="trained without 'hi'"):
         gen.lang_id("hi")
-
-
-@pytest.fixture
-def tiny_warm(mini):
-    texts = [c["text"] for c in mini.contexts] + [q["text"] for q in mini.queries]
-    encoder, tokenizer, _ = load_backbone("tiny", tiny_config=TINY_BERT, texts=texts * 3)
-    kept = pruned_vocabulary(tokenizer, texts)
-    torch.manual_seed(0)
-    gen = WarmGenerator(encoder, tokenizer, build_decoder(encoder, kept, ["de", "en"], n_layers=2), kept, ["de", "en"],
-                        "", WarmSettings(decoder_layers=2, label_smoothing=0.0, bf16=False))
-    return gen, [c["text"] for c in mini.contexts if c["lang"] == "en"], [q["text"] for q in mini.queries]
 
 
 def test_pointer_decoding_step_matches_the_training_distribution(tiny_warm):
@@ -127,43 +100,21 @@ def test_batched_decoding_equals_one_passage_at_a_time(tiny_warm):
     assert gen.generate(batch[:2], "de", SamplingSettings(n_queries=3, top_k=5, max_new_tokens=10))[0] == sampled
 
 
-def _params(tmp_path, model, **xqg):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="")
-    params.update(languages=["de", "zh"], n_languages=2, methods=["xqg"],
-                  augment={"xqg": {"alpha": 0.1, "weight": "fixed", "renormalize": True, "n_queries_used": 2}})
-    params["scaling"].update(weights=["fixed"], permutations=2, resamples=199, workers=1)
-    params["xqg"] = {"model": model, "context_languages": ["en"], "n_queries": 2, "top_k": 5, "max_new_tokens": 8,
-                     "batch_size": 4, "chunk_size": 2, "threads": 1,
-                     "warm": {"decoder_layers": 1, "epochs": 2, "batch_size": 4, "lr": 1e-3},
-                     "tiny": TINY_T5, "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3}, **xqg}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def _stage(name, *args, cwd):
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *args], cwd=cwd,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
 def _weights(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.safetensors"))}
 
 
 @pytest.mark.parametrize("model", ["warm", "tiny"])
 def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
-    params = _params(tmp_path, model)
+    params = xqg_params(tmp_path, model)
     common = ["--params", str(params)]
-    _stage("train_xdr", *common, "--data", "mlqa", "--out", "xdr", "--metrics", "m/xdr.json", cwd=tmp_path)
+    run_script("train_xdr", *common, "--data", "mlqa", "--out", "xdr", "--metrics", "m/xdr.json", cwd=tmp_path)
     for out in ("xqg", "xqg2"):
-        _stage("train_xqg", *common, "--data", "mlqa", "--out", out, "--metrics", "m/xqg.json", cwd=tmp_path)
+        run_script("train_xqg", *common, "--data", "mlqa", "--out", out, "--metrics", "m/xqg.json", cwd=tmp_path)
     assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == model
     assert _weights(tmp_path / "xqg") == _weights(tmp_path / "xqg2")  # same seed, same model in every process
     for run in ("gen/xqg", "gen2/xqg"):
-        _stage("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
+        run_script("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
                "--work", "work", cwd=tmp_path)
     rows = read_jsonl(tmp_path / "gen" / "xqg" / "de.jsonl")
     assert rows == read_jsonl(tmp_path / "gen2" / "xqg" / "de.jsonl")  # same seed, same text
@@ -171,7 +122,7 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     stats = json.loads((tmp_path / "gen" / "xqg" / "de.stats.json").read_text())
     assert stats["passages"] == 4 and stats["queries"] == 8 and stats["generated_tokens"] > 0
     assert not any((tmp_path / "work").iterdir())  # chunks are dropped once the output is written
-    _stage("encode_generated", *common, "--method", "xqg", "--lang", "de", "--model", "xdr", "--data", "mlqa",
+    run_script("encode_generated", *common, "--method", "xqg", "--lang", "de", "--model", "xdr", "--data", "mlqa",
            "--dir", "gen/xqg", cwd=tmp_path)
     arrays = np.load(tmp_path / "gen" / "xqg" / "de.npz")
     assert arrays["items"].shape == (4, 2, 32) and arrays["items"].dtype == np.float16
@@ -179,21 +130,21 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     if model != "tiny":
         return
     # the rest of the chain: zh too, baseline embeddings, quality, augmentation, the scaling sweep
-    _stage("generate_queries", *common, "--lang", "zh", "--model", "xqg", "--data", "mlqa", "--out", "gen/xqg",
+    run_script("generate_queries", *common, "--lang", "zh", "--model", "xqg", "--data", "mlqa", "--out", "gen/xqg",
            "--work", "work", cwd=tmp_path)
-    _stage("encode_generated", *common, "--method", "xqg", "--lang", "zh", "--model", "xdr", "--data", "mlqa",
+    run_script("encode_generated", *common, "--method", "xqg", "--lang", "zh", "--model", "xdr", "--data", "mlqa",
            "--dir", "gen/xqg", cwd=tmp_path)
-    _stage("encode", *common, "--model", "xdr", "--data", "mlqa", "--out", "emb", cwd=tmp_path)
-    _stage("generation_quality", *common, "--data", "mlqa", "--passages", "emb/passages", "--queries", "emb/queries",
+    run_script("encode", *common, "--model", "xdr", "--data", "mlqa", "--out", "emb", cwd=tmp_path)
+    run_script("generation_quality", *common, "--data", "mlqa", "--passages", "emb/passages", "--queries", "emb/queries",
            "--generated", "gen/xqg", "--metrics", "m/generation.json", cwd=tmp_path)
     quality = json.loads((tmp_path / "m" / "generation.json").read_text())["xqg"]
     assert set(quality) == {"de", "zh", "avg"} and 0 <= quality["de"]["R@10"] <= 1
     assert quality["de"]["queries"] == 8 and 0 <= quality["zh"]["in_script"] <= 1
-    _stage("augment", *common, "--method", "xqg", "--passages", "emb/passages", "--generated", "gen/xqg",
+    run_script("augment", *common, "--method", "xqg", "--passages", "emb/passages", "--generated", "gen/xqg",
            "--out", "aug/xqg", cwd=tmp_path)
     fused = np.load(tmp_path / "aug" / "xqg.npy")
     assert fused.shape == (4, 32) and np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-5)
-    _stage("scaling", *common, "--passages", "emb/passages", "--queries", "emb/queries", "--data", "mlqa",
+    run_script("scaling", *common, "--passages", "emb/passages", "--queries", "emb/queries", "--data", "mlqa",
            "--generated-root", "gen", "--plots", "plots", "--comparison", "m/comparison.json",
            "--transfer", "m/transfer.json", "--tuning", "m/none.json", cwd=tmp_path)
     import pandas as pd

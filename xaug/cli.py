@@ -1,6 +1,10 @@
-"""What every stage script shares: logging, thread settings and one-line errors."""
+"""The stage harness: what every stage script shares (``--params``, params.yaml, logging, threads,
+one-line errors). A stage script is wiring: ``arguments(ap)`` adds its options, ``main(args, p, log)``
+calls the package, and ``run(main, __doc__, arguments, threads="xqg.threads")`` does the rest."""
 from __future__ import annotations
 
+import argparse
+import errno
 import logging
 import os
 import sys
@@ -37,11 +41,42 @@ def reexec_with_malloc_settings() -> None:
 
 
 def run_stage(main) -> None:
-    """Run ``main()``; bad input exits 2 with a single ``error:`` line, nothing half-written."""
+    """Run ``main()``; bad input (or a full disk, a missing file) exits 2 with a single ``error:`` line;
+    outputs are written atomically, so nothing is half-written."""
     started = time.perf_counter()
     try:
         main()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.ENOENT):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc} (no output was replaced)", file=sys.stderr)
+        sys.exit(2)
     logging.getLogger("xaug").info("done in %.1fs", time.perf_counter() - started)
+
+
+def run(main, doc: str | None, arguments=None, *, threads: str | None = None, params: bool = True) -> None:
+    """The stage harness: parse ``--params`` and the stage's own ``arguments(ap)``, load params.yaml,
+    set up logging and the torch threads of the ``threads`` parameter (e.g. ``xqg.threads``), then
+    ``main(args, params, log)`` under ``run_stage``'s one-line errors (``params=False``: a stage that
+    reads no parameter gets ``None``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if params:
+        ap.add_argument("--params", default="params.yaml", help="the parameters file (default params.yaml)")
+    if arguments is not None:
+        arguments(ap)
+    args = ap.parse_args()
+
+    def body():
+        from .params import load_params
+
+        p = load_params(args.params) if params else None
+        n_threads = p.get_path(threads, None) if threads else None
+        if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads <= 0):
+            raise ConfigError(f"{threads}: expected a positive integer, got {n_threads!r}")
+        main(args, p, setup(n_threads))
+
+    run_stage(body)

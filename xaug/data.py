@@ -1,9 +1,12 @@
 """MLQA: read the official archive layout and normalise it into BEIR-style files.
 
-The retrieval setting is XOR-style: the corpus is every English paragraph of the splits in use;
-queries are questions in the target languages; a question's relevant passage is the English
-paragraph holding its answer. MLQA shares question ids across translations, so one id links a
-question in every language to its context in every language (``links.jsonl``).
+The retrieval setting is XOR-style: the corpus is every paragraph in the corpus language
+(``data.corpus_language``, English by default) of the splits in use; queries are questions in the
+target languages; a question's relevant passage is the corpus-language paragraph holding its answer.
+MLQA shares question ids across translations, so one id links a question in every language to its
+context in every language (``links.jsonl``). Any language of ``xaug.languages`` may appear in an
+archive of this layout; prepare records the corpus language in ``dataset.json``, which
+``corpus_language(data_dir)`` reads back for every later stage.
 """
 from __future__ import annotations
 
@@ -16,31 +19,59 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .languages import check_language, is_supported, name as language_name
 
-LANGUAGE_NAMES = {
-    "ar": "Arabic", "de": "German", "en": "English", "es": "Spanish",
-    "hi": "Hindi", "vi": "Vietnamese", "zh": "Chinese",
-}
-PIVOT = "en"
+DEFAULT_CORPUS_LANGUAGE = "en"  # data.corpus_language when unset; later stages read the prepared data's own
+DATASET_FILE = "dataset.json"   # {"corpus_language", "languages"}: written by save_prepared, read by read_dataset
 SPLITS = ("train", "tune", "eval")  # the split labels of prepared queries, links and contexts
 _FILE = re.compile(r"(?:^|/)MLQA_V1/(dev|test)/(dev|test)-context-([a-z]{2})-question-([a-z]{2})\.json$")
 
 
-def check_languages(languages, available=None, param: str = "languages") -> list[str]:
-    """Validate a list of language codes (known to MLQA, and present in the archive if given)."""
+def check_languages(languages, available=None, param: str = "languages",
+                    corpus_language: str | None = None) -> list[str]:
+    """Validate a list of language codes (supported by ``xaug.languages``, and present in the archive if
+    ``available`` is given). For ``param == "languages"`` (the target languages) and a known
+    ``corpus_language`` (see ``corpus_language(data_dir)``), the corpus language is refused."""
     if not isinstance(languages, (list, tuple)) or not languages:
         raise ConfigError(f"{param}: expected a non-empty list of language codes, got {languages!r}")
     for lang in languages:
-        if lang not in LANGUAGE_NAMES:
-            raise ConfigError(f"{param}: unknown language code {lang!r}; MLQA has {sorted(LANGUAGE_NAMES)}")
+        check_language(lang, param)
         if available is not None and lang not in available:
             raise ConfigError(f"{param}: language {lang!r} is not in the archive (it has {sorted(available)})")
     if len(set(languages)) != len(languages):
         raise ConfigError(f"{param}: duplicate language codes in {list(languages)}")
-    if param == "languages" and PIVOT in languages:
-        raise ConfigError(f"languages: {PIVOT!r} is the corpus language; the target languages must differ from it "
-                          "(its questions are evaluated anyway, as same-language)")
+    if param == "languages" and corpus_language is not None and corpus_language in languages:
+        raise ConfigError(f"languages: {corpus_language!r} is the corpus language; the target languages must differ "
+                          "from it (its questions are evaluated anyway, as same-language)")
     return list(languages)
+
+
+def corpus_language_of(corpus: list[dict], default: str = DEFAULT_CORPUS_LANGUAGE) -> str:
+    """The language of corpus rows (corpus.jsonl: every row carries it); ``default`` for an empty corpus."""
+    langs = {c["lang"] for c in corpus}
+    if len(langs) > 1:
+        raise ConfigError(f"corpus.jsonl: expected passages in one corpus language, found {sorted(langs)}")
+    return langs.pop() if langs else default
+
+
+def read_dataset(data_dir) -> dict:
+    """``dataset.json`` of a prepared folder: ``{"corpus_language", "languages"}`` (prepare writes it)."""
+    path = Path(data_dir) / DATASET_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; re-run the prepare stage (it records the corpus language there)")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: malformed JSON ({exc})") from None
+    if not isinstance(info, dict) or not is_supported(info.get("corpus_language")) \
+            or not isinstance(info.get("languages"), list):
+        raise ConfigError(f"{path}: expected {{'corpus_language': <supported code>, 'languages': [...]}}, got {info!r}")
+    return info
+
+
+def corpus_language(data_dir) -> str:
+    """The corpus (pivot) language the prepare stage used for ``data_dir``."""
+    return read_dataset(data_dir)["corpus_language"]
 
 
 class MlqaArchive:
@@ -67,14 +98,22 @@ class MlqaArchive:
             if m and m.group(1) == m.group(2):
                 self._files[(m.group(1), m.group(3), m.group(4))] = name
 
-    def validate(self) -> None:
+    def validate(self, corpus_language: str | None = None) -> None:
+        """Files found, and each split has the corpus language's own file (context and question in it):
+        ``{split}-context-C-question-C.json`` for ``corpus_language`` C (prepare), or for some C when it is
+        not known here (None: the download stage, which does not read data.corpus_language)."""
         if not self._files:
             raise ConfigError(
                 f"{self.path}: no MLQA files found; expected MLQA_V1/{{dev,test}}/{{split}}-context-{{C}}-question-{{Q}}.json"
             )
+        c = corpus_language
         for split in self.splits():
-            if (split, PIVOT, PIVOT) not in self._files:
-                raise ConfigError(f"{self.path}: {split} split lacks {split}-context-en-question-en.json")
+            if c is None and not any(s == split and x == y for s, x, y in self._files):
+                raise ConfigError(f"{self.path}: {split} split lacks a {split}-context-C-question-C.json "
+                                  "(the corpus language C's own file)")
+            if c is not None and (split, c, c) not in self._files:
+                raise ConfigError(f"{self.path}: {split} split lacks {split}-context-{c}-question-{c}.json "
+                                  f"(data.corpus_language is {c!r})")
 
     def splits(self) -> list[str]:
         return sorted({s for s, _, _ in self._files})
@@ -144,26 +183,28 @@ class Prepared:
     queries: list[dict] = field(default_factory=list)
     links: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    corpus_language: str = DEFAULT_CORPUS_LANGUAGE
 
     @property
     def corpus(self) -> list[dict]:
-        return [{k: c[k] for k in ("id", "lang", "title", "text")} for c in self.contexts if c["lang"] == PIVOT]
+        return [{k: c[k] for k in ("id", "lang", "title", "text")} for c in self.contexts
+                if c["lang"] == self.corpus_language]
 
     def eval_queries(self) -> list[dict]:
         return [q for q in self.queries if q["split"] == "eval"]
 
     def qrels(self, split: str = "eval") -> list[tuple[str, str, int]]:
-        """(query id, English passage id, 1) for every question of ``split``."""
-        pivot = {link["qid"]: link["contexts"][PIVOT] for link in self.links}
+        """(query id, corpus-language passage id, 1) for every question of ``split``."""
+        pivot = {link["qid"]: link["contexts"][self.corpus_language] for link in self.links}
         return [(q["id"], pivot[q["qid"]], 1) for q in self.queries if q["split"] == split]
 
     def answers(self) -> list[dict]:
-        """Shared question id -> answer strings in the corpus (English) language."""
-        return [{"qid": l["qid"], "answers": l["answers"][PIVOT]} for l in self.links]
+        """Shared question id -> answer strings in the corpus language."""
+        return [{"qid": l["qid"], "answers": l["answers"][self.corpus_language]} for l in self.links]
 
     def train_pairs(self) -> list[dict]:
-        """(question in any language, its English passage) for the training split."""
-        pivot = {link["qid"]: link["contexts"][PIVOT] for link in self.links}
+        """(question in any language, its corpus-language passage) for the training split."""
+        pivot = {link["qid"]: link["contexts"][self.corpus_language] for link in self.links}
         return [
             {"query_id": q["id"], "lang": q["lang"], "query": q["text"], "passage_id": pivot[q["qid"]]}
             for q in self.queries if q["split"] == "train"
@@ -171,17 +212,21 @@ class Prepared:
 
 
 def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0.3, seed: int = 0,
-            max_articles: int = 0, tune_fraction: float = 0.0) -> Prepared:
+            max_articles: int = 0, tune_fraction: float = 0.0,
+            corpus_language: str = DEFAULT_CORPUS_LANGUAGE) -> Prepared:
     """Normalise ``archive`` into contexts (all languages), queries, links and a train/tune/eval split.
 
     ``splits == [s]``: split ``s`` only, a deterministic ``holdout_fraction`` of its articles held
     out for evaluation. ``splits == [a, b]``: train on ``a``, evaluate on ``b``. ``tune_fraction``
     (0 = none) of the training articles then become the ``tune`` split (for choosing settings off the
     evaluation set; never trained on). ``max_articles`` (0 = all) keeps a deterministic subset of
-    articles per split, for tests and quick runs.
+    articles per split, for tests and quick runs. ``corpus_language`` (``data.corpus_language``): the
+    language of the corpus paragraphs every question is linked to (each split needs its
+    ``{split}-context-C-question-C.json``); languages outside ``xaug.languages`` are skipped.
     """
     check_tune_fraction(tune_fraction)
-    archive.validate()
+    pivot = check_language(corpus_language, "data.corpus_language")
+    archive.validate(pivot)
     if not isinstance(splits, (list, tuple)) or len(splits) not in (1, 2) or len(set(splits)) != len(splits):
         raise ConfigError(f"data.splits: expected [dev] or [dev, test], got {splits!r}")
     for split in splits:
@@ -195,7 +240,7 @@ def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0
     links: dict[str, dict] = {}
     for split in splits:
         for c_lang, q_lang in archive.pairs(split):
-            if c_lang not in LANGUAGE_NAMES or q_lang not in LANGUAGE_NAMES:
+            if not is_supported(c_lang) or not is_supported(q_lang):
                 continue
             doc = archive.read(split, c_lang, q_lang)
             for article in doc["data"]:
@@ -208,7 +253,12 @@ def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0
                     if key not in contexts:
                         contexts[key] = {"id": stable_id(c_lang, text), "lang": c_lang, "title": title, "text": text}
                     cid = contexts[key]["id"]
-                    for qa in para.get("qas", []):
+                    for n, qa in enumerate(para.get("qas", [])):
+                        missing = [k for k in ("id", "question", "answers") if k not in qa] if isinstance(qa, dict) else ["id"]
+                        if missing:
+                            raise ConfigError(f"{archive.path}: {split}-context-{c_lang}-question-{q_lang}.json: question "
+                                              f"{n} of a paragraph of {title!r} lacks {missing} (SQuAD format: id, "
+                                              "question, answers)")
                         qid = qa["id"]
                         link = links.setdefault(qid, {"qid": qid, "source_split": split, "contexts": {}, "answers": {}})
                         link["contexts"][c_lang] = cid
@@ -216,9 +266,9 @@ def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0
                         questions[(qid, q_lang)] = qa["question"]
 
     by_id = {c["id"]: c for c in contexts.values()}
-    links = {qid: l for qid, l in links.items() if PIVOT in l["contexts"]}
+    links = {qid: l for qid, l in links.items() if pivot in l["contexts"]}
     for link in links.values():
-        link["article"] = by_id[link["contexts"][PIVOT]]["title"]
+        link["article"] = by_id[link["contexts"][pivot]]["title"]
 
     # Articles per source split; optional subset; split assignment.
     article_split: dict[str, str] = {}
@@ -239,7 +289,7 @@ def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0
 
     used = {cid: link for link in links.values() for cid in link["contexts"].values()}
     out_contexts = []
-    for c in sorted(by_id.values(), key=lambda c: (c["lang"] != PIVOT, c["lang"], c["id"])):
+    for c in sorted(by_id.values(), key=lambda c: (c["lang"] != pivot, c["lang"], c["id"])):
         if c["id"] in used:
             link = used[c["id"]]
             out_contexts.append({**c, "article": link["article"], "split": link["split"]})
@@ -252,13 +302,14 @@ def prepare(archive: MlqaArchive, splits: list[str], holdout_fraction: float = 0
     ]
     stats = {
         "splits": list(splits),
+        "corpus_language": pivot,
         "languages": sorted({c["lang"] for c in out_contexts} | {q["lang"] for q in out_queries}),
         "articles": {s: sum(1 for v in article_split.values() if v == s) for s in SPLITS},
-        "corpus_passages": sum(1 for c in out_contexts if c["lang"] == PIVOT),
+        "corpus_passages": sum(1 for c in out_contexts if c["lang"] == pivot),
         "contexts": _count(out_contexts, "lang"),
         "queries": {s: _count([q for q in out_queries if q["split"] == s], "lang") for s in SPLITS},
     }
-    return Prepared(out_contexts, out_queries, out_links, stats)
+    return Prepared(out_contexts, out_queries, out_links, stats, pivot)
 
 
 def _count(rows, key):
@@ -268,30 +319,34 @@ def _count(rows, key):
     return dict(sorted(counts.items()))
 
 
-def parallel_passages(links: list[dict]) -> dict[str, set[str]]:
-    """For each language L, the English paragraphs that have an L parallel (the `parallel` corpus setting)."""
+def parallel_passages(links: list[dict], corpus_language: str = DEFAULT_CORPUS_LANGUAGE) -> dict[str, set[str]]:
+    """For each language L, the corpus-language paragraphs that have an L parallel (the `parallel` corpus setting)."""
+    pivot = corpus_language
     out: dict[str, set[str]] = {}
     for link in links:
         ctx = link["contexts"]
-        if PIVOT in ctx:
+        if pivot in ctx:
             for lang in ctx:
-                if lang != PIVOT:
-                    out.setdefault(lang, set()).add(ctx[PIVOT])
+                if lang != pivot:
+                    out.setdefault(lang, set()).add(ctx[pivot])
     return out
 
 
 def parallel_contexts(corpus: list[dict], contexts: list[dict], links: list[dict], lang: str) -> tuple[list[dict], dict]:
-    """For every English passage, MLQA's context in ``lang`` that shares a question id with it, if any
-    (comparable text around the aligned answer sentence, not a translation); with coverage statistics."""
+    """For every corpus passage, MLQA's context in ``lang`` that shares a question id with it, if any
+    (comparable text around the aligned answer sentence, not a translation); with coverage statistics.
+    The corpus language is the one of the ``corpus`` rows."""
+    pivot = corpus_language_of(corpus)
     text_of = {c["id"]: c["text"] for c in contexts}
     parallel: dict[str, str] = {}
     for link in sorted(links, key=lambda l: l["qid"]):
         ctx = link["contexts"]
-        if PIVOT in ctx and lang in ctx:
-            parallel.setdefault(ctx[PIVOT], ctx[lang])
+        if pivot in ctx and lang in ctx:
+            parallel.setdefault(ctx[pivot], ctx[lang])
     if not parallel:
-        raise ConfigError(f"parallel_contexts: the archive has no {lang!r} contexts parallel to English ones "
-                          "(links.jsonl lists none); the oracle needs MLQA's parallel contexts")
+        raise ConfigError(f"parallel_contexts: the archive has no {lang!r} contexts parallel to "
+                          f"{language_name(pivot)} ones "
+                          "(links.jsonl lists none); the parallel_contexts method needs them")
     rows = [{"id": p["id"], "texts": [text_of[parallel[p["id"]]]] if p["id"] in parallel else []} for p in corpus]
     covered = sum(1 for r in rows if r["texts"])
     return rows, {"lang": lang, "passages": len(corpus), "covered": covered,
@@ -320,16 +375,19 @@ def read_trec_qrels(path) -> dict[str, dict[str, int]]:
 
 
 def save_prepared(prepared: Prepared, out_dir) -> None:
-    """Write the normalised dataset: BEIR-style JSONL, TREC qrels (eval, tune), answers, training pairs, stats."""
-    from .io import write_json, write_jsonl
+    """Write the normalised dataset: BEIR-style JSONL, TREC qrels (eval, tune), answers, training pairs, stats,
+    and ``dataset.json`` (the corpus language and the languages present: ``read_dataset`` reads it)."""
+    from .io import atomic_dir, write_json, write_jsonl
 
-    out = Path(out_dir)
-    write_jsonl(out / "corpus.jsonl", prepared.corpus)
-    write_jsonl(out / "contexts.jsonl", prepared.contexts)
-    write_jsonl(out / "queries.jsonl", prepared.queries)
-    write_jsonl(out / "links.jsonl", prepared.links)
-    write_jsonl(out / "answers.jsonl", prepared.answers())
-    write_jsonl(out / "train_pairs.jsonl", prepared.train_pairs())
-    write_trec_qrels(out / "qrels.eval.trec", prepared.qrels("eval"))
-    write_trec_qrels(out / "qrels.tune.trec", prepared.qrels("tune"))
-    write_json(out / "stats.json", prepared.stats)
+    with atomic_dir(out_dir) as out:  # the folder is replaced as a whole
+        write_jsonl(out / "corpus.jsonl", prepared.corpus)
+        write_jsonl(out / "contexts.jsonl", prepared.contexts)
+        write_jsonl(out / "queries.jsonl", prepared.queries)
+        write_jsonl(out / "links.jsonl", prepared.links)
+        write_jsonl(out / "answers.jsonl", prepared.answers())
+        write_jsonl(out / "train_pairs.jsonl", prepared.train_pairs())
+        write_trec_qrels(out / "qrels.eval.trec", prepared.qrels("eval"))
+        write_trec_qrels(out / "qrels.tune.trec", prepared.qrels("tune"))
+        write_json(out / "stats.json", prepared.stats)
+        write_json(out / DATASET_FILE, {"corpus_language": prepared.corpus_language,
+                                        "languages": prepared.stats.get("languages", [])})

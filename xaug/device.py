@@ -6,16 +6,30 @@ so the same code serves the embedded CPU profile and the paper profile on a GPU.
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 
 import torch
 
 from .errors import ConfigError
 
 
+def deterministic_cuda() -> None:
+    """Reproducible CUDA kernels for a seeded run: deterministic algorithms where torch has them (a
+    warning where it has none) and the cuBLAS workspace setting they need; call before the first kernel."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
 def resolve_device(name: str | None = "auto") -> torch.device:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a torch device that exists here."""
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a torch device that exists here (a GPU is set up
+    for deterministic kernels)."""
     if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            deterministic_cuda()
+            return torch.device("cuda")
+        return torch.device("cpu")
     try:
         device = torch.device(str(name))
     except RuntimeError:
@@ -28,6 +42,7 @@ def resolve_device(name: str | None = "auto") -> torch.device:
                               f"use auto or cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"device: {name!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+        deterministic_cuda()
     return device
 
 
@@ -36,6 +51,28 @@ def device_of(module: torch.nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
-def bf16_autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast on ``device`` (CPU or CUDA), or nothing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16); without it bf16 autocast is
+    slower than fp32 (measured: 75 s vs 51 s to encode the corpus on a 2-core Xeon without AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def use_bf16(setting, device: torch.device, param: str = "bf16") -> bool:
+    """Resolve a ``bf16`` parameter: true | false | auto (bf16 on a GPU that supports it and on CPUs
+    with native bfloat16, fp32 elsewhere)."""
+    if setting in (True, False):
+        return setting
+    if setting != "auto":
+        raise ConfigError(f"{param}: expected true, false or auto, got {setting!r}")
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
+def bf16_autocast(device: torch.device, enabled):
+    """bfloat16 autocast on ``device`` (CPU or CUDA), or nothing; ``enabled`` may be ``auto``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16(enabled, device) else contextlib.nullcontext()

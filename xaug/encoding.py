@@ -37,9 +37,22 @@ class EncoderSettings:
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"xdr.{name}: expected a positive integer, got {value!r}")
 
-    @classmethod
-    def from_params(cls, params: dict) -> "EncoderSettings":
-        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
+
+@dataclass
+class EncodeSettings:
+    """How a stage batches texts through an encoder (params group ``encode``)."""
+
+    batch_size: int = 128      # texts per batch at most
+    max_tokens: int = 2048     # padded tokens per batch at most (0 = no cap)
+    bf16: bool | str = "auto"  # bfloat16 autocast: true | false | auto (xaug.device.use_bf16)
+
+    def __post_init__(self):
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise ConfigError(f"batch_size: expected a positive integer, got {self.batch_size!r}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 0:
+            raise ConfigError(f"max_tokens: expected an integer >= 0 (0 = no cap), got {self.max_tokens!r}")
+        if self.bf16 not in (True, False, "auto"):
+            raise ConfigError(f"bf16: expected true, false or auto, got {self.bf16!r}")
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int = 0) -> list[np.ndarray]:

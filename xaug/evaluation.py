@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import PIVOT, check_languages, parallel_passages, read_trec_qrels
+from .data import check_languages, parallel_passages, read_dataset, read_trec_qrels
 from .errors import ConfigError
-from .io import read_json, read_jsonl
+from .io import read_jsonl
 from .metrics import evaluate_run, recall_tokens, summarise
-from .search import FaissSearcher, read_ids
+from .formats import read_embeddings
+from .search import FaissSearcher
 
 
 SETTINGS = ("global", "parallel")
@@ -26,9 +27,10 @@ def check_setting(setting: str) -> str:
 class Evaluator:
     """Loads queries, qrels, answers and passage tokens once; scores any searcher over the corpus.
 
-    Corpus settings: ``global`` (XOR-TyDi style: every query searches every English paragraph) and
-    ``parallel`` (MTEB's MLQARetrieval: a query in L searches only the English paragraphs that have an
-    L parallel; English queries search everything).
+    Corpus settings: ``global`` (XOR-TyDi style: every query searches every corpus paragraph) and
+    ``parallel`` (MTEB's MLQARetrieval: a query in L searches only the corpus paragraphs that have an
+    L parallel; queries in the corpus language search everything). The corpus language is the one the
+    prepare stage recorded (``corpus_language``); its queries are scored beside ``languages``.
 
     ``split``: ``eval`` (the test set) or ``tune`` (the tuning split, for choosing settings such as fusion
     weights): qrels.<split>.trec, and only the loaded queries that queries.jsonl puts in that split.
@@ -41,15 +43,16 @@ class Evaluator:
         if split not in QUERY_SPLITS:
             raise ConfigError(f"split: expected one of {list(QUERY_SPLITS)}, got {split!r}")
         self.split = split
-        self.languages = check_languages(languages, read_json(data / "stats.json")["languages"])
+        dataset = read_dataset(data)
+        self.corpus_language = dataset["corpus_language"]
+        self.languages = check_languages(languages, dataset["languages"], corpus_language=self.corpus_language)
         self.depth = depth
         queries = {q["id"]: q for q in read_jsonl(data / "queries.jsonl") if q["split"] == split}
-        ids = read_ids(str(query_prefix) + ".ids.txt")
-        vectors = np.load(str(query_prefix) + ".npy")
+        vectors, ids = read_embeddings(query_prefix)
         if not any(q in queries for q in ids):
             raise ConfigError(f"{query_prefix}.ids.txt: none of its {len(ids)} queries is in the {split!r} split "
                               f"of {data / 'queries.jsonl'}")
-        wanted = set(self.languages) | {PIVOT}
+        wanted = set(self.languages) | {self.corpus_language}
         # queries of other splits are dropped: a query file holding them cannot leak into this split's scores
         keep = [i for i, q in enumerate(ids) if q in queries and queries[q]["lang"] in wanted]
         self.query_ids = [ids[i] for i in keep]
@@ -64,7 +67,7 @@ class Evaluator:
         self.answers = {q: answers.get(queries[q]["qid"], []) for q in self.query_ids}
         self.allowed: dict[str, set[str]] = {}
         if setting == "parallel":
-            self.allowed = parallel_passages(read_jsonl(data / "links.jsonl"))
+            self.allowed = parallel_passages(read_jsonl(data / "links.jsonl"), self.corpus_language)
 
     def search(self, searcher: FaissSearcher) -> tuple[dict, dict]:
         """Top-``depth`` passages per query; in the parallel setting, ranked among the allowed ones only
@@ -88,7 +91,8 @@ class Evaluator:
         return evaluate_run(ranking, score_lists, self.qrels, self.doc_tokens, self.answers)
 
     def summary(self, per_query, languages: list[str] | None = None) -> dict:
-        return summarise(per_query, self.query_lang, languages if languages is not None else self.languages)
+        return summarise(per_query, self.query_lang, languages if languages is not None else self.languages,
+                         pivot=self.corpus_language)
 
     def frame(self, per_query) -> pd.DataFrame:
         frame = pd.DataFrame.from_dict(per_query, orient="index").rename_axis("query_id").reset_index()

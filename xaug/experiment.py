@@ -9,11 +9,11 @@ import numpy as np
 
 from .data import check_languages
 from .evaluation import Evaluator
+from .formats import read_embeddings
 from .fusion import check_weights
 from .methods import MethodItems, check_methods, load_method
 from .params import positive_int
 from .scaling import QuerySet
-from .search import read_ids
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Experiment:
         languages = check_languages(p.get_path("languages"))
         names = check_methods(p.get_path("methods"))
         return cls(languages, check_weights(p.get_path("scaling.weights")),
-                   np.load(str(passages_prefix) + ".npy"), read_ids(str(passages_prefix) + ".ids.txt"),
+                   *read_embeddings(passages_prefix),
                    {m: load_method(Path(generated_root) / m, m, languages) for m in names},
                    positive_int(p.get_path("evaluate.depth"), "evaluate.depth"), p.get_path("index.factory"),
                    p.get_path("index.search_params"))

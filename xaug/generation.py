@@ -6,21 +6,22 @@ Two generators share one interface, ``generate(passages, lang, n) -> (queries pe
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from tqdm import tqdm
 
-from .data import LANGUAGE_NAMES
 from .errors import ConfigError
 from .io import atomic_path
+from .languages import LANGUAGES, supported
 from .params import positive_int
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,11 @@ PROMPT = "Generate a {language} question for this passage: {title} {passage}"
 
 
 def language_name(lang: str) -> str:
-    if lang not in LANGUAGE_NAMES:
+    """The English name of ``lang`` in the prompt (``xaug.languages``)."""
+    if not isinstance(lang, str) or lang not in LANGUAGES:
         raise ConfigError(f"languages: no known name for language code {lang!r} to use in the prompt "
-                          f"(known: {sorted(LANGUAGE_NAMES)})")
-    return LANGUAGE_NAMES[lang]
+                          f"(known: {supported()})")
+    return LANGUAGES[lang].name
 
 
 def make_prompt(lang: str, title: str, passage: str) -> str:
@@ -146,76 +148,176 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def work_folder(root, lang: str, model, data, *settings) -> Path:
-    """A language's scratch folder for resumable chunks, keyed by the model's files, the prepared data
-    and the settings: a changed input never reuses stale chunks."""
-    from .download import sha256_tree
+def code_digest() -> str:
+    """A digest of the xaug package's source: chunks written by other code are not reused."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def work_folder(root, lang: str, model, data, *settings, states=None) -> Path:
+    """A language's scratch folder for resumable chunks, keyed by the model's files, the prepared data,
+    the encoder states file the generator reads (if any), the package's code and the settings: a
+    changed input never reuses stale chunks."""
+    from .download import sha256_file, sha256_tree
     from .io import read_json
 
-    return Path(root) / f"{lang}-{fingerprint(sha256_tree(model), read_json(Path(data) / 'stats.json'), *settings, lang)}"
+    inputs = [sha256_tree(model), read_json(Path(data) / "stats.json"), code_digest(),
+              sha256_file(states) if states and Path(states).is_file() else None]
+    return Path(root) / f"{lang}-{fingerprint(*inputs, *settings, lang)}"
 
 
-def run_chunked(items: list[dict], lengths: list[int], work_dir: Path, chunk_size: int,
-                fn: Callable[[list[dict], int], list[dict]], desc: str, progress: bool = True) -> tuple[list[dict], dict]:
+def run_chunked(items: list[dict], lengths: list[int] | None, work_dir: Path, chunk_size: int,
+                fn, desc: str, progress: bool = True, backend=None) -> tuple[list[dict], dict]:
     """Apply ``fn`` to length-sorted chunks of ``items``, one atomic file per finished chunk.
 
     A re-run with the same ``work_dir`` skips finished chunks; ``fn`` gets the chunk index so it can
-    seed itself per chunk, which makes a resumed run identical to an uninterrupted one. Returns the
-    rows in ``items`` order and stats (chunks done now / reused, seconds summed over all chunks).
+    seed itself per chunk, which makes a resumed run identical to an uninterrupted one. ``fn`` is the
+    per-chunk function or a job whose ``load()`` returns it, run where ``backend`` (``xaug.backend``:
+    local by default, or Ray actors) says; ``lengths`` None: the loaded function's ``lengths(items)``.
+    Returns the rows in ``items`` order and stats (chunks done now / reused, seconds summed over all
+    chunks, backend, workers, device).
     """
+    from .backend import open_pool
+
     if chunk_size <= 0:
         raise ConfigError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
     work_dir.mkdir(parents=True, exist_ok=True)
-    order = sorted(range(len(items)), key=lambda i: (-lengths[i], i))
-    chunks = [order[i : i + chunk_size] for i in range(0, len(order), chunk_size)]
     rows: dict[int, dict] = {}
     reused = seconds = 0.0
-    with tqdm(total=len(items), desc=desc, unit="passage", disable=not progress) as bar:
-        for c, idx in enumerate(chunks):
-            path = work_dir / f"chunk-{c:05d}.jsonl"
-            if path.is_file():
+    with open_pool(fn, backend) as pool:
+        if lengths is None:
+            lengths = pool.lengths(items)
+        order = sorted(range(len(items)), key=lambda i: (-lengths[i], i))
+        chunks = [order[i : i + chunk_size] for i in range(0, len(order), chunk_size)]
+        todo = []
+        with tqdm(total=len(items), desc=desc, unit="passage", disable=not progress) as bar:
+            for c, idx in enumerate(chunks):
+                path = work_dir / f"chunk-{c:05d}.jsonl"
+                if not path.is_file():
+                    todo.append(c)
+                    continue
                 lines = path.read_text(encoding="utf-8").splitlines()
                 meta, chunk_rows = json.loads(lines[0]), [json.loads(l) for l in lines[1:]]
                 reused += 1
-            else:
-                started = time.perf_counter()
-                chunk_rows = fn([items[i] for i in idx], c)
-                meta = {"seconds": time.perf_counter() - started}
-                with atomic_path(path) as tmp:
+                seconds += meta["seconds"]
+                rows.update(zip(idx, chunk_rows))
+                bar.update(len(idx))
+            for c, chunk_rows, chunk_seconds in pool.imap((c, [items[i] for i in chunks[c]]) for c in todo):
+                meta = {"seconds": chunk_seconds}
+                with atomic_path(work_dir / f"chunk-{c:05d}.jsonl") as tmp:
                     tmp.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [meta, *chunk_rows]) + "\n",
                                    encoding="utf-8")
-            seconds += meta["seconds"]
-            rows.update(zip(idx, chunk_rows))
-            bar.update(len(idx))
+                seconds += chunk_seconds
+                rows.update(zip(chunks[c], chunk_rows))
+                bar.update(len(chunks[c]))
+        where = {"backend": pool.backend, "workers": pool.workers, "device": ", ".join(sorted(set(pool.devices)))}
     if reused:
         log.info("%s: reused %d of %d finished chunks from %s", desc, int(reused), len(chunks), work_dir)
     return [rows[i] for i in range(len(items))], {"chunks": len(chunks), "chunks_reused": int(reused),
-                                                  "seconds": round(seconds, 2)}
+                                                  "seconds": round(seconds, 2), **where}
 
 
-def generate_for_corpus(generator, corpus: list[dict], lang: str, settings: SamplingSettings, work_dir: Path,
-                        chunk_size: int = 64, progress: bool = True) -> tuple[list[dict], dict]:
-    """``n_queries`` queries in ``lang`` for every passage (empty passages get none), resumable by chunk."""
-    language_name(lang)
-    todo = [p for p in corpus if p["text"].strip()]
-    if settings.copy_bias:
-        generator.set_copy_vocabulary([p["text"] for p in corpus], settings.copy_max_df)
-    empty = len(corpus) - len(todo)
-    if empty:
-        log.warning("%d empty passage(s) get no generated queries", empty)
+class CorpusGenerator:
+    """The per-chunk function of one language's generation over a loaded generator: ``n_queries`` queries
+    per passage, batch by batch, seeded by the chunk index. ``states``: the passages' encoder states
+    by id (warm generators read them instead of re-encoding)."""
 
-    def run(chunk: list[dict], index: int) -> list[dict]:
-        torch.manual_seed(settings.seed * 1_000_003 + index)
+    def __init__(self, generator, lang: str, settings: SamplingSettings, states: dict | None = None):
+        self.generator, self.lang, self.settings, self.states = generator, lang, settings, states or {}
+        self.device = getattr(generator, "device", None) or getattr(getattr(generator, "model", None), "device", None)
+
+    def lengths(self, passages: list[dict]) -> list[int]:
+        return self.generator.source_lengths(passages)
+
+    def __call__(self, chunk: list[dict], index: int) -> list[dict]:
+        s, states = self.settings, self.states
+        if states:
+            chunk = [{**c, "states": states[c["id"]]} if c["id"] in states else c for c in chunk]
+        torch.manual_seed(s.seed * 1_000_003 + index)
         rows = []
-        for start in range(0, len(chunk), settings.batch_size):
-            batch = chunk[start : start + settings.batch_size]
-            queries, tokens = generator.generate(batch, lang, settings)
+        for start in range(0, len(chunk), s.batch_size):
+            batch = chunk[start : start + s.batch_size]
+            queries, tokens = self.generator.generate(batch, self.lang, s)
             for k, (p, qs) in enumerate(zip(batch, queries)):
                 rows.append({"id": p["id"], "queries": qs, "tokens": tokens if k == 0 else 0})
         return rows
 
-    rows, stats = run_chunked(todo, generator.source_lengths(todo), work_dir, chunk_size, run,
-                              desc=f"generate {lang}", progress=progress)
+
+@contextlib.contextmanager
+def in_folder(root: str | None):
+    """Run a job's loading in the driver's working directory (a model folder may name others relative
+    to it), when this machine has that folder."""
+    if not root or not os.path.isdir(root) or os.path.abspath(root) == os.getcwd():
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+@dataclass
+class GenerationJob:
+    """What a worker needs to generate one language's queries (picklable: paths and settings, no model).
+
+    ``load()`` loads the generator (``model``: a train_xqg folder) on ``device`` (a ``device`` parameter
+    value, resolved where it runs), sets the copy-bias vocabulary from ``corpus`` (corpus.jsonl, when
+    ``settings.copy_bias``), reads the encoder ``states`` (a safetensors file, optional) and returns
+    the per-chunk ``CorpusGenerator``. Relative paths are resolved against ``root`` (the driver's
+    working directory); ``threads``: torch threads of the worker (None: leave them).
+    """
+
+    model: str
+    lang: str
+    settings: SamplingSettings
+    device: str = "auto"
+    states: str | None = None
+    corpus: str | None = None
+    threads: int | None = None
+    root: str | None = None
+
+    def load(self) -> CorpusGenerator:
+        from .device import resolve_device
+        from .io import read_jsonl
+        from .formats import load_states
+        from .xqg import load_generator
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        with in_folder(self.root):
+            generator = load_generator(self.model).to(resolve_device(self.device))
+            if self.settings.copy_bias:
+                if not self.corpus:
+                    raise ConfigError("xqg.copy_bias: the generation job needs the corpus for the copy vocabulary")
+                generator.set_copy_vocabulary([p["text"] for p in read_jsonl(self.corpus)], self.settings.copy_max_df)
+            states = load_states(self.states) if self.states else {}
+        return CorpusGenerator(generator, self.lang, self.settings, states)
+
+
+def generate_for_corpus(generator, corpus: list[dict], lang: str, settings: SamplingSettings, work_dir: Path,
+                        chunk_size: int = 64, progress: bool = True, backend=None) -> tuple[list[dict], dict]:
+    """``n_queries`` queries in ``lang`` for every passage (empty passages get none), resumable by chunk.
+
+    ``generator``: a loaded generator (runs here), or a ``GenerationJob`` run on ``backend``
+    (``xaug.backend.BackendSettings``; None = local): the same rows either way.
+    """
+    language_name(lang)
+    todo = [p for p in corpus if p["text"].strip()]
+    if isinstance(generator, GenerationJob):
+        job = replace(generator, lang=lang, settings=settings)
+    else:
+        if settings.copy_bias:
+            generator.set_copy_vocabulary([p["text"] for p in corpus], settings.copy_max_df)
+        job = CorpusGenerator(generator, lang, settings)
+    empty = len(corpus) - len(todo)
+    if empty:
+        log.warning("%d empty passage(s) get no generated queries", empty)
+    rows, stats = run_chunked(todo, None, work_dir, chunk_size, job, desc=f"generate {lang}", progress=progress,
+                              backend=backend)
     by_id = {r["id"]: r for r in rows}
     out = [{"id": p["id"], "queries": by_id[p["id"]]["queries"] if p["id"] in by_id else []} for p in corpus]
     n_queries = sum(len(r["queries"]) for r in out)

@@ -3,24 +3,27 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from functools import lru_cache
 
 import numpy as np
 
-SCRIPT = {
-    "ar": re.compile(r"[\u0600-\u06ff\u0750-\u077f]"),
-    "hi": re.compile(r"[\u0900-\u097f]"),
-    "zh": re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]"),
-}
-LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+from .languages import script_class
+
 LETTER = re.compile(r"[^\W\d_]")
 
 
+@lru_cache(maxsize=None)
+def script_pattern(lang: str) -> re.Pattern:
+    """One letter of any of ``lang``'s scripts (``xaug.languages``: Latin for de, en, es, vi, ...)."""
+    return re.compile(script_class(lang))
+
+
 def in_script(text: str, lang: str) -> bool:
-    """True when most letters of ``text`` are in ``lang``'s script (Latin for de, en, es, vi)."""
+    """True when most letters of ``text`` are in ``lang``'s script(s) (Latin for de, en, es, vi, ...)."""
     letters = LETTER.findall(text)
     if not letters:
         return False
-    pattern = SCRIPT.get(lang, LATIN)
+    pattern = script_pattern(lang)
     return sum(bool(pattern.match(ch)) for ch in letters) / len(letters) > 0.5
 
 
@@ -49,10 +52,61 @@ def round_trip(query_vectors: np.ndarray, owner: list[int], passage_vectors: np.
     return {f"R@{k}": round(float(np.mean(rank < k)), 4) for k in ks}
 
 
-def real_questions_by_passage(queries: list[dict], links: list[dict], lang: str, split: str = "eval") -> dict[str, list[str]]:
-    pivot = {l["qid"]: l["contexts"]["en"] for l in links}
+def real_questions_by_passage(queries: list[dict], links: list[dict], lang: str, split: str = "eval",
+                              corpus_language: str = "en") -> dict[str, list[str]]:
+    """Corpus passage id -> the real ``split`` questions in ``lang`` whose answer it holds."""
+    pivot = {l["qid"]: l["contexts"][corpus_language] for l in links}
     out: dict[str, list[str]] = defaultdict(list)
     for q in queries:
         if q["lang"] == lang and q["split"] == split:
             out[pivot[q["qid"]]].append(q["text"])
     return dict(out)
+
+
+def generation_report(folder, languages, data_dir, passages_prefix, queries_prefix,
+                      corpus_language: str | None = None, log=None) -> dict:
+    """Per language (and averaged): round-trip R@1/R@10 of the generated texts in ``folder`` (their items
+    file, embedded with the baseline xDR) and of the real held-out questions of the same passages,
+    share in script, chrF against those real questions, duplicates, and generated tokens.
+    ``corpus_language``: None = the one the prepare stage recorded in ``data_dir``."""
+    from pathlib import Path
+
+    from .data import corpus_language as prepared_corpus_language
+    from .formats import flat_items, read_embeddings, read_items, read_text_stats, read_texts
+    from .io import read_jsonl
+
+    data = Path(data_dir)
+    corpus_language = corpus_language or prepared_corpus_language(data)
+    passages, pids = read_embeddings(passages_prefix)
+    row_of = {pid: i for i, pid in enumerate(pids)}
+    queries, links = read_jsonl(data / "queries.jsonl"), read_jsonl(data / "links.jsonl")
+    pivot = {l["qid"]: l["contexts"][corpus_language] for l in links if corpus_language in l["contexts"]}
+    real_vectors, real_ids = read_embeddings(queries_prefix)
+    real_row = {q: i for i, q in enumerate(real_ids)}
+    qmeta = {q["id"]: q for q in queries}
+    report = {}
+    for lang in languages:
+        rows = read_texts(folder, lang)
+        vectors, owner = flat_items(*read_items(Path(folder) / f"{lang}.npz"))
+        real = real_questions_by_passage(queries, links, lang, corpus_language=corpus_language)
+        held = [r for r in real_ids if qmeta[r]["lang"] == lang and qmeta[r]["qid"] in pivot]
+        evalset = np.isin(owner, [row_of[pid] for pid in real])
+        flat = [q for pid in pids for q in rows[pid]]
+        report[lang] = {
+            **round_trip(vectors, owner.tolist(), passages),
+            **{f"heldout_passages_{k}": v for k, v in round_trip(vectors[evalset], owner[evalset].tolist(), passages).items()},
+            **{f"real_{k}": v for k, v in round_trip(real_vectors[[real_row[r] for r in held]],
+                                                      [row_of[pivot[qmeta[r]["qid"]]] for r in held], passages).items()},
+            "in_script": round(float(np.mean([in_script(q, lang) for q in flat])), 4) if flat else float("nan"),
+            "chrF": round(chrf_against_real({pid: rows[pid] for pid in real}, real), 2),
+            "duplicates": round(duplicate_rate(list(rows.values())), 4),
+            "queries": len(flat), "generated_tokens": read_text_stats(folder, lang)["generated_tokens"],
+        }
+        if log is not None:
+            log.info("%s: round-trip R@10 %.3f (real questions %.3f), in script %.2f, chrF %.1f, duplicates %.2f",
+                     lang, report[lang]["R@10"], report[lang]["real_R@10"], report[lang]["in_script"],
+                     report[lang]["chrF"], report[lang]["duplicates"])
+    langs = list(report)
+    report["avg"] = {k: round(float(np.mean([report[l][k] for l in langs])), 4)
+                     for k in ("R@1", "R@10", "real_R@1", "real_R@10", "in_script", "chrF", "duplicates")}
+    return report

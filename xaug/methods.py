@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .fusion import WEIGHT_MODES, FusionSettings, LanguageItems
-from .io import read_json
+from .formats import read_items, read_text_stats, read_texts, write_items
 
 
 @dataclass(frozen=True)
@@ -16,19 +16,21 @@ class MethodSpec:
     name: str
     items: str       # what one item is
     embed_as: str    # the xDR side that embeds the items: query | passage
-    stage: str       # the stage that writes data/generated/<name>/<lang>.npz
-    generates: bool  # False: existing text, no generation cost
+    text_stage: str  # the stage that writes data/generated/<name>/<lang>.jsonl (xaug.formats.write_texts)
+    stage: str       # the stage that embeds them into data/generated/<name>/<lang>.npz
     setting: str = "global"  # the corpus setting it is reported (and tuned) in
 
 
 METHODS = {m.name: m for m in (
-    MethodSpec("xqg", "a query generated in the target language", "query", "encode_xqg", True),
+    MethodSpec("xqg", "a query generated in the target language", "query", "generate_queries", "encode_xqg"),
     MethodSpec("translate", "the passage machine-translated into the target language", "passage",
-               "encode_translate", True),
+               "translate_passages", "encode_translate"),
     MethodSpec("parallel_contexts", "MLQA's target-language context of the passage (comparable text, not a "
-               "translation; only passages with such a context are covered)", "passage",
-               "encode_parallel_contexts", False, "parallel"),  # global: its coverage leaks the answer
+               "translation; only passages with such a context are covered)", "passage", "parallel_contexts",
+               "encode_parallel_contexts", "parallel"),  # global: its coverage leaks the answer
 )}
+# every method is compared with the same content-free controls (xaug.scaling): its items shuffled across
+# passages (coverage kept) and the centroid of its items (a constant shift)
 
 
 def check_methods(methods) -> list[str]:
@@ -96,11 +98,25 @@ def load_method(folder, method: str, languages: list[str]) -> MethodItems:
         path = folder / f"{lang}.npz"
         if not path.is_file():
             raise ConfigError(f"{path}: {method} embeddings for {lang!r} not found (run {METHODS[method].stage}@{lang})")
-        arrays = np.load(path)
-        raw.append((arrays["items"], arrays["counts"]))
-        stats = read_json(folder / f"{lang}.stats.json")
+        raw.append(read_items(path))
+        stats = read_text_stats(folder, lang)
         if not {"seconds", "generated_tokens"} <= set(stats):
             raise ConfigError(f"{folder / (lang + '.stats.json')}: expected 'seconds' and 'generated_tokens'")
         seconds.append(float(stats["seconds"]))
         tokens.append(int(stats["generated_tokens"]))
     return MethodItems(method, list(languages), raw, seconds, tokens)
+
+
+def embed_generated(encoder, method: str, folder, lang: str, corpus_ids: list[str], settings, out) -> dict:
+    """Embed ``folder/<lang>.jsonl``'s texts with ``encoder`` (the side ``METHODS[method].embed_as``),
+    aligned to ``corpus_ids``, into the items file ``out``; every corpus passage must have an entry."""
+    texts_of = read_texts(folder, lang)
+    missing = [pid for pid in corpus_ids if pid not in texts_of]
+    if missing:
+        raise ConfigError(f"{Path(folder) / (lang + '.jsonl')}: no entry for {len(missing)} corpus passages "
+                          f"(first {missing[0]}); re-run {METHODS[method].text_stage}@{lang}")
+    texts = [t for pid in corpus_ids for t in texts_of[pid]]
+    vectors, tokens = encoder.encode(texts, METHODS[method].embed_as, batch_size=settings.batch_size,
+                                     max_tokens=settings.max_tokens, bf16=settings.bf16, desc=f"encode {method} {lang}")
+    write_items(out, vectors, [len(texts_of[pid]) for pid in corpus_ids])
+    return {"texts": len(texts), "passages": len(corpus_ids), "tokens": tokens}

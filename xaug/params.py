@@ -1,20 +1,79 @@
-"""Reading params.yaml with errors that name the parameter."""
+"""Reading params.yaml: one object for every stage, errors that name the parameter by its full path,
+settings dataclasses built one way (``from_params``), and a record of every key a stage reads.
+
+The record keeps the DVC contract honest: with ``XAUG_PARAMS_LOG=<folder>`` in the environment, each
+stage writes the dotted paths it read to ``<folder>/<stage>.json`` (the stage named by DVC's
+``DVC_STAGE``), and tests/test_pipeline.py compares them with the stage's ``params:`` in dvc.yaml.
+"""
 from __future__ import annotations
 
+import atexit
+import dataclasses
+import json
+import os
+import sys
 from pathlib import Path
 
 import yaml
 
 from .errors import ConfigError
 
+READS: set[str] = set()  # dotted paths read in this process (a group path: the whole group was read)
+LOG_ENV = "XAUG_PARAMS_LOG"
+
 
 class Params(dict):
-    """params.yaml as a dict, with ``get_path('xdr.epochs')`` that fails naming the parameter."""
+    """params.yaml as a dict that records what is read; ``get_path('xdr.epochs')`` fails naming the
+    parameter. Nested groups come back as ``Params`` too (``p['xqg']['warm']`` is ``xqg.warm``), so a
+    settings object built from a group reports its errors with the full path."""
+
+    def __init__(self, data=(), path: str = ""):
+        super().__init__(data)
+        self.path = path
+
+    def _child(self, key) -> str:
+        return f"{self.path}.{key}" if self.path else str(key)
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if isinstance(value, dict):
+            return Params(value, self._child(key))
+        READS.add(self._child(key))
+        return value
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            return self[key]
+        READS.add(self._child(key))  # its absence decides the default: adding it later changes the stage
+        return default
+
+    # reading a group as a whole (iterating, dict(g), **g) depends on all of it
+    def _whole(self):
+        READS.add(self.path or "*")
+
+    def __iter__(self):
+        self._whole()
+        return super().__iter__()
+
+    def keys(self):
+        self._whole()
+        return super().keys()
+
+    def items(self):
+        self._whole()
+        return [(k, self[k]) for k in super().keys()]
+
+    def values(self):
+        return [v for _, v in self.items()]
+
+    def __reduce__(self):  # pickles (worker processes) as a plain view of the same data
+        return (Params, (dict(super().items()), self.path))
 
     def get_path(self, dotted: str, default=...):
         node = self
         for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
+            if not isinstance(node, dict) or not dict.__contains__(node, part):
+                READS.add(dotted)
                 if default is not ...:
                     return default
                 raise ConfigError(f"{dotted}: missing from params.yaml")
@@ -35,6 +94,73 @@ class Params(dict):
         return resolve_device(self.get("device", "auto"))
 
 
+HARNESS_KEYS = {"threads"}  # read by the stage harness (xaug.cli.run), allowed in every group
+
+
+def from_params(cls, group: dict, path: str | None = None, /, *, others=(), only=None, **given):
+    """Build the settings dataclass ``cls`` from a params group: keys that are fields of ``cls`` are
+    passed on, keys named in ``others`` belong to other readers of the same group (skipped), anything
+    else is an error naming its full path (``xqg.n_querys``). ``given`` sets fields that do not come
+    from the group (the seed); ``only`` limits the fields read from the group to those named (the
+    rest keep their defaults), so a stage depends on no more keys than it uses. A ``ConfigError`` that ``cls`` raises about one of its fields
+    (``"batch_size: ..."``) is re-raised with the full path (``"xqg.batch_size: ..."``)."""
+    path = path or getattr(group, "path", "") or cls.__name__
+    if not isinstance(group, dict):
+        raise ConfigError(f"{path}: expected a group of settings, got {group!r}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    keys = list(dict.keys(group))
+    unknown = sorted(set(keys) - fields - set(others) - set(given) - HARNESS_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}.{unknown[0]}: unknown setting (expected some of {sorted((fields | set(others)) - set(given))})")
+    wanted = fields if only is None else set(only)
+    values = {k: group[k] for k in keys if k in wanted and k in fields and k not in given}
+    try:
+        return cls(**values, **given)
+    except ConfigError as exc:
+        name, _, rest = str(exc).partition(":")
+        if name in fields and not name.startswith(path + "."):
+            raise ConfigError(f"{path}.{name}:{rest}") from None
+        raise
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def field_names(*classes) -> set[str]:
+    """The field names of settings dataclasses (the ``others`` of a group several of them share)."""
+    return {f.name for cls in classes for f in dataclasses.fields(cls)}
+
+
+# The parameter groups of params.yaml, and the keys of the groups no settings dataclass reads (the
+# others are checked by ``from_params`` where they are read): a misspelt key is an error at load time,
+# in every stage, not a silently ignored setting.
+GROUPS = ("seed", "device", "languages", "n_languages", "methods", "data", "xdr", "encode", "index", "evaluate",
+          "xqg", "translate", "tune", "scaling", "augment", "cost")
+PLAIN_GROUPS = {
+    "data": ("source", "expected_size", "expected_sha256", "splits", "holdout_fraction", "tune_fraction",
+             "max_articles", "corpus_language"),
+    "index": ("factory", "search_params"),
+    "evaluate": ("depth", "settings"),
+    "tune": ("alphas", "n_queries_used", "measure"),
+    "scaling": ("subsets", "weights", "permutations", "resamples", "workers"),
+}
+
+
+def check_keys(data: dict, where: str = "params.yaml") -> None:
+    """Unknown top-level groups, unknown keys of the plain groups (naming their full path) and duplicate
+    ``languages`` stop every stage, the first included."""
+    unknown = sorted(set(data) - set(GROUPS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown parameter in {where} (expected some of {list(GROUPS)})")
+    languages = data.get("languages")
+    if isinstance(languages, list) and len(set(map(str, languages))) != len(languages):
+        raise ConfigError(f"languages: duplicate language codes in {languages}")  # before any stage runs for them
+    for group, keys in PLAIN_GROUPS.items():
+        if isinstance(data.get(group), dict):
+            unknown = sorted(set(data[group]) - set(keys))
+            if unknown:
+                raise ConfigError(f"{group}.{unknown[0]}: unknown setting (expected some of {list(keys)})")
+
+
 def load_params(path="params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
@@ -45,7 +171,19 @@ def load_params(path="params.yaml") -> Params:
         raise ConfigError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of parameter groups")
+    check_keys(data, str(path))
+    if os.environ.get(LOG_ENV):
+        atexit.register(_write_reads, Path(os.environ[LOG_ENV]))
     return Params(data)
+
+
+def _write_reads(folder: Path) -> None:
+    """Add this process's reads to ``<folder>/<stage>.json`` (foreach stages: one file per item)."""
+    stage = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{stage.replace('/', '_')}.json"
+    before = set(json.loads(target.read_text())) if target.is_file() else set()
+    target.write_text(json.dumps(sorted(before | READS), indent=1))
 
 
 def positive_int(value, name: str) -> int:

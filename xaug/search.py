@@ -8,21 +8,10 @@ import faiss
 import numpy as np
 
 from .errors import ConfigError
+from .formats import read_ids, write_ids  # noqa: F401 (the ids format lives in formats)
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
-
-
-def read_ids(path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: ids file not found")
-    return path.read_text(encoding="utf-8").split("\n")[:-1]
-
-
-def write_ids(path, ids) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
 
 
 class FaissSearcher:

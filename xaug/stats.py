@@ -14,7 +14,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 def cluster_means(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
@@ -51,6 +50,8 @@ def cluster_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confid
     if n < 2:
         nan = np.full(len(diffs), np.nan)
         return ClusterTest(delta, nan, nan.copy(), nan.copy(), n)
+    from scipy import stats  # 0.5 s to import: only the stages that test pay it
+
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():  # rows of one repeated value: the CI is that value, p from the flips
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
@@ -58,6 +59,8 @@ def cluster_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confid
 
 
 def _cluster_test(diffs, delta, resamples, rng, confidence) -> ClusterTest:
+    from scipy import stats
+
     n = diffs.shape[1]
     flips = stats.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True,
                                    n_resamples=resamples, alternative="two-sided", axis=1, random_state=rng)

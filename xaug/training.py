@@ -47,10 +47,6 @@ class TrainSettings:
                 raise ConfigError(f"xdr.{name}: expected a positive number, got {value!r}")
             setattr(self, name, value)
 
-    @classmethod
-    def from_params(cls, params: dict) -> "TrainSettings":
-        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
-
 
 def distinct_passage_batches(pairs: list[dict], batch_size: int, rng: random.Random) -> list[list[dict]]:
     """Shuffle and group pairs so no batch repeats a passage (a repeat would be a false negative)."""

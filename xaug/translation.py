@@ -1,53 +1,50 @@
-"""Passage generation by translation: sentence splitting, translators, the oracle, translator training data.
+"""Passage generation by translation: sentence splitting, translators, translator training data.
 
-A method's output, like query generation's, is one JSONL per target language mapping each English
-corpus passage to its generated texts (here at most one: the passage in that language). Three
-sources: ``warm`` (the BERT2BERT generator of ``xaug.warm``, trained on MLQA's parallel questions
-and answer sentences), a Hugging Face translation model (NLLB-200 or M2M100) and ``oracle``
-(MLQA's own human-translated parallel context, the ceiling of the method).
+A method's output, like query generation's, is one JSONL per target language mapping each corpus
+passage to its generated texts (here at most one: the passage in that language). Two sources:
+``warm`` (the BERT2BERT generator of ``xaug.warm``, trained on MLQA's parallel questions and answer
+sentences) and a Hugging Face translation model (NLLB-200 or M2M100). MLQA's own parallel contexts
+are a method of their own (``parallel_contexts``, ``xaug.data.parallel_contexts``).
 """
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from .data import PIVOT
+from .data import DEFAULT_CORPUS_LANGUAGE, corpus_language_of
 from .errors import ConfigError
 from .generation import SamplingSettings, run_chunked
+from .languages import LANGUAGES
+from .parallel_text import first_sentences, join_sentences, parallel_pairs, training_examples
 from .params import positive_int
 
 log = logging.getLogger(__name__)
 
-# FLORES-200 codes used by NLLB; M2M100 uses the ISO 639-1 codes themselves.
-NLLB_CODES = {"ar": "arb_Arab", "de": "deu_Latn", "en": "eng_Latn", "es": "spa_Latn", "hi": "hin_Deva",
-              "vi": "vie_Latn", "zh": "zho_Hans"}
-M2M100_CODES = {lang: lang for lang in ("ar", "de", "en", "es", "hi", "vi", "zh")}
-UNSPACED = {"zh", "ja"}
-_SENTENCE_END = re.compile(r"(?<=[.!?؟।])\s+|(?<=[。！？])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``: split after . ! ? ؟ । followed by white space, and after 。！？."""
-    return [s for s in (part.strip() for part in _SENTENCE_END.split(text)) if s]
-
-
-def join_sentences(sentences: Sequence[str], lang: str) -> str:
-    return ("" if lang in UNSPACED else " ").join(s.strip() for s in sentences if s.strip())
+# Translator language codes come from the registry (xaug.languages): FLORES-200 codes for NLLB,
+# M2M100's own (mostly ISO 639-1) codes, None where M2M100 lacks the language.
+FAMILIES = {"nllb": "nllb", "m2m100": "m2m100"}  # model family -> Language field holding its code
 
 
 def language_code(family: str, lang: str) -> str:
-    """The code a translation model family (``nllb`` or ``m2m100``) uses for ``lang``."""
-    table = {"nllb": NLLB_CODES, "m2m100": M2M100_CODES}.get(family)
-    if table is None:
+    """The code a translation model family (``nllb`` or ``m2m100``) uses for ``lang`` (``xaug.languages``)."""
+    field = FAMILIES.get(family)
+    if field is None:
         raise ConfigError(f"translate.model: unsupported model family {family!r} (expected NLLB or M2M100)")
-    if lang not in table:
-        raise ConfigError(f"languages: the {family} translator has no code for {lang!r} (known: {sorted(table)})")
-    return table[lang]
+    row = LANGUAGES.get(lang) if isinstance(lang, str) else None
+    code = getattr(row, field) if row is not None else None
+    if code is None:
+        known = sorted(c for c, r in LANGUAGES.items() if getattr(r, field) is not None)
+        raise ConfigError(f"languages: the {family} translator has no code for {lang!r} (known: {known})")
+    return code
+
+
+# keys of the `translate` params group read elsewhere than TranslateSettings (train_translator, the
+# quality report, the warm translator's own settings)
+TRANSLATE_GROUP_KEYS = ("model", "quality_pairs", "warm", "backend", "ray_address", "ray_workers")  # backend: xaug.backend
 
 
 @dataclass
@@ -70,16 +67,18 @@ class TranslateSettings:
 
 
 class HFTranslator:
-    """NLLB-200 / M2M100 from a Hugging Face id or local path, English source, forced target language."""
+    """NLLB-200 / M2M100 from a Hugging Face id or local path, corpus-language source (``source_lang``),
+    forced target language."""
 
-    def __init__(self, model, tokenizer, max_source_length: int = 128):
+    def __init__(self, model, tokenizer, max_source_length: int = 128, source_lang: str = DEFAULT_CORPUS_LANGUAGE):
         self.model, self.tokenizer, self.max_source_length = model.eval(), tokenizer, max_source_length
+        self.source_lang = source_lang
         model_type = model.config.model_type
         self.family = "nllb" if "nllb" in type(tokenizer).__name__.lower() else model_type
         if self.family not in ("nllb", "m2m_100", "m2m100"):
             raise ConfigError(f"translate.model: {model_type!r} is not an NLLB or M2M100 translation model")
         self.family = "m2m100" if self.family.startswith("m2m") else "nllb"
-        self.tokenizer.src_lang = language_code(self.family, PIVOT)
+        self.tokenizer.src_lang = language_code(self.family, source_lang)
 
     def to(self, device) -> "HFTranslator":
         self.model.to(device)
@@ -129,29 +128,19 @@ class WarmTranslator:
         return self.generator.source_lengths([{"text": s} for s in sentences])
 
 
-def first_sentences(corpus: list[dict], max_sentences: int) -> dict[str, list[str]]:
-    """Passage id -> its first ``max_sentences`` (0 = all) sentences: what the translator reads."""
-    return {p["id"]: split_sentences(p["text"])[: max_sentences or None] for p in corpus}
+class CorpusTranslator:
+    """The per-chunk function of one language's translation over a loaded translator: the chunk's kept
+    sentences, translated together sorted by length, re-joined per passage. ``states``: precomputed
+    encoder states by ``source_sentences`` key (warm translators)."""
 
+    def __init__(self, translator, lang: str, settings: TranslateSettings, states: dict | None = None):
+        self.translator, self.lang, self.settings, self.states = translator, lang, settings, states or None
+        inner = getattr(translator, "generator", None) or getattr(translator, "model", None)
+        self.device = getattr(inner, "device", None)
 
-def source_sentences(corpus: list[dict], max_sentences: int) -> list[tuple[str, str]]:
-    """(``<passage id>#<j>``, sentence) for the first ``max_sentences`` (0 = all) sentences of each passage."""
-    return [(f"{pid}#{j}", s) for pid, sentences in first_sentences(corpus, max_sentences).items()
-            for j, s in enumerate(sentences)]
-
-
-def translate_corpus(translator, corpus: list[dict], lang: str, settings: TranslateSettings, work_dir: Path,
-                     progress: bool = True, states: dict | None = None) -> tuple[list[dict], dict]:
-    """Each passage's first ``max_sentences`` sentences translated into ``lang`` and re-joined.
-
-    Sentences of a chunk are translated together, sorted by length; finished chunks are kept in
-    ``work_dir`` so a killed run resumes. Rows: ``{"id", "texts": [translation]}`` (empty for an
-    empty passage); stats: seconds, sentences, source and generated tokens, tokens/s. ``states``:
-    precomputed encoder states by ``source_sentences`` key (warm translators).
-    """
-    kept = first_sentences(corpus, settings.max_sentences)
-
-    def run(chunk: list[dict], index: int) -> list[dict]:
+    def __call__(self, chunk: list[dict], index: int) -> list[dict]:
+        translator, lang, settings, states = self.translator, self.lang, self.settings, self.states
+        kept = first_sentences(chunk, settings.max_sentences)
         flat = [(p["id"], j, s) for p in chunk for j, s in enumerate(kept[p["id"]])]
         lengths = translator.lengths([s for _, _, s in flat]) if flat else []
         order = sorted(range(len(flat)), key=lambda i: (-lengths[i], i))
@@ -172,13 +161,62 @@ def translate_corpus(translator, corpus: list[dict], lang: str, settings: Transl
             rows[0]["tokens"] = tokens
         return rows
 
+
+@dataclass
+class TranslationJob:
+    """What a worker needs to translate into one language (picklable, like ``generation.GenerationJob``):
+    ``load()`` loads the translator folder ``model`` on ``device`` and the encoder ``states`` file and
+    returns the per-chunk ``CorpusTranslator``."""
+
+    model: str
+    lang: str
+    settings: TranslateSettings
+    device: str = "auto"
+    states: str | None = None
+    threads: int | None = None
+    root: str | None = None
+
+    def load(self) -> CorpusTranslator:
+        from .device import resolve_device
+        from .generation import in_folder
+        from .formats import load_states
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        with in_folder(self.root):
+            translator = load_translator(self.model)
+            translator.to(resolve_device(self.device))
+            states = load_states(self.states) if self.states else None
+        return CorpusTranslator(translator, self.lang, self.settings, states)
+
+
+def translate_corpus(translator, corpus: list[dict], lang: str, settings: TranslateSettings, work_dir: Path,
+                     progress: bool = True, states: dict | None = None, backend=None) -> tuple[list[dict], dict]:
+    """Each passage's first ``max_sentences`` sentences translated into ``lang`` and re-joined.
+
+    Sentences of a chunk are translated together, sorted by length; finished chunks are kept in
+    ``work_dir`` so a killed run resumes. Rows: ``{"id", "texts": [translation]}`` (empty for an
+    empty passage); stats: seconds, sentences, source and generated tokens, tokens/s. ``states``:
+    precomputed encoder states by ``source_sentences`` key (warm translators). ``translator``: a
+    loaded translator (runs here) or a ``TranslationJob`` run on ``backend`` (``xaug.backend``).
+    """
+    from dataclasses import replace
+
+    kept = first_sentences(corpus, settings.max_sentences)
+    if isinstance(translator, TranslationJob):
+        run = replace(translator, lang=lang, settings=settings)
+    else:
+        run = CorpusTranslator(translator, lang, settings, states)
+
     lengths = [sum(len(s) for s in kept[p["id"]]) for p in corpus]
     rows, stats = run_chunked(corpus, lengths, work_dir, settings.chunk_size, run, desc=f"translate {lang}",
-                              progress=progress)
+                              progress=progress, backend=backend)
     total_sentences = sum(len(s) for s in first_sentences(corpus, 0).values())
     done_sentences = sum(len(s) for s in kept.values())
     generated = sum(r.pop("tokens") for r in rows)
     stats.update(lang=lang, passages=len(corpus), sentences=done_sentences, sentences_in_corpus=total_sentences,
+                 # whitespace words of the translated sentences (xaug.cost: translated tokens per source word)
+                 source_words=sum(len(x.split()) for sentences in kept.values() for x in sentences),
                  generated_tokens=generated, tokens_per_s=round(generated / max(stats["seconds"], 1e-9), 1),
                  # what translating every sentence would cost at the measured rate (sentence share as proxy)
                  estimated_full_seconds=round(stats["seconds"] * total_sentences / max(done_sentences, 1), 1),
@@ -186,99 +224,53 @@ def translate_corpus(translator, corpus: list[dict], lang: str, settings: Transl
     return rows, stats
 
 
-def answer_sentence(context: str, answers: Sequence[str]) -> str | None:
-    """The sentence of ``context`` holding the first answer found in it (MLQA aligns these across languages)."""
-    for answer in answers:
-        pos = context.find(answer) if answer else -1
-        if pos < 0:
-            continue
-        offset = 0
-        for sentence in split_sentences(context):
-            start = context.find(sentence, offset)
-            if start <= pos < start + len(sentence):
-                return sentence
-            offset = max(offset, start)
-    return None
-
-
-def parallel_pairs(contexts: list[dict], links: list[dict], queries: list[dict], split: str,
-                   languages: Sequence[str] | None = None) -> list[dict]:
-    """(English, L) text pairs of ``split``: each question in its languages and the answer sentences of
-    parallel contexts. Each pair: ``{"kind", "qid", "lang", "en", "text"}`` (``text`` in ``lang``)."""
-    text_of = {c["id"]: c["text"] for c in contexts}
-    question = {(q["qid"], q["lang"]): q["text"] for q in queries}
-    pairs = []
-    for link in sorted(links, key=lambda l: l["qid"]):
-        if link.get("split") != split or PIVOT not in link["contexts"]:
-            continue
-        qid = link["qid"]
-        en_sentence = answer_sentence(text_of[link["contexts"][PIVOT]], link["answers"].get(PIVOT, []))
-        for lang in sorted(link["contexts"]):
-            if lang == PIVOT or (languages is not None and lang not in languages):
-                continue
-            if (qid, PIVOT) in question and (qid, lang) in question:
-                pairs.append({"kind": "question", "qid": qid, "lang": lang, "en": question[(qid, PIVOT)],
-                              "text": question[(qid, lang)]})
-            sentence = answer_sentence(text_of[link["contexts"][lang]], link["answers"].get(lang, []))
-            if en_sentence and sentence:
-                pairs.append({"kind": "sentence", "qid": qid, "lang": lang, "en": en_sentence, "text": sentence})
-    return pairs
-
-
 KIND_FILE = "translator.json"
-
-
-def training_examples(pairs: list[dict]) -> list[dict]:
-    """Both directions of each (English, L) pair as generator examples (source keyed by its text)."""
-    import hashlib
-
-    def key(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-
-    examples = []
-    for p in pairs:
-        examples.append({"passage_id": key(p["en"]), "source": p["en"], "target": p["text"], "lang": p["lang"]})
-        examples.append({"passage_id": key(p["text"]), "source": p["text"], "target": p["en"], "lang": PIVOT})
-    return examples
 
 
 def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
                      device="cpu") -> dict:
     """``translate.model``: ``warm`` is trained here (on ``device``); a Hugging Face id/path is only recorded
-    (no fine-tuning)."""
-    from .warm import WarmSettings, fit_warm
+    (no fine-tuning). The source language is the corpus language (that of the ``corpus`` rows), recorded
+    as ``source_lang``."""
+    from .warm import WarmSettings
+    from .warm_training import fit_warm
     import json
 
     spec = cfg["model"]
+    pivot = corpus_language_of(corpus)
     out.mkdir(parents=True, exist_ok=True)
-    if spec == "oracle":
-        meta, history = {"kind": "oracle"}, {}
-    elif spec == "warm":
-        pairs = parallel_pairs(contexts, links, queries, "train")
+    if spec == "oracle":  # one route for MLQA's own parallel text: the parallel_contexts method
+        raise ConfigError("translate.model: 'oracle' is gone; MLQA's parallel contexts are the parallel_contexts "
+                          "method (add it to `methods`)")
+    if spec == "warm":
+        pairs = parallel_pairs(contexts, links, queries, "train", pivot=pivot)
         if not pairs:
             raise ConfigError("translate: no parallel training pairs (is the training split empty?)")
         settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "translate.warm")
-        history, meta = fit_warm(training_examples(pairs), xdr, settings, [c["text"] for c in corpus], out, device)
+        history, meta = fit_warm(training_examples(pairs, pivot), xdr, settings, [c["text"] for c in corpus], out,
+                                 device)
         history.update(pairs=len(pairs), questions=sum(p["kind"] == "question" for p in pairs))
     else:
-        load_hf_translator(spec, cfg.get("max_source_length", 128))  # fail now, not in every language's stage
+        load_hf_translator(spec, cfg.get("max_source_length", 128), pivot)  # fail now, not in every language's stage
         meta, history = {"kind": "hf", "model": spec}, {}
     meta["max_source_length"] = cfg.get("max_source_length", 128)
+    meta["source_lang"] = pivot
     (out / KIND_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return history
 
 
-def load_hf_translator(spec: str, max_source_length: int = 128) -> HFTranslator:
+def load_hf_translator(spec: str, max_source_length: int = 128,
+                       source_lang: str = DEFAULT_CORPUS_LANGUAGE) -> HFTranslator:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from .models import from_pretrained
 
     return HFTranslator(from_pretrained(AutoModelForSeq2SeqLM, spec, "translate.model"),
-                        from_pretrained(AutoTokenizer, spec, "translate.model"), max_source_length)
+                        from_pretrained(AutoTokenizer, spec, "translate.model"), max_source_length, source_lang)
 
 
 def load_translator(path):
-    """The translator a train_translator stage recorded in ``path`` (None for the oracle)."""
+    """The translator a train_translator stage recorded in ``path``."""
     import json
 
     from .warm import load_warm
@@ -287,11 +279,10 @@ def load_translator(path):
     if not (path / KIND_FILE).is_file():
         raise ConfigError(f"{path}: not a translator folder written by train_translator (no {KIND_FILE})")
     meta = json.loads((path / KIND_FILE).read_text())
-    if meta["kind"] == "oracle":
-        return None
     if meta["kind"] == "warm":
         return WarmTranslator(load_warm(path, meta))
-    return load_hf_translator(meta["model"], meta["max_source_length"])
+    return load_hf_translator(meta["model"], meta["max_source_length"],
+                              meta.get("source_lang", DEFAULT_CORPUS_LANGUAGE))
 
 
 def translation_quality(translator, pairs: list[dict], settings: TranslateSettings, per_language: int) -> dict:

@@ -5,7 +5,7 @@ The decoder copies the encoder's top layers (cross-attention added), its output 
 to the pieces of the given texts, and the target language is its first token after ``<s>`` (``<2de>``).
 A pointer head (See et al., 2017) mixes the decoder's vocabulary distribution with a copy distribution
 over the source's pieces, so names and rare words of the passage can be generated from a few thousand
-training pairs. Decoding is our own loop over the decoder's KV cache: cross-attention keys and values
+training pairs (training: ``xaug.warm_training``). Decoding is our own loop over the decoder's KV cache: cross-attention keys and values
 are computed once per passage (not once per sampled query) and finished rows leave the batch.
 Used for query generation and passage translation.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +24,7 @@ from .device import bf16_autocast, device_of
 from .encoding import length_batches
 from .errors import ConfigError
 from .generation import SamplingSettings, SourceBias, rare_pieces
-from .params import positive_int
+from .params import from_params, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class WarmSettings:
     max_steps: int = 0
     cross_from_self: bool = True
     copy: bool = True          # pointer head over the source pieces
-    bf16: bool = True          # bfloat16 autocast for training and decoding
+    bf16: bool | str = True    # bfloat16 autocast for training and decoding: true | false | auto
     seed: int = 0
     group: str = "xqg.warm"    # the params.yaml group these came from, for error messages
 
@@ -50,15 +49,13 @@ class WarmSettings:
         for name in ("decoder_layers", "max_source_length", "max_target_length", "epochs", "batch_size"):
             positive_int(getattr(self, name), f"{self.group}.{name}")
         self.lr = float(self.lr)
+        if self.bf16 not in (True, False, "auto"):
+            raise ConfigError(f"{self.group}.bf16: expected true, false or auto, got {self.bf16!r}")
 
     @classmethod
     def from_params(cls, params: dict, seed: int, group: str) -> "WarmSettings":
         """Settings from a params.yaml group (``xqg.warm``, ``translate.warm``); unknown keys are errors."""
-        known = set(cls.__dataclass_fields__) - {"seed", "group"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(f"{group}.{unknown[0]}: unknown setting (expected some of {sorted(known)})")
-        return cls(**params, seed=seed, group=group)
+        return from_params(cls, params, group, seed=seed, group=group)
 
 
 def pruned_vocabulary(tokenizer, texts: Sequence[str]) -> list[int]:
@@ -121,6 +118,17 @@ class CopyHead(torch.nn.Module):
         context = attn.to(keys.dtype) @ keys
         gate = torch.sigmoid(self.gate(torch.cat([dec, context], -1)).float())
         return attn, gate
+
+
+def block_repeated_bigrams(probs: torch.Tensor, history: torch.Tensor) -> None:
+    """Zero, in place, the probability of every piece that followed a row's last piece earlier in the row
+    (emitting it would repeat a bigram). probs [R, V]; history [R, t] each row's pieces so far, t >= 1.
+
+    A product scatter: each earlier position j multiplies ``probs[r, history[r, j + 1]]`` by 0 where
+    ``history[r, j]`` is the last piece and by 1 elsewhere, so repeated indices need no dummy column and
+    kept probabilities stay bit-identical."""
+    repeat = history[:, :-1] == history[:, -1:]
+    probs.scatter_reduce_(1, history[:, 1:], (~repeat).to(probs.dtype), "prod")
 
 
 class WarmGenerator:
@@ -307,7 +315,13 @@ class WarmGenerator:
         """``n`` pruned-id sequences per passage (rows passage-major, without start or end tokens).
 
         ``sources``: copy ids from ``copy_sources`` (needed by the pointer head); ``bias_pieces``: pruned
-        ids that get ``settings.copy_bias`` added to their logits."""
+        ids that get ``settings.copy_bias`` added to their logits.
+
+        The loop runs on tensors: generated ids in one [rows, max_new_tokens] buffer on the device, bigram
+        blocking a scatter (``block_repeated_bigrams``), no per-row Python. Finished rows still leave the batch
+        (less work per step, and ``torch.multinomial`` draws over the alive rows exactly as before, so a seed
+        gives the same samples), which costs one host sync per step (the ``nonzero`` of the alive rows);
+        the ids come to the host once, at the end."""
         self.train(False)
         if self.copy_head is not None and sources is None:
             raise ValueError("the pointer head needs the source ids (copy_sources)")
@@ -329,15 +343,14 @@ class WarmGenerator:
             return None if t is None else t[rows]
 
         mask_r, keys_r, src_r, bias_r = (per_row(t) for t in (mask, keys, src, bias))
-        texts_ids: list[list[int]] = [[] for _ in range(b * n)]
-        seen: list[dict[int, set[int]]] = [{} for _ in range(b * n)]  # per row: previous piece -> next pieces
-        for step in range(settings.max_new_tokens):
-            if settings.no_repeat_bigrams and step:
-                for i, r in enumerate(alive.tolist()):
-                    banned = seen[r].get(texts_ids[r][-1]) if texts_ids[r] else None
-                    if banned:
-                        probs[i, list(banned)] = 0.0
-            if settings.do_sample:
+        steps = settings.max_new_tokens
+        # every row's generated ids (rows passage-major); a row ends at its first end token. The rows still
+        # alive at a step have all generated exactly ``step`` pieces (a row leaves once it ends).
+        out = torch.full((b * n, steps), self.eos, dtype=torch.long, device=device)
+        for step in range(steps):
+            if settings.no_repeat_bigrams and step >= 2:
+                block_repeated_bigrams(probs, out[alive, :step])
+            if settings.do_sample:  # multinomial over the alive rows only: the random stream of the old loop
                 if settings.top_k:
                     top, idx = probs.topk(min(settings.top_k, probs.shape[-1]), -1)
                     tok = idx.gather(1, torch.multinomial(top, 1))[:, 0]
@@ -345,21 +358,19 @@ class WarmGenerator:
                     tok = torch.multinomial(probs, 1)[:, 0]
             else:
                 tok = probs.argmax(-1)
-            done = tok == self.eos
-            for r, t in zip(alive.tolist(), tok.tolist()):
-                if t != self.eos:
-                    if texts_ids[r]:
-                        seen[r].setdefault(texts_ids[r][-1], set()).add(t)
-                    texts_ids[r].append(t)
-            keep = (~done).nonzero()[:, 0]
-            if len(keep) == 0 or step == settings.max_new_tokens - 1:
+            out[alive, step] = tok
+            if step == steps - 1:
+                break
+            keep = (tok != self.eos).nonzero()[:, 0]  # the loop's one host sync: who leaves, or all done
+            if len(keep) == 0:
                 break
             if len(keep) < len(alive):  # finished rows leave the batch
                 cache.batch_select_indices(keep)
                 alive, tok = alive[keep], tok[keep]
                 mask_r, keys_r, src_r, bias_r = (None if t is None else t[keep] for t in (mask_r, keys_r, src_r, bias_r))
             probs, cache = self._step(tok[:, None], cache, hidden, mask_r, keys_r, src_r, bias_r)
-        return texts_ids
+        lengths = (out != self.eos).cumprod(1).sum(1)
+        return [row[:k] for row, k in zip(out.tolist(), lengths.tolist())]
 
     def source_pieces(self, texts: Sequence[str]) -> list[list[int]]:
         """Pruned ids of each text's pieces (only those in the copy-bias vocabulary, once one is set)."""
@@ -406,97 +417,9 @@ class WarmGenerator:
         return cls(encoder, tokenizer, decoder, meta["kept"], meta["languages"], meta["passage_prefix"], settings, head)
 
 
-def training_schedule(n_examples: int, settings: WarmSettings) -> list[list[int]]:
-    """The example batches of a training run, in order: shuffled epochs, capped at ``max_steps``.
-    Known up front, so only the sources that training will read need encoding."""
-    from itertools import islice
-
-    from .training import cycle_batches
-
-    total = settings.epochs * math.ceil(n_examples / settings.batch_size)
-    total = min(total, settings.max_steps) if settings.max_steps else total
-    return list(islice(cycle_batches(n_examples, settings.batch_size, random.Random(settings.seed)), total))
-
-
-def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch.Tensor],
-               sources: dict[str, list[int]], progress: bool = True) -> dict:
-    """Teacher-forced training of the decoder (and pointer head) on (passage id, target, language) examples
-    (``states`` and ``sources`` must cover the passages of ``training_schedule``'s batches)."""
-    from .training import optimise, summarise_losses
-
-    s = gen.settings
-    torch.manual_seed(s.seed)
-    targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
-    batches = training_schedule(len(examples), s)
-    total = len(batches)
-    gen.train(True)
-    losses, seconds = optimise(
-        gen.trainable(), iter(batches),
-        lambda idx: gen.loss([states[examples[i]["passage_id"]] for i in idx], [targets[i] for i in idx],
-                             [sources[examples[i]["passage_id"]] for i in idx]),
-        s.lr, total, warmup=total // 20, desc="train generator", progress=progress, floor=0.05)
-    gen.train(False)
-    first, last = summarise_losses(losses, 20)
-    log.info("generator: %d steps in %.0fs, loss %.3f -> %.3f", len(losses), seconds, first, last)
-    return {"steps": len(losses), "seconds": round(seconds, 1), "loss_first": round(first, 4), "loss_last": round(last, 4)}
-
-
-def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str], out: Path,
-             device: torch.device | str = "cpu"):
-    """Build a warm generator from the xDR's starting encoder, train it on ``examples``
-    (``passage_id``, ``source``, ``target``, ``lang``) on ``device`` and save it to ``out``; returns (history, meta).
-    The output vocabulary holds the pieces of the targets and of ``vocabulary_texts``."""
-    from .models import load_backbone
-
-    torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head, a tiny encoder) too
-    langs = sorted({e["lang"] for e in examples})
-    encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"), texts=[e["source"] for e in examples])
-    kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + list(vocabulary_texts))
-    gen = WarmGenerator(encoder, tokenizer,
-                        build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self,
-                                      f"{settings.group}.decoder_layers"), kept,
-                        langs, xdr.get("passage_prefix", ""), settings).to(device)
-    sources = {e["passage_id"]: e["source"] for e in examples}
-    schedule = training_schedule(len(examples), settings)
-    ids = sorted({examples[i]["passage_id"] for batch in schedule for i in batch})
-    log.info("encoding the %d of %d training sources that %d steps read, once (frozen encoder)", len(ids),
-             len(sources), len(schedule))
-    states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
-    history = train_warm(gen, examples, states, dict(zip(ids, gen.copy_sources([sources[i] for i in ids]))))
-    out = Path(out)
-    gen.save(out)
-    if xdr["model"] == "tiny":  # a from-scratch encoder must travel with the decoder
-        encoder.save_pretrained(out / "encoder")
-        tokenizer.save_pretrained(out / "encoder")
-    meta = {"kind": "warm", "encoder": xdr["model"] if xdr["model"] != "tiny" else str(out / "encoder"),
-            "vocabulary": len(kept), "decoder_parameters": sum(p.numel() for p in gen.decoder.parameters())}
-    return history, meta
-
-
 def load_warm(path, meta: dict) -> WarmGenerator:
     from .models import load_backbone
 
-    encoder, tokenizer, _ = load_backbone(meta["encoder"])
+    spec = meta["encoder"]
+    encoder, tokenizer, _ = load_backbone(str(Path(path) / spec) if spec.startswith("./") else spec)
     return WarmGenerator.load(path, encoder, tokenizer)
-
-
-def save_states(path, keys: Sequence[str], states: Sequence[torch.Tensor]) -> None:
-    """Encoder states of many sources in one safetensors file (float16, concatenated, with offsets)."""
-    from safetensors.torch import save_file
-
-    from .io import atomic_path
-
-    lengths = torch.tensor([0] + [s.shape[0] for s in states], dtype=torch.int64)
-    tensors = {"states": torch.cat([s.to(torch.float16) for s in states]) if states else torch.zeros(0, 0),
-               "offsets": torch.cumsum(lengths, 0)}
-    with atomic_path(Path(path)) as tmp:
-        save_file(tensors, str(tmp), metadata={"keys": json.dumps(list(keys))})
-
-
-def load_states(path) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        keys = json.loads(fh.metadata()["keys"])
-        states, offsets = fh.get_tensor("states"), fh.get_tensor("offsets").tolist()
-    return {k: states[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}

@@ -7,13 +7,18 @@ from pathlib import Path
 
 import torch
 
-from .data import PIVOT, check_languages
+from .data import check_languages, corpus_language_of
 from .errors import ConfigError
 from .generation import Seq2SeqGenerator
-from .warm import WarmGenerator, WarmSettings, fit_warm, load_warm
+from .warm import WarmGenerator, WarmSettings, load_warm
+from .warm_training import fit_warm
 
 log = logging.getLogger(__name__)
 KIND_FILE = "xqg.json"
+# keys of the `xqg` params group besides SamplingSettings' fields: the generator (train_xqg), the
+# resumable chunks and the backend (generate_queries); `threads` belongs to the stage harness
+XQG_GROUP_KEYS = ("model", "context_languages", "max_source_length", "warm", "tiny", "train", "chunk_size",
+                  "backend", "ray_address", "ray_workers")
 
 
 def training_examples(contexts: list[dict], queries: list[dict], links: list[dict], context_languages) -> list[dict]:
@@ -33,10 +38,11 @@ def training_examples(contexts: list[dict], queries: list[dict], links: list[dic
 
 
 def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
-                    device="cpu") -> dict:
-    """Train the generator ``cfg['model']`` on ``device`` and save it to ``out``; returns the training log."""
+                    device="cpu", corpus_language: str | None = None) -> dict:
+    """Train the generator ``cfg['model']`` on ``device`` and save it to ``out``; returns the training log.
+    ``xqg.context_languages`` defaults to ``[corpus_language]`` (when None: the language of the ``corpus`` rows)."""
     spec = cfg["model"]
-    ctx_langs = cfg.get("context_languages", [PIVOT])
+    ctx_langs = cfg.get("context_languages", [corpus_language or corpus_language_of(corpus)])
     if ctx_langs != "all":
         check_languages(ctx_langs, param="xqg.context_languages")
     examples = training_examples(contexts, queries, links, ctx_langs)

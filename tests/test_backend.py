@@ -1,0 +1,144 @@
+"""The chunk backends (xaug.backend): Ray actors give the same chunk files and outputs as the local loop.
+
+The Ray tests need `ray` (requirements.txt) and start a 2-CPU Ray instance on this machine once for
+the module (about 5 s); they are skipped where ray is not installed.
+"""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, TINY_BERT
+from xaug.backend import BackendSettings, open_pool
+from xaug.errors import ConfigError
+from xaug.generation import run_chunked
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="needs ray (pip install ray==2.60.0, as in requirements.txt)")
+
+WORDS = ("river city tea moon capital France Basel Cologne North Sea China dynasty Earth orbits days people "
+         "million flows first drunk").split()
+
+
+def test_unknown_backend_is_a_one_line_error():
+    with pytest.raises(ConfigError, match=r"^xqg\.backend: expected one of local, ray, got 'spark'$"):
+        BackendSettings.from_params({"backend": "spark"}, "xqg")
+    with pytest.raises(ConfigError, match=r"^translate\.ray_workers: expected a positive integer"):
+        BackendSettings.from_params({"backend": "ray", "ray_workers": 0}, "translate")
+    assert BackendSettings.from_params({}, "xqg") == BackendSettings()  # local when absent
+
+
+class Draw:
+    """A job for the tests: ``load()`` gives a per-chunk function seeded by the chunk index."""
+
+    def load(self):
+        return self
+
+    def lengths(self, items):
+        return [len(it["text"]) for it in items]
+
+    def __call__(self, chunk, index):
+        g = torch.Generator().manual_seed(index)
+        return [{"id": it["id"], "v": torch.rand(1, generator=g).item()} for it in chunk]
+
+
+def _chunk_files(folder):
+    # the first line of a chunk file is its timing, the rest its rows
+    return {p.name: p.read_text().splitlines()[1:] for p in sorted(folder.glob("chunk-*.jsonl"))}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("needs ray")
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=30,
+             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Draw travels with the job
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@needs_ray
+def test_ray_backend_resumes_and_equals_the_local_loop(tmp_path, ray_cluster):
+    items = [{"id": str(i), "text": "x" * (i % 5)} for i in range(11)]
+    local, stats = run_chunked(items, None, tmp_path / "local", 3, Draw(), "t", progress=False)
+    assert stats["backend"] == "local" and stats["workers"] == 1 and stats["chunks"] == 4
+    ray = BackendSettings(backend="ray", ray_workers=2)
+    # half done locally, then resumed on Ray: the chunks already there are reused, the rest computed
+    (tmp_path / "mixed").mkdir()
+    for name in ("chunk-00000.jsonl", "chunk-00002.jsonl"):
+        (tmp_path / "mixed" / name).write_bytes((tmp_path / "local" / name).read_bytes())
+    resumed, stats = run_chunked(items, None, tmp_path / "mixed", 3, Draw(), "t", progress=False, backend=ray)
+    assert resumed == local and stats["chunks_reused"] == 2 and stats["backend"] == "ray" and stats["workers"] == 2
+    assert _chunk_files(tmp_path / "mixed") == _chunk_files(tmp_path / "local")
+    with pytest.raises(ConfigError, match="ray needs a job with load"):
+        with open_pool(lambda chunk, index: chunk, ray):
+            pass
+
+
+@pytest.fixture
+def xqg_setup(tmp_path):
+    """A randomly initialised tiny warm generator saved as train_xqg would, a 13-passage corpus, params."""
+    from xaug.models import load_backbone
+    from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
+
+    rng = torch.Generator().manual_seed(1)
+    corpus = [{"id": f"p{i}", "title": f"T{i}",
+               "text": " ".join(WORDS[j] for j in torch.randint(len(WORDS), (3 + 4 * (i % 4),), generator=rng))}
+              for i in range(12)] + [{"id": "empty", "title": "E", "text": " "}]
+    texts = [c["text"] for c in corpus] + ["Where is the river?", "Wo ist der Fluss?"]
+    encoder, tokenizer, _ = load_backbone("tiny", tiny_config=TINY_BERT, texts=texts * 3)
+    kept = pruned_vocabulary(tokenizer, texts)
+    torch.manual_seed(0)
+    gen = WarmGenerator(encoder, tokenizer, build_decoder(encoder, kept, ["de", "en"], n_layers=1), kept,
+                        ["de", "en"], "", WarmSettings(decoder_layers=1, label_smoothing=0.0, bf16=False))
+    model = tmp_path / "xqg"
+    gen.save(model)
+    encoder.save_pretrained(model / "encoder")
+    tokenizer.save_pretrained(model / "encoder")
+    (model / "xqg.json").write_text(json.dumps({"kind": "warm", "encoder": "xqg/encoder", "languages": ["de", "en"]}))
+    data = tmp_path / "mlqa"
+    data.mkdir()
+    (data / "corpus.jsonl").write_text("".join(json.dumps(c) + "\n" for c in corpus))
+    (data / "stats.json").write_text("{}\n")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["device"] = "cpu"
+    params["xqg"].update(n_queries=2, top_k=5, max_new_tokens=8, batch_size=2, chunk_size=2, threads=1,
+                         copy_bias=1.0, copy_max_df=0.3)
+    return tmp_path, params
+
+
+def _generate(tmp_path, params, out, **xqg):
+    params = {**params, "xqg": {**params["xqg"], **xqg}}
+    path = tmp_path / f"params-{out}.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return subprocess.run([sys.executable, str(REPO / "stages" / "generate_queries.py"), "--params", str(path),
+                           "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", out, "--work", f"work-{out}"],
+                          cwd=tmp_path, capture_output=True, text=True)
+
+
+@needs_ray
+def test_generate_queries_on_ray_actors_equals_the_local_backend(xqg_setup, ray_cluster):
+    """The stage on 2 Ray actors of an existing cluster (xqg.ray_address) writes the local run's bytes."""
+    tmp_path, params = xqg_setup
+    for out, backend in (("local", {"backend": "local"}),
+                         ("ray", {"backend": "ray", "ray_address": ray_cluster, "ray_workers": 2})):
+        proc = _generate(tmp_path, params, out, **backend)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    local, ray = (tmp_path / "local" / "de.jsonl").read_bytes(), (tmp_path / "ray" / "de.jsonl").read_bytes()
+    assert local == ray
+    rows = [json.loads(l) for l in local.decode().splitlines()]
+    assert len(rows) == 13 and rows[-1]["queries"] == [] and all(len(r["queries"]) == 2 for r in rows[:-1])
+    stats = {out: json.loads((tmp_path / out / "de.stats.json").read_text()) for out in ("local", "ray")}
+    assert (stats["local"]["backend"], stats["ray"]["backend"], stats["ray"]["workers"]) == ("local", "ray", 2)
+    for key in ("chunks", "queries", "generated_tokens", "settings", "device"):
+        assert stats["local"][key] == stats["ray"][key], key
+    proc = _generate(tmp_path, params, "bad", backend="spark")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == \
+        "error: xqg.backend: expected one of local, ray, got 'spark'"

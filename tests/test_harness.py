@@ -1,0 +1,168 @@
+"""The stage harness and the settings path: params read through one recording object, settings built by
+one from_params that names the full param path, outputs replaced as a whole, one-line errors."""
+import errno
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from xaug import params as params_module
+from xaug.cli import run_stage
+from xaug.device import use_bf16
+from xaug.encoding import EncodeSettings
+from xaug.errors import ConfigError
+from xaug.formats import flat_items, read_embeddings, read_items, write_embeddings, write_items, write_texts
+from xaug.io import atomic_dir
+from xaug.methods import fusion_settings
+from xaug.params import Params, field_names, from_params
+
+
+@dataclass
+class Demo:
+    size: int = 1
+    name: str = "x"
+
+    def __post_init__(self):
+        if self.size <= 0:
+            raise ConfigError(f"size: expected a positive integer, got {self.size!r}")
+
+
+def test_params_record_leaf_reads_and_whole_groups():
+    params_module.READS.clear()
+    p = Params({"xqg": {"n_queries": 3, "warm": {"lr": 1.0}}, "seed": 1, "encode": {"batch_size": 2}})
+    assert p.get_path("xqg.warm.lr") == 1.0 and p["seed"] == 1 and p["xqg"].get("absent", 7) == 7
+    dict(p["encode"])  # reading a whole group
+    assert params_module.READS == {"xqg.warm.lr", "seed", "xqg.absent", "encode", "encode.batch_size"}
+
+
+def test_from_params_rejects_unknown_keys_naming_the_full_path():
+    group = Params({"xqg": {"size": 2, "other": 1, "sise": 3}})["xqg"]
+    with pytest.raises(ConfigError, match=r"^xqg\.sise: unknown setting"):
+        from_params(Demo, group, others=("other",))
+    assert from_params(Demo, Params({"g": {"size": 2, "threads": 2}})["g"]).size == 2  # threads: the harness's
+
+
+def test_from_params_prefixes_the_group_to_field_errors():
+    with pytest.raises(ConfigError, match=r"^encode\.batch_size: expected a positive integer"):
+        from_params(EncodeSettings, Params({"encode": {"batch_size": 0}})["encode"])
+    with pytest.raises(ConfigError, match=r"^xqg\.warm\.size: expected a positive"):
+        from_params(Demo, Params({"xqg": {"warm": {"size": 0}}})["xqg"]["warm"])
+
+
+def test_from_params_only_reads_the_named_fields():
+    params_module.READS.clear()
+    settings = from_params(Demo, Params({"g": {"size": 2, "name": "y"}})["g"], only=("size",))
+    assert (settings.size, settings.name) == (2, "x") and params_module.READS == {"g.size"}
+    assert field_names(Demo) == {"size", "name"}
+
+
+def test_n_queries_used_must_be_a_number_or_auto():
+    p = Params({"xqg": {"n_queries": 3}, "augment": {"xqg": {"alpha": 0.5, "weight": "fixed", "renormalize": True,
+                                                             "n_queries_used": "five"}}})
+    with pytest.raises(ConfigError, match=r"^augment\.xqg\.n_queries_used: expected a positive integer, got 'five'"):
+        fusion_settings(p, "xqg")
+
+
+def test_bf16_auto_is_resolved_per_device_and_bad_values_named():
+    assert use_bf16(True, torch.device("cpu")) is True and use_bf16(False, torch.device("cpu")) is False
+    assert use_bf16("auto", torch.device("cpu")) in (True, False)
+    with pytest.raises(ConfigError, match=r"^encode\.bf16: expected true, false or auto"):
+        use_bf16("yes", torch.device("cpu"), "encode.bf16")
+
+
+def test_atomic_dir_replaces_a_folder_as_a_whole(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "a.txt").write_text("old a")
+    (out / "b.txt").write_text("old b")
+    with pytest.raises(OSError):
+        with atomic_dir(out) as tmp:
+            (tmp / "a.txt").write_text("new a")
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "b.txt"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+    assert (out / "a.txt").read_text() == "old a" and (out / "b.txt").read_text() == "old b"
+    with atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("new a")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"] and (out / "a.txt").read_text() == "new a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_files_that_belong_together_are_replaced_together(tmp_path, monkeypatch):
+    write_embeddings(tmp_path / "e", np.ones((2, 3), dtype=np.float32), ["a", "b"])
+    real_save = np.save
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    with pytest.raises(OSError):
+        write_embeddings(tmp_path / "e", np.zeros((3, 3), dtype=np.float32), ["a", "b", "c"])
+    monkeypatch.setattr(np, "save", real_save)
+    vectors, ids = read_embeddings(tmp_path / "e")
+    assert ids == ["a", "b"] and vectors.sum() == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.ids.txt", "e.npy"]
+    write_embeddings(tmp_path / "g", np.zeros((3, 3), dtype=np.float32), ["a", "b", "c"])
+    (tmp_path / "g.ids.txt").write_text("a\n")
+    with pytest.raises(ConfigError, match="1 ids for 3 vectors"):
+        read_embeddings(tmp_path / "g")
+
+
+def test_items_round_trip(tmp_path):
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
+    write_items(tmp_path / "x.npz", vectors, [1, 0, 3])
+    items, counts = read_items(tmp_path / "x.npz")
+    assert items.shape == (3, 3, 3) and counts.tolist() == [1, 0, 3] and not items[1].any()
+    flat, owner = flat_items(items, counts)
+    assert np.array_equal(flat, vectors.astype(np.float16)) and owner.tolist() == [0, 2, 2, 2]
+    write_texts(tmp_path, "de", [{"id": "p1", "queries": ["q"]}], {"generated_tokens": 1})
+    assert json.loads((tmp_path / "de.stats.json").read_text()) == {"generated_tokens": 1}
+
+
+def test_a_full_disk_is_a_one_line_error(capsys):
+    def main():
+        raise OSError(errno.ENOSPC, "No space left on device", "data/embeddings/passages.npy")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(main)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: data/embeddings/passages.npy: No space left on device (no output was replaced)"]
+
+
+def test_every_stage_script_uses_the_harness_and_has_help():
+    scripts = sorted((REPO / "stages").glob("*.py"))
+    for script in scripts:
+        text = script.read_text()
+        assert "run(main, __doc__" in text and "argparse" not in text and "load_params" not in text, script.name
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "augment.py"), "--help"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "--params" in proc.stdout and "augment:" in proc.stdout
+
+
+def test_an_unknown_setting_stops_a_stage_with_its_full_path(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("device: cpu\nencode: {batch_size: 8, max_tokens: 0, bf16: false, batchsize: 4}\n")
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "encode.py"), "--params", str(params),
+                           "--model", str(tmp_path / "none"), "--data", str(tmp_path), "--out", str(tmp_path / "e")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: encode.batchsize: unknown setting")
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("text,message", [
+    ("scaling: {resample: 5}\n", "error: scaling.resample: unknown setting"),
+    ("n_language: 2\n", "error: n_language: unknown parameter in"),
+    ("languages: [de, es, de]\n", "error: languages: duplicate language codes in ['de', 'es', 'de']"),
+])
+def test_a_misspelt_parameter_stops_any_stage(tmp_path, text, message):
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "index.py"), "--params", str(params)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr

@@ -1,0 +1,147 @@
+"""The pipeline's on-disk formats, each written and read here only.
+
+- embeddings: ``<prefix>.npy`` (float32 rows) + ``<prefix>.ids.txt`` (one id per line, row order);
+- generated texts: ``<folder>/<lang>.jsonl`` (``{"id": passage id, <field>: [texts]}``, field
+  ``queries`` for generated queries, ``texts`` for translations and parallel contexts) beside
+  ``<lang>.stats.json`` (what was generated and what it cost);
+- encoder states (warm generators): one safetensors file, ``states`` (float16, sources concatenated),
+  ``offsets``, and the source keys in its metadata;
+- generated items: ``<folder>/<lang>.npz`` with ``items`` (passages x width x dim, float16, zero
+  padded) and ``counts`` (valid items per passage, corpus order).
+
+Files that belong together are written together: every temporary file is complete before the first
+is renamed into place, so a failure (a full disk) leaves the previous outputs, not a mix.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+from .io import atomic_path, read_json, read_jsonl
+
+TEXT_FIELDS = ("queries", "texts")
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths) -> Iterator[list[Path]]:
+    """Temporary paths for several files; all replace their targets only once every one is written."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p)) for p in paths]
+
+
+def _write_ids(tmp: Path, ids) -> None:
+    tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+
+
+def write_ids(path, ids) -> None:
+    with atomic_path(path) as tmp:
+        _write_ids(tmp, ids)
+
+
+def read_ids(path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: ids file not found")
+    return path.read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def write_embeddings(prefix, vectors: np.ndarray, ids: Sequence[str]) -> None:
+    if len(ids) != len(vectors):
+        raise ValueError(f"{prefix}: {len(vectors)} vectors but {len(ids)} ids")
+    with atomic_paths(f"{prefix}.npy", f"{prefix}.ids.txt") as (npy, txt):
+        with open(npy, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(vectors))
+        _write_ids(txt, ids)
+
+
+def read_embeddings(prefix) -> tuple[np.ndarray, list[str]]:
+    path = Path(f"{prefix}.npy")
+    if not path.is_file():
+        raise ConfigError(f"{path}: embeddings not found")
+    vectors, ids = np.load(path), read_ids(f"{prefix}.ids.txt")
+    if len(ids) != len(vectors):
+        raise ConfigError(f"{prefix}.ids.txt: {len(ids)} ids for {len(vectors)} vectors in {path}; re-run the stage")
+    return vectors, ids
+
+
+def write_texts(folder, lang: str, rows: Sequence[dict], stats: dict) -> None:
+    """A language's generated texts (rows ``{"id", "queries" | "texts"}``) and their stats, together."""
+    folder = Path(folder)
+    with atomic_paths(folder / f"{lang}.jsonl", folder / f"{lang}.stats.json") as (jsonl, stats_file):
+        with open(jsonl, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        stats_file.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_texts(folder, lang: str) -> dict[str, list[str]]:
+    """Passage id -> its generated texts, from ``<folder>/<lang>.jsonl``."""
+    path = Path(folder) / f"{lang}.jsonl"
+    out = {}
+    for n, row in enumerate(read_jsonl(path), 1):
+        field = next((f for f in TEXT_FIELDS if f in row), None)
+        if "id" not in row or field is None:
+            raise ConfigError(f"{path}:{n}: expected 'id' and one of {list(TEXT_FIELDS)}")
+        out[row["id"]] = row[field]
+    return out
+
+
+def read_text_stats(folder, lang: str) -> dict:
+    return read_json(Path(folder) / f"{lang}.stats.json")
+
+
+def write_items(path, vectors: np.ndarray, counts: Sequence[int]) -> None:
+    """Items of each passage (``counts[i]`` consecutive rows of ``vectors``), padded into one array."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.sum() != len(vectors):
+        raise ValueError(f"{path}: counts sum to {counts.sum()} but there are {len(vectors)} vectors")
+    width = int(counts.max()) if len(counts) else 0
+    items = np.zeros((len(counts), width, vectors.shape[1] if vectors.ndim == 2 else 0), dtype=np.float16)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    slots = np.arange(len(vectors)) - np.repeat(np.cumsum(counts) - counts, counts)
+    items[rows, slots] = vectors
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, items=items, counts=counts)
+
+
+def read_items(path) -> tuple[np.ndarray, np.ndarray]:
+    """``(items, counts)`` of a generated-items file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: generated items not found")
+    with np.load(path) as arrays:
+        return arrays["items"], arrays["counts"]
+
+
+def flat_items(items: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The valid items as rows, and the passage row each belongs to."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    slots = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return items[owner, slots], owner
+
+
+def save_states(path, keys: Sequence[str], states) -> None:
+    """Encoder states of many sources in one safetensors file (float16, concatenated, with offsets)."""
+    import torch
+    from safetensors.torch import save_file
+
+    lengths = torch.tensor([0] + [s.shape[0] for s in states], dtype=torch.int64)
+    tensors = {"states": torch.cat([s.to(torch.float16) for s in states]) if states else torch.zeros(0, 0),
+               "offsets": torch.cumsum(lengths, 0)}
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={"keys": json.dumps(list(keys))})
+
+
+def load_states(path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        keys = json.loads(fh.metadata()["keys"])
+        states, offsets = fh.get_tensor("states"), fh.get_tensor("offsets").tolist()
+    return {k: states[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}
