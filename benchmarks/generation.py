@@ -12,6 +12,7 @@ for sampling (the committed xqg settings by default), greedy decoding, and greed
 (translation). ``--model untrained`` times it without a pipeline run: a warm generator over the xDR
 backbone with the committed xqg.warm architecture, not trained (its outputs are noise; the loop's cost
 is the same). ``--data`` also takes an MLQA archive (.zip): its English paragraphs are the passages.
+The paper's own models (mT5-base xQG, NLLB-200-distilled-600M translation): benchmarks/paper_models.py.
 
     python benchmarks/generation.py --model models/xqg --passages 64 --lang de
     python benchmarks/generation.py --model untrained --data ../shared/data/MLQA_V1_dev.zip --device cpu

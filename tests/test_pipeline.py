@@ -146,13 +146,23 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_declares(pipeline):
 
 def test_second_repro_does_nothing(pipeline):
     root, _ = pipeline
-    again = dvc(root, "repro")
+    again = dvc(root, "repro")  # in any order with the tests that change the workspace (they restore it)
     assert "Running stage" not in again, again
     assert "up to date" in again
 
 
-def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(pipeline):
+@pytest.fixture
+def workspace(pipeline):
+    """The pipeline's workspace for a test that changes it: restored to the first run afterwards (params,
+    lock and outputs from git and the DVC cache), so the tests do not depend on their order."""
     root, _ = pipeline
+    yield root
+    git(root, "checkout", "--", ".")
+    dvc(root, "checkout", "--force")
+
+
+def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(workspace):
+    root = workspace
     out = dvc(root, "exp", "run", "-S", "n_languages=1")
     ran = stages_run(out)
     methods = ("xqg", "translate", "parallel_contexts")
@@ -165,8 +175,8 @@ def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(pipeline
     assert "n_languages" in shown.splitlines()[0]
 
 
-def test_adding_a_language_generates_only_for_it(pipeline):
-    root, _ = pipeline
+def test_adding_a_language_generates_only_for_it(workspace):
+    root = workspace
     set_params(root / "params.yaml", languages=["de", "zh", "es"], n_languages=2)
     ran = stages_run(dvc(root, "repro"))
     assert {"generate_queries@es", "encode_xqg@es"} <= ran
