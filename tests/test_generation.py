@@ -134,3 +134,34 @@ def test_copy_bias_runs_through_a_pretrained_generator(tiny_mt5, tmp_path):
     generated = gen.tokenizer(rows[0]["queries"][0], add_special_tokens=False)["input_ids"]
     # with a huge bias every generated piece comes from the passage's rare pieces
     assert generated and set(generated) <= set(first) | set(gen.tokenizer.all_special_ids)
+
+
+class _RecordingGenerator:
+    """Stands in for a generator: passages' lengths from their text, records each decode batch."""
+
+    def __init__(self):
+        self.batches = []
+
+    def source_lengths(self, passages):
+        return [len(p["text"].split()) for p in passages]
+
+    def generate(self, batch, lang, settings, n=None):
+        self.batches.append([p["id"] for p in batch])
+        return [[f"q {p['id']}"] * settings.n_queries for p in batch], len(batch)
+
+
+def test_decode_batches_follow_a_token_budget_independent_of_the_chunk():
+    from xaug.generation import CorpusGenerator
+
+    chunk = [{"id": f"p{i}", "text": " ".join(["w"] * n)} for i, n in enumerate([40, 30, 10, 10, 5, 5, 5, 5])]
+    plain = _RecordingGenerator()
+    CorpusGenerator(plain, "de", SamplingSettings(n_queries=1, batch_size=3))(chunk, 0)
+    assert plain.batches == [["p0", "p1", "p2"], ["p3", "p4", "p5"], ["p6", "p7"]]  # batch_size passages
+    budget = _RecordingGenerator()
+    rows = CorpusGenerator(budget, "de", SamplingSettings(n_queries=1, batch_size=8, max_tokens=40))(chunk, 0)
+    assert budget.batches == [["p0"], ["p1"], ["p2", "p3", "p4", "p5"], ["p6", "p7"]]
+    lengths = {p["id"]: len(p["text"].split()) for p in chunk}
+    assert all(len(b) * max(lengths[i] for i in b) <= 40 for b in budget.batches)  # padded tokens within budget
+    assert [r["id"] for r in rows] == [p["id"] for p in chunk]
+    with pytest.raises(ConfigError, match=r"^xqg\.max_tokens: expected an integer >= 0"):
+        SamplingSettings(max_tokens=-1)

@@ -184,3 +184,27 @@ def test_hf_translator_rejects_a_language_without_code(tiny_m2m100):
         tr.translate(["Hello."], "te", TranslateSettings())
     out, tokens = tr.translate(["Paris is big.", "Tea."], "de", TranslateSettings(max_new_tokens=4))
     assert len(out) == 2 and tokens > 0
+
+
+def test_translation_batches_follow_a_token_budget():
+    from xaug.translation import CorpusTranslator
+
+    class Recording:
+        def __init__(self):
+            self.batches = []
+
+        def lengths(self, sentences):
+            return [len(s.split()) for s in sentences]
+
+        def translate(self, sentences, lang, settings):
+            self.batches.append(list(sentences))
+            return [s.upper() for s in sentences], len(sentences)
+
+    chunk = [{"id": "a", "text": "one two three four. five six."}, {"id": "b", "text": "seven eight nine ten eleven."}]
+    for max_tokens, expected in [(0, [["seven eight nine ten eleven.", "one two three four.", "five six."]]),
+                                 (8, [["seven eight nine ten eleven."], ["one two three four.", "five six."]])]:
+        translator = Recording()
+        rows = CorpusTranslator(translator, "de", TranslateSettings(max_sentences=0, batch_size=8,
+                                                                     max_tokens=max_tokens))(chunk, 0)
+        assert translator.batches == expected
+        assert rows[0]["texts"] == ["ONE TWO THREE FOUR. FIVE SIX."] and rows[1]["texts"] == ["SEVEN EIGHT NINE TEN ELEVEN."]

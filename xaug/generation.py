@@ -19,6 +19,8 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
+from .device import bf16_autocast
+from .encoding import length_batches
 from .errors import ConfigError
 from .io import atomic_path
 from .languages import LANGUAGES, supported
@@ -52,6 +54,7 @@ class SamplingSettings:
     copy_bias: float = 0.0  # added to the logits of rare pieces that occur in the source passage
     copy_max_df: float = 0.02  # "rare": in at most this share of corpus passages
     no_repeat_bigrams: bool = False  # warm generators: never repeat a bigram within an output
+    max_tokens: int = 0  # padded source tokens per decode batch at most (0 = batch_size passages a batch)
 
     def __post_init__(self):
         for name in ("n_queries", "max_new_tokens", "batch_size"):
@@ -61,6 +64,8 @@ class SamplingSettings:
                               f"(got {self.n_queries}) or sample")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise ConfigError(f"xqg.top_k: expected an integer >= 0 (0 = no top-k cut), got {self.top_k!r}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 0:
+            raise ConfigError(f"xqg.max_tokens: expected an integer >= 0 (0 = no cap), got {self.max_tokens!r}")
 
 
 def rare_pieces(token_lists: Sequence[Sequence[int]], max_df: float) -> set[int]:
@@ -127,8 +132,10 @@ class Seq2SeqGenerator:
         allowed = self.copy_vocabulary
         sources = [[t for t in row if t not in self.tokenizer.all_special_ids and (allowed is None or t in allowed)]
                    for row in batch["input_ids"].tolist()]
-        out = self.model.generate(**batch.to(self.model.device),
-                                  **generation_kwargs(settings, n, sources, self.model.config.vocab_size))
+        device = self.model.device
+        with bf16_autocast(device, device.type == "cuda"):  # bf16 on the GPU
+            out = self.model.generate(**batch.to(device),
+                                      **generation_kwargs(settings, n, sources, self.model.config.vocab_size))
         return split_outputs(self.tokenizer, out, len(passages), n)
 
 
@@ -231,14 +238,23 @@ class CorpusGenerator:
     def lengths(self, passages: list[dict]) -> list[int]:
         return self.generator.source_lengths(passages)
 
+    def batches(self, chunk: list[dict]) -> list[list[int]]:
+        """Decode batches of a (length-sorted) chunk: ``batch_size`` passages each, or, with
+        ``max_tokens``, as many as fit that many padded source tokens (more short passages a batch; a
+        GPU takes far more than the chunk's resumable unit suggests)."""
+        s = self.settings
+        if not s.max_tokens:
+            return [list(range(i, min(i + s.batch_size, len(chunk)))) for i in range(0, len(chunk), s.batch_size)]
+        return [b.tolist() for b in length_batches(self.lengths(chunk), s.batch_size, s.max_tokens)]
+
     def __call__(self, chunk: list[dict], index: int) -> list[dict]:
         s, states = self.settings, self.states
         if states:
             chunk = [{**c, "states": states[c["id"]]} if c["id"] in states else c for c in chunk]
         torch.manual_seed(s.seed * 1_000_003 + index)
         rows = []
-        for start in range(0, len(chunk), s.batch_size):
-            batch = chunk[start : start + s.batch_size]
+        for idx in self.batches(chunk):
+            batch = [chunk[i] for i in idx]
             queries, tokens = self.generator.generate(batch, self.lang, s)
             for k, (p, qs) in enumerate(zip(batch, queries)):
                 rows.append({"id": p["id"], "queries": qs, "tokens": tokens if k == 0 else 0})

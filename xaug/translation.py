@@ -16,6 +16,8 @@ from typing import Sequence
 import torch
 
 from .data import DEFAULT_CORPUS_LANGUAGE, corpus_language_of
+from .device import bf16_autocast
+from .encoding import length_batches
 from .errors import ConfigError
 from .generation import SamplingSettings, run_chunked
 from .languages import LANGUAGES
@@ -54,10 +56,13 @@ class TranslateSettings:
     batch_size: int = 32
     chunk_size: int = 128          # passages per resumable chunk
     max_source_length: int = 128   # source tokens per sentence
+    max_tokens: int = 0            # padded source tokens per batch at most (0 = batch_size sentences a batch)
 
     def __post_init__(self):
         for name in ("max_new_tokens", "batch_size", "chunk_size", "max_source_length"):
             positive_int(getattr(self, name), f"translate.{name}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 0:
+            raise ConfigError(f"translate.max_tokens: expected an integer >= 0 (0 = no cap), got {self.max_tokens!r}")
         if isinstance(self.max_sentences, bool) or not isinstance(self.max_sentences, int) or self.max_sentences < 0:
             raise ConfigError(f"translate.max_sentences: expected an integer >= 0 (0 = all), got {self.max_sentences!r}")
 
@@ -96,8 +101,11 @@ class HFTranslator:
         target = self.target_id(lang)
         batch = self.tokenizer(list(sentences), truncation=True, max_length=self.max_source_length, padding=True,
                                return_tensors="pt")
-        out = self.model.generate(**batch.to(self.model.device), forced_bos_token_id=target, max_new_tokens=settings.max_new_tokens,
-                                  do_sample=False, num_beams=1, no_repeat_ngram_size=2)
+        device = self.model.device
+        with bf16_autocast(device, device.type == "cuda"):  # bf16 on the GPU
+            out = self.model.generate(**batch.to(device), forced_bos_token_id=target,
+                                      max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1,
+                                      no_repeat_ngram_size=2)
         special = set(self.tokenizer.all_special_ids)
         tokens = int(sum(1 for row in out.tolist() for t in row if t not in special))
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)], tokens
@@ -143,11 +151,10 @@ class CorpusTranslator:
         kept = first_sentences(chunk, settings.max_sentences)
         flat = [(p["id"], j, s) for p in chunk for j, s in enumerate(kept[p["id"]])]
         lengths = translator.lengths([s for _, _, s in flat]) if flat else []
-        order = sorted(range(len(flat)), key=lambda i: (-lengths[i], i))
         done: dict[int, str] = {}
         tokens = 0
-        for start in range(0, len(order), settings.batch_size):
-            idx = order[start : start + settings.batch_size]
+        for idx in length_batches(lengths, settings.batch_size, settings.max_tokens):  # longest first
+            idx = idx.tolist()
             extra = {"states": [states[f"{flat[i][0]}#{flat[i][1]}"] for i in idx]} if states else {}
             texts, n = translator.translate([flat[i][2] for i in idx], lang, settings, **extra)
             tokens += n
