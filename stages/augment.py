@@ -9,7 +9,7 @@ values from the tune stage's --tuning file. Writes <out>.npy + <out>.ids.txt for
 from pathlib import Path
 
 from xaug.cli import run
-from xaug.data import check_languages
+from xaug.languages import check_languages
 from xaug.fusion import augment, check_n_languages
 from xaug.formats import read_embeddings, write_embeddings
 from xaug.io import read_json

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from conftest import ARTICLES, archive_files, write_zip
-from xaug.data import MlqaArchive, check_languages, prepare, read_trec_qrels, save_prepared, select_heldout
+from xaug.data import MlqaArchive, prepare, read_trec_qrels, save_prepared, select_heldout
+from xaug.languages import check_languages
 from xaug.errors import ConfigError
 from xaug.io import read_jsonl
 

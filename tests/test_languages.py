@@ -11,7 +11,8 @@ import yaml
 
 from conftest import REPO, archive_files, run_script, write_zip, xqg_params
 from xaug import languages as L
-from xaug.data import MlqaArchive, check_languages, corpus_language, prepare, read_dataset, save_prepared
+from xaug.data import MlqaArchive, corpus_language, prepare, read_dataset, save_prepared
+from xaug.languages import check_languages
 from xaug.errors import ConfigError
 from xaug.generation import language_name, make_prompt
 from xaug.genquality import in_script

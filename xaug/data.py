@@ -19,31 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
-from .languages import check_language, is_supported, name as language_name
+from .languages import DEFAULT_CORPUS_LANGUAGE, check_language, is_supported, name as language_name
 
-DEFAULT_CORPUS_LANGUAGE = "en"  # data.corpus_language when unset; later stages read the prepared data's own
 DATASET_FILE = "dataset.json"   # {"corpus_language", "languages"}: written by save_prepared, read by read_dataset
 SPLITS = ("train", "tune", "eval")  # the split labels of prepared queries, links and contexts
 _FILE = re.compile(r"(?:^|/)MLQA_V1/(dev|test)/(dev|test)-context-([a-z]{2})-question-([a-z]{2})\.json$")
-
-
-def check_languages(languages, available=None, param: str = "languages",
-                    corpus_language: str | None = None) -> list[str]:
-    """Validate a list of language codes (supported by ``xaug.languages``, and present in the archive if
-    ``available`` is given). For ``param == "languages"`` (the target languages) and a known
-    ``corpus_language`` (see ``corpus_language(data_dir)``), the corpus language is refused."""
-    if not isinstance(languages, (list, tuple)) or not languages:
-        raise ConfigError(f"{param}: expected a non-empty list of language codes, got {languages!r}")
-    for lang in languages:
-        check_language(lang, param)
-        if available is not None and lang not in available:
-            raise ConfigError(f"{param}: language {lang!r} is not in the archive (it has {sorted(available)})")
-    if len(set(languages)) != len(languages):
-        raise ConfigError(f"{param}: duplicate language codes in {list(languages)}")
-    if param == "languages" and corpus_language is not None and corpus_language in languages:
-        raise ConfigError(f"languages: {corpus_language!r} is the corpus language; the target languages must differ "
-                          "from it (its questions are evaluated anyway, as same-language)")
-    return list(languages)
 
 
 def corpus_language_of(corpus: list[dict], default: str = DEFAULT_CORPUS_LANGUAGE) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import check_languages, parallel_passages, read_dataset, read_trec_qrels
+from .data import parallel_passages, read_dataset, read_trec_qrels
+from .languages import check_languages
 from .errors import ConfigError
 from .io import read_jsonl
 from .metrics import evaluate_run, recall_tokens, summarise

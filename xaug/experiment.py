@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import check_languages
+from .languages import check_languages
 from .evaluation import Evaluator
 from .formats import read_embeddings
 from .fusion import check_weights

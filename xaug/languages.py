@@ -119,6 +119,7 @@ _ROWS = [
 ]
 LANGUAGES: dict[str, Language] = {row[0]: Language(*row) for row in sorted(_ROWS)}
 MLQA = ("ar", "de", "en", "es", "hi", "vi", "zh")
+DEFAULT_CORPUS_LANGUAGE = "en"  # data.corpus_language when unset; later stages read the prepared data's own
 
 
 def supported() -> list[str]:
@@ -161,3 +162,22 @@ def scripts(code, param: str = "languages") -> tuple[str, ...]:
 def script_class(code, param: str = "languages") -> str:
     """A regex character class matching one letter of any of ``code``'s scripts."""
     return "[" + "".join(SCRIPT_RANGES[s] for s in scripts(code, param)) + "]"
+
+
+def check_languages(languages, available=None, param: str = "languages",
+                    corpus_language: str | None = None) -> list[str]:
+    """Validate a list of language codes (supported by ``xaug.languages``, and present in the archive if
+    ``available`` is given). For ``param == "languages"`` (the target languages) and a known
+    ``corpus_language`` (see ``corpus_language(data_dir)``), the corpus language is refused."""
+    if not isinstance(languages, (list, tuple)) or not languages:
+        raise ConfigError(f"{param}: expected a non-empty list of language codes, got {languages!r}")
+    for lang in languages:
+        check_language(lang, param)
+        if available is not None and lang not in available:
+            raise ConfigError(f"{param}: language {lang!r} is not in the archive (it has {sorted(available)})")
+    if len(set(languages)) != len(languages):
+        raise ConfigError(f"{param}: duplicate language codes in {list(languages)}")
+    if param == "languages" and corpus_language is not None and corpus_language in languages:
+        raise ConfigError(f"languages: {corpus_language!r} is the corpus language; the target languages must differ "
+                          "from it (its questions are evaluated anyway, as same-language)")
+    return list(languages)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from .data import DEFAULT_CORPUS_LANGUAGE
+from .languages import DEFAULT_CORPUS_LANGUAGE
 
 UNSPACED = {"zh", "ja"}  # sentences joined without a space
 _SENTENCE_END = re.compile(r"(?<=[.!?؟।])\s+|(?<=[。！？])")

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .languages import DEFAULT_CORPUS_LANGUAGE, check_language, check_languages
 
 READS: set[str] = set()  # dotted paths read in this process (a group path: the whole group was read)
 LOG_ENV = "XAUG_PARAMS_LOG"
@@ -82,10 +83,7 @@ class Params(dict):
 
     def seed(self) -> int:
         """The ``seed`` parameter: an integer >= 0 (checked by every stage that reads it, prepare first)."""
-        value = self.get_path("seed")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"seed: expected an integer >= 0, got {value!r}")
-        return value
+        return check_int(self.get_path("seed"), "seed", minimum=0)
 
     def device(self):
         """The torch device of the ``device`` parameter (auto: the GPU when there is one)."""
@@ -151,14 +149,28 @@ def check_keys(data: dict, where: str = "params.yaml") -> None:
     unknown = sorted(set(data) - set(GROUPS))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown parameter in {where} (expected some of {list(GROUPS)})")
-    languages = data.get("languages")
-    if isinstance(languages, list) and len(set(map(str, languages))) != len(languages):
-        raise ConfigError(f"languages: duplicate language codes in {languages}")  # before any stage runs for them
+    check_cross_parameters(data)
     for group, keys in PLAIN_GROUPS.items():
         if isinstance(data.get(group), dict):
             unknown = sorted(set(data[group]) - set(keys))
             if unknown:
                 raise ConfigError(f"{group}.{unknown[0]}: unknown setting (expected some of {list(keys)})")
+
+
+def check_cross_parameters(data: dict) -> None:
+    """The rules that tie parameters together, checked when params.yaml is loaded, so that the first stage
+    that runs refuses a bad combination within seconds (whatever that stage reads): ``languages`` a list of
+    distinct known codes without the corpus language (``data.corpus_language``), ``n_languages`` within
+    0..len(languages). The raw values are read here (not recorded as the stage's reads)."""
+    data_group = data.get("data") if isinstance(data.get("data"), dict) else {}
+    corpus = data_group.get("corpus_language", DEFAULT_CORPUS_LANGUAGE)
+    if "corpus_language" in data_group:
+        check_language(corpus, "data.corpus_language")
+    if "languages" in data:
+        languages = check_languages(data["languages"], corpus_language=corpus)
+        if "n_languages" in data:
+            check_int(data["n_languages"], "n_languages", minimum=0, maximum=len(languages),
+                      note="0 = the baseline; at most len(languages)")
 
 
 def load_params(path="params.yaml") -> Params:
@@ -186,7 +198,21 @@ def _write_reads(folder: Path) -> None:
     target.write_text(json.dumps(sorted(before | READS), indent=1))
 
 
-def positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+def check_int(value, name: str, minimum: int = 1, maximum: int | None = None, note: str = "") -> int:
+    """The one integer check of the package: ``value`` must be an int (not a bool) within
+    [``minimum``, ``maximum``]; otherwise a ``ConfigError`` naming ``name`` (the full parameter path).
+    ``note`` explains a special value, e.g. ``"0 = no cap"``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or \
+            (maximum is not None and value > maximum):
+        if maximum is not None:
+            expected = f"an integer in [{minimum}, {maximum}]"
+        elif minimum == 1:
+            expected = "a positive integer"
+        else:
+            expected = f"an integer >= {minimum}"
+        raise ConfigError(f"{name}: expected {expected}{f' ({note})' if note else ''}, got {value!r}")
     return value
+
+
+def positive_int(value, name: str) -> int:
+    return check_int(value, name)

@@ -15,7 +15,8 @@ from typing import Sequence
 
 import torch
 
-from .data import DEFAULT_CORPUS_LANGUAGE, corpus_language_of
+from .data import corpus_language_of
+from .languages import DEFAULT_CORPUS_LANGUAGE
 from .device import bf16_autocast
 from .encoding import length_batches
 from .errors import ConfigError

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from .data import check_languages, corpus_language_of
+from .data import corpus_language_of
+from .languages import check_languages
 from .errors import ConfigError
 from .generation import Seq2SeqGenerator
 from .warm import WarmGenerator, WarmSettings, load_warm
