@@ -4,9 +4,9 @@
 Both decode greedily (one query per passage) on the same model and passages, so their outputs must
 match; the script prints both rates, the speed-up and the share of identical outputs.
 
-For a warm generator it then times its decoding loop: the per-row Python loop it had before issue 15
-(``reference_decode_ids`` in tests/test_decoding.py) against the tensorised ``decode_ids``, interleaved
-in one process (old, new, new, old, ...) so that load on a shared machine hits both alike, on the same
+For a warm generator it then times its decoding loop: the per-row Python reference loop
+(``xaug.warm_reference.reference_decode_ids``) against the tensorised ``decode_ids``, interleaved
+in one process (reference, tensorised, tensorised, reference, ...) so that load on a shared machine hits both alike, on the same
 encoder states and length-sorted batches: queries/s, generated tokens/s and whether the ids are identical,
 for sampling (the committed xqg settings by default), greedy decoding, and greedy without repeated bigrams
 (translation). ``--model untrained`` times it without a pipeline run: a warm generator over the xDR
@@ -19,19 +19,24 @@ The paper's own models (mT5-base xQG, NLLB-200-distilled-600M translation): benc
 """
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+import yaml
 
+from xaug.backend import device_name
 from xaug.cli import run_stage, setup
+from xaug.data import MlqaArchive
+from xaug.decoding import SamplingSettings
 from xaug.device import resolve_device
 from xaug.errors import ConfigError
-from xaug.generation import SamplingSettings
-from xaug.io import read_jsonl
-from xaug.warm import WarmGenerator
-from xaug.xqg import load_generator
+from xaug.generators import load_generator
+from xaug.io import read_jsonl, write_json
+from xaug.models import load_backbone
+from xaug.preparation import prepare
+from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
+from xaug.warm_reference import reference_decode_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,8 +44,6 @@ REPO = Path(__file__).resolve().parents[1]
 def read_corpus(data: str, n: int) -> list[dict]:
     """The first ``n`` passages of a prepared folder (corpus.jsonl) or of an MLQA archive's English paragraphs."""
     if data.endswith(".zip"):
-        from xaug.data import MlqaArchive, prepare
-
         return prepare(MlqaArchive(data), ["dev"]).corpus[:n]
     return read_jsonl(Path(data) / "corpus.jsonl")[:n]
 
@@ -54,11 +57,6 @@ def untrained_warm(texts: list[str], lang: str, seed: int = 0, tiny: bool = Fals
     its output vocabulary pruned to the pieces of ``texts``. ``tiny``: over a tiny BERT (hidden size 32) with
     a one-layer decoder instead, whose steps cost next to nothing, so the loop's own overhead shows (what
     a fast accelerator leaves of the step time)."""
-    import yaml
-
-    from xaug.models import load_backbone
-    from xaug.warm import WarmSettings, build_decoder, pruned_vocabulary
-
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     xdr, settings = params["xdr"], WarmSettings(**params["xqg"]["warm"], seed=seed)
     if tiny:
@@ -72,15 +70,12 @@ def untrained_warm(texts: list[str], lang: str, seed: int = 0, tiny: bool = Fals
 
 
 def compare_loops(generator: WarmGenerator, corpus: list[dict], args) -> None:
-    """Old (per-row Python) against new (tensorised) warm decoding loop, interleaved; prints the rates."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_decoding import reference_decode_ids
-
+    """The per-row Python reference against the tensorised warm decoding loop, interleaved; prints the rates."""
     texts = [p["text"] for p in corpus]
     states, sources = generator.encode_passages(texts), generator.copy_sources(texts)  # once, outside the timing
     order = sorted(range(len(corpus)), key=lambda i: (-states[i].shape[0], i))
     batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
-    loops = {"old": lambda *a: reference_decode_ids(generator, *a), "new": generator.decode_ids}
+    loops = {"ref": lambda *a: reference_decode_ids(generator, *a), "tensor": generator.decode_ids}
     cases = {f"sampled, top-k {args.top_k}, {args.n_queries}/passage":
              SamplingSettings(n_queries=args.n_queries, top_k=args.top_k, max_new_tokens=args.max_new_tokens),
              "greedy": SamplingSettings(n_queries=1, do_sample=False, max_new_tokens=args.max_new_tokens),
@@ -98,22 +93,23 @@ def compare_loops(generator: WarmGenerator, corpus: list[dict], args) -> None:
           f"batches of {args.batch_size} passages, max {args.max_new_tokens} new tokens, "
           f"{args.rounds} interleaved rounds (rates of the median round; best round in brackets)")
     for name, s in cases.items():
-        decode("new", s), decode("old", s)  # warm-up
-        seconds, outputs = {"old": [], "new": []}, {}
+        decode("tensor", s), decode("ref", s)  # warm-up
+        seconds, outputs = {"ref": [], "tensor": []}, {}
         for r in range(args.rounds):
-            for loop in ("old", "new") if r % 2 == 0 else ("new", "old"):
+            for loop in ("ref", "tensor") if r % 2 == 0 else ("tensor", "ref"):
                 started = time.perf_counter()
                 outputs[loop] = decode(loop, s)
                 seconds[loop].append(time.perf_counter() - started)
-        queries, tokens = len(outputs["new"]), sum(len(ids) for ids in outputs["new"])
+        queries, tokens = len(outputs["tensor"]), sum(len(ids) for ids in outputs["tensor"])
         median = {loop: statistics.median(t) for loop, t in seconds.items()}
         best = {loop: min(t) for loop, t in seconds.items()}
         print(f"{name} ({queries} queries, {tokens} generated tokens; ids identical: "
-              f"{outputs['old'] == outputs['new']})")
-        for loop, label in (("old", "per-row Python (old)"), ("new", "tensorised (new)")):
-            print(f"  {label:<21}: {queries / median[loop]:8.1f} queries/s {tokens / median[loop]:9.1f} tokens/s "
+              f"{outputs['ref'] == outputs['tensor']})")
+        for loop, label in (("ref", "per-row Python reference"), ("tensor", "tensorised")):
+            print(f"  {label:<24}: {queries / median[loop]:8.1f} queries/s {tokens / median[loop]:9.1f} tokens/s "
                   f"({median[loop]:.2f} s) [{queries / best[loop]:.1f} queries/s, {tokens / best[loop]:.1f} tokens/s]")
-        print(f"  speed-up             : {median['old'] / median['new']:8.2f}x [{best['old'] / best['new']:.2f}x]")
+        print(f"  speed-up                : {median['ref'] / median['tensor']:8.2f}x "
+              f"[{best['ref'] / best['tensor']:.2f}x]")
 
 
 def main():
@@ -172,9 +168,6 @@ def main():
     print(f"speed-up               : {naive_s / batched_s:7.2f}x")
     print(f"identical outputs      : {same:.1%}")
     if args.out:  # the batched rates, for the cost stage (xaug/cost.py); tokens: the outputs re-tokenised
-        from xaug.backend import device_name
-        from xaug.io import write_json
-
         tokens = sum(len(ids) for ids in generator.tokenizer(batched, add_special_tokens=False)["input_ids"])
         write_json(args.out, {
             "device": device_name(generator_device), "model": args.model, "language": args.lang,

@@ -51,9 +51,13 @@ from pathlib import Path
 
 import torch
 
+from xaug.backend import device_name
 from xaug.cli import run_stage, setup
+from xaug.data import MlqaArchive
 from xaug.device import resolve_device
 from xaug.errors import ConfigError
+from xaug.io import read_jsonl, write_json
+from xaug.preparation import prepare
 
 TOKENS_PER_WORD = 1.3     # source tokens per passage word (assumed; see the module docstring)
 TARGET_PER_SOURCE = 1.2   # translated tokens per source token (assumed)
@@ -119,12 +123,8 @@ def passage_words(data: str, n: int, seed: int = 0) -> list[int]:
         return [words] * n
     path = Path(data)
     if (path / "corpus.jsonl").is_file():
-        from xaug.io import read_jsonl
-
         corpus = read_jsonl(path / "corpus.jsonl")
     elif path.exists():
-        from xaug.data import MlqaArchive, prepare
-
         corpus = prepare(MlqaArchive(path), ["dev"]).corpus
     else:
         raise ConfigError(f"--data {data}: not found (an MLQA archive, a prepared folder, or words:N)")
@@ -295,10 +295,7 @@ def report(method: str, r: dict, model_info: str, batch_size: int) -> None:
 def run(args, configs: dict | None = None) -> dict:
     """Build each model in turn, time it, print and return the rates (``configs``: method -> config, the
     paper's by default); writes ``args.out`` when set."""
-    from transformers import __version__ as transformers_version
-
-    from xaug.backend import device_name
-    from xaug.io import write_json
+    from transformers import __version__ as transformers_version  # transformers: heavy, loaded on use
 
     device = resolve_device(args.device)
     if args.bf16 and device.type == "cpu":

@@ -9,9 +9,8 @@ values from the tune stage's --tuning file. Writes <out>.npy + <out>.ids.txt for
 from pathlib import Path
 
 from xaug.cli import run
-from xaug.languages import check_languages
-from xaug.fusion import augment, check_n_languages
 from xaug.formats import read_embeddings, write_embeddings
+from xaug.fusion import augment
 from xaug.io import read_json
 from xaug.methods import check_methods, fusion_settings, load_method
 
@@ -26,8 +25,8 @@ def arguments(ap):
 
 def main(args, p, log):
     check_methods([args.method])
-    languages = check_languages(p.get_path("languages"))
-    k = check_n_languages(p.get_path("n_languages"), languages)
+    languages = p.get_path("languages")  # with n_languages, checked when params.yaml is loaded
+    k = p.get_path("n_languages")
     tuning = read_json(args.tuning) if Path(args.tuning).is_file() else None
     settings = fusion_settings(p, args.method, tuning)
     inputs = load_method(args.generated or f"data/generated/{args.method}", args.method, languages[:k])

@@ -6,7 +6,8 @@ local .zip / directory in the official MLQA_V1 layout (validated; its sha256 rec
 """
 
 from xaug.cli import run
-from xaug.download import fetch_archive, is_url
+from xaug.data_settings import source_settings
+from xaug.download import fetch_archive
 
 
 def arguments(ap):
@@ -14,11 +15,9 @@ def arguments(ap):
 
 
 def main(args, p, log):
-    source = p.get_path("data.source")
-    url = is_url(str(source))
-    prov = fetch_archive(str(source), args.out,
-                         expected_size=p.get_path("data.expected_size", None) if url else None,
-                         expected_sha256=p.get_path("data.expected_sha256", None) if url else None)
+    settings = source_settings(p.get_path("data"))
+    prov = fetch_archive(str(settings.source), args.out, expected_size=settings.expected_size,
+                         expected_sha256=settings.expected_sha256)
     log.info("archive from %s (%s), sha256 %s, splits %s", prov["source"], prov["kind"], prov["sha256"], prov["splits"])
 
 

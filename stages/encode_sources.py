@@ -11,14 +11,14 @@ per-language stages encode with the model itself.
 from pathlib import Path
 
 from xaug.cli import run
-from xaug.io import read_jsonl
+from xaug.decoding import TRANSLATE_GROUP_KEYS, TranslateSettings
 from xaug.encoding import EncodeSettings
+from xaug.formats import save_states
+from xaug.generators import load_generator
+from xaug.io import read_jsonl
 from xaug.params import from_params
 from xaug.parallel_text import source_sentences
-from xaug.translation import load_translator
-from xaug.formats import save_states
-from xaug.warm import WarmGenerator
-from xaug.xqg import load_generator
+from xaug.translators import load_translator
 
 
 def arguments(ap):
@@ -30,21 +30,23 @@ def arguments(ap):
 
 def main(args, p, log):
     settings = from_params(EncodeSettings, p.get_path("encode"), only=("batch_size", "max_tokens"))
+    if args.kind == "sentences":
+        max_sentences = from_params(TranslateSettings, p.get_path("translate"), others=TRANSLATE_GROUP_KEYS,
+                                    only=("max_sentences",)).max_sentences
     corpus = read_jsonl(Path(args.data) / "corpus.jsonl")
     if args.kind == "passages":
-        generator = load_generator(args.model)
+        encoder = load_generator(args.model).shared_encoder()
         keys, texts = [c["id"] for c in corpus if c["text"].strip()], [c["text"] for c in corpus if c["text"].strip()]
     else:
-        translator = load_translator(args.model)
-        generator = getattr(translator, "generator", None)
-        items = source_sentences(corpus, p.get_path("translate.max_sentences"))
+        encoder = load_translator(args.model).shared_encoder()
+        items = source_sentences(corpus, max_sentences)
         keys, texts = [k for k, _ in items], [t for _, t in items]
-    if not isinstance(generator, WarmGenerator):
+    if encoder is None:
         save_states(args.out, [], [])
         log.info("not a warm generator: no shared states (the per-language stages encode themselves)")
         return
-    generator.to(p.device())
-    states = generator.encode_passages(texts, batch_size=settings.batch_size, max_tokens=settings.max_tokens)
+    encoder.to(p.device())
+    states = encoder.encode_passages(texts, batch_size=settings.batch_size, max_tokens=settings.max_tokens)
     save_states(args.out, keys, states)
     log.info("%d %s encoded once: %d tokens", len(keys), args.kind, sum(s.shape[0] for s in states))
 

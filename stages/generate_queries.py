@@ -10,12 +10,13 @@ xqg.ray_workers Ray actors, at xqg.ray_address; see xaug/backend.py): the same o
 from pathlib import Path
 
 from xaug.backend import BackendSettings
+from xaug.chunks import finish, work_folder
 from xaug.cli import run
+from xaug.decoding import XQG_GROUP_KEYS, SamplingSettings
 from xaug.formats import write_texts
-from xaug.generation import GenerationJob, SamplingSettings, finish, generate_for_corpus, work_folder
 from xaug.io import read_jsonl
 from xaug.params import from_params
-from xaug.xqg import XQG_GROUP_KEYS
+from xaug.xqg import GenerationJob, generate_for_corpus
 
 
 def arguments(ap):

@@ -12,7 +12,7 @@ cost 0: nothing is generated).
 from pathlib import Path
 
 from xaug.cli import run
-from xaug.data import parallel_contexts
+from xaug.parallel import parallel_contexts
 from xaug.formats import write_texts
 from xaug.io import read_jsonl
 

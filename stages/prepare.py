@@ -9,12 +9,10 @@ Every row carries its split: `train`, `tune` (data.tune_fraction of the training
 choosing settings off the evaluation set; never trained on) or `eval`. Every language in the archive
 is kept; `languages` filters later, so changing it does not re-run this stage.
 """
-from pathlib import Path
-
 from xaug.cli import run
-from xaug.data import MlqaArchive, prepare, save_prepared
-from xaug.io import read_json
+from xaug.data_settings import prepare_settings
 from xaug.languages import name as language_name
+from xaug.preparation import prepare_download, save_prepared
 
 
 def arguments(ap):
@@ -23,13 +21,7 @@ def arguments(ap):
 
 
 def main(args, p, log):
-    source = read_json(Path(args.raw) / "source.json")
-    archive = MlqaArchive(Path(args.raw) / source["archive"])
-    data = prepare(archive, p.get_path("data.splits"), p.get_path("data.holdout_fraction"),
-                   seed=p.seed(), max_articles=p.get_path("data.max_articles"),
-                   tune_fraction=p.get_path("data.tune_fraction"),
-                   corpus_language=p.get_path("data.corpus_language", "en"))
-    data.stats["source"] = {k: source[k] for k in ("source", "kind", "sha256")}
+    data = prepare_download(args.raw, prepare_settings(p.get_path("data")), p.seed())
     save_prepared(data, args.out)
     s = data.stats
     log.info("corpus %d %s passages; articles %s; eval queries %s; tune queries %s", s["corpus_passages"],

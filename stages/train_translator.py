@@ -15,10 +15,7 @@ from pathlib import Path
 from xaug.cli import run
 from xaug.data import corpus_language
 from xaug.io import atomic_dir, read_jsonl, write_json
-from xaug.params import from_params, positive_int
-from xaug.parallel_text import parallel_pairs
-from xaug.translation import (TRANSLATE_GROUP_KEYS, TranslateSettings, load_translator, train_translator,
-                              translation_quality)
+from xaug.translator_training import heldout_report, train_translator
 
 
 def arguments(ap):
@@ -37,16 +34,8 @@ def main(args, p, log):
         history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, out,
                                    seed=p.seed(), device=device)
         write_json(out / "training.json", history)
-        report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}}
-        translator = load_translator(out)
-        translator.to(device)
-        settings = from_params(TranslateSettings, cfg, others=TRANSLATE_GROUP_KEYS, only=("max_new_tokens", "batch_size"))
-        held_out = parallel_pairs(contexts, links, queries, "eval",  # every language it learnt, not just `languages`
-                                  pivot=corpus_language(data))
-        report["reads_heldout"] = ("evaluation-split questions and answer sentences, for this report only; "
-                                   "nothing is trained or chosen on them")
-        report["heldout"] = translation_quality(translator, held_out, settings,
-                                                positive_int(cfg.get("quality_pairs", 50), "translate.quality_pairs"))
+        report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"},
+                  **heldout_report(cfg, out, contexts, queries, links, corpus_language(data), device)}
         for lang, r in report["heldout"].items():
             log.info("%s: chrF questions %.1f, sentences %.1f; e.g. %r -> %r", lang, r.get("chrF_question", float("nan")),
                      r.get("chrF_sentence", float("nan")), r["examples"][0]["en"][:60],

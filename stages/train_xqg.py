@@ -12,7 +12,7 @@ from pathlib import Path
 from xaug.cli import run
 from xaug.data import corpus_language
 from xaug.io import atomic_dir, read_jsonl, write_json
-from xaug.xqg import train_generator
+from xaug.xqg_training import generator_settings, train_generator
 
 
 def arguments(ap):
@@ -23,6 +23,7 @@ def arguments(ap):
 
 def main(args, p, log):
     cfg = p.get_path("xqg")
+    generator_settings(cfg, p.seed())  # the parameters first, before the data is read
     data = Path(args.data)
     contexts = read_jsonl(data / "contexts.jsonl")
     pivot = corpus_language(data)  # the corpus language prepare recorded

@@ -11,12 +11,14 @@ translate.backend: local or ray, as xqg.backend (stages/generate_queries.py, xau
 from pathlib import Path
 
 from xaug.backend import BackendSettings
+from xaug.chunks import finish, work_folder
 from xaug.cli import run
+from xaug.decoding import TRANSLATE_GROUP_KEYS, TranslateSettings
 from xaug.formats import write_texts
-from xaug.generation import finish, work_folder
 from xaug.io import read_jsonl
 from xaug.params import from_params
-from xaug.translation import TRANSLATE_GROUP_KEYS, TranslateSettings, TranslationJob, load_translator, translate_corpus
+from xaug.translation import TranslationJob, translate_corpus
+from xaug.translators import load_translator
 
 
 def arguments(ap):

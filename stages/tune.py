@@ -13,8 +13,9 @@ evaluation questions are not read.
 from xaug.cli import run
 from xaug.experiment import Experiment
 from xaug.io import write_json
-from xaug.methods import METHODS
-from xaug.tuning import tune
+from xaug.methods import METHODS, augment_settings
+from xaug.params import from_params
+from xaug.tuning import TuneSettings, tune
 
 
 def arguments(ap):
@@ -26,12 +27,12 @@ def arguments(ap):
 
 
 def main(args, p, log):
+    settings = from_params(TuneSettings, p.get_path("tune"))
     exp = Experiment.from_params(p, args.passages, args.generated_root)
-    settings = {METHODS[m].setting for m in exp.methods}
-    query_sets = {s: exp.queries(args.data, args.queries, s, split="tune") for s in sorted(settings)}
-    renormalize = {m: bool(p.get_path(f"augment.{m}.renormalize")) for m in exp.methods}
-    report = tune(query_sets, exp.passages, exp.methods, renormalize, exp.weights, p.get_path("tune.alphas"),
-                  p.get_path("tune.n_queries_used"), p.get_path("xqg.n_queries"), p.get_path("tune.measure"), log)
+    corpus_settings = sorted({METHODS[m].setting for m in exp.methods})
+    query_sets = {s: exp.queries(args.data, args.queries, s, split="tune") for s in corpus_settings}
+    augment = {m: augment_settings(p, m, only=("renormalize",)) for m in exp.methods}
+    report = tune(exp, query_sets, settings, augment, p.get_path("xqg.n_queries"), log)
     write_json(args.out, report)
 
 

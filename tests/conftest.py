@@ -158,7 +158,8 @@ TINY_T5 = {"vocab_size": 300, "d_model": 32, "d_ff": 64, "d_kv": 8, "num_layers"
 
 @pytest.fixture
 def mini(tmp_path, mini_zip):
-    from xaug.data import MlqaArchive, prepare, save_prepared
+    from xaug.data import MlqaArchive
+    from xaug.preparation import prepare, save_prepared
 
     data = prepare(MlqaArchive(mini_zip), ["dev"], 0.25, seed=2)
     save_prepared(data, tmp_path / "mlqa")

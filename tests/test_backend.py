@@ -14,8 +14,8 @@ import yaml
 
 from conftest import REPO, TINY_BERT
 from xaug.backend import BackendSettings, open_pool
+from xaug.chunks import run_chunked
 from xaug.errors import ConfigError
-from xaug.generation import run_chunked
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="needs ray (pip install ray==2.60.0, as in requirements.txt)")

@@ -1,9 +1,16 @@
 import json
+import subprocess
+import sys
 
 import pytest
+import yaml
 
-from conftest import ARTICLES, archive_files, write_zip
-from xaug.data import MlqaArchive, prepare, read_trec_qrels, save_prepared, select_heldout
+from conftest import ARTICLES, REPO, archive_files, write_zip
+from xaug.download import fetch_archive
+from xaug.data import MlqaArchive
+from xaug.formats import read_trec_qrels
+from xaug.preparation import prepare, save_prepared
+from xaug.splits import select_heldout, select_tune
 from xaug.languages import check_languages
 from xaug.errors import ConfigError
 from xaug.io import read_jsonl
@@ -193,7 +200,6 @@ def test_tune_split_is_carved_from_training_articles(tmp_path, shared_zip):
 
 
 def test_tune_split_selection_is_order_independent():
-    from xaug.data import select_tune
 
     articles = [f"article {i}" for i in range(50)]
     tune = select_tune(articles, 0.2, seed=7)
@@ -230,14 +236,6 @@ def test_tune_fraction_that_leaves_no_training_article_is_an_error(mini_zip):
 
 @pytest.mark.parametrize("bad", ["abc", -1, 1.5, True])
 def test_prepare_stage_rejects_a_bad_seed(tmp_path, mini_zip, bad):
-    import subprocess
-    import sys
-
-    import yaml
-
-    from conftest import REPO
-    from xaug.download import fetch_archive
-
     fetch_archive(str(mini_zip), tmp_path / "raw")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["seed"] = bad

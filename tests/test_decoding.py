@@ -1,75 +1,19 @@
-"""The tensorised decoding loop of ``WarmGenerator.decode_ids`` against the per-row Python loop it replaced.
+"""The tensorised decoding loop of ``WarmGenerator.decode_ids`` against the per-row Python reference loop.
 
-``reference_decode_ids`` is the former implementation, kept verbatim as the oracle: greedy outputs must be
-byte-identical, and sampled outputs with the same seed too (finished rows still leave the batch, so
-``torch.multinomial`` sees the same tensors and draws the same random numbers).
+``xaug.warm_reference.reference_decode_ids`` is the oracle: greedy outputs must be byte-identical, and
+sampled outputs with the same seed too (finished rows leave the batch in both, so ``torch.multinomial``
+sees the same tensors and draws the same random numbers).
 """
 import pytest
 import torch
 
 from conftest import TINY_BERT, archive_files, write_zip
-from xaug.data import MlqaArchive, prepare
-from xaug.generation import SamplingSettings, SourceBias
+from xaug.data import MlqaArchive
+from xaug.preparation import prepare
+from xaug.decoding import SamplingSettings
 from xaug.models import load_backbone
 from xaug.warm import WarmGenerator, WarmSettings, block_repeated_bigrams, build_decoder, pruned_vocabulary
-
-
-
-@torch.inference_mode()
-def reference_decode_ids(self, states, lang, settings, n, sources=None, bias_pieces=None):
-    """``WarmGenerator.decode_ids`` before issue 15 (per-row Python bigram blocking and bookkeeping)."""
-    self.train(False)
-    if self.copy_head is not None and sources is None:
-        raise ValueError("the pointer head needs the source ids (copy_sources)")
-    device = self.device
-    hidden, mask, src = self.pad_states(states, sources, device)
-    b = len(states)
-    bias = SourceBias(bias_pieces, self.vocab_size, 1, settings.copy_bias).bias.to(device) \
-        if settings.copy_bias and bias_pieces is not None else None
-    keys = self.copy_head.key(hidden) if self.copy_head is not None else None
-    start = torch.tensor([[self.bos, self.lang_id(lang)]] * b, device=device)
-    # the two start tokens once per passage (this fills the cross-attention cache), then n rows each
-    probs, cache = self._step(start, None, hidden, mask, keys, src, bias)
-    rows = torch.arange(b, device=device).repeat_interleave(n)
-    cache.batch_repeat_interleave(n)
-    probs = probs.repeat_interleave(n, 0)
-    alive = torch.arange(b * n, device=device)
-
-    def per_row(t):
-        return None if t is None else t[rows]
-
-    mask_r, keys_r, src_r, bias_r = (per_row(t) for t in (mask, keys, src, bias))
-    texts_ids: list[list[int]] = [[] for _ in range(b * n)]
-    seen: list[dict[int, set[int]]] = [{} for _ in range(b * n)]  # per row: previous piece -> next pieces
-    for step in range(settings.max_new_tokens):
-        if settings.no_repeat_bigrams and step:
-            for i, r in enumerate(alive.tolist()):
-                banned = seen[r].get(texts_ids[r][-1]) if texts_ids[r] else None
-                if banned:
-                    probs[i, list(banned)] = 0.0
-        if settings.do_sample:
-            if settings.top_k:
-                top, idx = probs.topk(min(settings.top_k, probs.shape[-1]), -1)
-                tok = idx.gather(1, torch.multinomial(top, 1))[:, 0]
-            else:
-                tok = torch.multinomial(probs, 1)[:, 0]
-        else:
-            tok = probs.argmax(-1)
-        done = tok == self.eos
-        for r, t in zip(alive.tolist(), tok.tolist()):
-            if t != self.eos:
-                if texts_ids[r]:
-                    seen[r].setdefault(texts_ids[r][-1], set()).add(t)
-                texts_ids[r].append(t)
-        keep = (~done).nonzero()[:, 0]
-        if len(keep) == 0 or step == settings.max_new_tokens - 1:
-            break
-        if len(keep) < len(alive):  # finished rows leave the batch
-            cache.batch_select_indices(keep)
-            alive, tok = alive[keep], tok[keep]
-            mask_r, keys_r, src_r, bias_r = (None if t is None else t[keep] for t in (mask_r, keys_r, src_r, bias_r))
-        probs, cache = self._step(tok[:, None], cache, hidden, mask_r, keys_r, src_r, bias_r)
-    return texts_ids
+from xaug.warm_reference import reference_decode_ids
 
 
 @pytest.fixture(scope="module")

@@ -8,53 +8,80 @@ import torch
 from xaug.device import resolve_device
 from xaug.encoding import DenseEncoder, EncoderSettings
 from xaug.errors import ConfigError
-from xaug.generation import SamplingSettings
+from xaug.decoding import SamplingSettings
 from xaug.models import load_backbone
 from xaug.params import Params
 
 GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_auto_picks_the_gpu_only_when_torch_sees_one(monkeypatch):
+@pytest.fixture
+def torch_determinism(monkeypatch):
+    """Starts the test with torch's default kernels and no cuBLAS workspace variable; restores both after."""
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # recorded, so the variable's own state comes back afterwards
+    mode = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.use_deterministic_algorithms(mode[0], warn_only=mode[1])
+    torch.backends.cudnn.benchmark = mode[2]
+
+
+def deterministic_mode():
+    """(deterministic algorithms on, warn only, the cuBLAS workspace variable)."""
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+
+
+def test_auto_picks_the_cpu_when_torch_sees_no_gpu(monkeypatch, torch_determinism):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_device("auto") == torch.device("cpu") == Params({}).device()
+    for name in ("auto", None, "", "cpu"):
+        assert resolve_device(name) == torch.device("cpu")
+    assert Params({}).device() == Params({"device": "auto"}).device() == torch.device("cpu")
+    assert deterministic_mode() == (False, False, None)  # the CPU's kernels are left as they are
+
+
+@pytest.mark.parametrize("name,expected", [("auto", "cuda"), ("cuda", "cuda"), ("cuda:1", "cuda:1")])
+def test_a_gpu_is_resolved_with_deterministic_kernels(monkeypatch, torch_determinism, name, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    set_up = []
-    monkeypatch.setattr("xaug.device.deterministic_cuda", lambda: set_up.append(True))
-    assert resolve_device("auto") == torch.device("cuda") == Params({"device": "auto"}).device()
-    assert set_up == [True, True]  # a GPU gets deterministic kernels (seeded runs reproduce there too)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device(name) == torch.device(expected) == Params({"device": name}).device()
+    # seeded runs reproduce on a GPU too: deterministic kernels (a warning where torch has none)
+    assert deterministic_mode() == (True, True, ":4096:8") and torch.backends.cudnn.benchmark is False
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-def test_deterministic_cuda_settings(monkeypatch):
-    from xaug.device import deterministic_cuda
-
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    calls = []
-    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, warn_only: calls.append((mode, warn_only)))
-    deterministic_cuda()
-    assert calls == [(True, True)] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-
-
 def test_unusable_devices_are_one_line_errors(monkeypatch):
+    def message(name):
+        with pytest.raises(ConfigError) as error:
+            resolve_device(name)
+        assert "\n" not in str(error.value)
+        return str(error.value)
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match="device: 'cuda' requested but torch .* sees no CUDA GPU"):
-        resolve_device("cuda")
-    for bad in ("gpu", "mps", "cuda:x"):
-        with pytest.raises(ConfigError, match="device: expected auto, cpu, cuda or cuda:N"):
-            resolve_device(bad)
+    assert message("cuda") == (f"device: 'cuda' requested but torch {torch.__version__} sees no CUDA GPU here; "
+                               "use auto or cpu")
+    for bad in ("gpu", "mps", "cuda:x", "cpu cuda"):
+        assert message(bad) == f"device: expected auto, cpu, cuda or cuda:N, got {bad!r}"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(ConfigError, match="only 1 GPU"):
-        resolve_device("cuda:3")
+    assert message("cuda:3") == "device: 'cuda:3' requested but only 1 GPU(s) are visible"
 
 
 def test_models_report_and_follow_their_device(tiny_warm):  # noqa: F811
     gen, passages, _ = tiny_warm
-    assert gen.to("cpu") is gen and gen.device == torch.device("cpu")
-    assert gen.decoder.config._attn_implementation == "eager"  # the faster kernel for CPU decoding
     encoder = DenseEncoder(gen.encoder, gen.tokenizer, EncoderSettings())
-    assert encoder.to("cpu") is encoder and encoder.device == torch.device("cpu")
+    assert gen.to("cpu") is gen and encoder.to(torch.device("cpu")) is encoder
+    assert gen.device == encoder.device == torch.device("cpu")
+    assert gen.decoder.config._attn_implementation == "eager"  # the faster kernel for CPU decoding
+    vectors = encoder.embed(passages[:2], "passage")  # batches move to the model's device
+    assert vectors.device == encoder.device and vectors.shape == (2, encoder.dim)
+    assert all(s.device.type == "cpu" for s in gen.encode_passages(passages[:2]))
+    modules = (gen.encoder, gen.decoder, gen.copy_head)
+    gen.to("meta")  # a device without data: every module follows, and the generator and encoder report it
+    assert gen.device == encoder.device == torch.device("meta")
+    assert {p.device for m in modules if m is not None for p in m.parameters()} == {torch.device("meta")}
 
 
 @GPU

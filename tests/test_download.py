@@ -1,5 +1,6 @@
 import hashlib
 import socket
+import zipfile
 
 import pytest
 
@@ -67,8 +68,6 @@ def test_shared_copy_is_recognised(tmp_path, shared_zip):
 def test_a_member_that_does_not_decompress_is_caught_at_download(tmp_path, mini_zip):
     """The central directory is intact (the archive opens and lists its files) but one member's
     compressed bytes are damaged: download rejects it, instead of prepare failing on zlib later."""
-    import zipfile
-
     data = bytearray(mini_zip.read_bytes())
     with zipfile.ZipFile(mini_zip) as zf:
         info = zf.infolist()[0]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from xaug.errors import ConfigError
-from xaug.fusion import FusionSettings, LanguageItems, augment, check_n_languages, check_weights, combine
+from xaug.fusion import FusionSettings, LanguageItems, augment, check_weights, combine
 from xaug.stats import cluster_means, cluster_test, holm
 
 P = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
@@ -46,13 +46,6 @@ def test_bad_fusion_settings(kwargs, match):
 def test_more_items_used_than_generated():
     with pytest.raises(ConfigError, match="n_queries_used: 3 > the 2 items"):
         augment(P, [A], FusionSettings(n_items_used=3))
-
-
-def test_n_languages_bounds():
-    assert check_n_languages(2, ["de", "zh"]) == 2
-    for bad in (3, -1, "2"):
-        with pytest.raises(ConfigError, match="n_languages: expected an integer from 0 to 2"):
-            check_n_languages(bad, ["de", "zh"])
 
 
 def test_fixed_weight_is_the_same_total_weight_at_every_k():

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from xaug.chunks import run_chunked
+from xaug.decoding import SamplingSettings, SourceBias, rare_pieces
 from xaug.errors import ConfigError
-from xaug.generation import (SamplingSettings, Seq2SeqGenerator, SourceBias, generate_for_corpus, make_prompt, rare_pieces,
-                              run_chunked)
 from xaug.genquality import chrf_against_real, duplicate_rate, in_script, round_trip
+from xaug.prompts import make_prompt
+from xaug.seq2seq import Seq2SeqGenerator, load_seq2seq
 from xaug.tokenization import train_unigram_tokenizer
+from xaug.xqg import CorpusGenerator, generate_for_corpus
 
 CORPUS = [
     {"id": "p1", "title": "Rhine", "text": "The Rhine flows through Basel and Cologne into the North Sea."},
@@ -85,8 +88,6 @@ def tiny_mt5(tmp_path_factory):
 
 
 def test_pretrained_seq2seq_generates_deterministically(tiny_mt5, tmp_path):
-    from xaug.seq2seq import load_seq2seq
-
     model, tokenizer = load_seq2seq(str(tiny_mt5))
     gen = Seq2SeqGenerator(model, tokenizer, max_source_length=64)
     settings = SamplingSettings(n_queries=3, top_k=10, max_new_tokens=8, batch_size=2, seed=5)
@@ -124,8 +125,6 @@ def test_copy_bias_favours_rare_source_pieces():
 
 
 def test_copy_bias_runs_through_a_pretrained_generator(tiny_mt5, tmp_path):
-    from xaug.seq2seq import load_seq2seq
-
     gen = Seq2SeqGenerator(*load_seq2seq(str(tiny_mt5)), max_source_length=64)
     settings = SamplingSettings(n_queries=2, max_new_tokens=6, seed=1, copy_bias=50.0, copy_max_df=0.5)
     rows, _ = generate_for_corpus(gen, CORPUS, "de", settings, tmp_path / "w", progress=False)
@@ -151,8 +150,6 @@ class _RecordingGenerator:
 
 
 def test_decode_batches_follow_a_token_budget_independent_of_the_chunk():
-    from xaug.generation import CorpusGenerator
-
     chunk = [{"id": f"p{i}", "text": " ".join(["w"] * n)} for i, n in enumerate([40, 30, 10, 10, 5, 5, 5, 5])]
     plain = _RecordingGenerator()
     CorpusGenerator(plain, "de", SamplingSettings(n_queries=1, batch_size=3))(chunk, 0)

@@ -1,16 +1,19 @@
 """The stage harness and the settings path: params read through one recording object, settings built by
 one from_params that names the full param path, outputs replaced as a whole, one-line errors."""
+import ast
 import errno
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, run_script
 from xaug import params as params_module
 from xaug.cli import run_stage
 from xaug.device import use_bf16
@@ -134,14 +137,24 @@ def test_a_full_disk_is_a_one_line_error(capsys):
     assert err == ["error: data/embeddings/passages.npy: No space left on device (no output was replaced)"]
 
 
-def test_every_stage_script_uses_the_harness_and_has_help():
+def test_every_stage_script_has_help():
     scripts = sorted((REPO / "stages").glob("*.py"))
-    for script in scripts:
-        text = script.read_text()
-        assert "run(main, __doc__" in text and "argparse" not in text and "load_params" not in text, script.name
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / "augment.py"), "--help"], capture_output=True,
-                          text=True)
-    assert proc.returncode == 0 and "--params" in proc.stdout and "augment:" in proc.stdout
+    assert len(scripts) > 10
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # up to 2.5 s each (the torch and transformers imports)
+        procs = pool.map(lambda script: subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                                                       text=True, timeout=120), scripts)
+    for script, proc in zip(scripts, procs):
+        first_line = ast.get_docstring(ast.parse(script.read_text())).splitlines()[0]
+        assert proc.returncode == 0 and proc.stdout.startswith(f"usage: {script.name}"), (script.name, proc.stderr)
+        assert first_line in proc.stdout.splitlines(), (script.name, first_line)
+
+
+def test_a_missing_input_stops_a_stage_with_one_line(tmp_path):
+    proc = run_script("index", "--params", str(REPO / "params.yaml"), "--embeddings", str(tmp_path / "none"),
+                      "--out", str(tmp_path / "index.faiss"), cwd=tmp_path, ok=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'none'}.npy: embeddings not found"]
+    assert sorted(tmp_path.iterdir()) == []
 
 
 def test_an_unknown_setting_stops_a_stage_with_its_full_path(tmp_path):

@@ -1,6 +1,8 @@
 """The language registry (xaug.languages) and the pipeline beyond MLQA's seven languages and English corpora."""
 import json
+import os
 import re
+import runpy
 import subprocess
 import sys
 
@@ -11,13 +13,15 @@ import yaml
 
 from conftest import REPO, archive_files, run_script, write_zip, xqg_params
 from xaug import languages as L
-from xaug.data import MlqaArchive, corpus_language, prepare, read_dataset, save_prepared
+from xaug.data import MlqaArchive, corpus_language
+from xaug.formats import read_dataset
+from xaug.preparation import prepare, save_prepared
 from xaug.languages import check_languages
 from xaug.errors import ConfigError
-from xaug.generation import language_name, make_prompt
+from xaug.prompts import language_name, make_prompt
 from xaug.genquality import in_script
 from xaug.io import read_jsonl
-from xaug.translation import language_code
+from xaug.translators import language_code
 
 MLQA = ["ar", "de", "en", "es", "hi", "vi", "zh"]
 XOR_TYDI = ["ar", "bn", "fi", "ja", "ko", "ru", "te"]
@@ -158,9 +162,6 @@ def _write_params(tmp_path, zip_path, model, **overrides):
 def _stage_here(name, *args, cwd):
     """A stage script run in this process (as ``python stages/<name>.py ARGS`` in ``cwd``): the per-language
     stages, without paying for a fresh interpreter and torch import each time."""
-    import os
-    import runpy
-
     script = str(REPO / "stages" / f"{name}.py")
     argv, here = sys.argv, os.getcwd()
     sys.argv = [script, *args]

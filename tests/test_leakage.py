@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from xaug.data import MlqaArchive, prepare, save_prepared
+from xaug.data import MlqaArchive
+from xaug.preparation import prepare, save_prepared
 from xaug.io import read_jsonl
 
 TINY_BERT = {"vocab_size": 4000, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -166,7 +167,7 @@ def test_tune_stage_reads_no_evaluation_question(tmp_path, prepared):
         if link["split"] == "eval":
             link["answers"] = {lang: [f"plimbo {i}"] for lang in link["answers"]}
     params = yaml.safe_load(_params(tmp_path).read_text())
-    params.update(languages=["de", "zh"], methods=["xqg"])
+    params.update(languages=["de", "zh"], n_languages=2, methods=["xqg"])
     params["xqg"]["n_queries"] = 2
     params["tune"]["n_queries_used"] = [1, 2]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

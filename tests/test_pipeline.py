@@ -1,4 +1,5 @@
-"""End to end: the real `dvc repro` in a temporary copy, on a subset of the shared dev archive, tiny models."""
+"""End to end: the real `dvc repro` in a temporary copy, on a subset of the shared dev archive, tiny models
+(marked slow), and value checks on its outputs (tested fast on hand-made and committed outputs)."""
 import json
 import os
 import shutil
@@ -6,14 +7,104 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ir_measures
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import REPO
+from xaug.formats import write_run, write_trec_qrels
+from xaug.metrics import ALL_MEASURES, RANK_MEASURES
 
-pytestmark = pytest.mark.slow
 COPY = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "xaug"]
+
+
+# Value checks on the pipeline's outputs (each tested on hand-made or committed outputs below).
+
+def check_summary(summary: dict, per_query: pd.DataFrame) -> None:
+    """One system's entry of metrics/retrieval*.json against its per-query CSV: each language's figures
+    are the mean of its queries' rows (rounded to 4 decimals there), ``avg`` the mean of the languages."""
+    languages = {**summary["by_lang"], **{k: v for k, v in summary.items() if k not in ("avg", "by_lang")}}
+    for lang, figures in languages.items():
+        rows = per_query[per_query["lang"] == lang]
+        assert figures["queries"] == len(rows) > 0, lang
+        for m in ALL_MEASURES:
+            assert abs(figures[m] - rows[m].mean()) <= 6e-5, (lang, m, figures[m], rows[m].mean())
+    for m in ALL_MEASURES:
+        mean = sum(summary["by_lang"][lang][m] for lang in summary["by_lang"]) / len(summary["by_lang"])
+        assert abs(summary["avg"][m] - mean) <= 1e-4, (m, summary["avg"][m], mean)
+
+
+def check_rank_measures(run_file: Path, qrels_file: Path, per_query: pd.DataFrame) -> None:
+    """The per-query CSV's rank measures equal ir-measures on the TREC run file, in its rank order (the
+    scores there are rounded), against the qrels; a query absent from the run scores 0."""
+    run = {}
+    for line in run_file.read_text().splitlines():
+        query, _, doc, rank, _, _ = line.split()
+        run.setdefault(query, {})[doc] = -float(rank)
+    qrels = {}
+    for qrel in ir_measures.read_trec_qrels(str(qrels_file)):
+        if qrel.query_id in per_query.index:
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+    assert set(qrels) == set(per_query.index) and set(run) <= set(qrels)
+    want = pd.DataFrame(0.0, index=per_query.index, columns=RANK_MEASURES)
+    for value in ir_measures.iter_calc([ir_measures.parse_measure(m) for m in RANK_MEASURES], qrels, run):
+        want.loc[value.query_id, str(value.measure)] = value.value
+    np.testing.assert_allclose(per_query[RANK_MEASURES].to_numpy(float), want.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def check_tuning(tuning: dict) -> None:
+    """Each choice of metrics/tuning.json is the best point of its own grid (ties: the smaller alpha, then
+    fewer queries), and its gain is over the baseline of the setting it was tuned in."""
+    measure = tuning["measure"]
+    for method, weights in tuning["choices"].items():
+        for weight, choice in weights.items():
+            best = max(choice["grid"], key=lambda g: (g[measure], -g["alpha"], -(g["n_queries_used"] or 0)))
+            assert {k: choice[k] for k in best} == best, (method, weight)
+            assert abs(choice["gain"] - (best[measure] - tuning["baseline"][choice["setting"]])) <= 2e-6
+
+
+def test_check_tuning_on_the_committed_choices():
+    tuning = json.loads((REPO / "metrics" / "tuning.json").read_text())
+    check_tuning(tuning)
+    choice = tuning["choices"]["xqg"]["fixed"]
+    for wrong in (sorted(choice["grid"], key=lambda g: g["nDCG@10"])[-2], {**choice["grid"][0], "nDCG@10": 0.0}):
+        choice.update(wrong)  # the runner-up, then a point that is not on the grid
+        with pytest.raises(AssertionError):
+            check_tuning(tuning)
+
+
+def test_check_summary_and_rank_measures_on_a_hand_made_run(tmp_path):
+    # q1-de ranks its passage p1 second, q2-de first; q3-zh retrieves nothing; q4-en ranks p2 first
+    write_run(tmp_path / "run.trec", {"q1-de": ["p2", "p1"], "q2-de": ["p3"], "q4-en": ["p2", "p1"]},
+              {"q1-de": [0.5, 0.5], "q2-de": [0.2], "q4-en": [0.9, 0.1]}, "test")
+    write_trec_qrels(tmp_path / "qrels.trec", [("q1-de", "p1", 1), ("q2-de", "p3", 1), ("q3-zh", "p1", 1),
+                                               ("q4-en", "p2", 1), ("q5-es", "p1", 1)])  # es: not scored
+    second = {"nDCG@10": 1 / np.log2(3), "RR@10": 0.5, "R@1": 0.0, "R@5": 1.0, "R@20": 1.0, "R@100": 1.0}
+    rows = {"q1-de": second, "q2-de": dict.fromkeys(RANK_MEASURES, 1.0), "q3-zh": dict.fromkeys(RANK_MEASURES, 0.0),
+            "q4-en": dict.fromkeys(RANK_MEASURES, 1.0)}
+    per_query = pd.DataFrame.from_dict(rows, orient="index").round(6)
+    per_query.insert(0, "lang", [q[-2:] for q in per_query.index])
+    per_query["R@2kt"], per_query["R@5kt"] = [1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 0.0, 1.0]
+    check_rank_measures(tmp_path / "run.trec", tmp_path / "qrels.trec", per_query)
+    summary = {"avg": {}, "by_lang": {"de": {"nDCG@10": 0.8155, "RR@10": 0.75, "R@1": 0.5, "R@5": 1.0, "R@20": 1.0,
+                                             "R@100": 1.0, "R@2kt": 0.5, "R@5kt": 1.0, "queries": 2},
+                                      "zh": {**dict.fromkeys(ALL_MEASURES, 0.0), "queries": 1}},
+               "en": {**dict.fromkeys(ALL_MEASURES, 1.0), "queries": 1}}
+    summary["avg"] = {"nDCG@10": 0.4077, "RR@10": 0.375, "R@1": 0.25, "R@5": 0.5, "R@20": 0.5, "R@100": 0.5,
+                      "R@2kt": 0.25, "R@5kt": 0.5}
+    check_summary(summary, per_query)
+    for wrong in ({**second, "R@1": 1.0}, dict.fromkeys(RANK_MEASURES, 1.0)):  # the latter: p1 first, a tie's other order
+        bad = per_query.copy()
+        bad.loc["q1-de", RANK_MEASURES] = [wrong[m] for m in RANK_MEASURES]
+        with pytest.raises(AssertionError):
+            check_rank_measures(tmp_path / "run.trec", tmp_path / "qrels.trec", bad)
+    for where, m, value in (("by_lang", "R@1", 0.25), ("avg", "R@5kt", 0.75), ("en", "queries", 2)):
+        bad = json.loads(json.dumps(summary))
+        (bad[where]["de"] if where == "by_lang" else bad[where])[m] = value
+        with pytest.raises(AssertionError):
+            check_summary(bad, per_query)
 
 
 def dvc(cwd, *args):
@@ -74,6 +165,7 @@ def stages_run(log: str) -> set[str]:
     return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
 
 
+@pytest.mark.slow
 def test_repro_writes_metrics_that_beat_random(pipeline):
     root, log = pipeline
     metrics = json.loads((root / "metrics" / "retrieval.json").read_text())["baseline"]
@@ -107,6 +199,20 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
         assert (root / "plots" / name).is_file(), name
 
 
+@pytest.mark.slow
+def test_reported_figures_recompute_from_the_runs(pipeline):
+    root, _ = pipeline
+    runs = root / "data" / "runs"
+    for metrics_file, suffix in (("retrieval.json", ""), ("retrieval_parallel.json", ".parallel")):
+        metrics = json.loads((root / "metrics" / metrics_file).read_text())
+        assert set(metrics) == {"baseline", "xqg", "translate", "parallel_contexts"}
+        for system, summary in metrics.items():
+            per_query = pd.read_csv(runs / f"{system}{suffix}.per_query.csv", index_col="query_id")
+            check_summary(summary, per_query)
+            check_rank_measures(runs / f"{system}{suffix}.trec", root / "data" / "mlqa" / "qrels.eval.trec", per_query)
+    check_tuning(json.loads((root / "metrics" / "tuning.json").read_text()))
+
+
 def _covers(declared: str, read: str) -> bool:
     return read == declared or read.startswith(declared + ".")
 
@@ -118,6 +224,7 @@ READ_ELSEWHERE = {
 }
 
 
+@pytest.mark.slow
 def test_each_stage_reads_exactly_the_params_dvc_yaml_declares(pipeline):
     """The DVC contract for params: what a stage reads (recorded by xaug.params while `dvc repro` ran it)
     is declared under its `params:` (foreach stages: with ${item} resolved), and every declared param is
@@ -144,6 +251,7 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_declares(pipeline):
     assert not problems, "; ".join(problems)
 
 
+@pytest.mark.slow
 def test_second_repro_does_nothing(pipeline):
     root, _ = pipeline
     again = dvc(root, "repro")  # in any order with the tests that change the workspace (they restore it)
@@ -161,6 +269,7 @@ def workspace(pipeline):
     dvc(root, "checkout", "--force")
 
 
+@pytest.mark.slow
 def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(workspace):
     root = workspace
     out = dvc(root, "exp", "run", "-S", "n_languages=1")
@@ -175,6 +284,7 @@ def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(workspac
     assert "n_languages" in shown.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_adding_a_language_generates_only_for_it(workspace):
     root = workspace
     set_params(root / "params.yaml", languages=["de", "zh", "es"], n_languages=2)
@@ -185,6 +295,7 @@ def test_adding_a_language_generates_only_for_it(workspace):
                       "translate_passages@de", "encode_parallel_contexts@zh", "train_xdr", "encode", "prepare"}, ran
 
 
+@pytest.mark.slow
 def test_stage_error_is_one_line(pipeline, tmp_path):
     root, _ = pipeline
     params = tmp_path / "params.yaml"

@@ -100,9 +100,11 @@ def test_measures_equal_ir_measures_and_answer_recall(seed):
 
 
 def test_default_measures_are_all_measures():
-    tokens, scores, relevant, answers = make_case(3, n_queries=5, n_passages=40, depth=10)
-    scorer = RankScorer(relevant, [len(t) for t in tokens], answer_ends(tokens, answers), 10)
-    assert list(scorer.score(scores)) == ALL_MEASURES
+    tokens, scores, relevant, answers = make_case(3, n_queries=20)
+    scorer = RankScorer(relevant, [len(t) for t in tokens], answer_ends(tokens, answers), 100)
+    got = scorer.score(scores)
+    assert list(got) == ALL_MEASURES
+    assert_measures_equal(got, reference(brute_top(scores, 100), scores, relevant, tokens, answers, TOKEN_BUDGETS))
 
 
 def test_parallel_mask_filters_the_ranking():
@@ -159,5 +161,12 @@ def test_from_evaluator_uses_its_fields():
     np.testing.assert_array_equal(scorer.ends, [[3, NO_ANSWER, NO_ANSWER], [2, 2, NO_ANSWER]])
     np.testing.assert_array_equal(scorer.allowed, [[True, True, False], [True, True, True]])
     assert scorer.depth == 2
-    np.testing.assert_array_equal(scorer.top(np.array([[1, 2, 3], [1, 2, 3]], dtype=np.float32)),
-                                  [[1, 0], [2, 1]])
+    scores = np.array([[1, 2, 3], [1, 2, 3]], dtype=np.float32)
+    np.testing.assert_array_equal(scorer.top(scores), [[1, 0], [2, 1]])  # q-de may not rank p1
+    # q-de: p2 (relevant) at rank 2, its answer "b a" ends at token 2 + 3; q-en: "b" ends at token 0 + 2 of p0
+    want = {"nDCG@10": [1 / np.log2(3), 0], "RR@10": [0.5, 0], "R@1": [0, 0], "R@5": [1, 0], "R@20": [1, 0],
+            "R@100": [1, 0], "R@2kt": [1, 1], "R@5kt": [1, 1]}
+    assert_measures_equal(scorer.score(scores), {m: np.array(v, dtype=float) for m, v in want.items()})
+    assert_measures_equal(RankScorer(scorer.relevant, scorer.lengths, scorer.ends, 2, scorer.allowed,
+                                     {"R@4t": 4, "R@5t": 5}).score(scores),
+                          {**{m: want[m] for m in RANK_MEASURES}, "R@4t": [0, 1], "R@5t": [1, 1]})

@@ -6,17 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xaug.data import MlqaArchive, prepare, save_prepared
+from xaug.data import MlqaArchive
+from xaug.preparation import prepare, save_prepared
 from xaug.errors import ConfigError
 from xaug.evaluation import Evaluator
 from xaug.fusion import FusionSettings, LanguageItems, combine
-from xaug.io import save_matrix
 from xaug.methods import MethodItems, fusion_settings, load_method
 from xaug.metrics import ALL_MEASURES
-from xaug.plots import plot_cost, plot_scaling, plot_transfer, plot_weight_modes, write_plot_tables
-from xaug.scaling import (KResult, Projection, QuerySet, Sweep, centroid_items, contrast_table, run_setting,
-                          shuffled_items, subset_plan, sweep)
-from xaug.search import FaissSearcher, write_ids
+from xaug.controls import centroid_items, shuffled_items
+from xaug.queryset import QuerySet
+from xaug.scaling import run_setting, write_scaling_outputs
+from xaug.sweep import KResult, Projection, ScalingSettings, Sweep, subset_plan, sweep
+from xaug.tables import comparison_report, contrast_table
+from xaug.formats import write_embeddings
+from xaug.search import FaissSearcher
 
 LANGS = ["de", "zh"]
 
@@ -32,8 +35,7 @@ def world(tmp_path, mini_zip):
     pivot = {l["qid"]: l["contexts"]["en"] for l in data.links}
     queries = [q for q in data.queries if q["split"] == "eval"]
     qvec = np.stack([passages[pids.index(pivot[q["qid"]])] + 3.0 * rng.standard_normal(16) for q in queries])
-    save_matrix(tmp_path / "q.npy", qvec.astype(np.float32))
-    write_ids(tmp_path / "q.ids.txt", [q["id"] for q in queries])
+    write_embeddings(tmp_path / "q", qvec.astype(np.float32), [q["id"] for q in queries])
     # "generated" de items: the de eval questions themselves, so augmenting with de helps de queries
     items = np.zeros((len(pids), 1, 16), dtype=np.float16)
     counts = np.zeros(len(pids), dtype=int)
@@ -58,6 +60,19 @@ def test_subset_plan():
     for bad in ("some", "random:0", "random:x", 3):
         with pytest.raises(ConfigError, match="scaling.subsets"):
             subset_plan(3, bad)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"subsets": "some"}, "scaling.subsets: expected all, first or random:R"),
+    ({"weights": ["fixed", "fixed"]}, "scaling.weights: expected a list of distinct weight modes"),
+    ({"permutations": -1}, r"scaling.permutations: expected an integer >= 0, got -1"),
+    ({"resamples": 0}, r"scaling.resamples: expected a positive integer, got 0"),
+    ({"workers": True}, r"scaling.workers: expected a positive integer, got True"),
+])
+def test_scaling_settings_name_the_parameter(kwargs, message):
+    with pytest.raises(ConfigError, match="^" + message):
+        ScalingSettings(**kwargs)
+    assert ScalingSettings(permutations=0).weights == ["fixed", "per_item"]
 
 
 def test_sweep_averages_each_query_over_the_subsets_that_hold_its_language(world):
@@ -152,13 +167,15 @@ def test_run_setting_tables_transfer_and_plots(world):
     assert t["languages"] == LANGS and len(t["gain"]) == 2 and len(t["gain"][0]) == 2
     assert {"diagonal", "off_diagonal", "diagonal_minus_off_diagonal"} <= set(t)
     json.dumps(transfer)  # serialisable as metrics/transfer.json
-    plot_scaling(gains, tmp / "s.png", "fixed")
-    plot_weight_modes(gains, tmp / "w.png")
-    plot_cost(gains, tmp / "c.png", "fixed")
-    plot_transfer({"global": transfer}, tmp / "t.png")
-    write_plot_tables(gains, tmp / "tables", "fixed")
-    for name in ("s.png", "w.png", "c.png", "t.png", "tables/xqg.csv", "tables/xqg-shuffled.csv"):
-        assert (tmp / name).stat().st_size > 500, name
+    report = comparison_report(contrasts)
+    entry = report["global"]["xqg - xqg-shuffled"]["1"]["all"]
+    assert {"delta_nDCG@10", "p_holm_nDCG@10", "p_perm_nDCG@10", "queries", "clusters"} <= set(entry)
+    write_scaling_outputs(gains, contrasts, {"global": transfer}, ["fixed", "per_item"], tmp / "plots",
+                          tmp / "comparison.json", tmp / "transfer.json")
+    assert json.loads((tmp / "comparison.json").read_text()) == json.loads(json.dumps(report))
+    for name in ("scaling.png", "weight_modes.png", "cost.png", "transfer.png", "scaling/xqg.csv",
+                 "scaling/xqg-shuffled.csv", "scaling.csv", "contrasts.csv"):
+        assert (tmp / "plots" / name).stat().st_size > 500, name
 
 
 def test_method_inputs_are_checked(tmp_path):
@@ -172,8 +189,10 @@ def test_method_inputs_are_checked(tmp_path):
         fusion_settings({"augment": {}}, "translate")
     with pytest.raises(ConfigError, match=r"augment.xqg.alpha: auto needs the tune stage"):
         fusion_settings({"augment": {"xqg": {"alpha": "auto", "n_queries_used": 2}}}, "xqg")
-    with pytest.raises(ConfigError, match=r"augment.xqg: unknown key\(s\) \['pool'\]"):
+    with pytest.raises(ConfigError, match=r"^augment.xqg.pool: unknown setting"):
         fusion_settings({"augment": {"xqg": {"alpha": 0.1, "pool": "sum"}}}, "xqg")
+    with pytest.raises(ConfigError, match=r"^augment.translate.n_queries_used: unknown setting"):
+        fusion_settings({"augment": {"translate": {"alpha": 0.1, "n_queries_used": 2}}}, "translate")
     tuning = {"choices": {"xqg": {"fixed": {"alpha": 0.05, "n_queries_used": 3},
                                   "per_item": {"alpha": 0.01, "n_queries_used": 1}}}}
     auto = fusion_settings({"augment": {"xqg": {"alpha": "auto", "n_queries_used": "auto"}}}, "xqg", tuning)
@@ -203,3 +222,31 @@ def test_contrast_pairs_the_same_queries_and_averages_per_question():
     assert allq["delta_nDCG@10"] == pytest.approx((0.2 / 3 + 0.2 - 0.1) / 3)
     same = frame[frame["group"] == "same-language"].iloc[0]
     assert same["queries"] == 1 and same["delta_nDCG@10"] == pytest.approx(1.0)
+
+
+def test_settings_groups_name_the_parameter():
+    from xaug.evaluation import EvaluateSettings, default_systems, metrics_path
+    from xaug.params import Params, from_params
+    from xaug.search import IndexSettings
+    from xaug.tuning import TuneSettings
+
+    p = Params({"tune": {"alphas": [0.1], "n_queries_used": [1, 4], "measure": "nDCG@10"},
+                "evaluate": {"depth": 0, "settings": ["global"]}, "index": {"factory": "Flat", "nprobe": 2},
+                "augment": {"xqg": {"alpha": "auto", "n_queries_used": 0}}})
+    with pytest.raises(ConfigError, match=r"^tune.n_queries_used: expected an integer in \[1, 3\]"):
+        from_params(TuneSettings, p.get_path("tune")).check_generated(3)
+    for kwargs, message in (({"alphas": [0]}, "tune.alphas"), ({"measure": "MAP"}, "tune.measure"),
+                            ({"n_queries_used": 2}, "tune.n_queries_used")):
+        with pytest.raises(ConfigError, match="^" + message):
+            TuneSettings(**kwargs)
+    with pytest.raises(ConfigError, match=r"^evaluate.depth: expected a positive integer, got 0"):
+        from_params(EvaluateSettings, p.get_path("evaluate"))
+    with pytest.raises(ConfigError, match=r"^evaluate.settings: unknown corpus setting 'local'"):
+        EvaluateSettings(settings=["local"])
+    with pytest.raises(ConfigError, match=r"^index.nprobe: unknown setting"):
+        from_params(IndexSettings, p.get_path("index"))
+    with pytest.raises(ConfigError, match=r"^augment.xqg.n_queries_used: expected a positive integer, got 0"):
+        fusion_settings(p, "xqg")
+    assert default_systems("idx", ["xqg"]) == ["baseline=idx/baseline.faiss", "xqg=idx/xqg.faiss"]
+    assert str(metrics_path("m/retrieval.json", "parallel")) == "m/retrieval_parallel.json"
+    assert str(metrics_path("m/retrieval.json", "global")) == "m/retrieval.json"

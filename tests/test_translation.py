@@ -2,16 +2,26 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import REPO, TINY_BERT, archive_files, run_script, write_zip
-from xaug.data import MlqaArchive, parallel_contexts, parallel_passages, prepare
+from xaug.data import MlqaArchive
+from xaug.parallel import parallel_contexts, parallel_passages
+from xaug.preparation import Prepared, prepare, save_prepared
 from xaug.errors import ConfigError
+from xaug.evaluation import Evaluator
+from xaug.formats import write_embeddings
 from xaug.io import read_jsonl
 from xaug.parallel_text import (answer_sentence, join_sentences, parallel_pairs, source_sentences, split_sentences,
                                 training_examples)
-from xaug.translation import HFTranslator, TranslateSettings, language_code, translate_corpus
+from xaug.ranking import RankScorer
+from xaug.search import FaissSearcher
+from xaug.decoding import TranslateSettings
+from xaug.translation import CorpusTranslator, translate_corpus
+from xaug.translators import HFTranslator, language_code
+
 
 def test_sentences_split_and_join():
     text = "Paris is big. It has 2 million people! Is it old? Yes"
@@ -71,10 +81,42 @@ def test_parallel_pairs_hold_questions_and_answer_sentences(mini):
     assert answer_sentence("No match.", ["zzz"]) is None
 
 
-def test_parallel_setting_searches_only_paragraphs_with_a_parallel(tmp_path, mini):
-    links = [{"qid": "q1", "contexts": {"en": "e1", "de": "d1"}}, {"qid": "q2", "contexts": {"en": "e2", "zh": "z2"}},
-             {"qid": "q3", "contexts": {"en": "e3", "de": "d3", "zh": "z3"}}]
-    assert parallel_passages(links) == {"de": {"e1", "e3"}, "zh": {"e2", "e3"}}
+def test_parallel_setting_searches_only_paragraphs_with_a_parallel(tmp_path):
+    # five English paragraphs; e1 has a German and a Chinese parallel, e2 and e5 a German one, e3 a Chinese one,
+    # e4 none: German queries may rank e1, e2, e5; Chinese ones e1, e3; English ones everything
+    parallels = {"e1": ["de", "zh"], "e2": ["de"], "e3": ["zh"], "e4": [], "e5": ["de"]}
+    allowed = {"de": ["e1", "e2", "e5"], "zh": ["e1", "e3"], "en": list(parallels)}
+    contexts = [{"id": f"{lang[0]}{p[1]}", "lang": lang, "title": p, "text": f"{lang} {p}", "article": p, "split": "eval"}
+                for p, langs in parallels.items() for lang in ["en", *langs]]
+    links = [{"qid": f"q{p[1]}", "split": "eval", "article": p, "answers": {"en": [p]},
+              "contexts": {lang: f"{lang[0]}{p[1]}" for lang in ["en", *langs]}} for p, langs in parallels.items()]
+    queries = [{"id": f"q{p[1]}-{lang}", "qid": f"q{p[1]}", "lang": lang, "text": f"{lang} {p}?", "split": "eval"}
+               for p in parallels for lang in ("de", "en", "zh")]
+    save_prepared(Prepared(contexts, queries, links, {"languages": ["de", "en", "zh"]}), tmp_path / "mlqa")
+    assert parallel_passages(links) == {lang: set(ids) for lang, ids in allowed.items() if lang != "en"}
+    rng = np.random.default_rng(0)
+    passages, vectors = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((15, 4)).astype(np.float32)
+    write_embeddings(tmp_path / "queries", vectors, [q["id"] for q in queries])
+    searcher = FaissSearcher.build(passages, list(parallels))
+    scores = {q["id"]: dict(zip(parallels, row)) for q, row in zip(queries, vectors @ passages.T)}
+
+    def brute_force(setting):  # every query's top 3 among the passages it may rank, by score
+        out = {}
+        for q in queries:
+            ids = allowed[q["lang"]] if setting == "parallel" else list(parallels)
+            out[q["id"]] = sorted(ids, key=lambda p: -scores[q["id"]][p])[:3]
+        return out
+
+    for setting in ("global", "parallel"):
+        evaluator = Evaluator(tmp_path / "mlqa", tmp_path / "queries", ["de", "zh"], depth=3, setting=setting)
+        ranking, score_lists = evaluator.search(searcher)
+        assert ranking == brute_force(setting), setting
+        for q, ranked in ranking.items():
+            np.testing.assert_allclose(score_lists[q], [scores[q][p] for p in ranked], rtol=1e-5)
+        top = RankScorer.from_evaluator(evaluator, searcher.ids).top(vectors @ passages.T)  # the scaling stage's way
+        assert {q: [searcher.ids[i] for i in row if i >= 0] for q, row in zip(evaluator.query_ids, top)} == ranking
+    assert ranking["q1-zh"] in (["e1", "e3"], ["e3", "e1"])  # fewer allowed passages than the depth
+    assert brute_force("global") != brute_force("parallel")
 
 
 class _Echo:
@@ -187,8 +229,6 @@ def test_hf_translator_rejects_a_language_without_code(tiny_m2m100):
 
 
 def test_translation_batches_follow_a_token_budget():
-    from xaug.translation import CorpusTranslator
-
     class Recording:
         def __init__(self):
             self.batches = []

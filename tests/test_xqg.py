@@ -7,12 +7,13 @@ import torch
 
 from conftest import TINY_BERT, run_script, xqg_params
 from xaug.errors import ConfigError
-from xaug.generation import SamplingSettings
+from xaug.decoding import SamplingSettings
 from xaug.io import read_jsonl
 from xaug.models import load_backbone
 from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
 from xaug.warm_training import train_warm, training_schedule
-from xaug.xqg import load_generator, training_examples
+from xaug.generators import load_generator
+from xaug.xqg_training import training_examples
 
 def test_training_examples_cover_every_context_language(mini):
     all_x = training_examples(mini.contexts, mini.queries, mini.links, "all")

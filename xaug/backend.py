@@ -1,6 +1,6 @@
 """Where per-chunk work runs: in this process (``local``) or on Ray actors (``ray``), whatever the work is.
 
-The chunked runners (``xaug.generation.run_chunked``: query generation, passage translation) split a
+The chunked runner (``xaug.chunks.run_chunked``: query generation, passage translation) split a
 corpus into length-sorted chunks and keep one file per finished chunk; this module only decides who
 computes a chunk. A *job* is a picklable recipe (paths and settings, no loaded model) whose ``load()``
 returns the per-chunk function ``fn(chunk, index) -> rows``; that function may also offer
@@ -32,7 +32,11 @@ import time
 from dataclasses import dataclass, is_dataclass, replace
 from typing import Iterable, Iterator
 
+import torch
+
+from .device import cpuinfo
 from .errors import ConfigError
+from .params import check_int
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "ray")
@@ -50,8 +54,7 @@ class BackendSettings:
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ConfigError(f"{self.group}.backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if isinstance(self.ray_workers, bool) or not isinstance(self.ray_workers, int) or self.ray_workers <= 0:
-            raise ConfigError(f"{self.group}.ray_workers: expected a positive integer, got {self.ray_workers!r}")
+        check_int(self.ray_workers, f"{self.group}.ray_workers")
         if self.ray_address is None:
             self.ray_address = ""
         if not isinstance(self.ray_address, str):
@@ -67,16 +70,10 @@ class BackendSettings:
 def device_name(device=None) -> str:
     """What a device is called: the GPU's name (``torch.cuda.get_device_name``) or the CPU's model."""
     if device is not None and str(device).startswith("cuda"):
-        import torch
-
         return torch.cuda.get_device_name(torch.device(device))
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    for line in cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "cpu"
 
 
@@ -137,7 +134,7 @@ class RayPool:
     """``settings.ray_workers`` actors, each holding the loaded job."""
 
     def __init__(self, job, settings: BackendSettings):
-        import ray
+        import ray  # ray: optional, only this backend needs it
         from ray.util import ActorPool
 
         self.ray, self.started = ray, False
@@ -172,10 +169,8 @@ class RayPool:
         ray = self.ray
         kwargs = dict(include_dashboard=False, logging_level=logging.WARNING,
                       runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
-        if settings.ray_address:  # an existing cluster: ship this checkout's xaug with the job
-            import xaug
-
-            kwargs["runtime_env"]["py_modules"] = [os.path.dirname(xaug.__file__)]
+        if settings.ray_address:  # an existing cluster: ship this checkout's xaug (this module's folder) with the job
+            kwargs["runtime_env"]["py_modules"] = [os.path.dirname(os.path.abspath(__file__))]
             kwargs.pop("include_dashboard")
             try:
                 ray.init(address=settings.ray_address, **kwargs)

@@ -11,6 +11,7 @@ import sys
 import time
 
 from .errors import ConfigError
+from .params import check_int, load_params
 
 
 def setup(threads: int | None = None) -> logging.Logger:
@@ -20,7 +21,7 @@ def setup(threads: int | None = None) -> logging.Logger:
     # the hub client logs every retry; a failed load is reported once, as a one-line error
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if threads:
-        import torch
+        import torch  # heavy (seconds): only the stages that set torch threads load it here
 
         torch.set_num_threads(int(threads))
     return logging.getLogger("xaug")
@@ -38,6 +39,16 @@ def reexec_with_malloc_settings() -> None:
     if os.environ.get("XAUG_MALLOC_SET") != "1":
         os.environ.update(MALLOC_ENV, XAUG_MALLOC_SET="1")
         os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+BLAS_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread() -> None:
+    """One BLAS thread per process unless the environment says otherwise (for stages that run their own worker
+    processes); BLAS reads it when numpy loads, so call it before importing numpy."""
+    for var in BLAS_THREAD_ENV:
+        os.environ.setdefault(var, "1")
 
 
 def run_stage(main) -> None:
@@ -71,12 +82,10 @@ def run(main, doc: str | None, arguments=None, *, threads: str | None = None, pa
     args = ap.parse_args()
 
     def body():
-        from .params import load_params
-
         p = load_params(args.params) if params else None
         n_threads = p.get_path(threads, None) if threads else None
-        if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads <= 0):
-            raise ConfigError(f"{threads}: expected a positive integer, got {n_threads!r}")
+        if n_threads is not None:
+            check_int(n_threads, threads)
         main(args, p, setup(n_threads))
 
     run_stage(body)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .io import atomic_path
+from .params import check_int
 
 XQG_FORMULA = "passages * k * n_queries * tokens_per_query / generated_tokens_per_s / 3600"
 TRANSLATE_FORMULA = ("passages * k * tokens_per_passage / translated_tokens_per_s / 3600, "
@@ -46,9 +48,7 @@ class CostSettings:
 
     def __post_init__(self):
         for name in ("passages", "languages", "n_queries"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"cost.{name}: expected a positive integer, got {value!r}")
+            check_int(getattr(self, name), f"cost.{name}")
         if isinstance(self.passage_words, bool) or not isinstance(self.passage_words, (int, float)) \
                 or self.passage_words < 0:
             raise ConfigError(f"cost.passage_words: expected a number >= 0 (0 = the corpus's mean), "
@@ -80,7 +80,7 @@ def _device(stats: list[dict]) -> str:
 
 def translated_words(stats: dict, corpus_words: int) -> tuple[float, str]:
     """Source words of the sentences a translate stats file covers: its ``source_words``, or for a file
-    without them (older runs) the sentence share of the corpus's words (translated sentences / all
+    without them the sentence share of the corpus's words (translated sentences / all
     sentences * the corpus's words: the proxy of its ``estimated_full_seconds``)."""
     if stats.get("source_words"):
         return float(stats["source_words"]), "counted"
@@ -200,12 +200,10 @@ def rounded(report: dict, digits: int = 4) -> dict:
 
 def plot(report: dict, path) -> None:
     """Hours vs k, one line per method, log y axis, the device in the title."""
-    import matplotlib
+    import matplotlib  # heavy (a second to import): only the stage that draws loads it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .io import atomic_path
 
     rows = report["by_k"]
     ks = [r["k"] for r in rows]

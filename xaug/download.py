@@ -13,15 +13,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .data import MlqaArchive
+from .data_settings import is_url
 from .errors import ConfigError
-from .io import atomic_path, write_json
+from .formats import write_source
+from .io import atomic_path
 
 OFFICIAL_URL = "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip"
 LOCAL_HINT = "set data.source to a local copy, e.g. `dvc exp run -S data.source=../shared/data/MLQA_V1_dev.zip`"
-
-
-def is_url(source: str) -> bool:
-    return source.split("://", 1)[0] in ("http", "https", "ftp", "file") and "://" in source
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -122,5 +120,5 @@ def fetch_archive(source: str, out_dir: str | os.PathLike, expected_size: int | 
         "splits": archive.splits(),
         "languages": {split: archive.languages(split) for split in archive.splits()},
     }
-    write_json(out_dir / "source.json", provenance)
+    write_source(out_dir, provenance)
     return provenance

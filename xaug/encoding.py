@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -11,8 +12,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .device import bf16_autocast, device_of
+from .device import bf16_autocast, device_of, use_bf16
 from .errors import ConfigError
+from .formats import write_embeddings
+from .io import atomic_dir, read_jsonl, write_json
+from .params import check_int
 
 log = logging.getLogger(__name__)
 SETTINGS_FILE = "xaug_encoder.json"
@@ -33,9 +37,7 @@ class EncoderSettings:
         if self.pooling not in ("mean", "cls"):
             raise ConfigError(f"xdr.pooling: expected 'mean' or 'cls', got {self.pooling!r}")
         for name in ("max_query_length", "max_passage_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"xdr.{name}: expected a positive integer, got {value!r}")
+            check_int(getattr(self, name), f"xdr.{name}")
 
 
 @dataclass
@@ -47,10 +49,8 @@ class EncodeSettings:
     bf16: bool | str = "auto"  # bfloat16 autocast: true | false | auto (xaug.device.use_bf16)
 
     def __post_init__(self):
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise ConfigError(f"batch_size: expected a positive integer, got {self.batch_size!r}")
-        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 0:
-            raise ConfigError(f"max_tokens: expected an integer >= 0 (0 = no cap), got {self.max_tokens!r}")
+        check_int(self.batch_size, "batch_size")
+        check_int(self.max_tokens, "max_tokens", minimum=0, note="0 = no cap")
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"bf16: expected true, false or auto, got {self.bf16!r}")
 
@@ -122,10 +122,8 @@ class DenseEncoder:
     def encode(self, texts: Sequence[str], kind: str, batch_size: int = 32, bf16: bool = False,
                progress: bool = True, desc: str | None = None, max_tokens: int = 0) -> tuple[np.ndarray, int]:
         """(float32 embeddings in input order, tokens processed); batches sorted by length (`length_batches`)."""
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ConfigError(f"encode.batch_size: expected a positive integer, got {batch_size!r}")
-        if not isinstance(max_tokens, int) or max_tokens < 0:
-            raise ConfigError(f"encode.max_tokens: expected a non-negative integer, got {max_tokens!r}")
+        check_int(batch_size, "encode.batch_size")
+        check_int(max_tokens, "encode.max_tokens", minimum=0, note="0 = no cap")
         self.model.eval()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -151,7 +149,7 @@ class DenseEncoder:
 
     @classmethod
     def load(cls, path) -> "DenseEncoder":
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer  # heavy: loaded only when an encoder is loaded
 
         path = Path(path)
         if not (path / SETTINGS_FILE).is_file():
@@ -163,3 +161,29 @@ class DenseEncoder:
             model = AutoModel.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(model.eval(), tokenizer, settings)
+
+
+def encode_prepared(encoder: DenseEncoder, data_dir, out_dir, settings: EncodeSettings) -> dict:
+    """Embed a prepared folder's corpus passages, evaluation queries and tuning queries into ``out_dir``
+    (replaced as a whole): ``passages``, ``queries``, ``tune_queries`` embeddings and ``stats.json``
+    (per set: count, tokens, seconds, tokens/s; and the bf16 choice ``auto`` made). Returns the stats."""
+    data_dir = Path(data_dir)
+    corpus = read_jsonl(data_dir / "corpus.jsonl")
+    all_queries = read_jsonl(data_dir / "queries.jsonl")
+    queries = [q for q in all_queries if q["split"] == "eval"]
+    tune_queries = [q for q in all_queries if q["split"] == "tune"]
+    with atomic_dir(out_dir) as out:  # the folder is replaced as a whole
+        stats = {"bf16": use_bf16(settings.bf16, encoder.device, "encode.bf16")}  # the choice `auto` made here
+        for kind, name, rows in (("passage", "passages", corpus), ("query", "queries", queries),
+                                 ("query", "tune_queries", tune_queries)):
+            started = time.perf_counter()
+            vectors, tokens = encoder.encode([r["text"] for r in rows], kind, batch_size=settings.batch_size,
+                                             bf16=stats["bf16"], max_tokens=settings.max_tokens, desc=f"encode {name}")
+            seconds = time.perf_counter() - started
+            write_embeddings(out / name, vectors, [r["id"] for r in rows])
+            stats[name] = {"count": len(rows), "tokens": tokens, "seconds": round(seconds, 2),
+                           "tokens_per_s": round(tokens / max(seconds, 1e-9))}
+            log.info("%d %s, %d tokens in %.1fs (%.0f tokens/s)", len(rows), name, tokens, seconds,
+                     tokens / max(seconds, 1e-9))
+        write_json(out / "stats.json", stats)
+    return stats

@@ -1,17 +1,19 @@
 """Scoring a set of passage vectors against the evaluation (or tuning) queries (shared by evaluate and scaling)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .data import parallel_passages, read_dataset, read_trec_qrels
-from .languages import check_languages
 from .errors import ConfigError
+from .formats import read_dataset, read_embeddings, read_trec_qrels, write_run, write_table
 from .io import read_jsonl
+from .languages import check_languages
 from .metrics import evaluate_run, recall_tokens, summarise
-from .formats import read_embeddings
+from .parallel import parallel_passages
+from .params import check_int
 from .search import FaissSearcher
 
 
@@ -23,6 +25,57 @@ def check_setting(setting: str) -> str:
     if setting not in SETTINGS:
         raise ConfigError(f"evaluate.settings: unknown corpus setting {setting!r} (expected one of {list(SETTINGS)})")
     return setting
+
+
+@dataclass
+class EvaluateSettings:
+    """The ``evaluate`` params group: the ranking depth, and the corpus settings every system is scored in."""
+
+    depth: int = 100
+    settings: list[str] = field(default_factory=lambda: ["global"])
+
+    def __post_init__(self):
+        check_int(self.depth, "evaluate.depth")
+        if not isinstance(self.settings, list) or not self.settings:
+            raise ConfigError(f"evaluate.settings: expected a non-empty list of corpus settings among "
+                              f"{list(SETTINGS)}, got {self.settings!r}")
+        for setting in self.settings:
+            check_setting(setting)
+
+
+def default_systems(index_dir, methods: list[str]) -> list[str]:
+    """``NAME=INDEX`` of the baseline and every method, from ``index_dir/<name>.faiss``."""
+    return [f"{name}={Path(index_dir) / name}.faiss" for name in ["baseline", *methods]]
+
+
+def load_systems(specs: list[str], search_params: str = "") -> dict[str, FaissSearcher]:
+    """System name -> its searcher, from ``NAME=INDEX`` specs (in order; a repeated name: the last index)."""
+    searchers = {}
+    for spec in specs:
+        name, _, index = spec.partition("=")
+        searchers[name] = FaissSearcher.load(index, search_params)
+    return searchers
+
+
+def metrics_path(out, setting: str) -> Path:
+    """Where a corpus setting's summary goes: ``out`` for global, ``<stem>_<setting><suffix>`` beside it otherwise."""
+    out = Path(out)
+    return out if setting == "global" else out.with_name(f"{out.stem}_{setting}{out.suffix}")
+
+
+def evaluate_systems(evaluator: "Evaluator", searchers: dict[str, FaissSearcher], runs) -> dict[str, dict]:
+    """Search and score every system in ``evaluator``'s corpus setting: per system a TREC run and the per-query
+    measures (CSV) in ``runs`` (``<name>[.<setting>].trec`` / ``.per_query.csv``); returns name -> summary."""
+    suffix = "" if evaluator.setting == "global" else f".{evaluator.setting}"
+    runs = Path(runs)
+    metrics = {}
+    for name, searcher in searchers.items():
+        ranking, scores = evaluator.search(searcher)
+        per_query = evaluator.per_query(ranking, scores)
+        metrics[name] = evaluator.summary(per_query)
+        write_run(runs / f"{name}{suffix}.trec", ranking, scores, name)
+        write_table(runs / f"{name}{suffix}.per_query.csv", evaluator.frame(per_query))
+    return metrics
 
 
 class Evaluator:

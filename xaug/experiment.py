@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .languages import check_languages
-from .evaluation import Evaluator
+from .evaluation import EvaluateSettings, Evaluator
 from .formats import read_embeddings
-from .fusion import check_weights
 from .methods import MethodItems, check_methods, load_method
-from .params import positive_int
-from .scaling import QuerySet
+from .params import from_params
+from .queryset import QuerySet
+from .search import IndexSettings
+from .sweep import ScalingSettings
 
 
 @dataclass
@@ -24,19 +24,22 @@ class Experiment:
     passage_ids: list[str]
     methods: dict[str, MethodItems]
     depth: int
-    factory: str
-    search_params: str
+    index: IndexSettings
 
     @classmethod
     def from_params(cls, p, passages_prefix, generated_root) -> "Experiment":
-        languages = check_languages(p.get_path("languages"))
+        """``languages`` (checked when params.yaml is loaded), ``methods``, ``scaling.weights``, ``evaluate.depth``
+        and the ``index`` group; the passages and every method's items from the pipeline's files."""
+        languages = list(p.get_path("languages"))
         names = check_methods(p.get_path("methods"))
-        return cls(languages, check_weights(p.get_path("scaling.weights")),
-                   *read_embeddings(passages_prefix),
-                   {m: load_method(Path(generated_root) / m, m, languages) for m in names},
-                   positive_int(p.get_path("evaluate.depth"), "evaluate.depth"), p.get_path("index.factory"),
-                   p.get_path("index.search_params"))
+        weights = from_params(ScalingSettings, p.get_path("scaling"), only=("weights",)).weights
+        depth = from_params(EvaluateSettings, p.get_path("evaluate"), only=("depth",)).depth
+        index = from_params(IndexSettings, p.get_path("index"))
+        passages, passage_ids = read_embeddings(passages_prefix)  # the files once the parameters are known good
+        methods = {m: load_method(Path(generated_root) / m, m, languages) for m in names}
+        return cls(languages, weights, passages, passage_ids, methods, depth, index)
 
     def queries(self, data_dir, queries_prefix, setting: str = "global", split: str = "eval") -> QuerySet:
         evaluator = Evaluator(data_dir, queries_prefix, self.languages, self.depth, setting, split=split)
-        return QuerySet.from_evaluator(evaluator, self.languages, self.passage_ids, self.factory, self.search_params)
+        return QuerySet.from_evaluator(evaluator, self.languages, self.passage_ids, self.index.factory,
+                                       self.index.search_params)

@@ -7,7 +7,16 @@
 - encoder states (warm generators): one safetensors file, ``states`` (float16, sources concatenated),
   ``offsets``, and the source keys in its metadata;
 - generated items: ``<folder>/<lang>.npz`` with ``items`` (passages x width x dim, float16, zero
-  padded) and ``counts`` (valid items per passage, corpus order).
+  padded) and ``counts`` (valid items per passage, corpus order);
+- TREC qrels: ``qid 0 docid relevance`` per line (prepare's ``qrels.eval.trec``, ``qrels.tune.trec``);
+- TREC runs: ``qid Q0 docid rank score tag`` per line (evaluate's run files);
+- ``dataset.json`` of a prepared folder: ``{"corpus_language", "languages"}``;
+- ``source.json`` of the downloaded archive's folder: where the archive came from (``source``, ``kind``,
+  ``sha256``), its file name (``archive``), splits and languages;
+- tables (CSV, one header row, ``%.6g`` floats, empty cells for missing values): the scaling stage's
+  ``plots/scaling.csv``, ``plots/contrasts.csv`` and ``plots/scaling/*.csv``, evaluate's per-query measures;
+- the kind file of a trained generator or translator folder (``xqg.json``, ``translator.json``): which
+  model it holds and how to load it.
 
 Files that belong together are written together: every temporary file is complete before the first
 is renamed into place, so a failure (a full disk) leaves the previous outputs, not a mix.
@@ -16,15 +25,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .errors import ConfigError
-from .io import atomic_path, read_json, read_jsonl
+from .io import atomic_path, read_json, read_jsonl, write_json
+from .languages import is_supported
 
 TEXT_FIELDS = ("queries", "texts")
+GENERATOR_FILE = "xqg.json"     # a train_xqg folder's kind file
+TRANSLATOR_FILE = "translator.json"  # a train_translator folder's kind file
+SOURCE_FILE = "source.json"     # the download stage's provenance: written by write_source, read by read_source
+DATASET_FILE = "dataset.json"   # {"corpus_language", "languages"}: written by write_dataset, read by read_dataset
 
 
 @contextlib.contextmanager
@@ -128,7 +144,7 @@ def flat_items(items: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def save_states(path, keys: Sequence[str], states) -> None:
     """Encoder states of many sources in one safetensors file (float16, concatenated, with offsets)."""
-    import torch
+    import torch  # heavy, with safetensors: loaded only by the warm generators that use this format
     from safetensors.torch import save_file
 
     lengths = torch.tensor([0] + [s.shape[0] for s in states], dtype=torch.int64)
@@ -139,9 +155,95 @@ def save_states(path, keys: Sequence[str], states) -> None:
 
 
 def load_states(path) -> dict:
-    from safetensors import safe_open
+    from safetensors import safe_open  # loaded only by the warm generators that use this format
 
     with safe_open(str(path), framework="pt") as fh:
         keys = json.loads(fh.metadata()["keys"])
         states, offsets = fh.get_tensor("states"), fh.get_tensor("offsets").tolist()
     return {k: states[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}
+
+
+def write_trec_qrels(path, qrels) -> None:
+    """TREC qrels from ``(qid, docid, relevance)`` triples: ``qid 0 docid relevance`` per line."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for qid, docid, rel in qrels:
+            fh.write(f"{qid} 0 {docid} {rel}\n")
+
+
+def read_trec_qrels(path) -> dict[str, dict[str, int]]:
+    """Query id -> {docid: relevance} of a TREC qrels file."""
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 4:
+                raise ConfigError(f"{path}:{lineno}: expected 'qid 0 docid relevance'")
+            qrels[parts[0]][parts[2]] = int(parts[3])
+    return dict(qrels)
+
+
+def write_run(path, ranking: dict[str, list[str]], scores: dict[str, list[float]], tag: str) -> None:
+    """TREC run file: ``qid Q0 docid rank score tag``."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for q in sorted(ranking):
+            for rank, (doc, score) in enumerate(zip(ranking[q], scores[q]), 1):
+                fh.write(f"{q} Q0 {doc} {rank} {score:.6f} {tag}\n")
+
+
+def write_dataset(data_dir, corpus_language: str, languages: list[str]) -> None:
+    """``dataset.json`` of a prepared folder (prepare writes it; every later stage reads it)."""
+    write_json(Path(data_dir) / DATASET_FILE, {"corpus_language": corpus_language, "languages": languages})
+
+
+def read_dataset(data_dir) -> dict:
+    """``dataset.json`` of a prepared folder: ``{"corpus_language", "languages"}`` (prepare writes it)."""
+    path = Path(data_dir) / DATASET_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; re-run the prepare stage (it records the corpus language there)")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: malformed JSON ({exc})") from None
+    if not isinstance(info, dict) or not is_supported(info.get("corpus_language")) \
+            or not isinstance(info.get("languages"), list):
+        raise ConfigError(f"{path}: expected {{'corpus_language': <supported code>, 'languages': [...]}}, got {info!r}")
+    return info
+
+
+def write_source(raw_dir, provenance: dict) -> None:
+    """``source.json`` beside the downloaded archive (the download stage writes it; prepare reads it)."""
+    write_json(Path(raw_dir) / SOURCE_FILE, provenance)
+
+
+def read_source(raw_dir) -> dict:
+    return read_json(Path(raw_dir) / SOURCE_FILE)
+
+
+def write_table(path, frame: pd.DataFrame) -> None:
+    """A table as CSV (``%.6g`` floats, no index), written atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def read_table(path) -> pd.DataFrame:
+    """A table ``write_table`` wrote (empty cells are missing values; text such as "nan" stays text)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def write_kind(folder, name: str, meta: dict) -> None:
+    """The kind file ``name`` (``GENERATOR_FILE``, ``TRANSLATOR_FILE``) of a trained model folder."""
+    (Path(folder) / name).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_kind(folder, name: str, what: str, stage: str) -> dict:
+    """The kind file ``name`` of ``folder``; a one-line error when ``folder`` is not a ``what`` folder that
+    ``stage`` wrote."""
+    path = Path(folder) / name
+    if not path.is_file():
+        raise ConfigError(f"{folder}: not a {what} folder written by {stage} (no {name})")
+    return json.loads(path.read_text())

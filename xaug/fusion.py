@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
+from .params import check_int
 
 WEIGHT_MODES = ("fixed", "per_item")
 
@@ -42,9 +43,8 @@ class FusionSettings:
             raise ConfigError(f"{self.param}.alpha: expected a number in [0, 1] or auto, got {self.alpha!r}")
         if self.weight not in WEIGHT_MODES:
             raise ConfigError(f"{self.param}.weight: expected one of {list(WEIGHT_MODES)}, got {self.weight!r}")
-        if self.n_items_used is not None and (isinstance(self.n_items_used, bool) or not isinstance(self.n_items_used, int)
-                                              or self.n_items_used <= 0):
-            raise ConfigError(f"{self.param}.n_queries_used: expected a positive integer, got {self.n_items_used!r}")
+        if self.n_items_used is not None:
+            check_int(self.n_items_used, f"{self.param}.n_queries_used")
 
 
 def check_weights(weights, param: str = "scaling.weights") -> list[str]:
@@ -53,12 +53,6 @@ def check_weights(weights, param: str = "scaling.weights") -> list[str]:
             or len(set(weights)) != len(weights):
         raise ConfigError(f"{param}: expected a list of distinct weight modes among {list(WEIGHT_MODES)}, got {weights!r}")
     return weights
-
-
-def check_n_languages(n_languages, languages: list[str]) -> int:
-    if isinstance(n_languages, bool) or not isinstance(n_languages, int) or not 0 <= n_languages <= len(languages):
-        raise ConfigError(f"n_languages: expected an integer from 0 to {len(languages)} (len(languages)), got {n_languages!r}")
-    return n_languages
 
 
 @dataclass

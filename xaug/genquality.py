@@ -4,9 +4,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
+from .data import corpus_language as prepared_corpus_language
+from .formats import flat_items, read_embeddings, read_items, read_text_stats, read_texts
+from .io import read_jsonl
 from .languages import script_class
 
 LETTER = re.compile(r"[^\W\d_]")
@@ -35,7 +39,7 @@ def duplicate_rate(query_lists: list[list[str]]) -> float:
 
 def chrf_against_real(generated: dict[str, list[str]], real: dict[str, list[str]]) -> float:
     """Mean sentence chrF of each generated query against the real questions of its passage."""
-    from sacrebleu.metrics import CHRF
+    from sacrebleu.metrics import CHRF  # sacrebleu: only this metric needs it
 
     chrf = CHRF()
     scores = [chrf.sentence_score(q, real[pid]).score for pid, qs in generated.items() if real.get(pid) for q in qs]
@@ -69,12 +73,6 @@ def generation_report(folder, languages, data_dir, passages_prefix, queries_pref
     file, embedded with the baseline xDR) and of the real held-out questions of the same passages,
     share in script, chrF against those real questions, duplicates, and generated tokens.
     ``corpus_language``: None = the one the prepare stage recorded in ``data_dir``."""
-    from pathlib import Path
-
-    from .data import corpus_language as prepared_corpus_language
-    from .formats import flat_items, read_embeddings, read_items, read_text_stats, read_texts
-    from .io import read_jsonl
-
     data = Path(data_dir)
     corpus_language = corpus_language or prepared_corpus_language(data)
     passages, pids = read_embeddings(passages_prefix)

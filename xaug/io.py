@@ -96,11 +96,3 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise ConfigError(f"{path}:{lineno}: malformed JSON line ({exc.msg})") from None
     return rows
 
-
-def save_matrix(path: str | os.PathLike, matrix) -> None:
-    """An embedding matrix as ``.npy``, written atomically."""
-    import numpy as np
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, matrix)

@@ -9,6 +9,7 @@ import numpy as np
 from .errors import ConfigError
 from .fusion import WEIGHT_MODES, FusionSettings, LanguageItems
 from .formats import read_items, read_text_stats, read_texts, write_items
+from .params import check_int, from_params
 
 
 @dataclass(frozen=True)
@@ -48,31 +49,65 @@ def _tuned(tuning: dict | None, method: str, weight: str, key: str, param: str):
                           "metrics/tuning.json (run `dvc repro tune`)") from None
 
 
+@dataclass
+class AugmentSettings:
+    """The ``augment.<method>`` params group: ``alpha`` a number in [0, 1] or auto (the tune stage's choice),
+    ``weight`` a weight mode (``xaug.fusion.WEIGHT_MODES``), ``renormalize`` the fused vectors to unit length."""
+
+    alpha: float | str = "auto"
+    weight: str = "fixed"
+    renormalize: bool = False
+
+    def __post_init__(self):
+        if self.alpha != "auto" and (isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float))
+                                     or not 0.0 <= self.alpha <= 1.0):
+            raise ConfigError(f"alpha: expected a number in [0, 1] or auto, got {self.alpha!r}")
+        if self.weight not in WEIGHT_MODES:
+            raise ConfigError(f"weight: expected one of {list(WEIGHT_MODES)}, got {self.weight!r}")
+        self.renormalize = bool(self.renormalize)
+
+
+@dataclass
+class XqgAugmentSettings(AugmentSettings):
+    """``augment.xqg``: also ``n_queries_used``, the first n generated queries per passage and language
+    (at most ``xqg.n_queries``; auto: the tune stage's choice; absent: all)."""
+
+    n_queries_used: int | str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_queries_used not in (None, "auto"):
+            check_int(self.n_queries_used, "n_queries_used")
+
+
+def augment_settings(params: dict, method: str, only=None) -> AugmentSettings:
+    """``augment.<method>`` of params.yaml (``only``: read just those fields, as ``from_params``)."""
+    group = params.get("augment", {}).get(method)
+    if not isinstance(group, dict):
+        raise ConfigError(f"augment.{method}: missing from params.yaml (alpha, weight, renormalize"
+                          f"{', n_queries_used' if method == 'xqg' else ''})")
+    return from_params(XqgAugmentSettings if method == "xqg" else AugmentSettings, group, f"augment.{method}",
+                       only=only)
+
+
 def fusion_settings(params: dict, method: str, tuning: dict | None = None, weight: str | None = None) -> FusionSettings:
-    """augment.<method> of params.yaml; `auto` alpha / n_queries_used come from the tune stage's ``tuning``.
+    """The fusion of ``method`` from augment.<method> of params.yaml; `auto` alpha / n_queries_used come from the
+    tune stage's ``tuning``.
 
     ``weight`` (default augment.<method>.weight) selects the weight mode; for a mode other than the
     configured one, alpha and n_queries_used are always the tuned ones."""
     group = f"augment.{method}"
-    cfg = params.get("augment", {}).get(method)
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{group}: missing from params.yaml (alpha, weight, renormalize, n_queries_used)")
-    unknown = set(cfg) - {"alpha", "weight", "renormalize", "n_queries_used"}
-    if unknown:
-        raise ConfigError(f"{group}: unknown key(s) {sorted(unknown)} (expected alpha, weight, renormalize, n_queries_used)")
-    configured = cfg.get("weight", "fixed")
-    if configured not in WEIGHT_MODES:
-        raise ConfigError(f"{group}.weight: expected one of {list(WEIGHT_MODES)}, got {configured!r}")
-    weight = weight or configured
-    alpha, n_used = cfg.get("alpha", "auto"), cfg.get("n_queries_used")
-    if weight != configured or alpha == "auto":
+    settings = augment_settings(params, method)
+    weight = weight or settings.weight
+    alpha, n_used = settings.alpha, getattr(settings, "n_queries_used", None)
+    if weight != settings.weight or alpha == "auto":
         alpha = _tuned(tuning, method, weight, "alpha", f"{group}.alpha")
-    if method == "xqg" and (weight != configured or n_used == "auto"):
+    if method == "xqg" and (weight != settings.weight or n_used == "auto"):
         n_used = _tuned(tuning, method, weight, "n_queries_used", f"{group}.n_queries_used")
     generated = params.get(method, {}).get("n_queries") if method == "xqg" else None
     if isinstance(n_used, int) and isinstance(generated, int) and n_used > generated:
         raise ConfigError(f"{group}.n_queries_used: {n_used} > {method}.n_queries ({generated}) generated per passage")
-    return FusionSettings(alpha=alpha, weight=weight, renormalize=bool(cfg.get("renormalize")), n_items_used=n_used,
+    return FusionSettings(alpha=alpha, weight=weight, renormalize=settings.renormalize, n_items_used=n_used,
                           param=group)
 
 

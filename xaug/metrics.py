@@ -100,12 +100,3 @@ def summarise(per_query: dict[str, dict[str, float]], query_lang: dict[str, str]
         out[pivot] = mean(groups[pivot])
     return out
 
-
-def write_run(path, ranking: dict[str, list[str]], scores: dict[str, list[float]], tag: str) -> None:
-    """TREC run file: ``qid Q0 docid rank score tag``."""
-    from .io import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for q in sorted(ranking):
-            for rank, (doc, score) in enumerate(zip(ranking[q], scores[q]), 1):
-                fh.write(f"{q} Q0 {doc} {rank} {score:.6f} {tag}\n")

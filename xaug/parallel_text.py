@@ -1,7 +1,8 @@
 """Parallel text: sentences, the (pivot, L) pairs MLQA's parallel questions and contexts give, and the
-translator's training examples built from them (``xaug.translation`` holds the translators)."""
+translator's training examples built from them (``xaug.translators`` holds the translators)."""
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Sequence
 
@@ -73,8 +74,6 @@ def parallel_pairs(contexts: list[dict], links: list[dict], queries: list[dict],
 
 def training_examples(pairs: list[dict], pivot: str = DEFAULT_CORPUS_LANGUAGE) -> list[dict]:
     """Both directions of each (pivot, L) pair as generator examples (source keyed by its text)."""
-    import hashlib
-
     def key(text: str) -> str:
         return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 

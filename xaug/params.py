@@ -87,7 +87,7 @@ class Params(dict):
 
     def device(self):
         """The torch device of the ``device`` parameter (auto: the GPU when there is one)."""
-        from .device import resolve_device
+        from .device import resolve_device  # imports torch: stages that place no model start without it
 
         return resolve_device(self.get("device", "auto"))
 
@@ -128,12 +128,15 @@ def field_names(*classes) -> set[str]:
     return {f.name for cls in classes for f in dataclasses.fields(cls)}
 
 
-# The parameter groups of params.yaml, and the keys of the groups no settings dataclass reads (the
-# others are checked by ``from_params`` where they are read): a misspelt key is an error at load time,
-# in every stage, not a silently ignored setting.
 GROUPS = ("seed", "device", "languages", "n_languages", "methods", "data", "xdr", "encode", "index", "evaluate",
-          "xqg", "translate", "tune", "scaling", "augment", "cost")
-PLAIN_GROUPS = {
+          "xqg", "translate", "tune", "scaling", "augment", "cost")  # the top-level names of params.yaml
+# The keys of the groups whose settings classes live in modules
+# above this one (read where they are used, through ``from_params``): ``check_keys`` refuses a misspelt key
+# of these groups when params.yaml is loaded, so whichever stage runs first stops on it, including stages
+# that do not read the group. tests/test_validation.py keeps these lists equal to the classes' fields
+# (data: xaug.data_settings; index: xaug.search; evaluate: xaug.evaluation; tune: xaug.tuning; scaling:
+# xaug.sweep).
+GROUP_KEYS = {
     "data": ("source", "expected_size", "expected_sha256", "splits", "holdout_fraction", "tune_fraction",
              "max_articles", "corpus_language"),
     "index": ("factory", "search_params"),
@@ -144,13 +147,13 @@ PLAIN_GROUPS = {
 
 
 def check_keys(data: dict, where: str = "params.yaml") -> None:
-    """Unknown top-level groups, unknown keys of the plain groups (naming their full path) and duplicate
-    ``languages`` stop every stage, the first included."""
+    """Unknown top-level names, unknown keys of the ``GROUP_KEYS`` groups (naming their full path) and the
+    rules of ``check_cross_parameters`` stop every stage, the first included."""
     unknown = sorted(set(data) - set(GROUPS))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown parameter in {where} (expected some of {list(GROUPS)})")
     check_cross_parameters(data)
-    for group, keys in PLAIN_GROUPS.items():
+    for group, keys in GROUP_KEYS.items():
         if isinstance(data.get(group), dict):
             unknown = sorted(set(data[group]) - set(keys))
             if unknown:
@@ -158,10 +161,13 @@ def check_keys(data: dict, where: str = "params.yaml") -> None:
 
 
 def check_cross_parameters(data: dict) -> None:
-    """The rules that tie parameters together, checked when params.yaml is loaded, so that the first stage
-    that runs refuses a bad combination within seconds (whatever that stage reads): ``languages`` a list of
-    distinct known codes without the corpus language (``data.corpus_language``), ``n_languages`` within
-    0..len(languages). The raw values are read here (not recorded as the stage's reads)."""
+    """The top-level parameters and the rules that tie parameters together, checked when params.yaml is
+    loaded, so that the first stage that runs refuses them within seconds (whatever that stage reads):
+    ``seed`` an integer >= 0, ``languages`` a list of distinct known codes without the corpus language
+    (``data.corpus_language``), ``n_languages`` within 0..len(languages). The raw values are read here
+    (not recorded as the stage's reads)."""
+    if "seed" in data:
+        check_int(data["seed"], "seed", minimum=0)
     data_group = data.get("data") if isinstance(data.get("data"), dict) else {}
     corpus = data_group.get("corpus_language", DEFAULT_CORPUS_LANGUAGE)
     if "corpus_language" in data_group:
@@ -212,7 +218,3 @@ def check_int(value, name: str, minimum: int = 1, maximum: int | None = None, no
             expected = f"an integer >= {minimum}"
         raise ConfigError(f"{name}: expected {expected}{f' ({note})' if note else ''}, got {value!r}")
     return value
-
-
-def positive_int(value, name: str) -> int:
-    return check_int(value, name)

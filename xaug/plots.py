@@ -6,14 +6,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .formats import write_table
 from .io import atomic_path
-from .scaling import SAME, TESTED
+from .sweep import SAME
+from .tables import TESTED
 
 STYLE = {"method": ("-", "o"), "shuffled": ("--", "s"), "centroid": (":", "^")}
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # heavy (a second to import): loaded when a figure is drawn, not by the modules importing this
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -177,5 +179,4 @@ def write_plot_tables(gains: pd.DataFrame, folder, weight: str) -> None:
                 wide[f"{group} gain {m} ci_low"] = rows[f"ci_low_{m}"]
                 wide[f"{group} gain {m} ci_high"] = rows[f"ci_high_{m}"]
         name = method if setting == "global" else f"{method}.{setting}"
-        with atomic_path(folder / f"{name}.csv") as tmp:
-            wide.reset_index().to_csv(tmp, index=False, float_format="%.6g")
+        write_table(folder / f"{name}.csv", wide.reset_index())

@@ -1,17 +1,31 @@
 """A thin searcher over a faiss index built from an index-factory string (Tevatron-style)."""
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from .errors import ConfigError
-from .formats import read_ids, write_ids  # noqa: F401 (the ids format lives in formats)
+from .formats import read_ids, write_ids
 from .io import atomic_path
 
-log = logging.getLogger(__name__)
+
+@dataclass
+class IndexSettings:
+    """The ``index`` params group: a faiss index-factory string and its ParameterSpace search parameters."""
+
+    factory: str = "Flat"      # Flat, HNSW32, IVF64,Flat, IVF64,PQ16, ...
+    search_params: str = ""    # e.g. nprobe=16 (IVF) or efSearch=128 (HNSW); '' = faiss's defaults
+
+    def __post_init__(self):
+        if not isinstance(self.factory, str) or not self.factory:
+            raise ConfigError(f"index.factory: expected a faiss index-factory string, got {self.factory!r}")
+        self.search_params = self.search_params or ""
+        if not isinstance(self.search_params, str):
+            raise ConfigError(f"index.search_params: expected a faiss ParameterSpace string, "
+                              f"got {self.search_params!r}")
 
 
 class FaissSearcher:

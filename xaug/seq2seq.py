@@ -1,30 +1,103 @@
-"""Seq2seq query generators other than `warm`: a tiny T5 from a config (tests) or any HF checkpoint (mT5)."""
+"""Hugging Face seq2seq query generators (mT5, T5, ...) prompted with the paper's input: the generator,
+its decoding, and building one (a tiny T5 from a config for tests, or any HF checkpoint). Training:
+``xaug.seq2seq_training``."""
 from __future__ import annotations
 
-import logging
-import math
-import random
+from pathlib import Path
+from typing import Sequence
 
 import torch
 
-from .errors import ConfigError
-from .generation import Seq2SeqGenerator, make_prompt
+from .decoding import SamplingSettings, SourceBias, rare_pieces
+from .device import bf16_autocast
 from .models import from_pretrained
-from .training import cycle_batches, optimise, summarise_losses
+from .params import check_int
+from .prompts import make_prompt
+from .tokenization import train_unigram_tokenizer
 
-log = logging.getLogger(__name__)
+
+def generation_kwargs(s: SamplingSettings, n: int, sources: list[list[int]] | None = None,
+                      vocab_size: int | None = None) -> dict:
+    kwargs = dict(max_new_tokens=s.max_new_tokens, num_return_sequences=n, do_sample=s.do_sample)
+    if s.do_sample:
+        kwargs.update(top_k=s.top_k or None, top_p=None, temperature=None)
+    else:
+        kwargs.update(num_beams=1)
+    if s.copy_bias and sources is not None:
+        from transformers import LogitsProcessorList  # transformers: heavy, imported where a model is used
+
+        kwargs["logits_processor"] = LogitsProcessorList([SourceBias(sources, vocab_size, n, s.copy_bias)])
+    return kwargs
+
+
+def split_outputs(tokenizer, sequences: torch.Tensor, n_passages: int, n: int) -> tuple[list[list[str]], int]:
+    """Decode ``n`` sequences per passage; count generated tokens (excluding padding and start)."""
+    special = set(tokenizer.all_special_ids)
+    tokens = int(sum(1 for row in sequences.tolist() for t in row[1:] if t not in special))
+    texts = [t.strip() for t in tokenizer.batch_decode(sequences, skip_special_tokens=True)]
+    return [texts[i * n : (i + 1) * n] for i in range(n_passages)], tokens
+
+
+class Seq2SeqGenerator:
+    """A Hugging Face encoder-decoder (mT5, T5, ...) prompted with the paper's input."""
+
+    def __init__(self, model, tokenizer, max_source_length: int = 256):
+        self.model, self.tokenizer, self.max_source_length = model.eval(), tokenizer, max_source_length
+        self.copy_vocabulary: set[int] | None = None
+
+    def to(self, device) -> "Seq2SeqGenerator":
+        self.model.to(device)
+        return self
+
+    def shared_encoder(self) -> None:
+        """None: this generator encodes its prompts itself (no encoder states shared across languages)."""
+        return None
+
+    def set_copy_vocabulary(self, texts: Sequence[str], max_df: float) -> None:
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        self.copy_vocabulary = rare_pieces(ids, max_df)
+
+    def source_lengths(self, passages: Sequence[dict]) -> list[int]:
+        enc = self.tokenizer([p["text"] for p in passages], truncation=True, max_length=self.max_source_length)
+        return [len(x) for x in enc["input_ids"]]
+
+    @torch.inference_mode()
+    def generate(self, passages: Sequence[dict], lang: str, settings: SamplingSettings,
+                 n: int | None = None) -> tuple[list[list[str]], int]:
+        n = n or settings.n_queries
+        prompts = [make_prompt(lang, p.get("title", ""), p["text"]) for p in passages]
+        batch = self.tokenizer(prompts, truncation=True, max_length=self.max_source_length, padding=True,
+                               return_tensors="pt")
+        allowed = self.copy_vocabulary
+        sources = [[t for t in row if t not in self.tokenizer.all_special_ids and (allowed is None or t in allowed)]
+                   for row in batch["input_ids"].tolist()]
+        device = self.model.device
+        with bf16_autocast(device, device.type == "cuda"):  # bf16 on the GPU
+            out = self.model.generate(**batch.to(device),
+                                      **generation_kwargs(settings, n, sources, self.model.config.vocab_size))
+        return split_outputs(self.tokenizer, out, len(passages), n)
+
+    def save(self, folder) -> None:
+        """The model and its tokenizer, in ``folder`` (a Hugging Face folder)."""
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+    @classmethod
+    def load(cls, folder, max_source_length: int) -> "Seq2SeqGenerator":
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # transformers: heavy, loaded on use
+
+        folder = Path(folder)
+        return cls(AutoModelForSeq2SeqLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
+                   max_source_length)
 
 
 def tiny_t5(config: dict, texts):
     """A small T5 with a unigram tokenizer trained on ``texts`` (from scratch)."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    from .tokenization import train_unigram_tokenizer
+    from transformers import T5Config, T5ForConditionalGeneration  # transformers: heavy, loaded on use
 
     cfg = dict(config)
     for key in ("vocab_size", "d_model", "d_ff", "num_layers", "num_heads", "d_kv"):
-        if isinstance(cfg.get(key), bool) or not isinstance(cfg.get(key), int) or cfg[key] <= 0:
-            raise ConfigError(f"xqg.tiny.{key}: expected a positive integer, got {cfg.get(key)!r}")
+        check_int(cfg.get(key), f"xqg.tiny.{key}")
     tokenizer = train_unigram_tokenizer(texts, cfg.pop("vocab_size"))
     t5 = T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id,
                   decoder_start_token_id=tokenizer.pad_token_id, **cfg)
@@ -32,36 +105,11 @@ def tiny_t5(config: dict, texts):
 
 
 def load_seq2seq(spec: str, tiny_config: dict | None = None, texts=()) -> tuple:
+    """(model, tokenizer) of ``xqg.model``: ``tiny`` (a fresh tiny T5 over ``texts``) or a HF id / path."""
     if spec == "tiny":
         return tiny_t5(tiny_config or {}, texts)
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # transformers: heavy, loaded on use
 
     tokenizer = from_pretrained(AutoTokenizer, spec, "xqg.model")
     model = from_pretrained(AutoModelForSeq2SeqLM, spec, "xqg.model")
     return model, tokenizer
-
-
-def train_seq2seq(generator: Seq2SeqGenerator, examples: list[dict], epochs: int, batch_size: int, lr: float,
-                  max_target_length: int = 48, seed: int = 0, max_steps: int = 0, progress: bool = True) -> dict:
-    """Fine-tune on the paper's input: prompt(language of the question, title, context) -> question."""
-    model, tok = generator.model, generator.tokenizer
-    torch.manual_seed(seed)
-    prompts = [make_prompt(e["lang"], e.get("title", ""), e["source"]) for e in examples]
-    total = epochs * math.ceil(len(examples) / batch_size)
-    total = min(total, max_steps) if max_steps else total
-
-    def loss_fn(idx):
-        batch = tok([prompts[i] for i in idx], truncation=True, max_length=generator.max_source_length,
-                    padding=True, return_tensors="pt")
-        labels = tok([examples[i]["target"] for i in idx], truncation=True, max_length=max_target_length,
-                     padding=True, return_tensors="pt")["input_ids"]
-        labels[labels == tok.pad_token_id] = -100
-        return model(**batch.to(model.device), labels=labels.to(model.device)).loss
-
-    model.train()
-    losses, seconds = optimise([p for p in model.parameters() if p.requires_grad],
-                               cycle_batches(len(examples), batch_size, random.Random(seed)), loss_fn, float(lr), total,
-                               warmup=total // 20, desc="train generator", progress=progress, floor=0.05)
-    model.eval()
-    first, last = summarise_losses(losses, 20)
-    return {"steps": len(losses), "seconds": round(seconds, 1), "loss_first": round(first, 4), "loss_last": round(last, 4)}

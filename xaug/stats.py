@@ -59,7 +59,7 @@ def cluster_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confid
 
 
 def _cluster_test(diffs, delta, resamples, rng, confidence) -> ClusterTest:
-    from scipy import stats
+    from scipy import stats  # lazy, as in cluster_test (already loaded there: a dictionary lookup)
 
     n = diffs.shape[1]
     flips = stats.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True,

@@ -26,7 +26,7 @@ def configure_pipeline(tok: Tokenizer, bos: str, eos: str, bos_id: int, eos_id: 
 
 def wrap_tokenizer(tok: Tokenizer, *, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>", max_length=512, mask=None):
     """A ``tokenizers.Tokenizer`` as a transformers fast tokenizer (saved with ``save_pretrained``)."""
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # heavy: loaded only when a tokenizer is wrapped
 
     kwargs = dict(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk,
                   cls_token=bos, sep_token=eos, model_max_length=max_length)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from .device import bf16_autocast
 from .encoding import DenseEncoder
 from .errors import ConfigError
+from .params import check_int
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,10 @@ class TrainSettings:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("epochs", "max_steps", "train_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"xdr.{name}: expected an integer >= 0, got {value!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            raise ConfigError(f"xdr.batch_size: expected an integer >= 2 (in-batch negatives), got {self.batch_size!r}")
+        check_int(self.epochs, "xdr.epochs", minimum=0, note="0 = zero-shot")
+        check_int(self.max_steps, "xdr.max_steps", minimum=0, note="0 = no cap")
+        check_int(self.train_layers, "xdr.train_layers", minimum=0, note="0 = all layers")
+        check_int(self.batch_size, "xdr.batch_size", minimum=2, note="in-batch negatives")
         for name in ("lr", "temperature", "warmup"):
             value = getattr(self, name)
             try:

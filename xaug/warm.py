@@ -5,9 +5,9 @@ The decoder copies the encoder's top layers (cross-attention added), its output 
 to the pieces of the given texts, and the target language is its first token after ``<s>`` (``<2de>``).
 A pointer head (See et al., 2017) mixes the decoder's vocabulary distribution with a copy distribution
 over the source's pieces, so names and rare words of the passage can be generated from a few thousand
-training pairs (training: ``xaug.warm_training``). Decoding is our own loop over the decoder's KV cache: cross-attention keys and values
-are computed once per passage (not once per sampled query) and finished rows leave the batch.
-Used for query generation and passage translation.
+training pairs (training: ``xaug.warm_training``). Decoding is our own loop over the decoder's KV cache:
+cross-attention keys and values are computed once per passage (not once per sampled query) and finished
+rows leave the batch. Used for query generation and passage translation.
 """
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from safetensors.torch import load_file, save_file
 
+from .decoding import SamplingSettings, SourceBias, check_positive, rare_pieces
 from .device import bf16_autocast, device_of
 from .encoding import length_batches
 from .errors import ConfigError
-from .generation import SamplingSettings, SourceBias, rare_pieces
-from .params import from_params, positive_int
+from .models import load_backbone
+from .params import check_int, from_params
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,9 @@ class WarmSettings:
     group: str = "xqg.warm"    # the params.yaml group these came from, for error messages
 
     def __post_init__(self):
-        for name in ("decoder_layers", "max_source_length", "max_target_length", "epochs", "batch_size"):
-            positive_int(getattr(self, name), f"{self.group}.{name}")
+        check_positive(self, self.group, ("decoder_layers", "max_source_length", "max_target_length", "epochs",
+                                          "batch_size"))
+        check_int(self.max_steps, f"{self.group}.max_steps", minimum=0, note="0 = no cap")
         self.lr = float(self.lr)
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"{self.group}.bf16: expected true, false or auto, got {self.bf16!r}")
@@ -70,7 +73,7 @@ def pruned_vocabulary(tokenizer, texts: Sequence[str]) -> list[int]:
 def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: int, cross_from_self: bool = True,
                   param: str = "xqg.warm.decoder_layers"):
     """A BertLMHeadModel over the pruned vocabulary, initialised from ``encoder``'s top layers."""
-    from transformers import BertConfig, BertLMHeadModel
+    from transformers import BertConfig, BertLMHeadModel  # transformers: heavy, loaded on use
 
     cfg = encoder.config
     if n_layers > cfg.num_hidden_layers:
@@ -131,6 +134,17 @@ def block_repeated_bigrams(probs: torch.Tensor, history: torch.Tensor) -> None:
     probs.scatter_reduce_(1, history[:, 1:], (~repeat).to(probs.dtype), "prod")
 
 
+def next_pieces(probs: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+    """One piece per row of ``probs``: sampled from the top ``settings.top_k`` (0: from all) or, without
+    ``settings.do_sample``, the most probable."""
+    if not settings.do_sample:
+        return probs.argmax(-1)
+    if settings.top_k:
+        top, idx = probs.topk(min(settings.top_k, probs.shape[-1]), -1)
+        return idx.gather(1, torch.multinomial(top, 1))[:, 0]
+    return torch.multinomial(probs, 1)[:, 0]
+
+
 class WarmGenerator:
     """Frozen encoder + pruned-vocabulary decoder (+ pointer head); ``generate`` takes passages or states."""
 
@@ -166,6 +180,11 @@ class WarmGenerator:
             if module is not None:
                 module.to(device)
         self._pick_attention()
+        return self
+
+    def shared_encoder(self) -> "WarmGenerator":
+        """Itself: its encoder is frozen, so each source's states (``encode_passages``) are computed once
+        and shared by every target language."""
         return self
 
     @property
@@ -309,19 +328,12 @@ class WarmGenerator:
         return [texts[i * n : (i + 1) * n] for i in range(len(states))], sum(len(t) for t in ids)
 
     @torch.inference_mode()
-    def decode_ids(self, states: Sequence[torch.Tensor], lang: str, settings: SamplingSettings, n: int,
-                   sources: list[list[int]] | None = None,
-                   bias_pieces: list[list[int]] | None = None) -> list[list[int]]:
-        """``n`` pruned-id sequences per passage (rows passage-major, without start or end tokens).
-
-        ``sources``: copy ids from ``copy_sources`` (needed by the pointer head); ``bias_pieces``: pruned
-        ids that get ``settings.copy_bias`` added to their logits.
-
-        The loop runs on tensors: generated ids in one [rows, max_new_tokens] buffer on the device, bigram
-        blocking a scatter (``block_repeated_bigrams``), no per-row Python. Finished rows still leave the batch
-        (less work per step, and ``torch.multinomial`` draws over the alive rows exactly as before, so a seed
-        gives the same samples), which costs one host sync per step (the ``nonzero`` of the alive rows);
-        the ids come to the host once, at the end."""
+    def start_decoding(self, states: Sequence[torch.Tensor], lang: str, settings: SamplingSettings, n: int,
+                       sources: list[list[int]] | None = None, bias_pieces: list[list[int]] | None = None):
+        """The first decoding step of ``decode_ids`` (and of its reference loop, ``xaug.warm_reference``): the
+        two start tokens once per passage (this fills the cross-attention cache), then ``n`` rows each.
+        Returns the padded encoder states, the next-piece probabilities and the cache of the ``b * n`` rows,
+        the row indices (passage-major) and the per-row mask, copy keys, copy sources and copy bias."""
         self.train(False)
         if self.copy_head is not None and sources is None:
             raise ValueError("the pointer head needs the source ids (copy_sources)")
@@ -332,17 +344,40 @@ class WarmGenerator:
             if settings.copy_bias and bias_pieces is not None else None
         keys = self.copy_head.key(hidden) if self.copy_head is not None else None
         start = torch.tensor([[self.bos, self.lang_id(lang)]] * b, device=device)
-        # the two start tokens once per passage (this fills the cross-attention cache), then n rows each
         probs, cache = self._step(start, None, hidden, mask, keys, src, bias)
         rows = torch.arange(b, device=device).repeat_interleave(n)
         cache.batch_repeat_interleave(n)
         probs = probs.repeat_interleave(n, 0)
         alive = torch.arange(b * n, device=device)
+        per_row = tuple(None if t is None else t[rows] for t in (mask, keys, src, bias))
+        return hidden, probs, cache, alive, per_row
 
-        def per_row(t):
-            return None if t is None else t[rows]
+    def continue_decoding(self, keep: torch.Tensor, alive: torch.Tensor, tok: torch.Tensor, cache, hidden, per_row):
+        """One more decoding step for the rows ``keep`` (indices into ``alive``, the rows still decoding, whose
+        last pieces are ``tok``): finished rows leave the batch (cache and per-row tensors), the others step."""
+        if len(keep) < len(alive):
+            cache.batch_select_indices(keep)
+            alive, tok = alive[keep], tok[keep]
+            per_row = tuple(None if t is None else t[keep] for t in per_row)
+        probs, cache = self._step(tok[:, None], cache, hidden, *per_row)
+        return probs, cache, alive, per_row
 
-        mask_r, keys_r, src_r, bias_r = (per_row(t) for t in (mask, keys, src, bias))
+    @torch.inference_mode()
+    def decode_ids(self, states: Sequence[torch.Tensor], lang: str, settings: SamplingSettings, n: int,
+                   sources: list[list[int]] | None = None,
+                   bias_pieces: list[list[int]] | None = None) -> list[list[int]]:
+        """``n`` pruned-id sequences per passage (rows passage-major, without start or end tokens).
+
+        ``sources``: copy ids from ``copy_sources`` (needed by the pointer head); ``bias_pieces``: pruned
+        ids that get ``settings.copy_bias`` added to their logits.
+
+        The loop runs on tensors: generated ids in one [rows, max_new_tokens] buffer on the device, bigram
+        blocking a scatter (``block_repeated_bigrams``), no per-row Python. Finished rows leave the batch
+        (less work per step, and ``torch.multinomial`` draws over the alive rows exactly as the reference loop
+        of ``xaug.warm_reference`` does, so a seed gives the same samples), which costs one host sync per step
+        (the ``nonzero`` of the alive rows); the ids come to the host once, at the end."""
+        hidden, probs, cache, alive, per_row = self.start_decoding(states, lang, settings, n, sources, bias_pieces)
+        device, b = self.device, len(states)
         steps = settings.max_new_tokens
         # every row's generated ids (rows passage-major); a row ends at its first end token. The rows still
         # alive at a step have all generated exactly ``step`` pieces (a row leaves once it ends).
@@ -350,25 +385,14 @@ class WarmGenerator:
         for step in range(steps):
             if settings.no_repeat_bigrams and step >= 2:
                 block_repeated_bigrams(probs, out[alive, :step])
-            if settings.do_sample:  # multinomial over the alive rows only: the random stream of the old loop
-                if settings.top_k:
-                    top, idx = probs.topk(min(settings.top_k, probs.shape[-1]), -1)
-                    tok = idx.gather(1, torch.multinomial(top, 1))[:, 0]
-                else:
-                    tok = torch.multinomial(probs, 1)[:, 0]
-            else:
-                tok = probs.argmax(-1)
+            tok = next_pieces(probs, settings)  # sampled over the alive rows only (the reference loop's stream)
             out[alive, step] = tok
             if step == steps - 1:
                 break
             keep = (tok != self.eos).nonzero()[:, 0]  # the loop's one host sync: who leaves, or all done
             if len(keep) == 0:
                 break
-            if len(keep) < len(alive):  # finished rows leave the batch
-                cache.batch_select_indices(keep)
-                alive, tok = alive[keep], tok[keep]
-                mask_r, keys_r, src_r, bias_r = (None if t is None else t[keep] for t in (mask_r, keys_r, src_r, bias_r))
-            probs, cache = self._step(tok[:, None], cache, hidden, mask_r, keys_r, src_r, bias_r)
+            probs, cache, alive, per_row = self.continue_decoding(keep, alive, tok, cache, hidden, per_row)
         lengths = (out != self.eos).cumprod(1).sum(1)
         return [row[:k] for row, k in zip(out.tolist(), lengths.tolist())]
 
@@ -389,8 +413,6 @@ class WarmGenerator:
         return self.generate_from_states(states, lang, settings, n, sources, bias_pieces)
 
     def save(self, path) -> None:
-        from safetensors.torch import save_file
-
         path = Path(path)
         self.decoder.save_pretrained(path / "decoder")
         if self.copy_head is not None:
@@ -401,8 +423,7 @@ class WarmGenerator:
 
     @classmethod
     def load(cls, path, encoder, tokenizer) -> "WarmGenerator":
-        from safetensors.torch import load_file
-        from transformers import BertLMHeadModel
+        from transformers import BertLMHeadModel  # transformers: heavy, loaded on use
 
         path = Path(path)
         if not (path / "warm.json").is_file():
@@ -418,8 +439,8 @@ class WarmGenerator:
 
 
 def load_warm(path, meta: dict) -> WarmGenerator:
-    from .models import load_backbone
-
+    """The warm generator saved in ``path`` over the encoder its kind file names (``meta["encoder"]``:
+    a backbone, or ``./encoder`` inside the folder)."""
     spec = meta["encoder"]
     encoder, tokenizer, _ = load_backbone(str(Path(path) / spec) if spec.startswith("./") else spec)
     return WarmGenerator.load(path, encoder, tokenizer)

@@ -4,12 +4,15 @@ from __future__ import annotations
 import logging
 import math
 import random
+from itertools import islice
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from .device import use_bf16
+from .models import load_backbone
+from .training import cycle_batches, optimise, summarise_losses
 from .warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
 
 log = logging.getLogger(__name__)
@@ -18,10 +21,6 @@ log = logging.getLogger(__name__)
 def training_schedule(n_examples: int, settings: WarmSettings) -> list[list[int]]:
     """The example batches of a training run, in order: shuffled epochs, capped at ``max_steps``.
     Known up front, so only the sources that training will read need encoding."""
-    from itertools import islice
-
-    from .training import cycle_batches
-
     total = settings.epochs * math.ceil(n_examples / settings.batch_size)
     total = min(total, settings.max_steps) if settings.max_steps else total
     return list(islice(cycle_batches(n_examples, settings.batch_size, random.Random(settings.seed)), total))
@@ -31,8 +30,6 @@ def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch
                sources: dict[str, list[int]], progress: bool = True) -> dict:
     """Teacher-forced training of the decoder (and pointer head) on (passage id, target, language) examples
     (``states`` and ``sources`` must cover the passages of ``training_schedule``'s batches)."""
-    from .training import optimise, summarise_losses
-
     s = gen.settings
     torch.manual_seed(s.seed)
     targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
@@ -55,8 +52,6 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
     """Build a warm generator from the xDR's starting encoder, train it on ``examples``
     (``passage_id``, ``source``, ``target``, ``lang``) on ``device`` and save it to ``out``; returns (history, meta).
     The output vocabulary holds the pieces of the targets and of ``vocabulary_texts``."""
-    from .models import load_backbone
-
     torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head, a tiny encoder) too
     langs = sorted({e["lang"] for e in examples})
     encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"), texts=[e["source"] for e in examples])

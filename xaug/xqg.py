@@ -1,85 +1,112 @@
-"""Building, training and loading query generators for the pipeline (`xqg.model`: warm | tiny | HF id/path)."""
+"""The xQG corpus job: ``xqg.n_queries`` generated queries in one language for every corpus passage, run
+chunk by chunk (``xaug.chunks``) here or on Ray actors, with a generator that ``train_xqg`` wrote
+(``xaug.generators``)."""
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from .data import corpus_language_of
-from .languages import check_languages
+from .chunks import run_chunked
+from .decoding import SamplingSettings
+from .encoding import length_batches
 from .errors import ConfigError
-from .generation import Seq2SeqGenerator
-from .warm import WarmGenerator, WarmSettings, load_warm
-from .warm_training import fit_warm
+from .generators import load_generator
+from .io import read_jsonl
+from .jobs import Job
+from .params import check_int
+from .prompts import language_name
+from .seq2seq import Seq2SeqGenerator
+from .warm import WarmGenerator
 
 log = logging.getLogger(__name__)
-KIND_FILE = "xqg.json"
-# keys of the `xqg` params group besides SamplingSettings' fields: the generator (train_xqg), the
-# resumable chunks and the backend (generate_queries); `threads` belongs to the stage harness
-XQG_GROUP_KEYS = ("model", "context_languages", "max_source_length", "warm", "tiny", "train", "chunk_size",
-                  "backend", "ray_address", "ray_workers")
 
 
-def training_examples(contexts: list[dict], queries: list[dict], links: list[dict], context_languages) -> list[dict]:
-    """Every (question in Y, its context in X) of the training split, X in ``context_languages``."""
-    by_id = {c["id"]: c for c in contexts}
-    link = {l["qid"]: l for l in links}
-    examples = []
-    for q in queries:
-        if q["split"] != "train":
-            continue
-        for x, cid in sorted(link[q["qid"]]["contexts"].items()):
-            if context_languages == "all" or x in context_languages:
-                c = by_id[cid]
-                examples.append({"passage_id": cid, "source": c["text"], "title": c["title"], "target": q["text"],
-                                 "lang": q["lang"], "source_lang": x})
-    return examples
+class CorpusGenerator:
+    """The per-chunk function of one language's generation over a loaded generator: ``n_queries`` queries
+    per passage, batch by batch, seeded by the chunk index. ``states``: the passages' encoder states
+    by id (warm generators read them instead of re-encoding)."""
+
+    def __init__(self, generator, lang: str, settings: SamplingSettings, states: dict | None = None):
+        self.generator, self.lang, self.settings, self.states = generator, lang, settings, states or {}
+        self.device = getattr(generator, "device", None) or getattr(getattr(generator, "model", None), "device", None)
+
+    def lengths(self, passages: list[dict]) -> list[int]:
+        return self.generator.source_lengths(passages)
+
+    def batches(self, chunk: list[dict]) -> list[list[int]]:
+        """Decode batches of a (length-sorted) chunk: ``batch_size`` passages each, or, with
+        ``max_tokens``, as many as fit that many padded source tokens (more short passages a batch; a
+        GPU takes far more than the chunk's resumable unit suggests)."""
+        s = self.settings
+        if not s.max_tokens:
+            return [list(range(i, min(i + s.batch_size, len(chunk)))) for i in range(0, len(chunk), s.batch_size)]
+        return [b.tolist() for b in length_batches(self.lengths(chunk), s.batch_size, s.max_tokens)]
+
+    def __call__(self, chunk: list[dict], index: int) -> list[dict]:
+        s, states = self.settings, self.states
+        if states:
+            chunk = [{**c, "states": states[c["id"]]} if c["id"] in states else c for c in chunk]
+        torch.manual_seed(s.seed * 1_000_003 + index)
+        rows = []
+        for idx in self.batches(chunk):
+            batch = [chunk[i] for i in idx]
+            queries, tokens = self.generator.generate(batch, self.lang, s)
+            for k, (p, qs) in enumerate(zip(batch, queries)):
+                rows.append({"id": p["id"], "queries": qs, "tokens": tokens if k == 0 else 0})
+        return rows
 
 
-def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
-                    device="cpu", corpus_language: str | None = None) -> dict:
-    """Train the generator ``cfg['model']`` on ``device`` and save it to ``out``; returns the training log.
-    ``xqg.context_languages`` defaults to ``[corpus_language]`` (when None: the language of the ``corpus`` rows)."""
-    spec = cfg["model"]
-    ctx_langs = cfg.get("context_languages", [corpus_language or corpus_language_of(corpus)])
-    if ctx_langs != "all":
-        check_languages(ctx_langs, param="xqg.context_languages")
-    examples = training_examples(contexts, queries, links, ctx_langs)
-    if not examples:
-        raise ConfigError("xqg: no training examples (is the training split empty?)")
-    langs = sorted({e["lang"] for e in examples})
-    out.mkdir(parents=True, exist_ok=True)
-    if spec == "warm":
-        settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "xqg.warm")
-        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device)
+@dataclass
+class GenerationJob(Job):
+    """One language's query generation (``xaug.jobs.Job``): ``model`` is a train_xqg folder, ``settings``
+    the ``SamplingSettings``, ``states`` the passages' encoder states (warm generators read them instead
+    of re-encoding), and ``corpus`` corpus.jsonl, which gives the copy-bias vocabulary when
+    ``settings.copy_bias``. ``load()`` returns the per-chunk ``CorpusGenerator``."""
+
+    corpus: str | None = None
+
+    def load_model(self) -> WarmGenerator | Seq2SeqGenerator:
+        return load_generator(self.model)
+
+    def prepare(self, generator) -> None:
+        if self.settings.copy_bias:
+            if not self.corpus:
+                raise ConfigError("xqg.copy_bias: the generation job needs the corpus for the copy vocabulary")
+            generator.set_copy_vocabulary([p["text"] for p in read_jsonl(self.corpus)], self.settings.copy_max_df)
+
+    def per_chunk(self, generator, states: dict | None) -> CorpusGenerator:
+        return CorpusGenerator(generator, self.lang, self.settings, states)
+
+
+def generate_for_corpus(generator, corpus: list[dict], lang: str, settings: SamplingSettings, work_dir: Path,
+                        chunk_size: int = 64, progress: bool = True, backend=None) -> tuple[list[dict], dict]:
+    """``n_queries`` queries in ``lang`` for every passage (empty passages get none), resumable by chunk
+    (``chunk_size`` passages, ``xqg.chunk_size``).
+
+    ``generator``: a loaded generator (runs here), or a ``GenerationJob`` run on ``backend``
+    (``xaug.backend.BackendSettings``; None = local): the same rows either way.
+    """
+    language_name(lang)
+    check_int(chunk_size, "xqg.chunk_size")
+    todo = [p for p in corpus if p["text"].strip()]
+    if isinstance(generator, GenerationJob):
+        job = replace(generator, lang=lang, settings=settings)
     else:
-        from .seq2seq import load_seq2seq, train_seq2seq
-
-        torch.manual_seed(seed)  # a `tiny` model's initial weights
-        model, tokenizer = load_seq2seq(spec, cfg.get("tiny"), [e["source"] for e in examples] +
-                                        [e["target"] for e in examples])
-        gen = Seq2SeqGenerator(model, tokenizer, cfg.get("max_source_length", 256)).to(device)
-        t = cfg.get("train", {})
-        history = train_seq2seq(gen, examples, t.get("epochs", 1), t.get("batch_size", 16), t.get("lr", 1e-3),
-                                seed=seed, max_steps=t.get("max_steps", 0))
-        model.save_pretrained(out / "model")
-        tokenizer.save_pretrained(out / "model")
-        meta = {"kind": "seq2seq", "model": spec, "max_source_length": gen.max_source_length}
-    meta.update(languages=langs, examples=len(examples), context_languages=ctx_langs)
-    (out / KIND_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return {**history, "examples": len(examples)}
-
-
-def load_generator(path) -> WarmGenerator | Seq2SeqGenerator:
-    path = Path(path)
-    if not (path / KIND_FILE).is_file():
-        raise ConfigError(f"{path}: not a query generator folder written by train_xqg (no {KIND_FILE})")
-    meta = json.loads((path / KIND_FILE).read_text())
-    if meta["kind"] == "warm":
-        return load_warm(path, meta)
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    return Seq2SeqGenerator(AutoModelForSeq2SeqLM.from_pretrained(path / "model"),
-                            AutoTokenizer.from_pretrained(path / "model"), meta["max_source_length"])
+        if settings.copy_bias:
+            generator.set_copy_vocabulary([p["text"] for p in corpus], settings.copy_max_df)
+        job = CorpusGenerator(generator, lang, settings)
+    empty = len(corpus) - len(todo)
+    if empty:
+        log.warning("%d empty passage(s) get no generated queries", empty)
+    rows, stats = run_chunked(todo, None, work_dir, chunk_size, job, desc=f"generate {lang}", progress=progress,
+                              backend=backend)
+    by_id = {r["id"]: r for r in rows}
+    out = [{"id": p["id"], "queries": by_id[p["id"]]["queries"] if p["id"] in by_id else []} for p in corpus]
+    n_queries = sum(len(r["queries"]) for r in out)
+    stats.update(lang=lang, passages=len(corpus), empty_passages=empty, queries=n_queries,
+                 generated_tokens=sum(r["tokens"] for r in rows),
+                 queries_per_s=round(n_queries / max(stats["seconds"], 1e-9), 1), settings=asdict(settings))
+    return out, stats

@@ -1,0 +1,128 @@
+"""docs/results.md, the rendered results: it equals what the committed metrics render, README's headline
+quotes it, and the renderer prints what it is given (and names a missing file)."""
+import json
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_script
+from xaug.errors import ConfigError
+from xaug.report import METRIC_FILES, MEASURES, TABLE_FILES, render
+
+# a decimal number as rendered (0.123, +0.032, -0.005, 1,220.0): integers such as k = 1..7, counts and
+# years are left out, so only measured values are compared
+NUMBER = re.compile(r"[+-]?\d[\d,]*\.\d+")
+
+
+def _copy_inputs(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "plots").mkdir()
+    for name in METRIC_FILES:
+        shutil.copy(REPO / "metrics" / name, tmp_path / "metrics" / name)
+    for name in TABLE_FILES:
+        shutil.copy(REPO / "plots" / name, tmp_path / "plots" / name)
+
+
+def test_committed_document_is_what_the_committed_metrics_render(tmp_path):
+    _copy_inputs(tmp_path)
+    run_script("report", "--metrics", "metrics", "--plots", "plots", "--out", "docs/results.md", cwd=tmp_path)
+    rendered = (tmp_path / "docs" / "results.md").read_bytes()
+    assert rendered == (REPO / "docs" / "results.md").read_bytes(), \
+        "docs/results.md is stale: run `python stages/report.py` (or `dvc repro report`)"
+    assert "../plots/scaling.png" in rendered.decode("utf-8")
+
+
+def test_readme_headline_quotes_the_document():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Headline result\n(.*?)(?=^## |\Z)", readme, flags=re.M | re.S)
+    if section is None:
+        pytest.skip("README.md has no `## Headline result` section")
+    document = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
+    quoted = set(NUMBER.findall(document))
+    missing = sorted(set(NUMBER.findall(section.group(1))) - quoted)
+    assert not missing, f"README.md's headline has numbers that docs/results.md does not: {missing}"
+
+
+# ---------------------------------------------------------------------------------------------- hand-made
+def _measures(value):
+    return {m: value for m in MEASURES}
+
+
+def _tiny(tmp_path):
+    """A metrics folder and plots CSVs for one language (de), one setting, xqg only, k = 1."""
+    metrics, plots = tmp_path / "metrics", tmp_path / "plots"
+    metrics.mkdir(parents=True)
+    plots.mkdir()
+    tested = {"delta_nDCG@10": 0.0123456, "ci_low_nDCG@10": 0.00149, "ci_high_nDCG@10": 0.0234,
+              "p_holm_nDCG@10": 0.04567}
+    row = {"setting": "global", "weight": "fixed", "queries": 10, "generation_seconds": 2.25, "generated_tokens": 40}
+    pd.DataFrame([
+        {**row, "method": "baseline", "variant": "method", "k": 0, "group": "all", **_measures(0.5)},
+        *({**row, "method": "xqg", "variant": "method", "k": 1, "group": g, **_measures(0.51), **tested}
+          for g in ("all", "in-set", "same-language")),
+    ]).to_csv(plots / "scaling.csv", index=False)
+    pd.DataFrame([{"setting": "global", "a": "xqg", "b": "xqg-shuffled", "weight": "fixed", "k": 1, "group": "all",
+                   "delta_nDCG@10": -0.0049, "ci_low_nDCG@10": -0.01, "ci_high_nDCG@10": 0.0004,
+                   "p_holm_nDCG@10": 0.5, "p_perm_nDCG@10": 0.047619}]).to_csv(plots / "contrasts.csv", index=False)
+    test = {"delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p": 0.002}
+    files = {
+        "transfer.json": {"global": {"xqg": {"languages": ["de"], "gain": [[0.0071]], "diagonal": test,
+                                             "off_diagonal": test, "diagonal_minus_off_diagonal": test}}},
+        "tuning.json": {"measure": "nDCG@10", "split": "tune", "queries": 12, "clusters": 4,
+                        "languages_augmented": "de", "baseline": {"global": 0.4},
+                        "choices": {"xqg": {"fixed": {"alpha": 0.25, "n_queries_used": 2, "setting": "global",
+                                                      "nDCG@10": 0.45, "gain": 0.05}}}},
+        "generation.json": {"xqg": {"de": {"R@1": 0.1, "R@10": 0.2, "real_R@1": 0.3, "real_R@10": 0.4,
+                                           "in_script": 0.98, "chrF": 9.691, "duplicates": 0.0, "queries": 30}}},
+        "translation.json": {"model": "warm", "steps": 5, "loss_first": 8.0, "loss_last": 7.0, "pairs": 20,
+                             "heldout": {"de": {"chrF_question": 7.29, "n_question": 5, "chrF_sentence": 10.41,
+                                                "n_sentence": 5, "examples": [{"en": "Who?", "reference": "Wer?",
+                                                                               "translation": "Wer | was?"}]}}},
+        "train_xqg.json": {"model": "warm", "steps": 3, "examples": 20, "loss_first": 8.1607, "loss_last": 5.9912},
+        "train_xdr.json": {"model": "me5-small", "steps": 0, "train_pairs": 20, "loss_first": None, "loss_last": None},
+        "cost.json": {"formula": {"xqg": "a", "translate": "b", "unit": "device-hours"}, "device": "CPU",
+                      "inputs": {"passages": 1000, "languages": 2},
+                      "rates": {"xqg": {"generated_tokens_per_s": 12.34, "device": "CPU", "source": "test"}},
+                      "ratio_translate_to_xqg": 1.5, "by_k": [{"k": 1, "xqg_hours": 1.25, "translate_hours": 1.875}]},
+    }
+    block = {"avg": _measures(0.6), "by_lang": {"de": {**_measures(0.6), "queries": 10}},
+             "en": {**_measures(0.7), "queries": 5}}
+    files["retrieval.json"] = files["retrieval_parallel.json"] = {"baseline": block}
+    for name, content in files.items():
+        (metrics / name).write_text(json.dumps(content), encoding="utf-8")
+    return metrics, plots
+
+
+def test_renders_the_values_it_is_given(tmp_path):
+    text = render(*_tiny(tmp_path))
+    assert "| xqg, all | +0.012 [+0.001, +0.023] (p 0.0457) |" in text
+    assert "| xqg − xqg-shuffled | -0.005 [-0.010, +0.000] (p 0.5; perm 0.0476) |" in text
+    assert "| xqg | fixed | global | 0.250 | 2 | 0.400 | 0.450 | +0.050 |" in text
+    assert "| de | +0.007 |" in text
+    assert "| de | 7.29 | 5 | 10.41 | 5 |" in text
+    assert "Wer \\| was?" in text  # a pipe in a text cell does not split the table
+    assert "| 1 | 1.2 | 1.9 |" in text  # hours with 1 decimal (round half to even)
+    assert "| query generator | warm | 3 | 20 | 8.161 | 5.991 | — |" in text
+    assert "1,000 passages" in text
+    assert "(../plots/transfer.png)" in text
+    assert render(*_tiny(tmp_path / "again")) == text
+
+
+@pytest.mark.parametrize("missing", ["metrics/cost.json", "plots/contrasts.csv"])
+def test_a_missing_file_is_a_one_line_error_naming_it(tmp_path, missing):
+    metrics, plots = _tiny(tmp_path)
+    (tmp_path / missing).unlink()
+    with pytest.raises(ConfigError) as err:
+        render(metrics, plots)
+    message = str(err.value)
+    assert str(tmp_path / missing) in message and "\n" not in message
+
+
+def test_the_stage_reports_a_missing_file_in_one_line(tmp_path):
+    _tiny(tmp_path)
+    (tmp_path / "metrics" / "tuning.json").unlink()
+    proc = run_script("report", cwd=tmp_path, ok=False)
+    assert proc.stderr.strip().splitlines()[-1] == "error: metrics/tuning.json: file not found"
+    assert not (tmp_path / "docs" / "results.md").exists()

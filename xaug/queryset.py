@@ -1,0 +1,51 @@
+"""The query set of an experiment: one corpus setting's evaluation (or tuning) queries, their language
+and question, and a scorer of passage matrices against them (every measure per query, vectorised)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import ALL_MEASURES
+from .ranking import RankScorer
+from .search import FaissSearcher
+
+
+@dataclass
+class QuerySet:
+    """The evaluation queries of one corpus setting, and a scorer of passage matrices against them."""
+
+    vectors: np.ndarray       # (Q, dim)
+    lang: np.ndarray          # (Q,) index into `languages`; -1 = the corpus language
+    clusters: np.ndarray      # (Q,) question id: a question and its translations form one cluster
+    scorer: RankScorer
+    setting: str
+    factory: str = "Flat"
+    search_params: str = ""
+
+    @classmethod
+    def from_evaluator(cls, evaluator, languages: list[str], passage_ids: list[str], factory: str = "Flat",
+                       search_params: str = "") -> "QuerySet":
+        index = {lang: i for i, lang in enumerate(languages)}
+        lang = np.array([index.get(evaluator.query_lang[q], -1) for q in evaluator.query_ids])
+        clusters = np.array([evaluator.query_cluster[q] for q in evaluator.query_ids])
+        return cls(np.ascontiguousarray(evaluator.query_vectors, dtype=np.float32), lang, clusters,
+                   RankScorer.from_evaluator(evaluator, passage_ids), evaluator.setting, factory, search_params)
+
+    def measures(self, scores: np.ndarray) -> np.ndarray:
+        """Every measure of ALL_MEASURES per query, (M, Q), from a (Q, N) score matrix."""
+        values = self.scorer.score(scores)
+        return np.stack([values[m] for m in ALL_MEASURES])
+
+    def score(self, passages: np.ndarray) -> np.ndarray:
+        """Every measure of ALL_MEASURES per query, (M, Q), for the corpus as ``passages``."""
+        if self.factory == "Flat":
+            scores = self.vectors @ np.asarray(passages, dtype=np.float32).T
+        else:  # an approximate index ranks only what it finds
+            searcher = FaissSearcher.build(passages, [str(i) for i in range(len(passages))], self.factory,
+                                           self.search_params)
+            found, idx = searcher.search_positions(self.vectors, len(passages))
+            scores = np.full((len(self.vectors), len(passages)), -np.inf, dtype=np.float32)
+            rows = np.repeat(np.arange(len(idx)), idx.shape[1]).reshape(idx.shape)
+            scores[rows[idx >= 0], idx[idx >= 0]] = found[idx >= 0]
+        return self.measures(scores)

@@ -1,0 +1,189 @@
+"""The sweep engine of the scaling experiment: which language subsets are evaluated at each k, and the
+per-query measures of one method's items fused subset by subset, averaged by k and query group.
+
+A query's measure at k is averaged over the planned subsets of k languages that hold its language
+(in-set), over those that do not (out-of-set), and over all of them (all); the corpus language's
+queries (same-language) are never in-set. ``Projection`` scores a subset without building its fused
+passages (exact for a Flat index). ``ScalingSettings`` is the experiment's params group (``scaling``).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError
+from .fusion import FusionSettings, LanguageItems, check_weights, combine
+from .metrics import ALL_MEASURES
+from .params import check_int
+from .queryset import QuerySet
+
+CROSS = ("all", "in-set", "out-of-set")
+SAME = "same-language"  # queries in the corpus language: what augmentation costs them
+GROUPS = CROSS + (SAME,)
+
+
+def check_subsets(mode) -> str:
+    """``scaling.subsets``: all | first | random:R (R a positive integer)."""
+    r = mode.removeprefix("random:") if isinstance(mode, str) else ""
+    if mode not in ("all", "first") and not (isinstance(mode, str) and mode.startswith("random:") and r.isdigit()
+                                             and int(r) > 0):
+        raise ConfigError(f"scaling.subsets: expected all, first or random:R (R a positive integer), got {mode!r}")
+    return mode
+
+
+@dataclass
+class ScalingSettings:
+    """The ``scaling`` params group."""
+
+    subsets: str = "all"     # all | first | random:R (R subsets per k)
+    weights: list[str] = field(default_factory=lambda: ["fixed", "per_item"])  # the first is primary
+    permutations: int = 20   # shuffled-control permutations per method
+    resamples: int = 999     # sign-flip and bootstrap resamples per test
+    workers: int = 2         # processes running the sweeps (results do not depend on it)
+
+    def __post_init__(self):
+        check_subsets(self.subsets)
+        check_weights(self.weights)
+        check_int(self.permutations, "scaling.permutations", minimum=0)
+        check_int(self.resamples, "scaling.resamples")
+        check_int(self.workers, "scaling.workers")
+
+
+def subset_plan(n: int, mode: str, seed: int = 0) -> dict[int, list[tuple[int, ...]]]:
+    """k = 1..n -> the subsets of language indices evaluated at k (``scaling.subsets``)."""
+    check_subsets(mode)
+    if mode == "all":
+        return {k: list(itertools.combinations(range(n), k)) for k in range(1, n + 1)}
+    if mode == "first":
+        return {k: [tuple(range(k))] for k in range(1, n + 1)}
+    r, rng, plan = int(mode.removeprefix("random:")), np.random.default_rng(seed), {}
+    for k in range(1, n + 1):
+        if math.comb(n, k) <= r:
+            plan[k] = list(itertools.combinations(range(n), k))
+            continue
+        chosen: set[tuple[int, ...]] = set()
+        while len(chosen) < r:
+            chosen.add(tuple(sorted(rng.choice(n, k, replace=False).tolist())))
+        plan[k] = sorted(chosen)
+    return plan
+
+
+class Projection:
+    """Query scores of any fusion of a set of languages, without building the fused passages.
+
+    With ``p' = w0 p + w1 T`` (T the summed items of the subset, w0 and w1 per passage from alpha, the
+    weight mode and the item count), ``q . p' = (w0 q.p + w1 q.T) / |p'|`` and
+    ``|p'|^2 = w0^2 p.p + 2 w0 w1 p.T + w1^2 T.T``: per language, ``q . sums`` (Q, N), ``p . sums`` (N,)
+    and the Gram terms ``sums_a . sums_b`` (N,) are computed once, and a subset adds them up. Exact
+    for an exhaustive (Flat) index; equal to ``QuerySet.score(combine(...))`` up to float rounding."""
+
+    def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems]):
+        self.queries = queries
+        p = np.asarray(passages, dtype=np.float32)
+        self.qp = queries.vectors @ p.T
+        self.pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
+        self.qs = [queries.vectors @ it.sums.T for it in items]
+        self.ps = [np.einsum("nd,nd->n", p, it.sums, dtype=np.float64) for it in items]
+        self.gram = {(a, b): np.einsum("nd,nd->n", items[a].sums, items[b].sums, dtype=np.float64)
+                     for a in range(len(items)) for b in range(a, len(items))}
+        self.counts = [it.counts for it in items]
+        self._items, self._scores = np.empty_like(self.qp), np.empty_like(self.qp)
+
+    def scores(self, subset: tuple[int, ...], settings: FusionSettings) -> np.ndarray:
+        count = sum(self.counts[i] for i in subset)
+        covered = count > 0
+        w0 = np.where(covered, 1.0 - settings.alpha, 1.0)
+        w1 = np.where(covered, settings.alpha / np.maximum(count, 1) if settings.weight == "fixed" else settings.alpha,
+                      0.0)
+        scale0, scale1 = w0, w1
+        if settings.renormalize:
+            pt = sum(self.ps[i] for i in subset)
+            tt = sum(self.gram[min(a, b), max(a, b)] for a in subset for b in subset)
+            norm = np.sqrt(np.maximum(w0 ** 2 * self.pp + 2 * w0 * w1 * pt + w1 ** 2 * tt, 1e-24))
+            scale0, scale1 = w0 / norm, w1 / norm
+        # in two buffers reused across subsets (the returned scores are valid until the next call)
+        qt = np.copyto(self._items, self.qs[subset[0]]) or self._items
+        for i in subset[1:]:
+            qt += self.qs[i]
+        qt *= scale1.astype(np.float32)
+        out = np.multiply(self.qp, scale0.astype(np.float32), out=self._scores)
+        out += qt
+        return out
+
+
+@dataclass
+class KResult:
+    """Per-query measures (M, Q) at one k, averaged over the subsets evaluated: all of them, those that
+    hold the query's language (in-set) and those that do not (out-of-set); NaN where there is none."""
+
+    all: np.ndarray
+    inset: np.ndarray
+    outset: np.ndarray
+    subsets: int
+    seconds: float
+    tokens: float
+
+    def group(self, name: str) -> np.ndarray:
+        return {"all": self.all, "in-set": self.inset, "out-of-set": self.outset, SAME: self.all}[name]
+
+
+@dataclass
+class Sweep:
+    """One variant of one method under one weight mode: k -> KResult, and each single language's values."""
+
+    method: str
+    variant: str  # method | shuffled | centroid
+    weight: str
+    by_k: dict[int, KResult]
+    singles: dict[int, np.ndarray] = field(default_factory=dict)
+    null: list[dict[int, KResult]] = field(default_factory=list)  # shuffled: one sweep per permutation
+
+    @property
+    def name(self) -> str:
+        return self.method if self.variant == "method" else f"{self.method}-{self.variant}"
+
+
+def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: FusionSettings,
+          plan: dict[int, list[tuple[int, ...]]], seconds: list[float], tokens: list[int],
+          ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
+    """Evaluate every planned subset; average per query by k and group."""
+    by_k, singles = {}, {}
+    projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
+    for k, subsets in plan.items():
+        total = np.zeros((len(ALL_MEASURES), len(queries.lang)))
+        inside, outside = np.zeros_like(total), np.zeros_like(total)
+        n_in = np.zeros(len(queries.lang))
+        for subset in subsets:
+            values = queries.measures(projection.scores(subset, settings)) if projection else \
+                queries.score(combine(passages, [items[i] for i in subset], settings))
+            held = np.isin(queries.lang, subset)
+            total += values
+            inside += values * held
+            outside += values * ~held
+            n_in += held
+            if k == 1:
+                singles[subset[0]] = values
+        n_out = len(subsets) - n_in
+        with np.errstate(invalid="ignore", divide="ignore"):
+            by_k[k] = KResult(total / len(subsets), np.where(n_in > 0, inside / n_in, np.nan),
+                              np.where(n_out > 0, outside / n_out, np.nan), len(subsets),
+                              float(np.mean([sum(seconds[i] for i in s) for s in subsets])),
+                              float(np.mean([sum(tokens[i] for i in s) for s in subsets])))
+    return by_k, singles
+
+
+def average(results: list[dict[int, KResult]]) -> dict[int, KResult]:
+    """The per-query mean of several sweeps (the permutations of a shuffled control), over those where defined."""
+    out = {}
+    for k in results[0]:
+        parts = [r[k] for r in results]
+        with warnings.catch_warnings():  # a query in-set (or out-of-set) under none of them stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = [np.nanmean([getattr(p, f) for p in parts], axis=0) for f in ("all", "inset", "outset")]
+        out[k] = KResult(*means, sum(p.subsets for p in parts), float(np.mean([p.seconds for p in parts])),
+                         float(np.mean([p.tokens for p in parts])))
+    return out

@@ -1,0 +1,169 @@
+"""The statistics tables of the scaling experiment, built from its sweeps: gains over the baseline,
+contrasts (a method against its controls and against the other methods), the transfer matrix, and the
+comparison report of the contrasts.
+
+Every gain is tested at the level of the question (``xaug.stats``): per tested measure a question-level
+delta with its 95% CI and p, Holm over each table's family.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .metrics import ALL_MEASURES
+from .queryset import QuerySet
+from .stats import cluster_means, cluster_test, holm
+from .sweep import GROUPS, SAME, Sweep
+
+TESTED = ("nDCG@10", "R@2kt")
+
+
+def _members(queries: QuerySet, group: str, values: np.ndarray) -> np.ndarray:
+    defined = ~np.isnan(values[0])
+    return defined & ((queries.lang < 0) if group == SAME else (queries.lang >= 0))
+
+
+class _Tests:
+    """Cluster-level tests collected from many rows, run as few vectorised calls (rows sharing members)."""
+
+    def __init__(self, queries: QuerySet, resamples: int, seed: int):
+        self.queries, self.resamples, self.seed = queries, resamples, seed
+        self.pending: dict[bytes, list] = {}
+
+    def add(self, row: dict, measure: str, diff: np.ndarray, members: np.ndarray) -> None:
+        self.pending.setdefault(members.tobytes(), []).append((row, measure, diff[members], members))
+
+    def cluster_diffs(self, diff: np.ndarray, members: np.ndarray) -> np.ndarray:
+        return cluster_means(diff[members], self.queries.clusters[members])
+
+    def run(self) -> None:
+        for entries in self.pending.values():
+            members = entries[0][3]
+            labels = self.queries.clusters[members]
+            diffs = cluster_means(np.stack([e[2] for e in entries]), labels)
+            for start in range(0, len(diffs), 64):  # bounded memory: rows x clusters x resample batch
+                chunk = slice(start, start + 64)
+                t = cluster_test(diffs[chunk], self.resamples, self.seed)
+                for (row, m, _, _), d, lo, hi, p in zip(entries[chunk], t.delta, t.low, t.high, t.p):
+                    row.update({f"delta_{m}": d, f"ci_low_{m}": lo, f"ci_high_{m}": hi, f"p_{m}": p})
+                    row["clusters"] = t.clusters
+        self.pending.clear()
+
+
+def _holm(frame: pd.DataFrame) -> pd.DataFrame:
+    for m in TESTED:
+        frame[f"p_holm_{m}"] = np.nan
+        for _, idx in frame.groupby("family").groups.items():
+            frame.loc[idx, f"p_holm_{m}"] = holm(frame.loc[idx, f"p_{m}"].to_numpy(dtype=float))
+    return frame
+
+
+def baseline_rows(queries: QuerySet, weight: str, baseline: np.ndarray) -> pd.DataFrame:
+    """The baseline's rows of the gains table (k = 0; all cross-lingual queries and the corpus language's)."""
+    rows = []
+    for group in ("all", SAME):
+        members = _members(queries, group, baseline)
+        if members.any():
+            rows.append({"setting": queries.setting, "method": "baseline", "base_method": "baseline",
+                         "variant": "method", "weight": weight, "k": 0, "group": group,
+                         "queries": int(members.sum()),
+                         "clusters": len(np.unique(queries.clusters[members])), "subsets": 1,
+                         "generation_seconds": 0.0, "generated_tokens": 0.0, "family": "",
+                         **{m: float(baseline[i][members].mean()) for i, m in enumerate(ALL_MEASURES)}})
+    return pd.DataFrame(rows)
+
+
+def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], resamples: int, seed: int) -> pd.DataFrame:
+    """One row per (variant, weight mode, k, group): mean measures, and per tested measure the question-level
+    gain over the baseline on the same queries with its 95% CI and p (Holm over each family: one corpus
+    setting, weight mode, kind (method | control), group and measure; methods x k)."""
+    tests, rows = _Tests(queries, resamples, seed), []
+    for s in sweeps:
+        for k, res in s.by_k.items():
+            for group in GROUPS:
+                values = res.group(group)
+                members = _members(queries, group, values)
+                if not members.any():
+                    continue
+                row = {"setting": queries.setting, "method": s.name, "base_method": s.method, "variant": s.variant,
+                       "weight": s.weight, "k": k, "group": group, "queries": int(members.sum()),
+                       "subsets": res.subsets, "generation_seconds": round(res.seconds, 2),
+                       "generated_tokens": round(res.tokens, 1),
+                       "family": f"{queries.setting}|{s.weight}|{'method' if s.variant == 'method' else 'control'}|{group}"}
+                row.update({m: float(values[i][members].mean()) for i, m in enumerate(ALL_MEASURES)})
+                for m in TESTED:
+                    i = ALL_MEASURES.index(m)
+                    tests.add(row, m, values[i] - baseline[i], members)
+                rows.append(row)
+    tests.run()
+    return _holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
+
+
+def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], baseline: np.ndarray, resamples: int,
+                   seed: int) -> pd.DataFrame:
+    """``a - b`` on the same queries at every k and group (question-level delta, CI, p; Holm per family:
+    setting, kind of contrast, group, measure). For a shuffled control ``b``, also ``p_perm_<m>``: the share
+    of its permutations whose question-level gain reaches the method's (one-sided, (1 + #) / (1 + R))."""
+    tests, rows = _Tests(queries, resamples, seed), []
+    for a, b, kind in pairs:
+        for k in a.by_k:
+            if k not in b.by_k:
+                continue
+            for group in GROUPS:
+                va, vb = a.by_k[k].group(group), b.by_k[k].group(group)
+                members = _members(queries, group, va)
+                if not members.any():
+                    continue
+                row = {"setting": queries.setting, "a": a.name, "b": b.name, "weight": a.weight, "kind": kind, "k": k,
+                       "group": group, "queries": int(members.sum()), "family": f"{queries.setting}|{kind}|{group}"}
+                for m in TESTED:
+                    i = ALL_MEASURES.index(m)
+                    tests.add(row, m, va[i] - vb[i], members)
+                    if b.null:
+                        observed = tests.cluster_diffs(va[i] - baseline[i], members).mean()
+                        # a permutation covers one subset per k: its group holds the questions defined there
+                        null = np.array([np.nanmean(tests.cluster_diffs(r[k].group(group)[i] - baseline[i],
+                                                                        members)) for r in b.null])
+                        row[f"p_perm_{m}"] = (1 + int(np.sum(null >= observed))) / (1 + len(null))
+                rows.append(row)
+    tests.run()
+    return _holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
+
+
+def transfer(queries: QuerySet, baseline: np.ndarray, s: Sweep, languages: list[str], resamples: int, seed: int,
+             measure: str = "nDCG@10") -> dict:
+    """Gain for queries in Y when passages are augmented with X alone (rows X, columns Y), and the
+    question-level test of same-language (diagonal) against other-language (off-diagonal) augmentation."""
+    i = ALL_MEASURES.index(measure)
+    gain = {x: s.singles[x][i] - baseline[i] for x in s.singles}
+    matrix = [[float(np.mean(gain[x][queries.lang == y])) if x in gain and (queries.lang == y).any() else None
+               for y in range(len(languages))] for x in range(len(languages))]
+    cross = queries.lang >= 0
+    if len(gain) < len(languages) or len(languages) < 2 or not cross.any():
+        return {"measure": measure, "languages": languages, "gain": matrix}
+    lang = np.where(cross, queries.lang, 0)
+    stacked = np.stack([gain[x] for x in range(len(languages))])                 # (X, Q)
+    diagonal = stacked[lang, np.arange(len(lang))]
+    off = (stacked.sum(axis=0) - diagonal) / (len(languages) - 1)
+    labels = queries.clusters[cross]
+    parts = cluster_means(np.stack([diagonal[cross], off[cross], diagonal[cross] - off[cross]]), labels)
+    t = cluster_test(parts, resamples, seed)
+    summary = {name: {"delta": round(float(t.delta[j]), 6), "ci_low": round(float(t.low[j]), 6),
+                      "ci_high": round(float(t.high[j]), 6), "p": round(float(t.p[j]), 6)}
+               for j, name in enumerate(("diagonal", "off_diagonal", "diagonal_minus_off_diagonal"))}
+    return {"measure": measure, "languages": languages, "gain": [[None if v is None else round(v, 6) for v in r]
+                                                                 for r in matrix],
+            "queries": {languages[y]: int((queries.lang == y).sum()) for y in range(len(languages))},
+            "clusters": t.clusters, **summary}
+
+
+def comparison_report(contrasts: pd.DataFrame) -> dict:
+    """{setting: {"a - b": {k: {group: {delta/ci/p/p_holm per tested measure, queries, clusters}}}}}."""
+    report: dict = {}
+    for _, row in contrasts.iterrows():
+        entry = {key: (None if pd.isna(v) else round(float(v), 6)) for key, v in row.items()
+                 if key.startswith(("delta_", "ci_", "p_"))}
+        entry.update(queries=int(row["queries"]), clusters=int(row["clusters"]))
+        report.setdefault(row["setting"], {}).setdefault(f"{row['a']} - {row['b']}", {}) \
+              .setdefault(str(int(row["k"])), {})[row["group"]] = entry
+    return report
