@@ -1,0 +1,73 @@
+"""The documents say what runs: every `dvc exp run -S` command in README.md, docs/ and the Makefile names
+parameters that params.yaml has (DVC applies -S in struct mode, through Hydra, and stops on an unknown
+key) and gives values that the stages accept when params.yaml is loaded; every relative link resolves."""
+import re
+import shlex
+import shutil
+
+import pytest
+from dvc.utils.hydra import apply_overrides
+
+from conftest import REPO
+from xaug.params import load_params
+
+DOCUMENTS = [REPO / "README.md", REPO / "Makefile", *sorted((REPO / "docs").glob("*.md"))]
+PLACEHOLDERS = {"group.key=value"}  # the syntax itself, as params.md explains it
+
+
+def commands(text: str) -> list[str]:
+    """The `dvc exp run ...` commands of a document: shell continuations joined, inline code spans that
+    wrap across lines joined, each command up to the end of its line or code span."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    spans = re.findall(r"`([^`]+)`", text.replace("```", "\n"))
+    lines = text.splitlines() + [s.replace("\n", " ") for s in spans]
+    found = []
+    for line in lines:
+        for match in re.finditer(r"dvc exp run((?:\s+-S\s+(?:'[^']*'|\"[^\"]*\"|[^\s`]+))+)", line):
+            found.append("dvc exp run" + match.group(1))
+    return list(dict.fromkeys(found))  # a command both on a line and in a code span, once
+
+
+def overrides(command: str) -> list[str]:
+    words = shlex.split(command)
+    values = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-S"]
+    return [v.replace("$(SOURCE)", "../shared/data/MLQA_V1_dev.zip") for v in values if v not in PLACEHOLDERS]
+
+
+def documented():
+    for doc in DOCUMENTS:
+        for command in commands(doc.read_text(encoding="utf-8")):
+            if overrides(command):  # not the syntax example alone
+                yield pytest.param(command, id=f"{doc.name}: {command[12:60]}")
+
+
+def test_the_documents_have_commands():
+    found = [c for doc in DOCUMENTS for c in commands(doc.read_text(encoding="utf-8"))]
+    assert len(found) >= 8 and any("n_languages=4" in c for c in found)
+    assert overrides("dvc exp run -S 'methods=[xqg]' -S \"index.factory='IVF64,Flat'\"") == \
+        ["methods=[xqg]", "index.factory='IVF64,Flat'"]
+
+
+@pytest.mark.parametrize("command", list(documented()))
+def test_documented_command_applies_to_params(command, tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    values = overrides(command)
+    assert values, command
+    apply_overrides(params, values)  # DVC's own -S: an unknown key raises
+    load_params(params)  # and the stages' load-time checks accept the result
+
+
+def test_an_unknown_key_is_refused_as_dvc_refuses_it(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    with pytest.raises(Exception) as refused:
+        apply_overrides(params, ["xdr.train_layers=0"])
+    assert "train_layers" in f"{refused.value} {refused.value.__cause__}"
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCUMENTS if d.suffix == ".md"], ids=lambda d: d.name)
+def test_relative_links_resolve(doc):
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
+        if "://" not in target:
+            assert (doc.parent / target).exists(), f"{doc.name}: {target}"
