@@ -3,7 +3,7 @@ import pytest
 
 from xaug.errors import ConfigError
 from xaug.fusion import FusionSettings, LanguageItems, augment, check_weights, combine
-from xaug.stats import cluster_means, cluster_test, holm
+from xaug.stats import cluster_means, cluster_test, equivalence_test, family_resamples, holm
 
 P = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
 # language A: 2 items per passage; passage 1 has only 1 valid item
@@ -108,3 +108,23 @@ def test_holm_hand_computed():
     np.testing.assert_allclose(holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
     np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])
     np.testing.assert_allclose(holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])  # NaN: not in the family
+
+
+def test_equivalence_test_hand_computed():
+    # ten clusters within +-0.01 of zero, margin 0.5: every shifted difference is positive (resp. negative), so
+    # of the 2^10 sign patterns (exact) only the identity reaches the observed mean: each one-sided p is 1/1024
+    near = np.array([[0.01, -0.01] * 5])
+    assert equivalence_test(near, 0.5, resamples=2000)[0] == pytest.approx(1 / 1024)
+    # a difference of 1 is not within a margin of 0.5: the lower one-sided test cannot reject (p 1)
+    far = np.array([[1.0, 1.02] * 5])
+    assert equivalence_test(far, 0.5, resamples=2000)[0] == pytest.approx(1.0)
+    # rows are tested apart, and one cluster is too few
+    both = equivalence_test(np.vstack([near, far]), 0.5, resamples=2000)
+    np.testing.assert_allclose(both, [1 / 1024, 1.0])
+    assert np.isnan(equivalence_test(np.array([[0.0]]), 0.5)).all()
+
+
+def test_family_resamples_let_the_smallest_adjusted_p_reach_alpha():
+    assert family_resamples(999, 5) == 999  # small families: the configured resamples suffice
+    r = family_resamples(999, 36)
+    assert r == 2879 and 36 * 2 / (r + 1) <= 0.05 / 2  # Holm factor x the smallest two-sided p

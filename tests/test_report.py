@@ -65,7 +65,8 @@ def _tiny(tmp_path):
     ]).to_csv(plots / "scaling.csv", index=False)
     pd.DataFrame([{"setting": "global", "a": "xqg", "b": "xqg-shuffled", "weight": "fixed", "k": 1, "group": "all",
                    "delta_nDCG@10": -0.0049, "ci_low_nDCG@10": -0.01, "ci_high_nDCG@10": 0.0004,
-                   "p_holm_nDCG@10": 0.5, "p_perm_nDCG@10": 0.047619}]).to_csv(plots / "contrasts.csv", index=False)
+                   "p_holm_nDCG@10": 0.5, "p_tost_nDCG@10": 0.047619, "margin": 0.01}]).to_csv(
+        plots / "contrasts.csv", index=False)
     test = {"delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p": 0.002}
     files = {
         "transfer.json": {"global": {"xqg": {"languages": ["de"], "gain": [[0.0071]], "diagonal": test,
@@ -98,7 +99,8 @@ def _tiny(tmp_path):
 def test_renders_the_values_it_is_given(tmp_path):
     text = render(*_tiny(tmp_path))
     assert "| xqg, all | +0.012 [+0.001, +0.023] (p 0.0457) |" in text
-    assert "| xqg − xqg-shuffled | -0.005 [-0.010, +0.000] (p 0.5; perm 0.0476) |" in text
+    assert "| xqg − xqg-shuffled | -0.005 [-0.010, +0.000] (p 0.5; TOST 0.0476) |" in text
+    assert "±0.010" in text
     assert "| xqg | fixed | global | 0.250 | 2 | 0.400 | 0.450 | +0.050 |" in text
     assert "| de | +0.007 |" in text
     assert "| de | 7.29 | 5 | 10.41 | 5 |" in text

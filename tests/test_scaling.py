@@ -19,6 +19,7 @@ from xaug.scaling import run_setting, write_scaling_outputs
 from xaug.sweep import KResult, Projection, ScalingSettings, Sweep, subset_plan, sweep
 from xaug.tables import comparison_report, contrast_table
 from xaug.formats import write_embeddings
+from xaug.io import read_jsonl
 from xaug.search import FaissSearcher
 
 LANGS = ["de", "zh"]
@@ -68,11 +69,26 @@ def test_subset_plan():
     ({"permutations": -1}, r"scaling.permutations: expected an integer >= 0, got -1"),
     ({"resamples": 0}, r"scaling.resamples: expected a positive integer, got 0"),
     ({"workers": True}, r"scaling.workers: expected a positive integer, got True"),
+    ({"equivalence_margin": 0}, r"scaling.equivalence_margin: expected a number in \(0, 1\), got 0"),
 ])
 def test_scaling_settings_name_the_parameter(kwargs, message):
     with pytest.raises(ConfigError, match="^" + message):
         ScalingSettings(**kwargs)
     assert ScalingSettings(permutations=0).weights == ["fixed", "per_item"]
+
+
+def test_a_cluster_is_every_query_of_one_relevant_passage(world):
+    tmp, passages, pids, method, queries = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4)
+    relevant = {q: [d for d, rel in ev.qrels[q].items() if rel > 0] for q in ev.query_ids}
+    assert all(len(r) == 1 for r in relevant.values())
+    assert ev.query_cluster == {q: r[0] for q, r in relevant.items()}
+    # translations of one question share the cluster, as do different questions about one passage
+    question = {q["id"]: q["qid"] for q in read_jsonl(tmp / "mlqa" / "queries.jsonl")}
+    for q1 in ev.query_ids:
+        for q2 in ev.query_ids:
+            if question[q1] == question[q2]:
+                assert ev.query_cluster[q1] == ev.query_cluster[q2]
 
 
 def test_sweep_averages_each_query_over_the_subsets_that_hold_its_language(world):
@@ -161,15 +177,17 @@ def test_run_setting_tables_transfer_and_plots(world):
     assert "out-of-set" not in set(k2["group"])
     assert set(contrasts["b"]) == {"xqg-shuffled", "xqg-centroid", "translate-shuffled", "translate-centroid",
                                    "translate"}
-    shuffled = contrasts[contrasts["b"] == "xqg-shuffled"]
-    assert shuffled["p_perm_nDCG@10"].between(1 / 4, 1).all()  # (1 + #) / (1 + 3 permutations)
+    assert contrasts["p_tost_nDCG@10"].between(0, 1).all() and (contrasts["margin"] == 0.01).all()
+    # the largest Holm family (one setting, kind and group: methods x k) gets resamples for its size
+    largest = max(gains[gains["k"] > 0].groupby("family").size().max(), 1)
+    assert (tested["resamples"] >= 4 * largest / 0.05 - 1).all()
     t = transfer["xqg"]
     assert t["languages"] == LANGS and len(t["gain"]) == 2 and len(t["gain"][0]) == 2
     assert {"diagonal", "off_diagonal", "diagonal_minus_off_diagonal"} <= set(t)
     json.dumps(transfer)  # serialisable as metrics/transfer.json
     report = comparison_report(contrasts)
     entry = report["global"]["xqg - xqg-shuffled"]["1"]["all"]
-    assert {"delta_nDCG@10", "p_holm_nDCG@10", "p_perm_nDCG@10", "queries", "clusters"} <= set(entry)
+    assert {"delta_nDCG@10", "p_holm_nDCG@10", "p_tost_nDCG@10", "queries", "clusters"} <= set(entry)
     write_scaling_outputs(gains, contrasts, {"global": transfer}, ["fixed", "per_item"], tmp / "plots",
                           tmp / "comparison.json", tmp / "transfer.json")
     assert json.loads((tmp / "comparison.json").read_text()) == json.loads(json.dumps(report))
@@ -203,8 +221,9 @@ def test_method_inputs_are_checked(tmp_path):
     assert (other.alpha, other.n_items_used) == (0.01, 1)  # the non-configured mode always uses its tuned choice
 
 
-def test_contrast_pairs_the_same_queries_and_averages_per_question():
-    """Six queries: de q0, q1 and zh q3 share question a; q2 (de) is question b, q4 (zh) question c, q5 (en) d."""
+def test_contrast_pairs_the_same_queries_and_averages_per_cluster():
+    """Six queries: de q0, q1 and zh q3 share the relevant passage a; q2 (de) is about passage b, q4 (zh) about
+    c, q5 (en) about d."""
     queries = QuerySet(np.zeros((6, 2), np.float32), np.array([0, 0, 0, 1, 1, -1]),
                        np.array(["a", "a", "b", "a", "c", "d"]), scorer=None, setting="global")
     m = len(ALL_MEASURES)
@@ -215,9 +234,9 @@ def test_contrast_pairs_the_same_queries_and_averages_per_question():
 
     a = Sweep("xqg", "method", "fixed", result([0.5, 0.6, 0.7, 0.1, 0.2, 1.0]))
     b = Sweep("translate", "method", "fixed", result([0.4, 0.5, 0.5, 0.1, 0.3, 0.0]))
-    frame = contrast_table(queries, [(a, b, "between-methods")], np.zeros((m, 6)), 200, 0)
+    frame = contrast_table(queries, [(a, b, "between-methods")], 200, 0, margin=0.5)
     allq = frame[frame["group"] == "all"].iloc[0]
-    # per question: a = mean(0.1, 0.1, 0.0) = 0.0667, b = 0.2, c = -0.1; English (d) is not cross-lingual
+    # per passage cluster: a = mean(0.1, 0.1, 0.0) = 0.0667, b = 0.2, c = -0.1; English (d) is not cross-lingual
     assert allq["queries"] == 5 and allq["clusters"] == 3
     assert allq["delta_nDCG@10"] == pytest.approx((0.2 / 3 + 0.2 - 0.1) / 3)
     same = frame[frame["group"] == "same-language"].iloc[0]

@@ -112,9 +112,11 @@ class Evaluator:
         self.query_ids = [ids[i] for i in keep]
         self.query_vectors = vectors[keep]
         self.query_lang = {q: queries[q]["lang"] for q in self.query_ids}
-        # a question and its translations share one relevant passage: the unit of significance tests
-        self.query_cluster = {q: queries[q]["qid"] for q in self.query_ids}
         self.qrels = {q: r for q, r in read_trec_qrels(data / f"qrels.{split}.trec").items() if q in self.query_lang}
+        # augmentation changes passages: every query whose relevant passage is p (a question, its translations and
+        # the other questions about p) is one cluster, the unit of significance tests
+        self.query_cluster = {q: "|".join(sorted(d for d, rel in self.qrels.get(q, {}).items() if rel > 0))
+                              for q in self.query_ids}
         self.corpus = read_jsonl(data / "corpus.jsonl")
         self.doc_tokens = {c["id"]: recall_tokens(c["text"]) for c in self.corpus}
         answers = {a["qid"]: [recall_tokens(x) for x in a["answers"]] for a in read_jsonl(data / "answers.jsonl")}

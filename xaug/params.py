@@ -142,7 +142,7 @@ GROUP_KEYS = {
     "index": ("factory", "search_params"),
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
-    "scaling": ("subsets", "weights", "permutations", "resamples", "workers"),
+    "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin"),
 }
 
 

@@ -6,11 +6,11 @@ Design (what it measures is languages, not weight or order):
   over those that do not (out-of-set), and over all of them (all) (``xaug.sweep``);
 - the fusion weight is fixed across k (``fixed``); the reference's growing sum (``per_item``) runs
   beside it, to show what that confound does;
-- every method gets content-free controls under the first weight mode (``xaug.controls``): ``shuffled``
-  (``scaling.permutations`` permutations, averaged, and their spread as a null distribution) and
-  ``centroid``;
-- gains are tested at the level of the question (``xaug.tables``, ``xaug.stats``), Holm over each
-  table's family;
+- every method gets content-free controls under the first weight mode, with the method's own alpha, so
+  that method minus control isolates content at the same weight (``xaug.controls``): ``shuffled``
+  (``scaling.permutations`` permutations, averaged) and ``centroid``;
+- gains are tested at the level of the relevant passage (``xaug.tables``, ``xaug.stats``), Holm over each
+  table's family; contrasts also carry an equivalence test (TOST) within ``scaling.equivalence_margin``;
 - k = 1 gives the transfer matrix: the gain for queries in Y when passages are augmented with X alone.
 
 This module runs the sweeps of every corpus setting (``run_setting``, ``run_scaling``) and writes the
@@ -52,12 +52,14 @@ def _run_variant(task: tuple[str, str, str, int]) -> tuple[dict[int, KResult], d
 
 
 def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings: dict, plan: dict, weights: list[str],
-                permutations: int, seed: int, resamples: int, languages: list[str], workers: int = 1):
+                permutations: int, seed: int, resamples: int, languages: list[str], workers: int = 1,
+                margin: float = 0.01):
     """Every method, weight mode and control of one corpus setting: (gains, contrasts, transfer).
 
     Each sweep (a method under a weight mode, one shuffled permutation, the centroids) covers every
     planned subset; sweeps run in ``workers`` processes. Permutation j of any method draws from
-    ``default_rng([seed, j])``, so results do not depend on ``workers``."""
+    ``default_rng([seed, j])``, so results do not depend on ``workers``. ``margin``: the equivalence margin
+    of the contrasts."""
     passages = np.asarray(passages, dtype=np.float32)
     baseline = queries.score(passages)
     first = weights[0]
@@ -76,14 +78,14 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
     for n in methods:
         null = [results[n, "shuffled", first, j][0] for j in range(permutations)]
         if null:
-            sweeps[n, "shuffled", first] = Sweep(n, "shuffled", first, average(null), null=null)
+            sweeps[n, "shuffled", first] = Sweep(n, "shuffled", first, average(null))
     gains = pd.concat([baseline_rows(queries, first, baseline),
                        gain_table(queries, baseline, list(sweeps.values()), resamples, seed)], ignore_index=True)
     pairs = [(sweeps[n, "method", first], sweeps[n, v, first], f"method-{v}")
              for n in methods for v in ("shuffled", "centroid") if (n, v, first) in sweeps]
     pairs += [(sweeps[a, "method", first], sweeps[b, "method", first], "between-methods")
               for a, b in itertools.combinations(list(methods), 2)]
-    contrasts = contrast_table(queries, pairs, baseline, resamples, seed)
+    contrasts = contrast_table(queries, pairs, resamples, seed, margin)
     transfers = {n: transfer(queries, baseline, sweeps[n, "method", first], languages, resamples, seed)
                  for n in methods if sweeps[n, "method", first].singles}
     return gains, contrasts, transfers
@@ -99,7 +101,8 @@ def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str
     for setting in corpus_settings:
         g, c, t = run_setting(experiment.queries(data_dir, queries_prefix, setting), experiment.passages,
                               experiment.methods, fusion, plan, experiment.weights, settings.permutations, seed,
-                              settings.resamples, experiment.languages, settings.workers)
+                              settings.resamples, experiment.languages, settings.workers,
+                              settings.equivalence_margin)
         gains.append(g)
         contrasts.append(c)
         transfers[setting] = t

@@ -1,12 +1,13 @@
-"""Significance at the level of the question.
+"""Significance at the level of the augmented unit, the passage.
 
-A question and its translations share one relevant passage, which is exactly what augmentation
-changes, so their differences are not independent: the unit of every test is the *cluster* (all
-queries that share a question id). Per-query differences are first averaged within each cluster;
-the two-sided paired randomization (sign-flip) test and the 95% bootstrap confidence interval then
-run over clusters, with ``scipy.stats.permutation_test`` and ``scipy.stats.bootstrap``. Many tests
-over the same clusters run as one vectorised call (one row each). Holm corrects over the family
-that a table reports.
+Augmentation changes passages, so the queries whose relevant passage is the same (a question, its
+translations, and the other questions about that passage) are not independent: the unit of every test
+is the *cluster* of a relevant passage. Per-query differences are first averaged within each cluster;
+the two-sided paired randomization (sign-flip) test, the 95% bootstrap confidence interval and, for "no
+difference" claims, the two one-sided tests of equivalence (TOST) within a margin then run over
+clusters, with ``scipy.stats.permutation_test`` and ``scipy.stats.bootstrap``. Many tests over the same
+clusters run as one vectorised call (one row each). Holm corrects over the family that a table reports;
+``family_resamples`` gives a family enough resamples that its smallest adjusted p can fall below 0.05.
 """
 from __future__ import annotations
 
@@ -70,6 +71,29 @@ def _cluster_test(diffs, delta, resamples, rng, confidence) -> ClusterTest:
     constant = np.all(diffs == diffs[:, :1], axis=1)
     p = np.where(np.all(diffs == 0, axis=1), 1.0, np.asarray(flips.pvalue, dtype=float))
     return ClusterTest(delta, np.where(constant, delta, low), np.where(constant, delta, high), np.minimum(p, 1.0), n)
+
+
+def family_resamples(resamples: int, family_size: int, alpha: float = 0.05) -> int:
+    """At least ``resamples``, and enough that a two-sided randomization p (at least 2 / (R + 1)) times the
+    Holm factor of a family of ``family_size`` tests can fall to ``alpha`` / 2."""
+    return max(int(resamples), int(np.ceil(4 * family_size / alpha)) - 1)
+
+
+def equivalence_test(diffs: np.ndarray, margin: float, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """TOST p per row of ``diffs`` (tests, clusters): the larger of the one-sided sign-flip p-values of
+    H0: mean <= -margin and H0: mean >= +margin; a small p says the mean lies within (-margin, +margin)."""
+    diffs = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
+    if diffs.shape[1] < 2:
+        return np.full(len(diffs), np.nan)
+    from scipy import stats  # lazy, as in cluster_test
+
+    rng = np.random.default_rng(seed)
+    p = []
+    for shifted, alternative in ((diffs + margin, "greater"), (diffs - margin, "less")):
+        p.append(np.asarray(stats.permutation_test((shifted,), np.mean, permutation_type="samples", vectorized=True,
+                                                   n_resamples=resamples, alternative=alternative, axis=1,
+                                                   random_state=rng).pvalue, dtype=float))
+    return np.minimum(np.maximum(p[0], p[1]), 1.0)
 
 
 def holm(pvalues) -> np.ndarray:

@@ -42,8 +42,9 @@ class ScalingSettings:
     subsets: str = "all"     # all | first | random:R (R subsets per k)
     weights: list[str] = field(default_factory=lambda: ["fixed", "per_item"])  # the first is primary
     permutations: int = 20   # shuffled-control permutations per method
-    resamples: int = 999     # sign-flip and bootstrap resamples per test
+    resamples: int = 999     # sign-flip and bootstrap resamples per test, at least (more for large Holm families)
     workers: int = 2         # processes running the sweeps (results do not depend on it)
+    equivalence_margin: float = 0.01  # TOST margin of "no difference" between contrasted systems (nDCG@10, R@2kt)
 
     def __post_init__(self):
         check_subsets(self.subsets)
@@ -51,6 +52,9 @@ class ScalingSettings:
         check_int(self.permutations, "scaling.permutations", minimum=0)
         check_int(self.resamples, "scaling.resamples")
         check_int(self.workers, "scaling.workers")
+        if isinstance(self.equivalence_margin, bool) or not isinstance(self.equivalence_margin, (int, float)) \
+                or not 0 < self.equivalence_margin < 1:
+            raise ConfigError(f"scaling.equivalence_margin: expected a number in (0, 1), got {self.equivalence_margin!r}")
 
 
 def subset_plan(n: int, mode: str, seed: int = 0) -> dict[int, list[tuple[int, ...]]]:
@@ -140,7 +144,6 @@ class Sweep:
     weight: str
     by_k: dict[int, KResult]
     singles: dict[int, np.ndarray] = field(default_factory=dict)
-    null: list[dict[int, KResult]] = field(default_factory=list)  # shuffled: one sweep per permutation
 
     @property
     def name(self) -> str:

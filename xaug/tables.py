@@ -2,17 +2,21 @@
 contrasts (a method against its controls and against the other methods), the transfer matrix, and the
 comparison report of the contrasts.
 
-Every gain is tested at the level of the question (``xaug.stats``): per tested measure a question-level
-delta with its 95% CI and p, Holm over each table's family.
+Every gain is tested at the level of the relevant passage (``xaug.stats``): per tested measure a delta
+(the mean over passage clusters of the per-cluster mean difference) with its 95% CI and p, Holm over each
+table's family, with enough resamples for that family (``resamples`` column); contrasts also carry the
+TOST p of equivalence within ``scaling.equivalence_margin``.
 """
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 
 from .metrics import ALL_MEASURES
 from .queryset import QuerySet
-from .stats import cluster_means, cluster_test, holm
+from .stats import cluster_means, cluster_test, equivalence_test, family_resamples, holm
 from .sweep import GROUPS, SAME, Sweep
 
 TESTED = ("nDCG@10", "R@2kt")
@@ -24,29 +28,34 @@ def _members(queries: QuerySet, group: str, values: np.ndarray) -> np.ndarray:
 
 
 class _Tests:
-    """Cluster-level tests collected from many rows, run as few vectorised calls (rows sharing members)."""
+    """Cluster-level tests collected from many rows, run as few vectorised calls (rows sharing members).
+    Every test of a table gets the resamples its largest Holm family needs (``xaug.stats.family_resamples``);
+    with a ``margin``, also the equivalence (TOST) p."""
 
-    def __init__(self, queries: QuerySet, resamples: int, seed: int):
-        self.queries, self.resamples, self.seed = queries, resamples, seed
+    def __init__(self, queries: QuerySet, resamples: int, seed: int, margin: float | None = None):
+        self.queries, self.resamples, self.seed, self.margin = queries, resamples, seed, margin
         self.pending: dict[bytes, list] = {}
 
     def add(self, row: dict, measure: str, diff: np.ndarray, members: np.ndarray) -> None:
         self.pending.setdefault(members.tobytes(), []).append((row, measure, diff[members], members))
 
-    def cluster_diffs(self, diff: np.ndarray, members: np.ndarray) -> np.ndarray:
-        return cluster_means(diff[members], self.queries.clusters[members])
-
     def run(self) -> None:
+        rows = {id(e[0]): e[0] for entries in self.pending.values() for e in entries}
+        largest = max(Counter(row["family"] for row in rows.values()).values(), default=1)
+        resamples = family_resamples(self.resamples, largest)
         for entries in self.pending.values():
             members = entries[0][3]
             labels = self.queries.clusters[members]
             diffs = cluster_means(np.stack([e[2] for e in entries]), labels)
             for start in range(0, len(diffs), 64):  # bounded memory: rows x clusters x resample batch
                 chunk = slice(start, start + 64)
-                t = cluster_test(diffs[chunk], self.resamples, self.seed)
-                for (row, m, _, _), d, lo, hi, p in zip(entries[chunk], t.delta, t.low, t.high, t.p):
+                t = cluster_test(diffs[chunk], resamples, self.seed)
+                tost = equivalence_test(diffs[chunk], self.margin, resamples, self.seed) if self.margin else None
+                for j, ((row, m, _, _), d, lo, hi, p) in enumerate(zip(entries[chunk], t.delta, t.low, t.high, t.p)):
                     row.update({f"delta_{m}": d, f"ci_low_{m}": lo, f"ci_high_{m}": hi, f"p_{m}": p})
-                    row["clusters"] = t.clusters
+                    if tost is not None:
+                        row[f"p_tost_{m}"] = tost[j]
+                    row.update(clusters=t.clusters, resamples=resamples)
         self.pending.clear()
 
 
@@ -99,12 +108,12 @@ def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], res
     return _holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
 
 
-def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], baseline: np.ndarray, resamples: int,
-                   seed: int) -> pd.DataFrame:
-    """``a - b`` on the same queries at every k and group (question-level delta, CI, p; Holm per family:
-    setting, kind of contrast, group, measure). For a shuffled control ``b``, also ``p_perm_<m>``: the share
-    of its permutations whose question-level gain reaches the method's (one-sided, (1 + #) / (1 + R))."""
-    tests, rows = _Tests(queries, resamples, seed), []
+def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], resamples: int, seed: int,
+                   margin: float) -> pd.DataFrame:
+    """``a - b`` on the same queries at every k and group (passage-level delta, CI, p; Holm per family:
+    setting, kind of contrast, group, measure), and ``p_tost_<m>``: the TOST p that the difference lies
+    within ``margin`` (``scaling.equivalence_margin``), for the claims of no difference."""
+    tests, rows = _Tests(queries, resamples, seed, margin), []
     for a, b, kind in pairs:
         for k in a.by_k:
             if k not in b.by_k:
@@ -115,16 +124,11 @@ def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], bas
                 if not members.any():
                     continue
                 row = {"setting": queries.setting, "a": a.name, "b": b.name, "weight": a.weight, "kind": kind, "k": k,
-                       "group": group, "queries": int(members.sum()), "family": f"{queries.setting}|{kind}|{group}"}
+                       "group": group, "queries": int(members.sum()), "family": f"{queries.setting}|{kind}|{group}",
+                       "margin": margin}
                 for m in TESTED:
                     i = ALL_MEASURES.index(m)
                     tests.add(row, m, va[i] - vb[i], members)
-                    if b.null:
-                        observed = tests.cluster_diffs(va[i] - baseline[i], members).mean()
-                        # a permutation covers one subset per k: its group holds the questions defined there
-                        null = np.array([np.nanmean(tests.cluster_diffs(r[k].group(group)[i] - baseline[i],
-                                                                        members)) for r in b.null])
-                        row[f"p_perm_{m}"] = (1 + int(np.sum(null >= observed))) / (1 + len(null))
                 rows.append(row)
     tests.run()
     return _holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
