@@ -184,6 +184,10 @@ def test_run_setting_tables_transfer_and_plots(world):
     t = transfer["xqg"]
     assert t["languages"] == LANGS and len(t["gain"]) == 2 and len(t["gain"][0]) == 2
     assert {"diagonal", "off_diagonal", "diagonal_minus_off_diagonal"} <= set(t)
+    # every cell carries its passage-level CI (around the passage-level mean, not the per-query one) and Holm p
+    assert np.array(t["p_holm"], dtype=float).shape == (2, 2) and t["cell_resamples"] >= 199
+    assert all(0 <= p <= 1 for row in t["p_holm"] for p in row)
+    assert all(lo <= hi for lows, highs in zip(t["ci_low"], t["ci_high"]) for lo, hi in zip(lows, highs))
     json.dumps(transfer)  # serialisable as metrics/transfer.json
     report = comparison_report(contrasts)
     entry = report["global"]["xqg - xqg-shuffled"]["1"]["all"]

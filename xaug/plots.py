@@ -8,10 +8,13 @@ import pandas as pd
 
 from .formats import write_table
 from .io import atomic_path
+from .methods import METHODS
 from .sweep import SAME
 from .tables import TESTED
 
-STYLE = {"method": ("-", "o"), "shuffled": ("--", "s"), "centroid": (":", "^")}
+# one meaning per line style in every figure: the method (solid), its controls (dashed, dotted) and the
+# growing per-item weight (dash-dot, weight_modes.png)
+STYLE = {"method": ("-", "o"), "shuffled": ("--", "s"), "centroid": (":", "^"), "per_item": ("-.", "D")}
 
 
 def _pyplot():
@@ -48,31 +51,41 @@ def _shifts(n: int, width: float = 0.5) -> list[float]:
 
 
 def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> None:
-    """Gain over the baseline vs k under one weight mode: rows = tested measures, columns = query groups;
-    one colour per method, solid = the method, dashed = shuffled control, dotted = centroid control; bars =
-    95% cluster-bootstrap CIs, filled markers = significant after Holm."""
+    """Gain over the baseline vs k under one weight mode: columns = query groups (all cross-lingual queries
+    first), rows = tested measures x method families (the generators, xqg and translate, share a row; a
+    method of human text, parallel_contexts, has its own, so its scale does not squeeze theirs); one colour
+    per method, solid = the method, dashed = shuffled control, dotted = centroid control; bars = 95%
+    cluster-bootstrap CIs, filled markers = significant after Holm."""
     plt = _pyplot()
     data = gains[(gains["weight"] == weight) & (gains["k"] > 0)]
-    groups = ["in-set", "out-of-set", SAME]
-    fig, axes = plt.subplots(len(TESTED), len(groups), figsize=(13, 7.5), squeeze=False, sharex=True)
-    colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(data["base_method"]))}
-    for r, m in enumerate(TESTED):
+    setting = str(data["setting"].iloc[0]) if len(data) else ""
+    groups = ["all", "in-set", "out-of-set", SAME]
+    methods = list(dict.fromkeys(data["base_method"]))
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}
+    generators = [m for m in methods if m in METHODS and METHODS[m].setting == "global"]
+    families = ([generators] if generators else []) + [[m] for m in methods if m not in generators]
+    rows = [(measure, family) for measure in TESTED for family in families]
+    fig, axes = plt.subplots(len(rows), len(groups), figsize=(16, 3.4 * len(rows)), squeeze=False, sharex=True)
+    for r, (m, family) in enumerate(rows):
         for c, group in enumerate(groups):
             ax = axes[r][c]
-            lines = list(data[data["group"] == group].groupby(["base_method", "variant"], sort=False))
+            here = data[(data["group"] == group) & data["base_method"].isin(family)]
+            lines = list(here.groupby(["base_method", "variant"], sort=False))
             for ((method, variant), part), shift in zip(lines, _shifts(len(lines))):
                 _line(ax, part, m, colors[method], variant, method if variant == "method" else f"{method} ({variant})",
                       shift)
             ax.axhline(0, color="grey", lw=0.8)
             ax.set_xticks(sorted(data["k"].unique()))
-            ax.set_title(f"{group} queries", fontsize=10)
-            ax.set_ylabel(f"{m} gain over baseline")
+            leak = [f for f in family if f in METHODS and METHODS[f].setting != setting]
+            ax.set_title(f"{', '.join(family)}: {group} queries" + (" (coverage leak here)" if leak else ""), fontsize=9)
+            ax.set_ylabel(f"{m} gain")
             ax.grid(alpha=0.3)
-            if r == len(TESTED) - 1:
+            if c == 0 and lines:
+                ax.legend(fontsize=7)
+            if r == len(rows) - 1:
                 ax.set_xlabel("k target languages (mean over subsets)")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{title}{weight} fusion weight; bars: 95% CI over questions; filled: Holm p < 0.05; "
-                 "dashed: shuffled control, dotted: centroid control", fontsize=9)
+    fig.suptitle(f"{title}{weight} fusion weight; bars: 95% CI over relevant passages; filled: Holm p < 0.05; "
+                 "solid: method, dashed: shuffled control, dotted: centroid control", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
@@ -89,8 +102,8 @@ def plot_weight_modes(gains: pd.DataFrame, path, measure: str = "nDCG@10") -> No
     for ax, setting in zip(axes[0], settings):
         lines = list(data[data["setting"] == setting].groupby(["base_method", "weight"], sort=False))
         for ((method, weight), part), shift in zip(lines, _shifts(len(lines))):
-            variant = "method" if weight == "fixed" else "shuffled"  # solid vs dashed
-            _line(ax, part, measure, colors[method], variant, f"{method}, {weight} weight", shift)
+            _line(ax, part, measure, colors[method], "per_item" if weight == "per_item" else "method",
+                  f"{method}, {weight} weight", shift)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xticks(sorted(data["k"].unique()))
         ax.set_title(f"{setting} corpus", fontsize=10)
@@ -105,29 +118,36 @@ def plot_weight_modes(gains: pd.DataFrame, path, measure: str = "nDCG@10") -> No
 
 
 def plot_cost(gains: pd.DataFrame, path, weight: str, measure: str = "nDCG@10") -> None:
-    """Gain (all cross-lingual queries, first corpus setting) vs generation seconds and generated tokens."""
+    """Gain (all cross-lingual queries, first corpus setting) vs generation seconds and generated tokens, for the
+    methods reported in that setting; k labels offset per method so that they do not collide."""
     plt = _pyplot()
     setting = gains["setting"].iloc[0]
     data = gains[(gains["setting"] == setting) & (gains["weight"] == weight) & (gains["variant"] == "method")
-                 & (gains["group"] == "all") & (gains["k"] > 0)]
+                 & (gains["group"] == "all") & (gains["k"] > 0)
+                 & gains["base_method"].map(lambda m: m in METHODS and METHODS[m].setting == setting)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, cost in zip(axes, ("generation_seconds", "generated_tokens")):
-        for method, part in data.groupby("method", sort=False):
+        for j, (method, part) in enumerate(data.groupby("method", sort=False)):
             part = part.sort_values("k")
             delta = part[f"delta_{measure}"].to_numpy(dtype=float)
             err = np.abs(np.stack([delta - part[f"ci_low_{measure}"], part[f"ci_high_{measure}"] - delta]))
-            ax.errorbar(part[cost], delta, yerr=err, marker="o", capsize=2, label=method)
+            ax.errorbar(part[cost], delta, yerr=err, marker="o", capsize=2, label=method, color=f"C{j}")
             for x, y, k in zip(part[cost], delta, part["k"]):
-                ax.annotate(f"k={int(k)}", (x, y), fontsize=7)
+                ax.annotate(f"k={int(k)}", (x, y), xytext=(5, 8 if j % 2 == 0 else -12), textcoords="offset points",
+                            fontsize=7, color=f"C{j}")
         ax.set_xlabel(cost.replace("_", " ") + " (mean over the subsets of k languages)")
         ax.set_ylabel(f"{measure} gain over baseline")
         ax.axhline(0, color="grey", lw=0.8)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{setting} corpus, {weight} weight; bars: 95% CI over questions", fontsize=9)
+    fig.suptitle(f"{setting} corpus, {weight} weight; bars: 95% CI over relevant passages", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def _grid(rows) -> np.ndarray:
+    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
 
 
 def plot_transfer(transfers: dict[str, dict[str, dict]], path) -> None:
@@ -137,6 +157,9 @@ def plot_transfer(transfers: dict[str, dict[str, dict]], path) -> None:
     methods = list(dict.fromkeys(m for s in settings for m in transfers[s]))
     fig, axes = plt.subplots(len(settings), len(methods), figsize=(4.2 * len(methods), 3.8 * len(settings)),
                              squeeze=False)
+    cells = [_grid(t["gain"]) for s in settings for t in transfers[s].values()]
+    bound = max([float(np.nanmax(np.abs(g))) for g in cells if np.isfinite(g).any()] + [1e-6])  # one colour scale
+    image = None
     for r, setting in enumerate(settings):
         for c, method in enumerate(methods):
             ax = axes[r][c]
@@ -144,12 +167,12 @@ def plot_transfer(transfers: dict[str, dict[str, dict]], path) -> None:
             if t is None:
                 ax.axis("off")
                 continue
-            grid = np.array([[np.nan if v is None else v for v in row] for row in t["gain"]], dtype=float)
-            bound = max(float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0, 1e-6)
-            ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound)
+            grid = _grid(t["gain"])
+            image = ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound)
+            p = _grid(t["p_holm"]) if "p_holm" in t else np.full_like(grid, np.nan)
             for (i, j), v in np.ndenumerate(grid):
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:+.3f}", ha="center", va="center", fontsize=7)
+                    ax.text(j, i, f"{v:+.3f}" + ("*" if p[i, j] < 0.05 else ""), ha="center", va="center", fontsize=7)
             ax.set_xticks(range(len(t["languages"])), t["languages"])
             ax.set_yticks(range(len(t["languages"])), t["languages"])
             ax.set_xlabel("query language Y")
@@ -159,7 +182,11 @@ def plot_transfer(transfers: dict[str, dict[str, dict]], path) -> None:
                 d = t["diagonal_minus_off_diagonal"]
                 note = f"\ndiag - off {d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
             ax.set_title(f"{method}, {setting}: {t['measure']} gain{note}", fontsize=8)
+    fig.suptitle("gain for queries in Y with passages augmented by X alone; one colour scale; *: the cell's "
+                 "passage-level p < 0.05 after Holm over the matrix", fontsize=9)
     fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6)
     _save(fig, path)
     plt.close(fig)
 

@@ -239,20 +239,28 @@ def _contrasts(contrasts: pd.DataFrame) -> list[str]:
 def _transfer(transfer: dict, figures: str) -> list[str]:
     out = ["## Transfer", "",
            "Augmenting with one language X alone, queries in each language Y: the diagonal (Y = X) against "
-           f"the off-diagonal cells, {MEASURE} gain over the baseline with 95% CI and p (`metrics/transfer.json`).",
-           ""]
+           f"the off-diagonal cells, {MEASURE} gain over the baseline with 95% CI and p (`metrics/transfer.json`); "
+           "a method is shown in the corpus setting it is reported in.", ""]
     rows = []
     for setting, methods in transfer.items():
         for method, t in methods.items():
+            if not _shown(method, setting):
+                continue
             rows.append([setting, method] + [_tested(t[key]["delta"], t[key]["ci_low"], t[key]["ci_high"], t[key]["p"])
                                              for key in ("diagonal", "off_diagonal", "diagonal_minus_off_diagonal")])
     out += table(["setting", "method", "diagonal", "off-diagonal", "diagonal − off-diagonal"], rows)
-    out += ["The full matrices: gain for queries in Y (columns) with the passages augmented by X alone (rows).", ""]
+    out += ["The full matrices: gain for queries in Y (columns) with the passages augmented by X alone (rows); "
+            "* marks a cell whose passage-level p is below 0.05 after Holm over the matrix.", ""]
     for setting, methods in transfer.items():
         for method, t in methods.items():
-            langs = t["languages"]
+            if not _shown(method, setting):
+                continue
+            langs, p = t["languages"], t.get("p_holm")
+            star = [[p is not None and p[i][j] is not None and p[i][j] < 0.05 for j in range(len(langs))]
+                    for i in range(len(langs))]
             out += [f"**{method}, {setting} corpus**", ""]
-            out += table(["X \\ Y"] + langs, [[x] + [gain(g) for g in t["gain"][i]] for i, x in enumerate(langs)])
+            out += table(["X \\ Y"] + langs, [[x] + [gain(g) + ("*" if star[i][j] else "") for j, g in enumerate(t["gain"][i])]
+                                               for i, x in enumerate(langs)])
     return out + _figure(figures, "transfer.png", "transfer: gain for queries in Y with passages augmented by X alone")
 
 

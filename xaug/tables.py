@@ -136,8 +136,9 @@ def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], res
 
 def transfer(queries: QuerySet, baseline: np.ndarray, s: Sweep, languages: list[str], resamples: int, seed: int,
              measure: str = "nDCG@10") -> dict:
-    """Gain for queries in Y when passages are augmented with X alone (rows X, columns Y), and the
-    question-level test of same-language (diagonal) against other-language (off-diagonal) augmentation."""
+    """Gain for queries in Y when passages are augmented with X alone (rows X, columns Y) with each cell's
+    passage-level test (``ci_low``, ``ci_high`` and Holm ``p_holm`` over the cells), and the test of
+    same-language (diagonal) against other-language (off-diagonal) augmentation."""
     i = ALL_MEASURES.index(measure)
     gain = {x: s.singles[x][i] - baseline[i] for x in s.singles}
     matrix = [[float(np.mean(gain[x][queries.lang == y])) if x in gain and (queries.lang == y).any() else None
@@ -155,10 +156,29 @@ def transfer(queries: QuerySet, baseline: np.ndarray, s: Sweep, languages: list[
     summary = {name: {"delta": round(float(t.delta[j]), 6), "ci_low": round(float(t.low[j]), 6),
                       "ci_high": round(float(t.high[j]), 6), "p": round(float(t.p[j]), 6)}
                for j, name in enumerate(("diagonal", "off_diagonal", "diagonal_minus_off_diagonal"))}
+    cells = _transfer_cells(queries, stacked, len(languages), resamples, seed)
     return {"measure": measure, "languages": languages, "gain": [[None if v is None else round(v, 6) for v in r]
-                                                                 for r in matrix],
+                                                                 for r in matrix], **cells,
             "queries": {languages[y]: int((queries.lang == y).sum()) for y in range(len(languages))},
             "clusters": t.clusters, **summary}
+
+
+def _transfer_cells(queries: QuerySet, gains: np.ndarray, n: int, resamples: int, seed: int) -> dict:
+    """Each transfer cell's passage-level 95% CI and Holm p over the n x n cells (one family), rows X
+    (augmenting language), columns Y (query language): ``gains`` (X, Q) holds every query's gain under X."""
+    low, high, p = (np.full((n, n), np.nan) for _ in range(3))
+    resamples = family_resamples(resamples, n * n)
+    for y in range(n):
+        members = queries.lang == y
+        if members.any():
+            t = cluster_test(cluster_means(gains[:, members], queries.clusters[members]), resamples, seed)
+            low[:, y], high[:, y], p[:, y] = t.low, t.high, t.p
+    p = holm(p.ravel()).reshape(n, n)
+
+    def rounded(m):
+        return [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in m]
+
+    return {"ci_low": rounded(low), "ci_high": rounded(high), "p_holm": rounded(p), "cell_resamples": resamples}
 
 
 def comparison_report(contrasts: pd.DataFrame) -> dict:
