@@ -77,7 +77,7 @@ def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> Non
             ax.axhline(0, color="grey", lw=0.8)
             ax.set_xticks(sorted(data["k"].unique()))
             leak = [f for f in family if f in METHODS and METHODS[f].setting != setting]
-            ax.set_title(f"{', '.join(family)}: {group} queries" + (" (coverage leak here)" if leak else ""), fontsize=9)
+            ax.set_title(f"{', '.join(family)}: {group} queries" + (" (leaky)" if leak else ""), fontsize=9)
             ax.set_ylabel(f"{m} gain")
             ax.grid(alpha=0.3)
             if c == 0 and lines:
@@ -181,7 +181,8 @@ def plot_transfer(transfers: dict[str, dict[str, dict]], path) -> None:
             if "diagonal_minus_off_diagonal" in t:
                 d = t["diagonal_minus_off_diagonal"]
                 note = f"\ndiag - off {d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
-            ax.set_title(f"{method}, {setting}: {t['measure']} gain{note}", fontsize=8)
+            leak = " (coverage leak)" if method in METHODS and METHODS[method].setting not in ("global", setting) else ""
+            ax.set_title(f"{method}, {setting}{leak}: {t['measure']} gain{note}", fontsize=8)
     fig.suptitle("gain for queries in Y with passages augmented by X alone; one colour scale; *: the cell's "
                  "passage-level p < 0.05 after Holm over the matrix", fontsize=9)
     fig.tight_layout()
