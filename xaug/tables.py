@@ -35,13 +35,24 @@ class _Tests:
     def __init__(self, queries: QuerySet, resamples: int, seed: int, margin: float | None = None):
         self.queries, self.resamples, self.seed, self.margin = queries, resamples, seed, margin
         self.pending: dict[bytes, list] = {}
+        self.rows: list[dict] = []
+
+    def add_row(self, row: dict, diffs: np.ndarray, members: np.ndarray) -> None:
+        """A row of the table, tested on each ``TESTED`` measure of ``diffs`` (measures x queries) over ``members``."""
+        for m in TESTED:
+            self.add(row, m, diffs[ALL_MEASURES.index(m)], members)
+        self.rows.append(row)
+
+    def table(self) -> pd.DataFrame:
+        """The rows with their tests run and Holm applied per family."""
+        self.run()
+        return _holm(pd.DataFrame(self.rows)) if self.rows else pd.DataFrame()
 
     def add(self, row: dict, measure: str, diff: np.ndarray, members: np.ndarray) -> None:
         self.pending.setdefault(members.tobytes(), []).append((row, measure, diff[members], members))
 
     def run(self) -> None:
-        rows = {id(e[0]): e[0] for entries in self.pending.values() for e in entries}
-        largest = max(Counter(row["family"] for row in rows.values()).values(), default=1)
+        largest = max(Counter(row["family"] for row in self.rows).values(), default=1)
         resamples = family_resamples(self.resamples, largest)
         for entries in self.pending.values():
             members = entries[0][3]
@@ -86,7 +97,7 @@ def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], res
     """One row per (variant, weight mode, k, group): mean measures, and per tested measure the question-level
     gain over the baseline on the same queries with its 95% CI and p (Holm over each family: one corpus
     setting, weight mode, kind (method | control), group and measure; methods x k)."""
-    tests, rows = _Tests(queries, resamples, seed), []
+    tests = _Tests(queries, resamples, seed)
     for s in sweeps:
         for k, res in s.by_k.items():
             for group in GROUPS:
@@ -100,12 +111,8 @@ def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], res
                        "generated_tokens": round(res.tokens, 1),
                        "family": f"{queries.setting}|{s.weight}|{'method' if s.variant == 'method' else 'control'}|{group}"}
                 row.update({m: float(values[i][members].mean()) for i, m in enumerate(ALL_MEASURES)})
-                for m in TESTED:
-                    i = ALL_MEASURES.index(m)
-                    tests.add(row, m, values[i] - baseline[i], members)
-                rows.append(row)
-    tests.run()
-    return _holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
+                tests.add_row(row, values - baseline, members)
+    return tests.table()
 
 
 def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], resamples: int, seed: int,
@@ -113,7 +120,7 @@ def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], res
     """``a - b`` on the same queries at every k and group (passage-level delta, CI, p; Holm per family:
     setting, kind of contrast, group, measure), and ``p_tost_<m>``: the TOST p that the difference lies
     within ``margin`` (``scaling.equivalence_margin``), for the claims of no difference."""
-    tests, rows = _Tests(queries, resamples, seed, margin), []
+    tests = _Tests(queries, resamples, seed, margin)
     for a, b, kind in pairs:
         for k in a.by_k:
             if k not in b.by_k:
@@ -126,12 +133,8 @@ def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], res
                 row = {"setting": queries.setting, "a": a.name, "b": b.name, "weight": a.weight, "kind": kind, "k": k,
                        "group": group, "queries": int(members.sum()), "family": f"{queries.setting}|{kind}|{group}",
                        "margin": margin}
-                for m in TESTED:
-                    i = ALL_MEASURES.index(m)
-                    tests.add(row, m, va[i] - vb[i], members)
-                rows.append(row)
-    tests.run()
-    return _holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
+                tests.add_row(row, va - vb, members)
+    return tests.table()
 
 
 def transfer(queries: QuerySet, baseline: np.ndarray, s: Sweep, languages: list[str], resamples: int, seed: int,
