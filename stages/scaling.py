@@ -2,18 +2,23 @@
 """scaling: how each method's gain grows with the number k of target languages, measured on languages alone.
 
 For every corpus setting (evaluate.settings), method (`methods`), weight mode (scaling.weights; the
-first is primary) and k = 1..len(languages), every subset of k languages (scaling.subsets) augments
-the corpus with alpha (and n_queries_used) from augment.<method> or, where `auto`, the tune stage's
-choice; per query, measures are averaged over the subsets that hold its language (in-set), those
-that do not (out-of-set) and all. Under the primary weight mode each method also runs with its items
-shuffled across the passages that have items (scaling.permutations times) and with its language
-centroids: content-free controls. Gains and contrasts are tested per question (sign-flip test,
-95% cluster-bootstrap CI, scaling.resamples resamples; Holm per family). Writes
-- plots/scaling.csv: gains over the baseline (every setting, method, control, weight mode, k, group);
-- plots/contrasts.csv and metrics/comparison.json: method vs its controls, and between methods;
+first is primary), renormalize state (on and off; augment.<method>.renormalize is primary) and
+k = 1..len(languages), every subset of k languages (scaling.subsets) augments the corpus with that
+k's alpha (and n_queries_used) from augment.<method> or, where `auto`, the tune stage's choice; per
+query, measures are averaged over the subsets that hold its language (in-set), those that do not
+(out-of-set) and all. Under the primary weight mode each method also runs with one alpha at every k,
+with equal items at every k, with its items shuffled across the passages that have items
+(scaling.permutations times) and with its language centroids (content-free controls), and beside the
+normalisation baseline (centring, its strength from the tune stage). Gains and contrasts are tested
+per relevant passage (sign-flip test, 95% cluster-bootstrap CI, scaling.resamples resamples at least;
+Holm per family; TOST within scaling.equivalence_margin). Writes
+- plots/scaling.csv: gains over the baseline (every setting, method, variant, weight mode, renormalize
+  state, k, group; `primary` marks the configured fusion);
+- plots/contrasts.csv and metrics/comparison.json: method vs its controls and the normalisation
+  baseline, between methods, and languages vs items;
 - metrics/transfer.json and plots/transfer.png: gain for queries in Y with passages augmented by X alone;
-- plots/scaling.png, plots/scaling_parallel.png, plots/weight_modes.png, plots/cost.png;
-- plots/scaling/<method>[.<setting>].csv: one row per k, for the DVC plots in dvc.yaml.
+- plots/scaling.png, plots/scaling_parallel.png, plots/weight_modes.png, plots/variants.png, plots/cost.png;
+- plots/scaling/<method>[.raw][.<setting>].csv: one row per k, for the DVC plots in dvc.yaml.
 """
 from xaug.cli import one_blas_thread, reexec_with_malloc_settings, run
 
@@ -26,7 +31,7 @@ from pathlib import Path  # noqa: E402
 from xaug.evaluation import EvaluateSettings  # noqa: E402
 from xaug.experiment import Experiment  # noqa: E402
 from xaug.io import read_json  # noqa: E402
-from xaug.methods import fusion_settings  # noqa: E402
+from xaug.methods import augment_settings, fusion_settings, normalisation_strength  # noqa: E402
 from xaug.params import from_params  # noqa: E402
 from xaug.scaling import run_scaling, write_scaling_outputs  # noqa: E402
 from xaug.sweep import ScalingSettings  # noqa: E402
@@ -49,10 +54,18 @@ def main(args, p, log):
     exp = Experiment.from_params(p, args.passages, args.generated_root)
     seed = p.seed()
     tuning = read_json(args.tuning) if Path(args.tuning).is_file() else None
-    fusion = {m: {w: fusion_settings(p, m, tuning, w) for w in exp.weights} for m in exp.methods}
-    gains, contrasts, transfers = run_scaling(exp, settings, corpus_settings, fusion, seed, args.data, args.queries)
+    renormalize = {m: augment_settings(p, m, only=("renormalize",)).renormalize for m in exp.methods}
+    ks = range(1, len(exp.languages) + 1)
+    fusion = {m: {(w, r): {k: fusion_settings(p, m, tuning, w, k, r) for k in ks}
+                  for w in exp.weights for r in (renormalize[m], not renormalize[m])} for m in exp.methods}
+    betas = {s: normalisation_strength(tuning, s) for s in corpus_settings}
+    if tuning is None:
+        log.info("no normalisation baseline: %s not found (the tune stage chooses its strength)", args.tuning)
+    gains, contrasts, transfers = run_scaling(exp, settings, corpus_settings, fusion, seed, args.data, args.queries,
+                                              renormalize, betas)
     write_scaling_outputs(gains, contrasts, transfers, exp.weights, args.plots, args.comparison, args.transfer)
-    top = gains[(gains["group"] == "all") & (gains["variant"] == "method") & (gains["k"] == len(exp.languages))]
+    top = gains[(gains["group"] == "all") & (gains["variant"] == "method") & (gains["k"] == len(exp.languages))
+                & gains["primary"]]
     for _, row in top.iterrows():
         log.info("%s, %s corpus, %s weight, k=%d: nDCG@10 %.4f, gain %+.4f [%+.4f, %+.4f] (p_holm %.2g, %d questions)",
                  row["method"], row["setting"], row["weight"], row["k"], row["nDCG@10"], row["delta_nDCG@10"],

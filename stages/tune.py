@@ -2,20 +2,29 @@
 """tune: choose each method's fusion weight (alpha, and for xqg the number of queries) on the tune split.
 
 The tune questions (training-split articles no generator or translator trained on) search the corpus
-augmented with every language of `languages`, in the corpus setting each method is reported in
-(global; parallel_contexts: parallel), for each method in `methods` and weight mode in
-scaling.weights, over the grid tune.alphas x tune.n_queries_used (xqg only); the best question-level
-mean of tune.measure wins. Writes the grid and the choices to metrics/tuning.json, which
+augmented with each planned subset of k languages of `languages` (scaling.subsets), in the corpus
+setting each method is reported in (global; parallel_contexts: parallel), for each method in
+`methods`, weight mode in scaling.weights, renormalize state (on and off) and k, over the grid
+tune.alphas x tune.n_queries_used (xqg only); the best question-level mean of tune.measure, averaged
+over the subsets of k, wins for that k. The normalisation baseline's strength is chosen the same way
+(xaug/hubness.py). Writes the grid and the choices per k to metrics/tuning.json, which
 augment.<method>.alpha: auto (and n_queries_used: auto) and the scaling stage read. The held-out
 evaluation questions are not read.
 """
 
-from xaug.cli import run
-from xaug.experiment import Experiment
-from xaug.io import write_json
-from xaug.methods import METHODS, augment_settings
-from xaug.params import from_params
-from xaug.tuning import TuneSettings, tune
+from xaug.cli import one_blas_thread, reexec_with_malloc_settings, run
+
+if __name__ == "__main__":
+    reexec_with_malloc_settings()
+one_blas_thread()  # the grid runs in scaling.workers processes: one BLAS thread each (before numpy loads)
+
+from xaug.evaluation import EvaluateSettings  # noqa: E402
+from xaug.experiment import Experiment  # noqa: E402
+from xaug.io import write_json  # noqa: E402
+from xaug.methods import METHODS, augment_settings, check_methods  # noqa: E402
+from xaug.params import from_params  # noqa: E402
+from xaug.sweep import ScalingSettings, subset_plan  # noqa: E402
+from xaug.tuning import TuneSettings, tune  # noqa: E402
 
 
 def arguments(ap):
@@ -28,11 +37,14 @@ def arguments(ap):
 
 def main(args, p, log):
     settings = from_params(TuneSettings, p.get_path("tune"))
+    scaling = from_params(ScalingSettings, p.get_path("scaling"), only=("subsets", "workers"))
+    reported = from_params(EvaluateSettings, p.get_path("evaluate"), only=("settings",)).settings
+    augment = {m: augment_settings(p, m, only=("renormalize",)) for m in check_methods(p.get_path("methods"))}
     exp = Experiment.from_params(p, args.passages, args.generated_root)
-    corpus_settings = sorted({METHODS[m].setting for m in exp.methods})
+    corpus_settings = sorted({METHODS[m].setting for m in exp.methods} | set(reported))
     query_sets = {s: exp.queries(args.data, args.queries, s, split="tune") for s in corpus_settings}
-    augment = {m: augment_settings(p, m, only=("renormalize",)) for m in exp.methods}
-    report = tune(exp, query_sets, settings, augment, p.get_path("xqg.n_queries"), log)
+    plan = subset_plan(len(exp.languages), scaling.subsets, p.seed())
+    report = tune(exp, query_sets, settings, augment, p.get_path("xqg.n_queries"), plan, scaling.workers, log)
     write_json(args.out, report)
 
 

@@ -203,4 +203,7 @@ def test_tune_stage_reads_no_evaluation_question(tmp_path, prepared):
     tune_langs = [q["lang"] for q in prepared.queries if q["split"] == "tune"]
     assert report["queries"] == sum(lang in ("de", "zh") for lang in tune_langs) > 0
     assert set(report["choices"]["xqg"]) == {"fixed", "per_item"}
-    assert len(report["choices"]["xqg"]["fixed"]["grid"]) == 2 * len(params["tune"]["alphas"])
+    assert set(report["choices"]["xqg"]["fixed"]) == {"renormalized", "raw"}  # both states, each its own alpha
+    grids = report["choices"]["xqg"]["fixed"]["renormalized"]["grid"]
+    assert set(grids) == {"1", "2"} and all(len(g) == 2 * len(params["tune"]["alphas"]) for g in grids.values())
+    assert set(report["normalisation"]) == {"global", "parallel"} and report["subsets"] == {"1": 2, "2": 1}

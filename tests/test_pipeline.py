@@ -55,21 +55,28 @@ def check_rank_measures(run_file: Path, qrels_file: Path, per_query: pd.DataFram
 
 
 def check_tuning(tuning: dict) -> None:
-    """Each choice of metrics/tuning.json is the best point of its own grid (ties: the smaller alpha, then
-    fewer queries), and its gain is over the baseline of the setting it was tuned in."""
+    """Each choice of metrics/tuning.json (per method, weight mode, renormalize state and k) is the best point of
+    its own grid (ties: the smaller alpha, then fewer queries), and its gain is over the baseline of the setting
+    it was tuned in; the normalisation baseline's strength is the best of its grid."""
     measure = tuning["measure"]
     for method, weights in tuning["choices"].items():
-        for weight, choice in weights.items():
-            best = max(choice["grid"], key=lambda g: (g[measure], -g["alpha"], -(g["n_queries_used"] or 0)))
-            assert {k: choice[k] for k in best} == best, (method, weight)
-            assert abs(choice["gain"] - (best[measure] - tuning["baseline"][choice["setting"]])) <= 2e-6
+        for weight, norms in weights.items():
+            for norm, entry in norms.items():
+                assert set(entry["by_k"]) == set(entry["grid"]) == set(tuning["subsets"]), (method, weight, norm)
+                for k, choice in entry["by_k"].items():
+                    best = max(entry["grid"][k], key=lambda g: (g[measure], -g["alpha"], -(g["n_queries_used"] or 0)))
+                    assert {key: choice[key] for key in best} == best, (method, weight, norm, k)
+                    assert abs(choice["gain"] - (best[measure] - tuning["baseline"][entry["setting"]])) <= 2e-6
+    for setting, n in tuning["normalisation"].items():
+        assert n[measure] == max(g[measure] for g in n["grid"]), setting
 
 
 def test_check_tuning_on_the_committed_choices():
     tuning = json.loads((REPO / "metrics" / "tuning.json").read_text())
     check_tuning(tuning)
-    choice = tuning["choices"]["xqg"]["fixed"]
-    for wrong in (sorted(choice["grid"], key=lambda g: g["nDCG@10"])[-2], {**choice["grid"][0], "nDCG@10": 0.0}):
+    entry = tuning["choices"]["xqg"]["fixed"]["renormalized"]
+    choice = entry["by_k"]["1"]
+    for wrong in (sorted(entry["grid"]["1"], key=lambda g: g["nDCG@10"])[-2], {**entry["grid"]["1"][0], "nDCG@10": 0.0}):
         choice.update(wrong)  # the runner-up, then a point that is not on the grid
         with pytest.raises(AssertionError):
             check_tuning(tuning)
@@ -182,12 +189,14 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
     frame = pd.read_csv(root / "plots" / "scaling.csv")
     assert sorted(frame[frame["method"] == "xqg"]["k"].unique()) == [1, 2]
     methods = ("xqg", "translate", "parallel_contexts")
-    assert set(frame["method"]) == {"baseline"} | {f"{m}{v}" for m in methods for v in ("", "-shuffled", "-centroid")}
+    assert set(frame["method"]) == {"baseline", "normalisation"} | {
+        f"{m}{v}" for m in methods for v in ("", "-shuffled", "-centroid", "-one_alpha", "-equal_items")}
+    assert set(frame["renormalize"]) == {True, False} and frame["primary"].any()
     assert set(frame["weight"]) == {"fixed", "per_item"} and set(frame["setting"]) == {"global", "parallel"}
     assert {"ci_low_nDCG@10", "ci_high_nDCG@10", "p_holm_R@2kt", "clusters"} <= set(frame.columns)
     comparison = json.loads((root / "metrics" / "comparison.json").read_text())
-    assert {"xqg - translate", "xqg - xqg-shuffled", "parallel_contexts - parallel_contexts-centroid"} <= \
-        set(comparison["global"])
+    assert {"xqg - translate", "xqg - xqg-shuffled", "parallel_contexts - parallel_contexts-centroid",
+            "xqg - xqg-centroid (raw)", "xqg - normalisation"} <= set(comparison["global"])
     assert set(comparison["global"]["xqg - translate"]) == {"1", "2"}
     tuning = json.loads((root / "metrics" / "tuning.json").read_text())
     assert set(tuning["choices"]) == set(methods) and tuning["split"] == "tune"
@@ -195,7 +204,8 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
     assert transfer["global"]["xqg"]["languages"] == ["de", "zh"]
     parallel = json.loads((root / "metrics" / "retrieval_parallel.json").read_text())
     assert set(parallel) == {"baseline", *methods}
-    for name in ("scaling/xqg.csv", "scaling.png", "transfer.png", "weight_modes.png", "cost.png"):
+    for name in ("scaling/xqg.csv", "scaling/xqg.raw.csv", "scaling.png", "transfer.png", "weight_modes.png",
+                 "variants.png", "cost.png"):
         assert (root / "plots" / name).is_file(), name
 
 

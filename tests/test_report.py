@@ -57,13 +57,20 @@ def _tiny(tmp_path):
     plots.mkdir()
     tested = {"delta_nDCG@10": 0.0123456, "ci_low_nDCG@10": 0.00149, "ci_high_nDCG@10": 0.0234,
               "p_holm_nDCG@10": 0.04567}
-    row = {"setting": "global", "weight": "fixed", "queries": 10, "generation_seconds": 2.25, "generated_tokens": 40}
+    row = {"setting": "global", "weight": "fixed", "queries": 10, "generation_seconds": 2.25, "generated_tokens": 40,
+           "renormalize": True, "primary": True}
     pd.DataFrame([
-        {**row, "method": "baseline", "variant": "method", "k": 0, "group": "all", **_measures(0.5)},
-        *({**row, "method": "xqg", "variant": "method", "k": 1, "group": g, **_measures(0.51), **tested}
-          for g in ("all", "in-set", "same-language")),
+        {**row, "method": "baseline", "base_method": "baseline", "variant": "method", "k": 0, "group": "all",
+         **_measures(0.5)},
+        {**row, "method": "normalisation", "base_method": "normalisation", "variant": "method", "k": 0,
+         "group": "all", **_measures(0.5), **tested, "delta_nDCG@10": 0.0031},
+        *({**row, "method": "xqg", "base_method": "xqg", "variant": "method", "k": 1, "group": g, **_measures(0.51),
+           **tested} for g in ("all", "in-set", "same-language")),
+        {**row, "method": "xqg", "base_method": "xqg", "variant": "method", "k": 1, "group": "all",
+         "renormalize": False, "primary": False, **_measures(0.5), **tested, "delta_nDCG@10": 0.0004},
     ]).to_csv(plots / "scaling.csv", index=False)
-    pd.DataFrame([{"setting": "global", "a": "xqg", "b": "xqg-shuffled", "weight": "fixed", "k": 1, "group": "all",
+    pd.DataFrame([{"setting": "global", "a": "xqg", "b": "xqg-shuffled", "weight": "fixed", "renormalize": True,
+                   "primary": True, "kind": "method-shuffled", "k": 1, "group": "all",
                    "delta_nDCG@10": -0.0049, "ci_low_nDCG@10": -0.01, "ci_high_nDCG@10": 0.0004,
                    "p_holm_nDCG@10": 0.5, "p_tost_nDCG@10": 0.047619, "margin": 0.01}]).to_csv(
         plots / "contrasts.csv", index=False)
@@ -73,8 +80,9 @@ def _tiny(tmp_path):
                                              "off_diagonal": test, "diagonal_minus_off_diagonal": test}}},
         "tuning.json": {"measure": "nDCG@10", "split": "tune", "queries": 12, "clusters": 4,
                         "languages_augmented": "de", "baseline": {"global": 0.4},
-                        "choices": {"xqg": {"fixed": {"alpha": 0.25, "n_queries_used": 2, "setting": "global",
-                                                      "nDCG@10": 0.45, "gain": 0.05}}}},
+                        "normalisation": {"global": {"beta": -0.25, "nDCG@10": 0.41, "gain": 0.01}},
+                        "choices": {"xqg": {"fixed": {"renormalized": {"setting": "global", "by_k": {"1": {
+                            "alpha": 0.25, "n_queries_used": 2, "nDCG@10": 0.45, "gain": 0.05}}}}}}},
         "generation.json": {"xqg": {"de": {"R@1": 0.1, "R@10": 0.2, "real_R@1": 0.3, "real_R@10": 0.4,
                                            "in_script": 0.98, "chrF": 9.691, "duplicates": 0.0, "queries": 30}}},
         "translation.json": {"model": "warm", "steps": 5, "loss_first": 8.0, "loss_last": 7.0, "pairs": 20,
@@ -101,7 +109,11 @@ def test_renders_the_values_it_is_given(tmp_path):
     assert "| xqg, all | +0.012 [+0.001, +0.023] (p 0.0457) |" in text
     assert "| xqg − xqg-shuffled | -0.005 [-0.010, +0.000] (p 0.5; TOST 0.0476) |" in text
     assert "±0.010" in text
-    assert "| xqg | fixed | global | 0.250 | 2 | 0.400 | 0.450 | +0.050 |" in text
+    assert "| xqg | fixed | renormalized | global | 1 | 0.250 | 2 | 0.400 | 0.450 | +0.050 |" in text
+    assert "| xqg | global | 0.250 (2 q) |" in text  # alpha per k
+    assert "| xqg, raw | +0.000 [+0.001, +0.023] (p 0.0457) |" in text  # the other renormalize state
+    assert "no augmentation), all cross-lingual queries: +0.003" in text
+    assert "| global | -0.250 | 0.400 | 0.410 | +0.010 |" in text
     assert "| de | +0.007 |" in text
     assert "| de | 7.29 | 5 | 10.41 | 5 |" in text
     assert "Wer \\| was?" in text  # a pipe in a text cell does not split the table

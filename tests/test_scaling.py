@@ -14,6 +14,8 @@ from xaug.fusion import FusionSettings, LanguageItems, combine
 from xaug.methods import MethodItems, fusion_settings, load_method
 from xaug.metrics import ALL_MEASURES
 from xaug.controls import centroid_items, shuffled_items
+from xaug.equal_items import equal_items
+from xaug.hubness import centred, centring_grid
 from xaug.queryset import QuerySet
 from xaug.scaling import run_setting, write_scaling_outputs
 from xaug.sweep import KResult, Projection, ScalingSettings, Sweep, subset_plan, sweep
@@ -97,7 +99,8 @@ def test_sweep_averages_each_query_over_the_subsets_that_hold_its_language(world
     qs = QuerySet.from_evaluator(ev, LANGS, pids)
     settings = FusionSettings(alpha=0.5, weight="fixed")
     items = method.reduced(None)
-    by_k, singles = sweep(qs, passages, items, settings, subset_plan(2, "all"), method.seconds, method.tokens)
+    by_k, singles = sweep(qs, passages, items, {1: settings, 2: settings}, subset_plan(2, "all"), method.seconds,
+                          method.tokens)
     alone = {i: qs.score(combine(passages, [items[i]], settings)) for i in range(2)}
     np.testing.assert_array_equal(singles[0], alone[0])
     de = qs.lang == 0
@@ -155,7 +158,8 @@ def test_run_setting_tables_transfer_and_plots(world):
     ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4)
     qs = QuerySet.from_evaluator(ev, LANGS, pids)
     other = MethodItems("translate", LANGS, method.raw[::-1], [3.0, 4.0], [30, 40])
-    settings = {m: {w: FusionSettings(0.3, w, True) for w in ("fixed", "per_item")} for m in ("xqg", "translate")}
+    settings = {m: {(w, r): {1: FusionSettings(0.3, w, r), 2: FusionSettings(0.2 if r else 0.1, w, r)}
+                    for w in ("fixed", "per_item") for r in (True, False)} for m in ("xqg", "translate")}
     args = (qs, passages, {"xqg": method, "translate": other}, settings, subset_plan(2, "all"), ["fixed", "per_item"],
             3, 0, 200, LANGS)
     gains, contrasts, transfer = run_setting(*args)
@@ -164,10 +168,21 @@ def test_run_setting_tables_transfer_and_plots(world):
     pd.testing.assert_frame_equal(forked[1], contrasts)
     assert forked[2] == transfer
     names = set(gains["method"])
-    assert names == {"baseline", "xqg", "xqg-shuffled", "xqg-centroid", "translate", "translate-shuffled",
-                     "translate-centroid"}
+    assert names == {"baseline", "normalisation"} | {f"{m}{v}" for m in ("xqg", "translate") for v in (
+        "", "-shuffled", "-centroid", "-one_alpha", "-equal_items")}
     assert set(gains.loc[gains["variant"] != "method", "weight"]) == {"fixed"}  # controls: primary mode
     assert set(gains.loc[gains["method"] == "xqg", "weight"]) == {"fixed", "per_item"}
+    # each k uses its own alpha; one_alpha the largest k's at every k; equal_items k = 1's at every k
+    xqg = gains[(gains["method"] == "xqg") & gains["primary"] & (gains["group"] == "all")].set_index("k")["alpha"]
+    assert xqg.to_dict() == {1: 0.3, 2: 0.2}
+    for variant, alpha in (("one_alpha", 0.2), ("equal_items", 0.3)):
+        assert set(gains.loc[gains["method"] == f"xqg-{variant}", "alpha"]) == {alpha}
+    # every method and control runs renormalized and raw (each with its own alpha); only the first weight
+    # mode's configured state is primary
+    for name in ("xqg", "xqg-shuffled", "xqg-centroid"):
+        part = gains[(gains["method"] == name) & (gains["weight"] == "fixed")]
+        assert set(part["renormalize"]) == {True, False} and set(part.loc[part["primary"], "renormalize"]) == {True}
+    assert not gains.loc[gains["weight"] == "per_item", "primary"].any()
     tested = gains[gains["k"] > 0]
     assert tested[["p_nDCG@10", "p_holm_nDCG@10"]].stack().between(0, 1).all()
     assert (tested["ci_low_nDCG@10"] <= tested["delta_nDCG@10"] + 1e-12).all()
@@ -176,7 +191,11 @@ def test_run_setting_tables_transfer_and_plots(world):
     k2 = tested[(tested["k"] == 2)]
     assert "out-of-set" not in set(k2["group"])
     assert set(contrasts["b"]) == {"xqg-shuffled", "xqg-centroid", "translate-shuffled", "translate-centroid",
-                                   "translate"}
+                                   "translate", "normalisation", "xqg-equal_items", "translate-equal_items",
+                                   "xqg-equal_items-k1", "translate-equal_items-k1"}
+    # more languages (or items) at equal items: at k = 1 a system against itself, not tested
+    equal = contrasts[contrasts["kind"].isin(["languages-at-equal-items", "items-at-equal-languages"])]
+    assert set(equal["k"]) == {2}
     assert contrasts["p_tost_nDCG@10"].between(0, 1).all() and (contrasts["margin"] == 0.01).all()
     # the largest Holm family (one setting, kind and group: methods x k) gets resamples for its size
     largest = max(gains[gains["k"] > 0].groupby("family").size().max(), 1)
@@ -195,8 +214,8 @@ def test_run_setting_tables_transfer_and_plots(world):
     write_scaling_outputs(gains, contrasts, {"global": transfer}, ["fixed", "per_item"], tmp / "plots",
                           tmp / "comparison.json", tmp / "transfer.json")
     assert json.loads((tmp / "comparison.json").read_text()) == json.loads(json.dumps(report))
-    for name in ("scaling.png", "weight_modes.png", "cost.png", "transfer.png", "scaling/xqg.csv",
-                 "scaling/xqg-shuffled.csv", "scaling.csv", "contrasts.csv"):
+    for name in ("scaling.png", "weight_modes.png", "variants.png", "cost.png", "transfer.png", "scaling/xqg.csv",
+                 "scaling/xqg-shuffled.csv", "scaling/xqg.raw.csv", "scaling.csv", "contrasts.csv"):
         assert (tmp / "plots" / name).stat().st_size > 500, name
 
 
@@ -215,13 +234,25 @@ def test_method_inputs_are_checked(tmp_path):
         fusion_settings({"augment": {"xqg": {"alpha": 0.1, "pool": "sum"}}}, "xqg")
     with pytest.raises(ConfigError, match=r"^augment.translate.n_queries_used: unknown setting"):
         fusion_settings({"augment": {"translate": {"alpha": 0.1, "n_queries_used": 2}}}, "translate")
-    tuning = {"choices": {"xqg": {"fixed": {"alpha": 0.05, "n_queries_used": 3},
-                                  "per_item": {"alpha": 0.01, "n_queries_used": 1}}}}
-    auto = fusion_settings({"augment": {"xqg": {"alpha": "auto", "n_queries_used": "auto"}}}, "xqg", tuning)
-    assert (auto.alpha, auto.n_items_used, auto.weight) == (0.05, 3, "fixed")
-    fixed = fusion_settings({"augment": {"xqg": {"alpha": 0.2, "n_queries_used": 2}}}, "xqg", tuning)
+    def choices(*by_k):
+        return {"renormalized": {"by_k": {str(k): {"alpha": a, "n_queries_used": n} for k, (a, n) in enumerate(by_k, 1)}}}
+
+    tuning = {"choices": {"xqg": {"fixed": choices((0.03, 2), (0.05, 3)), "per_item": choices((0.02, 1), (0.01, 1))}}}
+    auto = fusion_settings({"augment": {"xqg": {"alpha": "auto", "n_queries_used": "auto", "renormalize": True}},
+                            "n_languages": 2}, "xqg", tuning)
+    assert (auto.alpha, auto.n_items_used, auto.weight) == (0.05, 3, "fixed")  # the choice for n_languages
+    first = fusion_settings({"augment": {"xqg": {"alpha": "auto", "n_queries_used": "auto", "renormalize": True}}},
+                            "xqg", tuning, k=1)
+    assert (first.alpha, first.n_items_used) == (0.03, 2)  # each k its own choice
+    with pytest.raises(ConfigError, match=r"augment.xqg.alpha: auto needs the tune stage's choice for xqg "
+                                          r"\(fixed weight, raw\)"):
+        fusion_settings({"augment": {"xqg": {"alpha": "auto", "renormalize": False}}}, "xqg", tuning)
+    tuning = {"choices": {"xqg": {"fixed": choices((0.05, 3)), "per_item": choices((0.01, 1))}}}
+    fixed = fusion_settings({"augment": {"xqg": {"alpha": 0.2, "n_queries_used": 2, "renormalize": True}}}, "xqg",
+                            tuning)
     assert (fixed.alpha, fixed.n_items_used) == (0.2, 2)  # a number overrides the tuned choice
-    other = fusion_settings({"augment": {"xqg": {"alpha": 0.2, "n_queries_used": 2}}}, "xqg", tuning, "per_item")
+    other = fusion_settings({"augment": {"xqg": {"alpha": 0.2, "n_queries_used": 2, "renormalize": True}}}, "xqg",
+                            tuning, "per_item")
     assert (other.alpha, other.n_items_used) == (0.01, 1)  # the non-configured mode always uses its tuned choice
 
 
@@ -273,3 +304,61 @@ def test_settings_groups_name_the_parameter():
     assert default_systems("idx", ["xqg"]) == ["baseline=idx/baseline.faiss", "xqg=idx/xqg.faiss"]
     assert str(metrics_path("m/retrieval.json", "parallel")) == "m/retrieval_parallel.json"
     assert str(metrics_path("m/retrieval.json", "global")) == "m/retrieval.json"
+
+
+def test_equal_items_hold_the_pool_constant_and_spread_it_over_the_languages():
+    rng = np.random.default_rng(0)
+    n, m, dim = 50, 3, 4
+    raw = [(rng.standard_normal((n, m, dim)).astype(np.float32), np.full(n, m)) for _ in range(4)]
+    one = equal_items(raw, (2,), 3, np.random.default_rng(1))
+    np.testing.assert_allclose(one.sums, raw[2][0].sum(axis=1), atol=1e-5)  # k = 1: that language's items
+    assert (one.counts == 3).all()
+    spread = equal_items(raw, (0, 1, 2, 3), 3, np.random.default_rng(1))
+    assert (spread.counts == 3).all()  # as many items as at k = 1
+    firsts = np.stack([raw[lang][0][:, 0] for lang in range(4)], axis=1)  # (n, 4, dim): each language's first item
+    for p in range(n):  # k >= 3: the first item of three different languages
+        chosen = [lang for lang in range(4) if any(np.allclose(firsts[p, lang] + firsts[p, b] + firsts[p, c],
+                                                               spread.sums[p], atol=1e-5)
+                                                   for b in range(4) for c in range(4) if len({lang, b, c}) == 3)]
+        assert chosen, p
+    two = equal_items(raw, (0, 1), 3, np.random.default_rng(1))  # two items of one language, one of the other
+    for p in range(n):
+        a, b = raw[0][0][p], raw[1][0][p]
+        assert np.allclose(two.sums[p], a[0] + a[1] + b[0], atol=1e-5) or np.allclose(two.sums[p], b[0] + b[1] + a[0],
+                                                                                      atol=1e-5)
+    # a passage without items in a language draws from those that have them
+    holes = [(raw[0][0], np.where(np.arange(n) % 2 == 0, 0, m)), raw[1]]
+    pooled = equal_items(holes, (0, 1), 1, np.random.default_rng(2))
+    even = np.arange(n) % 2 == 0
+    np.testing.assert_allclose(pooled.sums[even], raw[1][0][even, 0], atol=1e-6)
+    assert (pooled.counts == 1).all()
+
+
+def test_the_normalisation_baseline_is_centring():
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((20, 5)).astype(np.float32) + 2.0
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    np.testing.assert_allclose(centred(p, 0.0), p, rtol=1e-6)  # unit passages: beta 0 is the baseline
+    full = centred(p, 1.0)
+    np.testing.assert_allclose(np.linalg.norm(full, axis=1), 1.0, rtol=1e-6)
+    expected = p - p.mean(axis=0)
+    np.testing.assert_allclose(full, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    # adding the mean with weight alpha and re-normalising is beta = -alpha / (1 - alpha)
+    added = 0.7 * p + 0.3 * p.mean(axis=0)
+    np.testing.assert_allclose(centred(p, -0.3 / 0.7), added / np.linalg.norm(added, axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+    grid = centring_grid([0.1, 0.5, 1.0])
+    assert grid == sorted(grid) and 1.0 in grid and 0.1 in grid and -1.0 in grid and round(-0.1 / 0.9, 6) in grid
+
+
+def test_a_constant_shift_changes_no_ranking_without_renormalization(world):
+    """With every passage covered, the centroid control adds one vector to every passage: raw, its gain is exactly
+    zero; renormalized, whatever it gains is the renormalization."""
+    tmp, passages, pids, method, queries = world
+    qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids)
+    full = MethodItems("translate", ["zh"], [method.raw[1]], [1.0], [10])
+    settings = {"translate": {("fixed", r): {1: FusionSettings(0.5, "fixed", r)} for r in (True, False)}}
+    gains, contrasts, _ = run_setting(qs, passages, {"translate": full}, settings, {1: [(0,)]}, ["fixed"], 2, 0, 200,
+                                      ["zh"])
+    raw = gains[(gains["method"] == "translate-centroid") & ~gains["renormalize"]]
+    assert len(raw) and (raw["delta_nDCG@10"] == 0).all() and (raw["delta_R@2kt"] == 0).all()

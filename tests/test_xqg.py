@@ -154,7 +154,10 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     assert sorted(frame["k"].unique()) == [0, 1, 2]
     assert set(frame["group"]) == {"all", "in-set", "out-of-set", "same-language"}
     assert set(frame["setting"]) == {"global", "parallel"}
-    assert set(frame["method"]) == {"baseline", "xqg", "xqg-shuffled", "xqg-centroid"}
+    # without a tune stage report: no normalisation baseline; the fixed alpha in both renormalize states
+    assert set(frame["method"]) == {"baseline", "xqg", "xqg-shuffled", "xqg-centroid", "xqg-one_alpha",
+                                    "xqg-equal_items"}
+    assert set(frame.loc[frame["method"] == "xqg", "renormalize"]) == {True, False}
     assert (tmp_path / "plots" / "scaling.png").is_file() and (tmp_path / "plots" / "cost.png").is_file()
 
 

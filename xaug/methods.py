@@ -41,12 +41,31 @@ def check_methods(methods) -> list[str]:
     return methods
 
 
-def _tuned(tuning: dict | None, method: str, weight: str, key: str, param: str):
+NORMS = {True: "renormalized", False: "raw"}  # the key of a renormalize state in metrics/tuning.json
+
+
+def tuned_choice(tuning: dict | None, method: str, weight: str, renormalize: bool, k: int, param: str) -> dict:
+    """The tune stage's choice (alpha, n_queries_used) for ``method`` under ``weight`` and ``renormalize`` when k
+    languages augment (k < 1: the choice of k = 1; k beyond the tuned range: the largest tuned k)."""
     try:
-        return tuning["choices"][method][weight][key]
+        by_k = tuning["choices"][method][weight][NORMS[renormalize]]["by_k"]
     except (TypeError, KeyError):
-        raise ConfigError(f"{param}: auto needs the tune stage's choice for {method} ({weight} weight) in "
-                          "metrics/tuning.json (run `dvc repro tune`)") from None
+        raise ConfigError(f"{param}: auto needs the tune stage's choice for {method} ({weight} weight, "
+                          f"{NORMS[renormalize]}) in metrics/tuning.json (run `dvc repro tune`)") from None
+    ks = sorted(int(x) for x in by_k)
+    return by_k[str(min(max(k, ks[0]), ks[-1]))]
+
+
+def normalisation_strength(tuning: dict | None, setting: str) -> float | None:
+    """The normalisation baseline's strength beta (``xaug.hubness``) the tune stage chose for ``setting``
+    (None without a tune stage report: no normalisation baseline)."""
+    if tuning is None:
+        return None
+    try:
+        return float(tuning["normalisation"][setting]["beta"])
+    except (TypeError, KeyError):
+        raise ConfigError(f"metrics/tuning.json: no normalisation baseline for the {setting} corpus "
+                          "(run `dvc repro tune`)") from None
 
 
 @dataclass
@@ -90,25 +109,29 @@ def augment_settings(params: dict, method: str, only=None) -> AugmentSettings:
                        only=only)
 
 
-def fusion_settings(params: dict, method: str, tuning: dict | None = None, weight: str | None = None) -> FusionSettings:
-    """The fusion of ``method`` from augment.<method> of params.yaml; `auto` alpha / n_queries_used come from the
-    tune stage's ``tuning``.
+def fusion_settings(params: dict, method: str, tuning: dict | None = None, weight: str | None = None,
+                    k: int | None = None, renormalize: bool | None = None) -> FusionSettings:
+    """The fusion of ``method`` from augment.<method> of params.yaml when ``k`` languages augment (default
+    n_languages); `auto` alpha / n_queries_used come from the tune stage's ``tuning``, its choice for that k.
 
-    ``weight`` (default augment.<method>.weight) selects the weight mode; for a mode other than the
-    configured one, alpha and n_queries_used are always the tuned ones."""
+    ``weight`` (default augment.<method>.weight) and ``renormalize`` (default augment.<method>.renormalize)
+    select another fusion. A number in augment.<method> holds at every k and in both renormalize states; for
+    another weight mode than the configured one, alpha and n_queries_used are always the tuned ones."""
     group = f"augment.{method}"
     settings = augment_settings(params, method)
     weight = weight or settings.weight
+    renormalize = settings.renormalize if renormalize is None else bool(renormalize)
+    k = params.get("n_languages", 1) if k is None else k
+    configured = weight == settings.weight
     alpha, n_used = settings.alpha, getattr(settings, "n_queries_used", None)
-    if weight != settings.weight or alpha == "auto":
-        alpha = _tuned(tuning, method, weight, "alpha", f"{group}.alpha")
-    if method == "xqg" and (weight != settings.weight or n_used == "auto"):
-        n_used = _tuned(tuning, method, weight, "n_queries_used", f"{group}.n_queries_used")
+    if not configured or alpha == "auto":
+        alpha = tuned_choice(tuning, method, weight, renormalize, k, f"{group}.alpha")["alpha"]
+    if method == "xqg" and (not configured or n_used == "auto"):
+        n_used = tuned_choice(tuning, method, weight, renormalize, k, f"{group}.n_queries_used")["n_queries_used"]
     generated = params.get(method, {}).get("n_queries") if method == "xqg" else None
     if isinstance(n_used, int) and isinstance(generated, int) and n_used > generated:
         raise ConfigError(f"{group}.n_queries_used: {n_used} > {method}.n_queries ({generated}) generated per passage")
-    return FusionSettings(alpha=alpha, weight=weight, renormalize=settings.renormalize, n_items_used=n_used,
-                          param=group)
+    return FusionSettings(alpha=alpha, weight=weight, renormalize=renormalize, n_items_used=n_used, param=group)
 
 
 @dataclass

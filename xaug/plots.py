@@ -12,9 +12,38 @@ from .methods import METHODS
 from .sweep import SAME
 from .tables import TESTED
 
-# one meaning per line style in every figure: the method (solid), its controls (dashed, dotted) and the
-# growing per-item weight (dash-dot, weight_modes.png)
-STYLE = {"method": ("-", "o"), "shuffled": ("--", "s"), "centroid": (":", "^"), "per_item": ("-.", "D")}
+# one meaning per line style in every figure: the method (solid), its controls (dashed, dotted), the
+# growing per-item weight (dash-dot, weight_modes.png), and in variants.png one alpha for every k, equal
+# items at every k, and the method with the other renormalize state
+STYLE = {"method": ("-", "o"), "shuffled": ("--", "s"), "centroid": (":", "^"), "per_item": ("-.", "D"),
+         "one_alpha": ((0, (3, 1, 1, 1, 1, 1)), "v"), "equal_items": ((0, (8, 3)), "P"),
+         "flipped": ((0, (1, 1)), "x")}
+
+
+def primary(gains: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the configured fusion (first weight mode, each method's configured renormalize state)."""
+    return gains[gains["primary"].astype(bool)]
+
+
+def configured_norm(gains: pd.DataFrame) -> pd.DataFrame:
+    """The rows under each method's configured renormalize state (any weight mode)."""
+    state = primary(gains).groupby("base_method")["renormalize"].first()
+    return gains[gains["renormalize"].astype(bool) == gains["base_method"].map(state).astype(bool)]
+
+
+def _leaky(method: str, setting: str) -> bool:
+    """A method reported in the parallel setting, shown in the global corpus: its coverage leaks the answer."""
+    return method in METHODS and METHODS[method].setting not in ("global", setting)
+
+
+def _band(ax, gains: pd.DataFrame, setting: str, group: str, measure: str) -> None:
+    """The normalisation baseline's gain (``xaug.hubness``) and its CI as a grey band."""
+    row = gains[(gains["method"] == "normalisation") & (gains["setting"] == setting)
+                & (gains["group"] == ("all" if group != SAME else SAME))]
+    if len(row):
+        r = row.iloc[0]
+        ax.axhspan(r[f"ci_low_{measure}"], r[f"ci_high_{measure}"], color="grey", alpha=0.15, lw=0)
+        ax.axhline(r[f"delta_{measure}"], color="grey", lw=1, ls=(0, (4, 2)), label="normalisation baseline")
 
 
 def _pyplot():
@@ -57,7 +86,8 @@ def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> Non
     per method, solid = the method, dashed = shuffled control, dotted = centroid control; bars = 95%
     cluster-bootstrap CIs, filled markers = significant after Holm."""
     plt = _pyplot()
-    data = gains[(gains["weight"] == weight) & (gains["k"] > 0)]
+    data = primary(gains)
+    data = data[(data["weight"] == weight) & (data["k"] > 0) & data["variant"].isin(["method", "shuffled", "centroid"])]
     setting = str(data["setting"].iloc[0]) if len(data) else ""
     groups = ["all", "in-set", "out-of-set", SAME]
     methods = list(dict.fromkeys(data["base_method"]))
@@ -75,8 +105,9 @@ def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> Non
                 _line(ax, part, m, colors[method], variant, method if variant == "method" else f"{method} ({variant})",
                       shift)
             ax.axhline(0, color="grey", lw=0.8)
+            _band(ax, gains, setting, group, m)
             ax.set_xticks(sorted(data["k"].unique()))
-            leak = [f for f in family if f in METHODS and METHODS[f].setting != setting]
+            leak = [f for f in family if _leaky(f, setting)]
             ax.set_title(f"{', '.join(family)}: {group} queries" + (" (leaky)" if leak else ""), fontsize=9)
             ax.set_ylabel(f"{m} gain")
             ax.grid(alpha=0.3)
@@ -85,7 +116,8 @@ def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> Non
             if r == len(rows) - 1:
                 ax.set_xlabel("k target languages (mean over subsets)")
     fig.suptitle(f"{title}{weight} fusion weight; bars: 95% CI over relevant passages; filled: Holm p < 0.05; "
-                 "solid: method, dashed: shuffled control, dotted: centroid control", fontsize=9)
+                 "solid: method, dashed: shuffled control, dotted: centroid control; grey band: normalisation "
+                 "baseline", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
@@ -95,7 +127,8 @@ def plot_weight_modes(gains: pd.DataFrame, path, measure: str = "nDCG@10") -> No
     """What the growing weight does: each method's gain (all cross-lingual queries) vs k, fixed vs per-item
     weight, one panel per corpus setting."""
     plt = _pyplot()
-    data = gains[(gains["variant"] == "method") & (gains["group"] == "all") & (gains["k"] > 0)]
+    data = configured_norm(gains)
+    data = data[(data["variant"] == "method") & (data["group"] == "all") & (data["k"] > 0)]
     settings = list(dict.fromkeys(data["setting"]))
     fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.2), squeeze=False)
     colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(data["base_method"]))}
@@ -122,9 +155,10 @@ def plot_cost(gains: pd.DataFrame, path, weight: str, measure: str = "nDCG@10") 
     methods reported in that setting; k labels offset per method so that they do not collide."""
     plt = _pyplot()
     setting = gains["setting"].iloc[0]
-    data = gains[(gains["setting"] == setting) & (gains["weight"] == weight) & (gains["variant"] == "method")
-                 & (gains["group"] == "all") & (gains["k"] > 0)
-                 & gains["base_method"].map(lambda m: m in METHODS and METHODS[m].setting == setting)]
+    data = primary(gains[gains["setting"] == setting])
+    data = data[(data["weight"] == weight) & (data["variant"] == "method")
+                & (data["group"] == "all") & (data["k"] > 0)
+                & data["base_method"].map(lambda m: m in METHODS and METHODS[m].setting == setting)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, cost in zip(axes, ("generation_seconds", "generated_tokens")):
         for j, (method, part) in enumerate(data.groupby("method", sort=False)):
@@ -141,6 +175,48 @@ def plot_cost(gains: pd.DataFrame, path, weight: str, measure: str = "nDCG@10") 
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{setting} corpus, {weight} weight; bars: 95% CI over relevant passages", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_variants(gains: pd.DataFrame, path, weight: str, measure: str = "nDCG@10") -> None:
+    """What the fusion design does to each method's gain (all cross-lingual queries) vs k: rows = corpus
+    settings, columns = methods; the method with alpha tuned per k (solid), with one alpha (the largest k's)
+    at every k, with equal items at every k (as many as one language gives at k = 1, k = 1's alpha), with
+    the other renormalize state (its own alpha per k), and the normalisation baseline (grey band)."""
+    plt = _pyplot()
+    data = gains[(gains["weight"] == weight) & (gains["group"] == "all") & (gains["k"] > 0)]
+    state = primary(gains).groupby("base_method")["renormalize"].first()
+    settings = list(dict.fromkeys(data["setting"]))
+    methods = [m for m in dict.fromkeys(data["base_method"]) if m in state.index]
+    fig, axes = plt.subplots(len(settings), len(methods), figsize=(5.2 * len(methods), 3.6 * len(settings)),
+                             squeeze=False, sharex=True)
+    for r, setting in enumerate(settings):
+        for c, method in enumerate(methods):
+            ax = axes[r][c]
+            here = data[(data["setting"] == setting) & (data["base_method"] == method)]
+            norm = here["renormalize"].astype(bool) == bool(state[method])
+            lines = [("method", here[norm & (here["variant"] == "method")], f"{method}, alpha per k"),
+                     ("one_alpha", here[here["variant"] == "one_alpha"], "one alpha (k = max) at every k"),
+                     ("equal_items", here[here["variant"] == "equal_items"], "equal items at every k"),
+                     ("flipped", here[~norm & (here["variant"] == "method")],
+                      "renormalize " + ("off" if state[method] else "on") + ", alpha per k")]
+            lines = [line for line in lines if len(line[1])]
+            for (variant, part, label), shift in zip(lines, _shifts(len(lines))):
+                _line(ax, part, measure, f"C{c}", variant, label, shift)
+            ax.axhline(0, color="grey", lw=0.8)
+            _band(ax, gains, setting, "all", measure)
+            ax.set_xticks(sorted(data["k"].unique()))
+            leak = " (leaky)" if _leaky(method, setting) else ""
+            ax.set_title(f"{method}, {setting} corpus{leak}", fontsize=9)
+            ax.set_ylabel(f"{measure} gain (all cross-lingual)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+            if r == len(settings) - 1:
+                ax.set_xlabel("k target languages (mean over subsets)")
+    fig.suptitle(f"{weight} weight; bars: 95% CI over relevant passages; filled: Holm p < 0.05; grey band: "
+                 "normalisation baseline (centring, tuned)", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
@@ -181,7 +257,7 @@ def plot_transfer(transfers: dict[str, dict[str, dict]], path) -> None:
             if "diagonal_minus_off_diagonal" in t:
                 d = t["diagonal_minus_off_diagonal"]
                 note = f"\ndiag - off {d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
-            leak = " (coverage leak)" if method in METHODS and METHODS[method].setting not in ("global", setting) else ""
+            leak = " (coverage leak)" if _leaky(method, setting) else ""
             ax.set_title(f"{method}, {setting}{leak}: {t['measure']} gain{note}", fontsize=8)
     fig.suptitle("gain for queries in Y with passages augmented by X alone; one colour scale; *: the cell's "
                  "passage-level p < 0.05 after Holm over the matrix", fontsize=9)
@@ -197,6 +273,10 @@ def write_plot_tables(gains: pd.DataFrame, folder, weight: str) -> None:
     (with CI bounds) and the costs: the wide layout DVC plots draw several lines from."""
     folder = Path(folder)
     data = gains[(gains["weight"] == weight) & (gains["k"] > 0)]
+    state = primary(gains).groupby("base_method")["renormalize"].first()
+    flipped = data["renormalize"].astype(bool) != data["base_method"].map(state).astype(bool)
+    data = data.assign(method=data["method"].where(~flipped, data["method"] + np.where(
+        data["renormalize"].astype(bool), ".renormalized", ".raw")))
     for (method, setting), part in data.groupby(["method", "setting"]):
         first = part[part["group"] == "all"]
         wide = first[["k", "generation_seconds", "generated_tokens"]].set_index("k")

@@ -99,6 +99,15 @@ def _primary_weight(contrasts: pd.DataFrame) -> str:
     return weights[0]
 
 
+def _primary(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the configured fusion (first weight mode, each method's configured renormalize state)."""
+    return frame[_column(frame, "primary", "scaling.csv / contrasts.csv").astype(bool)]
+
+
+def _norm_label(renormalize) -> str:
+    return "renormalized" if bool(renormalize) else "raw"
+
+
 def _in_order(values) -> list:
     return list(dict.fromkeys(values))
 
@@ -157,7 +166,8 @@ def _headline(scaling: pd.DataFrame, weight: str, figures: str) -> list[str]:
            f"{MEASURE} gain of each method over the baseline, {weight} weight (the primary mode), for all "
            "cross-lingual queries, the in-set ones (query language among the k augmenting languages) and the "
            "out-of-set ones; a method that needs the parallel setting is reported there only.", ""]
-    methods = scaling[(scaling["variant"] == "method") & (scaling["method"] != "baseline")]
+    methods = _primary(scaling)
+    methods = methods[(methods["variant"] == "method") & ~methods["method"].isin(["baseline", "normalisation"])]
     for setting in _in_order(methods["setting"]):
         part = methods[(methods["setting"] == setting) & (methods["weight"] == weight)]
         ks = sorted(int(k) for k in _in_order(part["k"]))
@@ -169,9 +179,21 @@ def _headline(scaling: pd.DataFrame, weight: str, figures: str) -> list[str]:
                 sel = part[(part["method"] == method) & (part["group"] == group)]
                 rows.append(_gain_rows(sel, f"{method}, {group}", ks))
         out += [f"### {setting} corpus", ""] + table(["method, queries"] + [f"k = {k}" for k in ks], rows)
+        out += _normalisation_line(scaling, setting)
         out += _figure(figures, "scaling.png" if setting == "global" else f"scaling_{setting}.png",
                        f"{MEASURE} gain vs k, {setting} corpus")
     return out
+
+
+def _normalisation_line(scaling: pd.DataFrame, setting: str) -> list[str]:
+    rows = scaling[(scaling["method"] == "normalisation") & (scaling["setting"] == setting)
+                   & (scaling["group"] == "all")]
+    if not len(rows):
+        return []
+    r = rows.iloc[0]
+    return [f"The normalisation baseline (centring, `xaug/hubness.py`; no augmentation), all cross-lingual queries: "
+            + _tested(r[f"delta_{MEASURE}"], r[f"ci_low_{MEASURE}"], r[f"ci_high_{MEASURE}"], r[f"p_holm_{MEASURE}"])
+            + ".", ""]
 
 
 def _weight_modes(scaling: pd.DataFrame, figures: str) -> list[str]:
@@ -179,8 +201,10 @@ def _weight_modes(scaling: pd.DataFrame, figures: str) -> list[str]:
            f"{MEASURE} gain over the baseline for all cross-lingual queries under each weight mode (`fixed`: "
            "the generated part weighs alpha at every k; `per_item`: it grows with the number of items), alpha "
            "and queries tuned per mode.", ""]
-    methods = scaling[(scaling["variant"] == "method") & (scaling["method"] != "baseline")
-                      & (scaling["group"] == "all")]
+    state = _primary(scaling).groupby("base_method")["renormalize"].first()
+    methods = scaling[(scaling["variant"] == "method") & scaling["base_method"].isin(state.index)
+                      & (scaling["group"] == "all") & (scaling["k"] > 0)]
+    methods = methods[methods["renormalize"].astype(bool) == methods["base_method"].map(state).astype(bool)]
     for setting in _in_order(methods["setting"]):
         part = methods[methods["setting"] == setting]
         ks = sorted(int(k) for k in _in_order(part["k"]))
@@ -194,8 +218,9 @@ def _same_language(scaling: pd.DataFrame, weight: str) -> list[str]:
     out = ["## Same-language queries", "",
            f"{MEASURE} gain over the baseline for the corpus-language queries (the passages' own language), "
            f"{weight} weight.", ""]
-    methods = scaling[(scaling["variant"] == "method") & (scaling["method"] != "baseline")
-                      & (scaling["group"] == "same-language") & (scaling["weight"] == weight)]
+    methods = _primary(scaling)
+    methods = methods[(methods["variant"] == "method") & (methods["method"] != "baseline")
+                      & (methods["group"] == "same-language") & (methods["weight"] == weight)]
     for setting in _in_order(methods["setting"]):
         part = methods[methods["setting"] == setting]
         ks = sorted(int(k) for k in _in_order(part["k"]))
@@ -207,20 +232,31 @@ def _same_language(scaling: pd.DataFrame, weight: str) -> list[str]:
 def _contrasts(contrasts: pd.DataFrame) -> list[str]:
     margin_text = ", ".join(f"±{num(m)}" for m in sorted(set(_column(contrasts, "margin", "contrasts.csv"))))
     out = ["## Content and between-method contrasts", "",
-           f"{MEASURE} difference on the same queries (all cross-lingual queries): each method minus its "
-           "shuffled control (its items reassigned among the covered passages: same coverage, no passage-specific "
-           "content) and minus its centroid control (each language's mean item added to every passage: a "
-           "constant shift), and between methods; the controls use the method's own alpha, so the difference is "
-           "content at the same weight. p is Holm-adjusted within the contrast kind; TOST is the p of the two "
+           f"{MEASURE} difference on the same queries (all cross-lingual queries), configured fusion: each method "
+           "minus its shuffled control (its items reassigned among the covered passages: same coverage, no "
+           "passage-specific content), minus its centroid control (each language's mean item added to every "
+           "passage: a constant shift), minus the normalisation baseline (no augmentation), and between methods; "
+           "the controls use the method's own alpha at each k, so the difference is content at the same weight. "
+           "p is Holm-adjusted within the contrast kind; TOST is the p of the two "
            "one-sided tests that the difference lies within the equivalence margin (`scaling.equivalence_margin`, "
            f"{margin_text}), unadjusted: a small TOST p supports \"no difference\", a large one does not.", ""]
-    part = contrasts[contrasts["group"] == "all"]
+    part = _primary(contrasts)
+    part = part[(part["group"] == "all") & part["kind"].isin(CONTENT_KINDS)]
+    return out + _contrast_tables(part)
+
+
+CONTENT_KINDS = ("method-shuffled", "method-centroid", "method-normalisation", "between-methods")
+
+
+def _contrast_tables(part: pd.DataFrame, label=None) -> list[str]:
+    """One table per corpus setting: a row per contrast (``label(row)`` or "a − b"), a column per k."""
+    out = []
     for setting in _in_order(part["setting"]):
         here = part[part["setting"] == setting]
         ks = sorted(int(k) for k in _in_order(here["k"]))
         rows = []
-        for (a, b), sel in here.groupby(["a", "b"], sort=False):
-            if not (_shown(a, setting) and _shown(b.split("-")[0], setting)):
+        for (a, b, kind, renorm), sel in here.groupby(["a", "b", "kind", "renormalize"], sort=False):
+            if not (_shown(a.split("-")[0], setting) and _shown(b.split("-")[0], setting)):
                 continue
             by_k = {int(r["k"]): r for _, r in sel.iterrows()}
             cells = []
@@ -231,9 +267,91 @@ def _contrasts(contrasts: pd.DataFrame) -> list[str]:
                     continue
                 cells.append(_tested(r[f"delta_{MEASURE}"], r[f"ci_low_{MEASURE}"], r[f"ci_high_{MEASURE}"],
                                      r[f"p_holm_{MEASURE}"], r.get(f"p_tost_{MEASURE}")))
-            rows.append([f"{a} − {b}"] + cells)
+            rows.append([label(a, b, kind, renorm) if label else f"{a} − {b}"] + cells)
         out += [f"### {setting} corpus", ""] + table(["contrast"] + [f"k = {k}" for k in ks], rows)
     return out
+
+
+def _normalisation(scaling: pd.DataFrame, contrasts: pd.DataFrame, figures: str) -> list[str]:
+    out = ["## Normalisation apart from augmentation", "",
+           f"{MEASURE} gain over the baseline, all cross-lingual queries, of every method and control with the "
+           "fused vectors renormalized to unit length and without (`raw`), each state with its own alpha per k "
+           "(`metrics/tuning.json`); and each method against the normalisation baseline (centring, "
+           "`xaug/hubness.py`, its strength tuned on the tune split). With every passage covered, the centroid "
+           "control adds one vector to every passage: without renormalization it cannot change a ranking, so "
+           "what it gains renormalized is the renormalization.", ""]
+    state = _primary(scaling).groupby("base_method")["renormalize"].first()
+    first = _in_order(_primary(scaling)["weight"])[0]
+    rows_of = scaling[(scaling["group"] == "all") & (scaling["k"] > 0) & (scaling["weight"] == first)
+                      & scaling["variant"].isin(["method", "shuffled", "centroid"])
+                      & scaling["base_method"].isin(state.index)]
+    for setting in _in_order(rows_of["setting"]):
+        part = rows_of[rows_of["setting"] == setting]
+        ks = sorted(int(k) for k in _in_order(part["k"]))
+        rows = [_gain_rows(sel, f"{name}, {_norm_label(renorm)}", ks)
+                for (name, renorm), sel in part.groupby(["method", "renormalize"], sort=False)
+                if _shown(name.split("-")[0], setting)]
+        out += [f"### {setting} corpus: gains", ""] + table(["system"] + [f"k = {k}" for k in ks], rows)
+        out += _normalisation_line(scaling, setting)
+    vs = contrasts[(contrasts["group"] == "all") & (contrasts["kind"] == "method-normalisation")]
+    out += ["Each method minus the normalisation baseline (p Holm-adjusted over the methods and k of each "
+            "renormalize state; TOST within the equivalence margin):", ""]
+    out += _contrast_tables(vs, lambda a, b, kind, renorm: f"{a} ({_norm_label(renorm)}) − normalisation")
+    return out + _figure(figures, "variants.png", "alpha per k, one alpha, equal items, renormalize on and off")
+
+
+def _alpha_per_k(scaling: pd.DataFrame, tuning: dict) -> list[str]:
+    measure = tuning["measure"]
+    out = ["## Alpha per k", "",
+           f"The tune stage chooses alpha (and, for xqg, the number of queries used) for each k on the "
+           f"`{tuning['split']}` split, {measure} averaged over that k's subsets (`metrics/tuning.json`, "
+           "configured fusion); the sweep uses each k's own choice. Below the choices, the gain with one alpha "
+           "(the largest k's) at every k, the design before alpha was tuned per k.", ""]
+    state = _primary(scaling).groupby("base_method")["renormalize"].first()
+    first = _in_order(_primary(scaling)["weight"])[0]
+    rows = []
+    for method, weights in tuning["choices"].items():
+        if method not in state.index:
+            continue
+        c = weights[first][_norm_label(state[method])]
+        ks = sorted(int(k) for k in c["by_k"])
+        rows.append([method, c["setting"]] + [
+            num(c["by_k"][str(k)]["alpha"]) + ("" if c["by_k"][str(k)]["n_queries_used"] is None
+                                               else f" ({count(c['by_k'][str(k)]['n_queries_used'])} q)")
+            for k in ks])
+    ks = sorted({int(k) for w in tuning["choices"].values() for n in w.values() for c in n.values() for k in c["by_k"]})
+    out += table(["method", "tuned in", *[f"k = {k}" for k in ks]], rows)
+    part = _primary(scaling)
+    part = part[(part["group"] == "all") & part["variant"].isin(["method", "one_alpha"]) & (part["k"] > 0)]
+    for setting in _in_order(part["setting"]):
+        here = part[part["setting"] == setting]
+        rows = [_gain_rows(sel, name, ks) for name, sel in here.groupby("method", sort=False)
+                if _shown(name.split("-")[0], setting)]
+        out += [f"### {setting} corpus: gain, alpha per k vs one alpha", ""] + table(
+            ["system"] + [f"k = {k}" for k in ks], rows)
+    return out
+
+
+def _items(scaling: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
+    out = ["## Items apart from languages", "",
+           "In the sweep a passage's pool grows with k (the items of k languages). The `equal_items` variant holds "
+           "it at the items one language gives at k = 1 (xqg: the queries used at k = 1; translate: one "
+           "translation), drawn round-robin from the k languages in a random order per passage, with k = 1's "
+           "alpha at every k (`xaug/equal_items.py`). Gains over the baseline, all cross-lingual queries, then "
+           "the two contrasts: more languages at equal items (`equal_items` at k minus at k = 1) and more items "
+           "at equal languages (the method minus `equal_items` at the same k).", ""]
+    part = _primary(scaling)
+    part = part[(part["group"] == "all") & part["variant"].isin(["method", "equal_items"]) & (part["k"] > 0)]
+    for setting in _in_order(part["setting"]):
+        here = part[part["setting"] == setting]
+        ks = sorted(int(k) for k in _in_order(here["k"]))
+        rows = [_gain_rows(sel, name, ks) for name, sel in here.groupby("method", sort=False)
+                if _shown(name.split("-")[0], setting)]
+        out += [f"### {setting} corpus: gains", ""] + table(["system"] + [f"k = {k}" for k in ks], rows)
+    vs = _primary(contrasts)
+    vs = vs[(vs["group"] == "all") & vs["kind"].isin(["languages-at-equal-items", "items-at-equal-languages"])]
+    return out + _contrast_tables(vs, lambda a, b, kind, renorm: f"{a} − {b}" if kind != "languages-at-equal-items"
+                                  else f"{a}: k − (k = 1)")
 
 
 def _transfer(transfer: dict, figures: str) -> list[str]:
@@ -265,8 +383,9 @@ def _transfer(transfer: dict, figures: str) -> list[str]:
 
 
 def _generation_cost(scaling: pd.DataFrame, weight: str, figures: str) -> list[str]:
-    part = scaling[(scaling["variant"] == "method") & (scaling["method"] != "baseline") & (scaling["group"] == "all")
-                   & (scaling["weight"] == weight)]
+    part = _primary(scaling)
+    part = part[(part["variant"] == "method") & ~part["method"].isin(["baseline", "normalisation"])
+                & (part["group"] == "all") & (part["weight"] == weight)]
     setting = _in_order(part["setting"])[0] if len(part) else NONE
     part = part[part["setting"] == setting]
     ks = sorted(int(k) for k in _in_order(part["k"]))
@@ -288,18 +407,26 @@ def _tuning(tuning: dict) -> list[str]:
     measure = tuning["measure"]
     rows = []
     for method, modes in tuning["choices"].items():
-        for weight, c in modes.items():
-            base = tuning["baseline"][c["setting"]]
-            used = c["n_queries_used"]
-            rows.append([method, weight, c["setting"], num(c["alpha"]), NONE if used is None else count(used),
-                         num(base), num(c[measure]), gain(c["gain"])])
+        for weight, norms in modes.items():
+            for norm, c in norms.items():
+                base = tuning["baseline"][c["setting"]]
+                for k, choice in c["by_k"].items():
+                    used = choice["n_queries_used"]
+                    rows.append([method, weight, norm, c["setting"], k, num(choice["alpha"]),
+                                 NONE if used is None else count(used), num(base), num(choice[measure]),
+                                 gain(choice["gain"])])
+    norm_rows = [[setting, num(n["beta"]), num(tuning["baseline"][setting]), num(n[measure]), gain(n["gain"])]
+                 for setting, n in tuning["normalisation"].items()]
     return (["## Tuning choices", "",
              f"The fusion weight alpha (and, for xqg, the number of generated queries used) chosen by {measure} "
              f"on the `{tuning['split']}` split ({count(tuning['queries'])} cross-lingual queries, "
              f"{count(tuning['clusters'])} passage clusters; augmenting languages: {tuning['languages_augmented']}), "
-             "per method and weight mode (`metrics/tuning.json`).", ""]
-            + table(["method", "weight", "setting", "alpha", "queries used", f"baseline {measure}",
-                     f"tuned {measure}", "gain"], rows))
+             "per method, weight mode, renormalize state and k (`metrics/tuning.json`).", ""]
+            + table(["method", "weight", "renormalize", "setting", "k", "alpha", "queries used",
+                     f"baseline {measure}", f"tuned {measure}", "gain"], rows)
+            + ["The normalisation baseline's strength beta (`p' = (p - beta mu) / |p - beta mu|`, mu the mean "
+               "passage; beta 1 is centring, a negative beta adds the mean):", ""]
+            + table(["setting", "beta", f"baseline {measure}", f"tuned {measure}", "gain"], norm_rows))
 
 
 def _retrieval_table(block: dict) -> list[str]:
@@ -406,10 +533,13 @@ def render(metrics: str | os.PathLike = "metrics", plots: str | os.PathLike = "p
     folder from the document's folder)."""
     f = load(metrics, plots)
     scaling, contrasts = f["scaling.csv"], f["contrasts.csv"]
-    for column in ("setting", "method", "variant", "weight", "k", "group", f"delta_{MEASURE}"):
+    for column in ("setting", "method", "variant", "weight", "renormalize", "primary", "k", "group",
+                   f"delta_{MEASURE}"):
         _column(scaling, column, "scaling.csv")
     weight = _primary_weight(contrasts)
     lines = (_header() + _baseline(scaling) + _headline(scaling, weight, figures) + _contrasts(contrasts)
+             + _normalisation(scaling, contrasts, figures) + _alpha_per_k(scaling, f["tuning.json"])
+             + _items(scaling, contrasts)
              + _transfer(f["transfer.json"], figures) + _weight_modes(scaling, figures)
              + _same_language(scaling, weight) + _tuning(f["tuning.json"])
              + _retrieval(f["retrieval.json"], f["retrieval_parallel.json"])

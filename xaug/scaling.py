@@ -1,11 +1,17 @@
 """The scaling experiment: retrieval accuracy of each method as the number k of target languages grows.
 
-Design (what it measures is languages, not weight or order):
+Design (what it measures is languages, not weight, normalisation or order):
 - for every k, every subset of k languages (``scaling.subsets``: all | first | random:R) augments
   the corpus; a query's measure at k is averaged over the subsets that hold its language (in-set),
   over those that do not (out-of-set), and over all of them (all) (``xaug.sweep``);
+- each k uses its own alpha, tuned on the tune split (``xaug.tuning``); the largest k's alpha at every
+  k runs beside it (``one_alpha``);
 - the fusion weight is fixed across k (``fixed``); the reference's growing sum (``per_item``) runs
   beside it, to show what that confound does;
+- every method and control runs with the fused vectors renormalized and raw (each with its own alpha),
+  beside a normalisation baseline that augments nothing (``xaug.hubness``);
+- ``equal_items`` holds the number of items per passage at k = 1's at every k (``xaug.equal_items``), so
+  that more languages and more items are measured apart;
 - every method gets content-free controls under the first weight mode, with the method's own alpha, so
   that method minus control isolates content at the same weight (``xaug.controls``): ``shuffled``
   (``scaling.permutations`` permutations, averaged) and ``centroid``;
@@ -25,84 +31,165 @@ import numpy as np
 import pandas as pd
 
 from .controls import centroid_items, permutation_plan, shuffled_items
+from .equal_items import equal_items
 from .formats import write_table
+from .fusion import combine
+from .hubness import centred
 from .io import write_json
-from .plots import plot_cost, plot_scaling, plot_transfer, plot_weight_modes, write_plot_tables
+from .metrics import ALL_MEASURES
+from .plots import plot_cost, plot_scaling, plot_transfer, plot_variants, plot_weight_modes, write_plot_tables
 from .pool import forked_map
 from .queryset import QuerySet
 from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan, sweep
 from .tables import baseline_rows, comparison_report, contrast_table, gain_table, transfer
 
 
+VARIANTS = ("method", "shuffled", "centroid", "one_alpha", "equal_items")
 _TASK_CONTEXT: dict = {}  # what forked workers inherit: queries, passages, methods, fusion settings, plan
 
 
-def _run_variant(task: tuple[str, str, str, int]) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
-    """One sweep: method ``name`` under ``weight``, as itself, a shuffled permutation or its centroids."""
-    name, variant, weight, perm = task
+def _run_variant(task: tuple[str, str, str, bool, int]) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
+    """One sweep: method ``name`` under ``weight`` and ``renormalize``, as itself (alpha per k), with one alpha
+    (the largest k's) at every k, with equal items, as a shuffled permutation or its centroids."""
+    name, variant, weight, renormalize, perm = task
     ctx = _TASK_CONTEXT
-    method, fusion, plan = ctx["methods"][name], ctx["settings"][name][weight], ctx["plan"]
-    items = method.reduced(fusion.n_items_used)
+    method, plan = ctx["methods"][name], ctx["plan"]
+    fusion = ctx["settings"][name][weight, renormalize]  # k -> FusionSettings
+    if variant == "one_alpha":
+        fusion = {k: fusion[max(fusion)] for k in fusion}
+    if variant == "equal_items":
+        return _equal_items_sweep(method, fusion, plan, ctx), {}
     if variant == "shuffled":
-        items = shuffled_items(items, np.random.default_rng([ctx["seed"], perm]))
         plan = permutation_plan(plan, perm)
-    elif variant == "centroid":
-        items = centroid_items(items)
-    return sweep(ctx["queries"], ctx["passages"], items, fusion, plan, method.seconds, method.tokens)
+    by_k, singles = {}, {}
+    for n_used in dict.fromkeys(f.n_items_used for f in fusion.values()):  # one Projection per items count
+        items = method.reduced(n_used)
+        if variant == "shuffled":
+            items = shuffled_items(items, np.random.default_rng([ctx["seed"], perm]))
+        elif variant == "centroid":
+            items = centroid_items(items)
+        ks = [k for k in plan if fusion[k].n_items_used == n_used]
+        b, s = sweep(ctx["queries"], ctx["passages"], items, fusion, {k: plan[k] for k in ks}, method.seconds,
+                     method.tokens)
+        by_k.update(b)
+        singles.update(s)
+    return dict(sorted(by_k.items())), singles
+
+
+def _equal_items_sweep(method, fusion: dict, plan: dict, ctx: dict) -> dict[int, KResult]:
+    """The method with as many items per passage at every k as one language gives at k = 1, and k = 1's fusion
+    (alpha) at every k: only the number of languages the items come from changes (``xaug.equal_items``)."""
+    queries, passages = ctx["queries"], ctx["passages"]
+    fusion = {k: fusion[1] for k in fusion}
+    total = fusion[1].n_items_used or max(items.shape[1] for items, _ in method.raw)
+    generated = [items.shape[1] for items, _ in method.raw]  # items generated per passage, per language
+    by_k = {}
+    for k, subsets in plan.items():
+        total_sum = np.zeros((len(ALL_MEASURES), len(queries.lang)))
+        inside, n_in = np.zeros_like(total_sum), np.zeros(len(queries.lang))
+        for position, subset in enumerate(subsets):
+            pooled = equal_items(method.raw, subset, total, np.random.default_rng([ctx["seed"], k, position]))
+            values = queries.score(combine(passages, [pooled], fusion[k]))
+            held = np.isin(queries.lang, subset)
+            total_sum += values
+            inside += values * held
+            n_in += held
+        n_out = len(subsets) - n_in
+        with np.errstate(invalid="ignore", divide="ignore"):
+            by_k[k] = KResult(total_sum / len(subsets), np.where(n_in > 0, inside / n_in, np.nan),
+                              np.where(n_out > 0, (total_sum - inside) / n_out, np.nan), len(subsets),
+                              # the cost of `total` items: that share of a language's generation, mean over s
+                              float(np.mean([np.mean([method.seconds[i] * total / generated[i] for i in s])
+                                             for s in subsets])),
+                              float(np.mean([np.mean([method.tokens[i] * total / generated[i] for i in s])
+                                             for s in subsets])),
+                              fusion[k].alpha, total)
+    return by_k
+
+
+def _constant(s: Sweep, ks, variant: str, k_from: int | None = None) -> Sweep:
+    """A sweep whose every k holds one result: ``s``'s at ``k_from`` (the k = 1 reference of a contrast) or its
+    only one (a system that does not depend on k), in every group."""
+    r = s.by_k[k_from if k_from is not None else next(iter(s.by_k))]
+    same = KResult(r.all, r.all if k_from is None else r.inset, r.all if k_from is None else r.outset, r.subsets,
+                   r.seconds, r.tokens, r.alpha, r.items)
+    return Sweep(s.method, variant, s.weight, {k: same for k in ks}, renormalize=s.renormalize, primary=s.primary)
 
 
 def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings: dict, plan: dict, weights: list[str],
                 permutations: int, seed: int, resamples: int, languages: list[str], workers: int = 1,
-                margin: float = 0.01):
-    """Every method, weight mode and control of one corpus setting: (gains, contrasts, transfer).
+                margin: float = 0.01, renormalize: dict | None = None, beta: float | None = 0.0):
+    """Every method, weight mode, renormalize state and control of one corpus setting: (gains, contrasts, transfer).
 
-    Each sweep (a method under a weight mode, one shuffled permutation, the centroids) covers every
-    planned subset; sweeps run in ``workers`` processes. Permutation j of any method draws from
-    ``default_rng([seed, j])``, so results do not depend on ``workers``. ``margin``: the equivalence margin
-    of the contrasts."""
+    ``settings``: method -> (weight, renormalize) -> k -> FusionSettings; ``renormalize``: method -> its
+    configured state (default on; the other state runs beside it); ``beta``: the normalisation baseline's
+    strength (``xaug.hubness``; None: no normalisation baseline). Each sweep (a method under a weight mode and renormalize state, one
+    shuffled permutation, the centroids, one alpha, equal items) covers every planned subset; sweeps run in
+    ``workers`` processes. Permutation j of any method draws from ``default_rng([seed, j])``, so results do
+    not depend on ``workers``. ``margin``: the equivalence margin of the contrasts."""
     passages = np.asarray(passages, dtype=np.float32)
     baseline = queries.score(passages)
     first = weights[0]
-    tasks = [(n, "method", w, 0) for n in methods for w in weights]
-    tasks += [(n, "shuffled", first, j) for n in methods for j in range(permutations)]
-    tasks += [(n, "centroid", first, 0) for n in methods]
+    configured = {n: (renormalize or {}).get(n, True) for n in methods}
+    states = {n: (configured[n], not configured[n]) for n in methods}
+    tasks = [(n, "method", w, r, 0) for n in methods for w in weights for r in states[n]]
+    tasks += [(n, v, first, configured[n], 0) for n in methods for v in ("one_alpha", "equal_items")]
+    tasks += [(n, "shuffled", first, r, j) for n in methods for r in states[n] for j in range(permutations)]
+    tasks += [(n, "centroid", first, r, 0) for n in methods for r in states[n]]
     _TASK_CONTEXT.update(queries=queries, passages=passages, methods=methods, settings=settings, plan=plan, seed=seed)
     try:
         results = dict(zip(tasks, forked_map(_run_variant, tasks, workers, f"scaling ({queries.setting})", "sweep")))
     finally:
         _TASK_CONTEXT.clear()
-    sweeps: dict[tuple[str, str, str], Sweep] = {}
-    for (n, variant, w, _), (by_k, singles) in results.items():
+    sweeps: dict[tuple[str, str, str, bool], Sweep] = {}
+    for (n, variant, w, r, _), (by_k, singles) in results.items():
         if variant != "shuffled":
-            sweeps[n, variant, w] = Sweep(n, variant, w, by_k, singles)
+            sweeps[n, variant, w, r] = Sweep(n, variant, w, by_k, singles, r, w == first and r == configured[n])
     for n in methods:
-        null = [results[n, "shuffled", first, j][0] for j in range(permutations)]
-        if null:
-            sweeps[n, "shuffled", first] = Sweep(n, "shuffled", first, average(null))
+        for r in states[n]:
+            null = [results[n, "shuffled", first, r, j][0] for j in range(permutations)]
+            if null:
+                sweeps[n, "shuffled", first, r] = Sweep(n, "shuffled", first, average(null), renormalize=r,
+                                                        primary=r == configured[n])
+    undefined = np.full((len(ALL_MEASURES), len(queries.lang)), np.nan)  # no subsets: no in-set or out-of-set
+    normalisation = None if beta is None else Sweep(
+        "normalisation", "method", first, {0: KResult(queries.score(centred(passages, beta)), undefined, undefined,
+                                                      1, 0.0, 0.0)})
     gains = pd.concat([baseline_rows(queries, first, baseline),
-                       gain_table(queries, baseline, list(sweeps.values()), resamples, seed)], ignore_index=True)
-    pairs = [(sweeps[n, "method", first], sweeps[n, v, first], f"method-{v}")
-             for n in methods for v in ("shuffled", "centroid") if (n, v, first) in sweeps]
-    pairs += [(sweeps[a, "method", first], sweeps[b, "method", first], "between-methods")
+                       gain_table(queries, baseline, list(sweeps.values()) + [normalisation] * (beta is not None),
+                                  resamples, seed)], ignore_index=True)
+    ks = list(plan)
+    pairs = [(sweeps[n, "method", first, r], sweeps[n, v, first, r], f"method-{v}")
+             for n in methods for r in states[n] for v in ("shuffled", "centroid") if (n, v, first, r) in sweeps]
+    pairs += [(sweeps[n, "method", first, r], _constant(normalisation, ks, "method"), "method-normalisation")
+              for n in methods for r in states[n] if normalisation is not None]
+    pairs += [(sweeps[a, "method", first, configured[a]], sweeps[b, "method", first, configured[b]], "between-methods")
               for a, b in itertools.combinations(list(methods), 2)]
+    for n in methods:  # from k = 2: at k = 1 equal items are the method itself
+        equal = sweeps[n, "equal_items", first, configured[n]]
+        beyond = Sweep(n, "equal_items", first, {k: r for k, r in equal.by_k.items() if k > 1},
+                       renormalize=equal.renormalize, primary=equal.primary)
+        pairs += [(beyond, _constant(equal, ks, "equal_items-k1", k_from=1), "languages-at-equal-items"),
+                  (sweeps[n, "method", first, configured[n]], beyond, "items-at-equal-languages")]
     contrasts = contrast_table(queries, pairs, resamples, seed, margin)
-    transfers = {n: transfer(queries, baseline, sweeps[n, "method", first], languages, resamples, seed)
-                 for n in methods if sweeps[n, "method", first].singles}
+    transfers = {n: transfer(queries, baseline, sweeps[n, "method", first, configured[n]], languages, resamples, seed)
+                 for n in methods if sweeps[n, "method", first, configured[n]].singles}
     return gains, contrasts, transfers
 
 
 def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str], fusion: dict, seed: int, data_dir,
-                queries_prefix) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                queries_prefix, renormalize: dict, betas: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """``run_setting`` over every corpus setting of ``corpus_settings`` (``evaluate.settings``) for the methods of
-    ``experiment`` (``xaug.experiment.Experiment``; ``fusion``: method -> weight mode -> FusionSettings):
-    (gains, contrasts, transfers by setting)."""
+    ``experiment`` (``xaug.experiment.Experiment``; ``fusion``: method -> (weight mode, renormalize) -> k ->
+    FusionSettings; ``renormalize``: method -> its configured state; ``betas``: setting -> the normalisation
+    baseline's strength): (gains, contrasts, transfers by setting)."""
     plan = subset_plan(len(experiment.languages), settings.subsets, seed)
     gains, contrasts, transfers = [], [], {}
     for setting in corpus_settings:
         g, c, t = run_setting(experiment.queries(data_dir, queries_prefix, setting), experiment.passages,
                               experiment.methods, fusion, plan, experiment.weights, settings.permutations, seed,
                               settings.resamples, experiment.languages, settings.workers,
-                              settings.equivalence_margin)
+                              settings.equivalence_margin, renormalize, betas[setting])
         gains.append(g)
         contrasts.append(c)
         transfers[setting] = t
@@ -120,6 +207,7 @@ def write_scaling_outputs(gains: pd.DataFrame, contrasts: pd.DataFrame, transfer
         plot_scaling(part, plots / ("scaling.png" if setting == "global" else f"scaling_{setting}.png"), weights[0],
                      title=f"{setting} corpus; ")
     plot_weight_modes(gains, plots / "weight_modes.png")
+    plot_variants(gains, plots / "variants.png", weights[0])
     plot_cost(gains, plots / "cost.png", weights[0])
     plot_transfer(transfers, plots / "transfer.png")
     write_json(comparison, comparison_report(contrasts))

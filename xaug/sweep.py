@@ -130,6 +130,8 @@ class KResult:
     subsets: int
     seconds: float
     tokens: float
+    alpha: float | None = None    # the fusion weight used at this k
+    items: int | None = None      # items used per passage and language (None: all)
 
     def group(self, name: str) -> np.ndarray:
         return {"all": self.all, "in-set": self.inset, "out-of-set": self.outset, SAME: self.all}[name]
@@ -140,29 +142,33 @@ class Sweep:
     """One variant of one method under one weight mode: k -> KResult, and each single language's values."""
 
     method: str
-    variant: str  # method | shuffled | centroid
+    variant: str  # method | shuffled | centroid | one_alpha | equal_items (xaug.scaling.VARIANTS)
     weight: str
     by_k: dict[int, KResult]
     singles: dict[int, np.ndarray] = field(default_factory=dict)
+    renormalize: bool = True
+    primary: bool = True  # the configured fusion (first weight mode, augment.<method>.renormalize)
 
     @property
     def name(self) -> str:
         return self.method if self.variant == "method" else f"{self.method}-{self.variant}"
 
 
-def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: FusionSettings,
+def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: dict[int, FusionSettings],
           plan: dict[int, list[tuple[int, ...]]], seconds: list[float], tokens: list[int],
           ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
-    """Evaluate every planned subset; average per query by k and group."""
+    """Evaluate every planned subset, each k with its own fusion ``settings[k]``; average per query by k and
+    group."""
     by_k, singles = {}, {}
     projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
     for k, subsets in plan.items():
+        fusion = settings[k]
         total = np.zeros((len(ALL_MEASURES), len(queries.lang)))
         inside, outside = np.zeros_like(total), np.zeros_like(total)
         n_in = np.zeros(len(queries.lang))
         for subset in subsets:
-            values = queries.measures(projection.scores(subset, settings)) if projection else \
-                queries.score(combine(passages, [items[i] for i in subset], settings))
+            values = queries.measures(projection.scores(subset, fusion)) if projection else \
+                queries.score(combine(passages, [items[i] for i in subset], fusion))
             held = np.isin(queries.lang, subset)
             total += values
             inside += values * held
@@ -175,7 +181,8 @@ def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], s
             by_k[k] = KResult(total / len(subsets), np.where(n_in > 0, inside / n_in, np.nan),
                               np.where(n_out > 0, outside / n_out, np.nan), len(subsets),
                               float(np.mean([sum(seconds[i] for i in s) for s in subsets])),
-                              float(np.mean([sum(tokens[i] for i in s) for s in subsets])))
+                              float(np.mean([sum(tokens[i] for i in s) for s in subsets])), fusion.alpha,
+                              fusion.n_items_used)
     return by_k, singles
 
 
@@ -188,5 +195,5 @@ def average(results: list[dict[int, KResult]]) -> dict[int, KResult]:
             warnings.simplefilter("ignore", RuntimeWarning)
             means = [np.nanmean([getattr(p, f) for p in parts], axis=0) for f in ("all", "inset", "outset")]
         out[k] = KResult(*means, sum(p.subsets for p in parts), float(np.mean([p.seconds for p in parts])),
-                         float(np.mean([p.tokens for p in parts])))
+                         float(np.mean([p.tokens for p in parts])), parts[0].alpha, parts[0].items)
     return out

@@ -78,6 +78,14 @@ def _holm(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _kind(s: Sweep) -> str:
+    """The Holm family kind of a sweep's gains: the methods, their content-free controls, the variants of a
+    method's fusion (one alpha, equal items), the normalisation baseline."""
+    if s.method == "normalisation":
+        return "normalisation"
+    return {"method": "method", "shuffled": "control", "centroid": "control"}.get(s.variant, "variant")
+
+
 def baseline_rows(queries: QuerySet, weight: str, baseline: np.ndarray) -> pd.DataFrame:
     """The baseline's rows of the gains table (k = 0; all cross-lingual queries and the corpus language's)."""
     rows = []
@@ -85,7 +93,8 @@ def baseline_rows(queries: QuerySet, weight: str, baseline: np.ndarray) -> pd.Da
         members = _members(queries, group, baseline)
         if members.any():
             rows.append({"setting": queries.setting, "method": "baseline", "base_method": "baseline",
-                         "variant": "method", "weight": weight, "k": 0, "group": group,
+                         "variant": "method", "weight": weight, "renormalize": False, "primary": True, "alpha": 0.0,
+                         "items": np.nan, "k": 0, "group": group,
                          "queries": int(members.sum()),
                          "clusters": len(np.unique(queries.clusters[members])), "subsets": 1,
                          "generation_seconds": 0.0, "generated_tokens": 0.0, "family": "",
@@ -94,9 +103,10 @@ def baseline_rows(queries: QuerySet, weight: str, baseline: np.ndarray) -> pd.Da
 
 
 def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], resamples: int, seed: int) -> pd.DataFrame:
-    """One row per (variant, weight mode, k, group): mean measures, and per tested measure the question-level
-    gain over the baseline on the same queries with its 95% CI and p (Holm over each family: one corpus
-    setting, weight mode, kind (method | control), group and measure; methods x k)."""
+    """One row per (variant, weight mode, renormalize state, k, group): mean measures, and per tested measure the
+    passage-level gain over the baseline on the same queries with its 95% CI and p (Holm over each family: one
+    corpus setting, weight mode, renormalize state, kind (``_kind``), group and measure; methods x k).
+    ``primary``: the configured fusion (the headline)."""
     tests = _Tests(queries, resamples, seed)
     for s in sweeps:
         for k, res in s.by_k.items():
@@ -105,11 +115,14 @@ def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], res
                 members = _members(queries, group, values)
                 if not members.any():
                     continue
+                norm = "renormalized" if s.renormalize else "raw"
                 row = {"setting": queries.setting, "method": s.name, "base_method": s.method, "variant": s.variant,
-                       "weight": s.weight, "k": k, "group": group, "queries": int(members.sum()),
-                       "subsets": res.subsets, "generation_seconds": round(res.seconds, 2),
-                       "generated_tokens": round(res.tokens, 1),
-                       "family": f"{queries.setting}|{s.weight}|{'method' if s.variant == 'method' else 'control'}|{group}"}
+                       "weight": s.weight, "renormalize": s.renormalize, "primary": s.primary,
+                       "alpha": np.nan if res.alpha is None else res.alpha,
+                       "items": np.nan if res.items is None else res.items, "k": k, "group": group,
+                       "queries": int(members.sum()), "subsets": res.subsets,
+                       "generation_seconds": round(res.seconds, 2), "generated_tokens": round(res.tokens, 1),
+                       "family": f"{queries.setting}|{s.weight}|{norm}|{_kind(s)}|{group}"}
                 row.update({m: float(values[i][members].mean()) for i, m in enumerate(ALL_MEASURES)})
                 tests.add_row(row, values - baseline, members)
     return tests.table()
@@ -117,8 +130,8 @@ def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], res
 
 def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], resamples: int, seed: int,
                    margin: float) -> pd.DataFrame:
-    """``a - b`` on the same queries at every k and group (passage-level delta, CI, p; Holm per family:
-    setting, kind of contrast, group, measure), and ``p_tost_<m>``: the TOST p that the difference lies
+    """``a - b`` on the same queries at every k of both and group (passage-level delta, CI, p; Holm per family:
+    setting, renormalize state, kind of contrast, group, measure), and ``p_tost_<m>``: the TOST p that the difference lies
     within ``margin`` (``scaling.equivalence_margin``), for the claims of no difference."""
     tests = _Tests(queries, resamples, seed, margin)
     for a, b, kind in pairs:
@@ -130,8 +143,10 @@ def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], res
                 members = _members(queries, group, va)
                 if not members.any():
                     continue
-                row = {"setting": queries.setting, "a": a.name, "b": b.name, "weight": a.weight, "kind": kind, "k": k,
-                       "group": group, "queries": int(members.sum()), "family": f"{queries.setting}|{kind}|{group}",
+                norm = "renormalized" if a.renormalize else "raw"
+                row = {"setting": queries.setting, "a": a.name, "b": b.name, "weight": a.weight,
+                       "renormalize": a.renormalize, "primary": a.primary, "kind": kind, "k": k, "group": group,
+                       "queries": int(members.sum()), "family": f"{queries.setting}|{norm}|{kind}|{group}",
                        "margin": margin}
                 tests.add_row(row, va - vb, members)
     return tests.table()
@@ -185,12 +200,14 @@ def _transfer_cells(queries: QuerySet, gains: np.ndarray, n: int, resamples: int
 
 
 def comparison_report(contrasts: pd.DataFrame) -> dict:
-    """{setting: {"a - b": {k: {group: {delta/ci/p/p_holm per tested measure, queries, clusters}}}}}."""
+    """{setting: {"a - b": {k: {group: {delta/ci/p/p_holm per tested measure, queries, clusters}}}}}; a contrast
+    under the other renormalize state than the configured one is keyed "a - b (raw)" (or "(renormalized)")."""
     report: dict = {}
     for _, row in contrasts.iterrows():
         entry = {key: (None if pd.isna(v) else round(float(v), 6)) for key, v in row.items()
                  if key.startswith(("delta_", "ci_", "p_"))}
         entry.update(queries=int(row["queries"]), clusters=int(row["clusters"]))
-        report.setdefault(row["setting"], {}).setdefault(f"{row['a']} - {row['b']}", {}) \
-              .setdefault(str(int(row["k"])), {})[row["group"]] = entry
+        name = f"{row['a']} - {row['b']}" + ("" if row["primary"] else
+                                             " (renormalized)" if row["renormalize"] else " (raw)")
+        report.setdefault(row["setting"], {}).setdefault(name, {}).setdefault(str(int(row["k"])), {})[row["group"]] = entry
     return report

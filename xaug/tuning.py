@@ -1,10 +1,14 @@
-"""Choosing the fusion weight off the test set: a small grid on the tuning questions.
+"""Choosing the fusion weight off the test set: a small grid on the tuning questions, for every k.
 
 The tune split's questions (articles of the training split that no generator or translator trained
-on) search the full corpus augmented with every target language, in the corpus setting the method is
-reported in (parallel_contexts: the parallel one, where its coverage does not leak the answer); for
-each method and weight mode the grid point with the best question-level mean of ``tune.measure`` wins (ties: the smaller alpha, then
-fewer queries). The held-out evaluation questions choose nothing.
+on) search the full corpus, in the corpus setting the method is reported in (parallel_contexts: the
+parallel one, where its coverage does not leak the answer). For each method, weight mode, renormalize
+state (on and off) and number k of augmenting languages, each grid point (alpha x n_queries_used, the
+latter for xqg only) is scored by the question-level mean of ``tune.measure`` averaged over the planned
+subsets of k languages (``scaling.subsets``), and the best point wins (ties: the smaller alpha, then
+fewer queries): the sweep then uses each k's own choice. The normalisation baseline's strength
+(``xaug.hubness``) is chosen the same way, per corpus setting. The held-out evaluation questions choose
+nothing.
 """
 from __future__ import annotations
 
@@ -14,10 +18,13 @@ import numpy as np
 
 from .errors import ConfigError
 from .fusion import FusionSettings, combine
-from .methods import METHODS, AugmentSettings
+from .hubness import centred, centring_grid
+from .methods import METHODS, NORMS, AugmentSettings
 from .metrics import ALL_MEASURES
 from .params import check_int
+from .pool import forked_map
 from .stats import cluster_means
+from .sweep import Projection
 
 
 @dataclass
@@ -50,14 +57,45 @@ def _question_mean(values: np.ndarray, cross: np.ndarray, clusters: np.ndarray) 
     return float(cluster_means(values[cross], clusters[cross]).mean())
 
 
+def best_point(grid: list[dict], measure: str) -> dict:
+    """The winning grid point: the best ``measure``; ties: the smaller alpha, then fewer queries."""
+    return max(grid, key=lambda g: (g[measure], -g["alpha"], -(g["n_queries_used"] or 0)))
+
+
+_CONTEXT: dict = {}  # what forked workers inherit: passages, query sets, methods, plan, grid
+
+
+def _grid_task(task: tuple[str, str, bool, int | None]) -> dict[int, list[dict]]:
+    """One method, weight mode, renormalize state and n_queries_used: k -> its grid points (alpha)."""
+    name, weight, renormalize, n_used = task
+    ctx = _CONTEXT
+    queries = ctx["query_sets"][METHODS[name].setting]
+    cross, i, measure = queries.lang >= 0, ctx["index"], ctx["measure"]
+    items = ctx["methods"][name].reduced(n_used)
+    projection = Projection(queries, ctx["passages"], items) if queries.factory == "Flat" else None
+    out = {}
+    for k, subsets in ctx["plan"].items():
+        sums = np.zeros(len(ctx["alphas"]))
+        for subset in subsets:
+            for j, alpha in enumerate(ctx["alphas"]):
+                fusion = FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}")
+                values = queries.measures(projection.scores(subset, fusion)) if projection else \
+                    queries.score(combine(ctx["passages"], [items[s] for s in subset], fusion))
+                sums[j] += _question_mean(values[i], cross, queries.clusters)
+        out[k] = [{"alpha": alpha, "n_queries_used": n_used, measure: round(float(s / len(subsets)), 6)}
+                  for alpha, s in zip(ctx["alphas"], sums)]
+    return out
+
+
 def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str, AugmentSettings], n_generated: int,
-         log=None) -> dict:
-    """``{"choices": {method: {weight: {alpha, n_queries_used, <measure>, grid}}}, ...}`` (see module doc).
+         plan: dict[int, list[tuple[int, ...]]], workers: int = 1, log=None) -> dict:
+    """``{"choices": {method: {weight: {"renormalized"|"raw": {setting, by_k, grid}}}}, "normalisation": ...}``.
 
     ``experiment``: the passages, methods and weight modes (``xaug.experiment.Experiment``); ``query_sets``:
     corpus setting -> the tune questions' QuerySet; each method is tuned in the setting it is reported in
-    (``methods.METHODS[name].setting``); ``augment``: method -> its ``augment.<method>`` settings (renormalize);
-    ``n_generated``: ``xqg.n_queries``."""
+    (``methods.METHODS[name].setting``); ``augment``: method -> its ``augment.<method>`` settings (its
+    configured renormalize state is listed first); ``n_generated``: ``xqg.n_queries``; ``plan``: k -> the
+    subsets of language indices averaged at k (``xaug.sweep.subset_plan``); ``workers``: processes."""
     settings.check_generated(n_generated)
     passages, measure = experiment.passages, settings.measure
     i = ALL_MEASURES.index(measure)
@@ -67,31 +105,51 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
             raise ConfigError("tune: the tune split has no cross-lingual questions in `languages` "
                               "(data.tune_fraction too small?)")
         baselines[setting] = _question_mean(queries.score(passages)[i], queries.lang >= 0, queries.clusters)
+    tasks = [(name, weight, renormalize, n_used)
+             for name in experiment.methods for weight in experiment.weights
+             for renormalize in (augment[name].renormalize, not augment[name].renormalize)
+             for n_used in (settings.n_queries_used if name == "xqg" else [None])]
+    _CONTEXT.update(passages=passages, query_sets=query_sets, methods=experiment.methods, plan=plan, index=i,
+                    measure=measure, alphas=list(settings.alphas))
+    try:
+        results = forked_map(_grid_task, tasks, workers, "tune", "grid")
+    finally:
+        _CONTEXT.clear()
     choices: dict = {}
-    for name, method in experiment.methods.items():
+    for (name, weight, renormalize, _), by_k in zip(tasks, results):
         setting = METHODS[name].setting
-        queries, baseline = query_sets[setting], baselines[setting]
-        cross = queries.lang >= 0
-        grid_n = settings.n_queries_used if name == "xqg" else [None]
-        choices[name] = {}
-        for weight in experiment.weights:
-            grid = []
-            for n_used in grid_n:
-                items = method.reduced(n_used)
-                for alpha in settings.alphas:
-                    fusion = FusionSettings(alpha, weight, augment[name].renormalize, n_used, f"augment.{name}")
-                    score = _question_mean(queries.score(combine(passages, items, fusion))[i], cross, queries.clusters)
-                    grid.append({"alpha": alpha, "n_queries_used": n_used, measure: round(score, 6)})
-            best = max(grid, key=lambda g: (g[measure], -g["alpha"], -(g["n_queries_used"] or 0)))
-            choices[name][weight] = {"alpha": best["alpha"], "n_queries_used": best["n_queries_used"],
-                                     "setting": setting, measure: best[measure],
-                                     "gain": round(best[measure] - baseline, 6), "grid": grid}
-            if log:
-                log.info("%s, %s weight, %s corpus: alpha %g%s (%s %.4f, baseline %.4f)", name, weight, setting,
-                         best["alpha"], "" if best["n_queries_used"] is None else f", {best['n_queries_used']} queries",
-                         measure, best[measure], baseline)
+        entry = choices.setdefault(name, {}).setdefault(weight, {}).setdefault(
+            NORMS[renormalize], {"setting": setting, "by_k": {}, "grid": {}})
+        for k, points in by_k.items():
+            entry["grid"].setdefault(str(k), []).extend(points)
+    for name, weights in choices.items():
+        for weight, norms in weights.items():
+            for norm, entry in norms.items():
+                base = baselines[entry["setting"]]
+                for k, grid in entry["grid"].items():
+                    best = best_point(grid, measure)
+                    entry["by_k"][k] = {"alpha": best["alpha"], "n_queries_used": best["n_queries_used"],
+                                        measure: best[measure], "gain": round(best[measure] - base, 6)}
+                if log:
+                    log.info("%s, %s weight, %s, %s corpus: alpha by k %s", name, weight, norm, entry["setting"],
+                             " ".join(f"{c['alpha']:g}" + ("" if c["n_queries_used"] is None else
+                                                           f"/{c['n_queries_used']}q")
+                                      for c in entry["by_k"].values()))
+    normalisation = {}
+    for setting, queries in query_sets.items():
+        grid = [{"beta": beta, measure: round(_question_mean(queries.score(centred(passages, beta))[i],
+                                                              queries.lang >= 0, queries.clusters), 6)}
+                for beta in centring_grid(settings.alphas)]
+        best = max(grid, key=lambda g: (g[measure], -abs(g["beta"])))
+        normalisation[setting] = {"beta": best["beta"], measure: best[measure],
+                                  "gain": round(best[measure] - baselines[setting], 6), "grid": grid}
+        if log:
+            log.info("normalisation baseline, %s corpus: beta %g (%s %.4f, baseline %.4f)", setting, best["beta"],
+                     measure, best[measure], baselines[setting])
     first = next(iter(query_sets.values()))
     cross = first.lang >= 0
-    return {"measure": measure, "split": "tune", "languages_augmented": "all of `languages`",
+    return {"measure": measure, "split": "tune", "languages_augmented": "each subset of k languages of `languages`",
+            "subsets": {str(k): len(s) for k, s in plan.items()},
             "queries": int(cross.sum()), "clusters": int(len(np.unique(first.clusters[cross]))),
-            "baseline": {s: round(b, 6) for s, b in baselines.items()}, "choices": choices}
+            "baseline": {s: round(b, 6) for s, b in baselines.items()}, "normalisation": normalisation,
+            "choices": choices}
