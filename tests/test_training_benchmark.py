@@ -1,0 +1,26 @@
+"""benchmarks/training.py on the hand-made archive with a tiny backbone: it trains, reports per-step losses and
+times, and refuses a schedule shorter than the steps asked for."""
+import json
+import subprocess
+import sys
+
+from conftest import REPO, xqg_params
+
+
+def _run(tmp_path, *args):
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "training.py"), "--which", "xqg", "--data",
+                           str(tmp_path / "mlqa"), "--params", str(tmp_path / "params.yaml"), "--threads", "1", *args],
+                          capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_training_benchmark_times_steps_and_reports_the_losses(tmp_path, mini):
+    xqg_params(tmp_path, "warm")
+    proc = _run(tmp_path, "--steps", "2", "--warmup", "1", "--out", str(tmp_path / "training.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "training.json").read_text())["xqg"]
+    assert report["steps"] == 2 and len(report["losses"]) == 3 and all(x > 0 for x in report["losses"])
+    assert report["seconds_per_step_median"] > 0 and report["trainable_parameters"] > 0
+    again = _run(tmp_path, "--steps", "2", "--warmup", "1", "--out", str(tmp_path / "again.json"))
+    assert json.loads((tmp_path / "again.json").read_text())["xqg"]["losses"] == report["losses"]  # seeded
+    too_long = _run(tmp_path, "--steps", "1000")
+    assert too_long.returncode == 2 and "--steps: the committed schedule has" in too_long.stderr
