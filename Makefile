@@ -5,6 +5,11 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 # SOURCE=<path or URL> runs the pipeline on another MLQA copy (sets data.source via dvc exp run -S)
 SOURCE ?=
+# QUICK=1: a quick look, as an experiment: half of the articles, one generated query per passage and
+# language, half the training steps, 5 shuffled permutations (README, docs/params.md)
+QUICK ?=
+QUICK_PARAMS := -S data.max_articles=260 -S xqg.n_queries=1 -S 'tune.n_queries_used=[1]' \
+	-S xqg.warm.max_steps=50 -S translate.warm.max_steps=25 -S scaling.permutations=5
 
 .PHONY: repro test bench clean-venv
 
@@ -15,10 +20,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 repro: $(VENV)/.installed
-ifeq ($(SOURCE),)
+ifeq ($(SOURCE)$(QUICK),)
 	dvc repro
 else
-	dvc exp run -S data.source=$(SOURCE)
+	dvc exp run $(if $(SOURCE),-S data.source=$(SOURCE)) $(if $(QUICK),$(QUICK_PARAMS))
 endif
 
 test: $(VENV)/.installed

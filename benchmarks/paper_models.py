@@ -358,7 +358,7 @@ def parse_args(argv=None):
     ap.add_argument("--max-source-length", type=int, default=512, help="source tokens per passage (both models)")
     ap.add_argument("--max-target-length", type=int, default=512, help="translation: cap of the target tokens")
     ap.add_argument("--no-repeat-ngram", type=int, default=0,
-                    help="translation: no_repeat_ngram_size (the pipeline's HF translators use 2; 0: plain greedy)")
+                    help="translation: no_repeat_ngram_size (0: plain greedy, as the pipeline's HF translators)")
     ap.add_argument("--free-length", action="store_true",
                     help="no min_new_tokens: EOS may stop a row (random weights rarely emit it)")
     ap.add_argument("--methods", default="xqg,translate", type=lambda s: [m for m in s.split(",") if m],

@@ -1,6 +1,7 @@
 """Where encoder backbones come from: the bundled mE5-small, a tiny from-scratch BERT, or any HF checkpoint."""
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -33,16 +34,60 @@ def resolve_pretrained(spec: str, param: str) -> str:
     return spec
 
 
+# What transformers 5.23 raises for files it cannot use (found by trying), beyond the OSError of a missing or
+# unreachable checkpoint. Tokenizers: an unreadable sentencepiece model gives sentencepiece's RuntimeError (M2M100)
+# or, once transformers' fallback to tiktoken fails too, a ValueError (mT5's spiece.model, NLLB's
+# sentencepiece.bpe.model without tokenizer.json; also what converting them without the sentencepiece or protobuf
+# package gives); a corrupt tokenizer.json or tokenizer_config.json a ValueError (JSONDecodeError); M2M100Tokenizer
+# without sentencepiece an ImportError; an M2M100 folder without vocab.json a TypeError. Models: an unknown
+# architecture gives a ValueError, weights of other shapes than the config's a RuntimeError, unreadable weights
+# safetensors' SafetensorError (imported in from_pretrained, with transformers).
+TOKENIZER_ERRORS = (ValueError, RuntimeError, ImportError, TypeError)
+MODEL_ERRORS = (ValueError, RuntimeError)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message, in words a reader can act on."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = lines[0].split(". ")[0] if lines else type(exc).__name__  # the first sentence
+    if "ignore_mismatched_sizes" in first:
+        return "its weights do not have the shapes its config.json gives"
+    if "tiktoken" in first:  # transformers' last resort once sentencepiece could not read the model file
+        if _missing("sentencepiece") or _missing("google.protobuf"):
+            return "reading its sentencepiece model needs the sentencepiece and protobuf packages (requirements.txt)"
+        return "its sentencepiece model file cannot be read (corrupt or truncated)"
+    return first
+
+
+def _missing(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return True
+    return False
+
+
 def from_pretrained(loader, spec: str, param: str, **kwargs):
-    """``loader.from_pretrained`` with a one-line error when the hub cannot be reached."""
+    """``loader.from_pretrained`` with a one-line error naming ``param`` when the hub cannot be reached or the
+    tokenizer or model files cannot be used."""
     target = resolve_pretrained(spec, param)
+    what = "tokenizer" if "Tokenizer" in getattr(loader, "__name__", "") else "model"
+    errors = TOKENIZER_ERRORS if what == "tokenizer" else MODEL_ERRORS
+    if what == "model":
+        from safetensors import SafetensorError  # a dependency of transformers, loaded with it
+
+        errors = (*errors, SafetensorError)
     try:
         return loader.from_pretrained(target, **kwargs)
     except OSError as exc:
+        if Path(target).exists():  # a local folder: its files are at fault, not the hub
+            raise ConfigError(f"{param}: cannot load the {what} of {spec!r}: {_reason(exc)}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
             f"{param}: cannot load {spec!r} ({first}); it is neither a local folder nor reachable on the model hub"
         ) from None
+    except errors as exc:
+        raise ConfigError(f"{param}: cannot load the {what} of {spec!r}: {_reason(exc)}") from None
 
 
 def tiny_bert(config: dict, texts: Iterable[str]):

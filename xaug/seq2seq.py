@@ -69,7 +69,8 @@ class Seq2SeqGenerator:
         batch = self.tokenizer(prompts, truncation=True, max_length=self.max_source_length, padding=True,
                                return_tensors="pt")
         allowed = self.copy_vocabulary
-        sources = [[t for t in row if t not in self.tokenizer.all_special_ids and (allowed is None or t in allowed)]
+        special = set(self.tokenizer.all_special_ids)  # a property transformers computes on every use
+        sources = [[t for t in row if t not in special and (allowed is None or t in allowed)]
                    for row in batch["input_ids"].tolist()]
         device = self.model.device
         with bf16_autocast(device, device.type == "cuda"):  # bf16 on the GPU

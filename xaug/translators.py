@@ -74,11 +74,13 @@ class HFTranslator:
         device = self.model.device
         with bf16_autocast(device, device.type == "cuda"):  # bf16 on the GPU
             out = self.model.generate(**batch.to(device), forced_bos_token_id=target,
-                                      max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1,
-                                      no_repeat_ngram_size=2)
-        special = set(self.tokenizer.all_special_ids)
-        tokens = int(sum(1 for row in out.tolist() for t in row if t not in special))
-        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)], tokens
+                                      max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1)
+        # the forced language token too: an M2M100Tokenizer built and saved with transformers 5 no longer counts
+        # its language tokens as special (the hub's, with them in special_tokens_map.json, does)
+        special = set(self.tokenizer.all_special_ids) | {target}
+        rows = [[t for t in row if t not in special] for row in out.tolist()]
+        tokens = int(sum(len(row) for row in rows))
+        return [t.strip() for t in self.tokenizer.batch_decode(rows, skip_special_tokens=True)], tokens
 
     def lengths(self, sentences: Sequence[str]) -> list[int]:
         return [len(x) for x in self.tokenizer(list(sentences), truncation=True,
