@@ -40,7 +40,7 @@ from .metrics import ALL_MEASURES
 from .plots import plot_cost, plot_scaling, plot_transfer, plot_variants, plot_weight_modes, write_plot_tables
 from .pool import forked_map
 from .queryset import QuerySet
-from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan, sweep
+from .sweep import KResult, ScalingSettings, Sweep, average, group_means, subset_plan, sweep
 from .tables import baseline_rows, comparison_report, contrast_table, gain_table, transfer
 
 
@@ -85,25 +85,17 @@ def _equal_items_sweep(method, fusion: dict, plan: dict, ctx: dict) -> dict[int,
     generated = [items.shape[1] for items, _ in method.raw]  # items generated per passage, per language
     by_k = {}
     for k, subsets in plan.items():
-        total_sum = np.zeros((len(ALL_MEASURES), len(queries.lang)))
-        inside, n_in = np.zeros_like(total_sum), np.zeros(len(queries.lang))
-        for position, subset in enumerate(subsets):
+        def values_of(position, subset):
             pooled = equal_items(method.raw, subset, total, np.random.default_rng([ctx["seed"], k, position]))
-            values = queries.score(combine(passages, [pooled], fusion[k]))
-            held = np.isin(queries.lang, subset)
-            total_sum += values
-            inside += values * held
-            n_in += held
-        n_out = len(subsets) - n_in
-        with np.errstate(invalid="ignore", divide="ignore"):
-            by_k[k] = KResult(total_sum / len(subsets), np.where(n_in > 0, inside / n_in, np.nan),
-                              np.where(n_out > 0, (total_sum - inside) / n_out, np.nan), len(subsets),
-                              # the cost of `total` items: that share of a language's generation, mean over s
-                              float(np.mean([np.mean([method.seconds[i] * total / generated[i] for i in s])
-                                             for s in subsets])),
-                              float(np.mean([np.mean([method.tokens[i] * total / generated[i] for i in s])
-                                             for s in subsets])),
-                              fusion[k].alpha, total)
+            return queries.score(combine(passages, [pooled], fusion[k]))
+
+        by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
+                          # the cost of `total` items: that share of a language's generation, mean over s
+                          float(np.mean([np.mean([method.seconds[i] * total / generated[i] for i in s])
+                                         for s in subsets])),
+                          float(np.mean([np.mean([method.tokens[i] * total / generated[i] for i in s])
+                                         for s in subsets])),
+                          fusion[k].alpha, total)
     return by_k
 
 

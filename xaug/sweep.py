@@ -154,6 +154,25 @@ class Sweep:
         return self.method if self.variant == "method" else f"{self.method}-{self.variant}"
 
 
+def group_means(queries: QuerySet, subsets: list[tuple[int, ...]], values_of) -> tuple[np.ndarray, ...]:
+    """Per-query means (M, Q) of ``values_of(position, subset)`` over ``subsets``: over all of them, over those
+    that hold the query's language (in-set) and over those that do not (out-of-set); NaN where there is none."""
+    total = np.zeros((len(ALL_MEASURES), len(queries.lang)))
+    inside, outside = np.zeros_like(total), np.zeros_like(total)
+    n_in = np.zeros(len(queries.lang))
+    for position, subset in enumerate(subsets):
+        values = values_of(position, subset)
+        held = np.isin(queries.lang, subset)
+        total += values
+        inside += values * held
+        outside += values * ~held
+        n_in += held
+    n_out = len(subsets) - n_in
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / len(subsets), np.where(n_in > 0, inside / n_in, np.nan),
+                np.where(n_out > 0, outside / n_out, np.nan))
+
+
 def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: dict[int, FusionSettings],
           plan: dict[int, list[tuple[int, ...]]], seconds: list[float], tokens: list[int],
           ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
@@ -163,26 +182,18 @@ def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], s
     projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
     for k, subsets in plan.items():
         fusion = settings[k]
-        total = np.zeros((len(ALL_MEASURES), len(queries.lang)))
-        inside, outside = np.zeros_like(total), np.zeros_like(total)
-        n_in = np.zeros(len(queries.lang))
-        for subset in subsets:
+
+        def values_of(_, subset):
             values = queries.measures(projection.scores(subset, fusion)) if projection else \
                 queries.score(combine(passages, [items[i] for i in subset], fusion))
-            held = np.isin(queries.lang, subset)
-            total += values
-            inside += values * held
-            outside += values * ~held
-            n_in += held
             if k == 1:
                 singles[subset[0]] = values
-        n_out = len(subsets) - n_in
-        with np.errstate(invalid="ignore", divide="ignore"):
-            by_k[k] = KResult(total / len(subsets), np.where(n_in > 0, inside / n_in, np.nan),
-                              np.where(n_out > 0, outside / n_out, np.nan), len(subsets),
-                              float(np.mean([sum(seconds[i] for i in s) for s in subsets])),
-                              float(np.mean([sum(tokens[i] for i in s) for s in subsets])), fusion.alpha,
-                              fusion.n_items_used)
+            return values
+
+        by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
+                          float(np.mean([sum(seconds[i] for i in s) for s in subsets])),
+                          float(np.mean([sum(tokens[i] for i in s) for s in subsets])), fusion.alpha,
+                          fusion.n_items_used)
     return by_k, singles
 
 
