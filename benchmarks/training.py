@@ -23,10 +23,10 @@ from xaug.cli import run_stage, setup
 from xaug.device import use_bf16
 from xaug.errors import ConfigError
 from xaug.io import read_jsonl, write_json
-from xaug.models import load_backbone
 from xaug.parallel_text import parallel_pairs, training_examples as translation_examples
-from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
-from xaug.warm_training import training_schedule
+from xaug.training import adamw
+from xaug.warm import WarmSettings
+from xaug.warm_training import build_warm, example_lengths, training_schedule
 from xaug.xqg_training import training_examples as query_examples
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,21 +49,11 @@ def examples_for(which: str, data: Path, params: dict) -> tuple[list[dict], list
     return examples, corpus, WarmSettings.from_params(section, params["seed"], group)
 
 
-def build(examples: list[dict], corpus: list[dict], xdr: dict, settings: WarmSettings) -> WarmGenerator:
-    torch.manual_seed(settings.seed)
-    langs = sorted({e["lang"] for e in examples})
-    encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"),
-                                          texts=[e["source"] for e in examples])
-    kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + [c["text"] for c in corpus])
-    decoder = build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self,
-                            f"{settings.group}.decoder_layers")
-    return WarmGenerator(encoder, tokenizer, decoder, kept, langs, xdr.get("passage_prefix", ""), settings)
-
-
 def benchmark(which: str, data: Path, params: dict, steps: int, warmup: int, profile: bool, log) -> dict:
     examples, corpus, settings = examples_for(which, data, params)
-    gen = build(examples, corpus, params["xdr"], settings)
-    batches = training_schedule(len(examples), settings)[: warmup + steps]
+    gen, _, _ = build_warm(examples, params["xdr"], settings, [c["text"] for c in corpus])
+    schedule = training_schedule(example_lengths(gen, examples), settings)
+    batches = schedule[: warmup + steps]
     if len(batches) < warmup + steps:
         raise ConfigError(f"--steps: the committed schedule has {len(batches)} steps, fewer than {warmup + steps}")
     ids = sorted({examples[i]["passage_id"] for b in batches for i in b})
@@ -74,7 +64,7 @@ def benchmark(which: str, data: Path, params: dict, steps: int, warmup: int, pro
     copy = dict(zip(ids, gen.copy_sources([sources[i] for i in ids])))
     targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
     params_ = gen.trainable()
-    optimizer = torch.optim.AdamW(params_, lr=settings.lr, weight_decay=0.01)
+    optimizer = adamw(params_, settings.lr)
     gen.train(True)
     torch.manual_seed(settings.seed)
 
@@ -83,7 +73,7 @@ def benchmark(which: str, data: Path, params: dict, steps: int, warmup: int, pro
                         [copy[examples[i]["passage_id"]] for i in batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params_, 1.0)
+        torch.nn.utils.clip_grad_norm_(params_, 1.0, foreach=True)
         optimizer.step()
         return float(loss.detach())
 
@@ -106,14 +96,15 @@ def benchmark(which: str, data: Path, params: dict, steps: int, warmup: int, pro
     if profile:
         from torch.profiler import ProfilerActivity, profile as torch_profile
 
-        more = training_schedule(len(examples), settings)[warmup + steps: warmup + steps + 4]
+        more = schedule[warmup + steps: warmup + steps + 4]
         missing = sorted({examples[i]["passage_id"] for b in more for i in b} - set(states))
         states.update(zip(missing, gen.encode_passages([sources[i] for i in missing])))
         copy.update(zip(missing, gen.copy_sources([sources[i] for i in missing])))
-        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             for b in more:
                 step(b)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=30))
     return report
 
 

@@ -4,17 +4,21 @@
 `warm` (default): a BERT2BERT translator built like the warm query generator (frozen xDR encoder,
 decoder from its top layers, pruned vocabulary, target language first, pointer head), trained on the
 training split's parallel text: each question in its languages and the answer-bearing sentences of
-parallel contexts, English <-> L in both directions. A Hugging Face id or local path (NLLB-200,
-M2M100) is checked and recorded, not fine-tuned.
+parallel contexts, English <-> L in both directions, until its loss on the tune split's pairs stops
+falling (translate.warm.check_every, patience; learning curve in --metrics and --curve). A Hugging
+Face id or local path (NLLB-200, M2M100) is checked and recorded, not fine-tuned.
 Held-out quality: chrF (sacrebleu) of English -> L translations of evaluation-split questions and
 answer sentences, in --metrics, with one example per language to read. They are read after training,
-for that report only (`reads_heldout` in the report says so); training reads the `train` split alone.
+for that report only (`reads_heldout` in the report says so); training learns from the `train` split
+alone, and the `tune` split's pairs decide when it stops.
 """
 from pathlib import Path
 
 from xaug.cli import run
 from xaug.data import corpus_language
+from xaug.formats import write_curve
 from xaug.io import atomic_dir, read_jsonl, write_json
+from xaug.plots import plot_learning_curve
 from xaug.translator_training import heldout_report, train_translator
 
 
@@ -22,6 +26,8 @@ def arguments(ap):
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="models/translator")
     ap.add_argument("--metrics", default="metrics/translation.json")
+    ap.add_argument("--curve", default="plots/training/translator.csv",
+                    help="the learning curve (tune checks); its figure beside it (.png)")
 
 
 def main(args, p, log):
@@ -41,6 +47,9 @@ def main(args, p, log):
                      r.get("chrF_sentence", float("nan")), r["examples"][0]["en"][:60],
                      r["examples"][0]["translation"][:60])
     write_json(args.metrics, report)
+    write_curve(args.curve, history.get("curve", []))
+    plot_learning_curve(history.get("curve", []), Path(args.curve).with_suffix(".png"),
+                        "warm translator: learning curve")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ layers, pruned vocabulary, language token first), `tiny` (a small T5 from scratc
 seq2seq id / path (the paper: google/mt5-base), fine-tuned with the paper's prompt.
 xqg.context_languages: the context languages X to train on ([en] by default: generation reads the
 English corpus), or `all` for every X/Y combination MLQA gives.
+A warm generator trains until its loss on tune-split pairs stops falling (`xqg.warm.check_every`,
+`patience`; the step cap `max_steps`) and keeps the best check's weights; the learning curve goes to
+--metrics and --curve.
 """
 from pathlib import Path
 
 from xaug.cli import run
 from xaug.data import corpus_language
+from xaug.formats import write_curve
 from xaug.io import atomic_dir, read_jsonl, write_json
+from xaug.plots import plot_learning_curve
 from xaug.xqg_training import generator_settings, train_generator
 
 
@@ -19,6 +24,8 @@ def arguments(ap):
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="models/xqg")
     ap.add_argument("--metrics", default="metrics/train_xqg.json")
+    ap.add_argument("--curve", default="plots/training/xqg.csv",
+                    help="the learning curve (tune checks); its figure beside it (.png)")
 
 
 def main(args, p, log):
@@ -33,6 +40,9 @@ def main(args, p, log):
                                   out, seed=p.seed(), device=p.device())
         write_json(out / "training.json", history)
     write_json(args.metrics, {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}})
+    write_curve(args.curve, history.get("curve", []))
+    plot_learning_curve(history.get("curve", []), Path(args.curve).with_suffix(".png"),
+                        "warm query generator: learning curve")
     log.info("trained %s generator on %d examples", cfg["model"], history["examples"])
 
 

@@ -89,7 +89,8 @@ def _tiny(tmp_path):
                              "heldout": {"de": {"chrF_question": 7.29, "n_question": 5, "chrF_sentence": 10.41,
                                                 "n_sentence": 5, "examples": [{"en": "Who?", "reference": "Wer?",
                                                                                "translation": "Wer | was?"}]}}},
-        "train_xqg.json": {"model": "warm", "steps": 3, "examples": 20, "loss_first": 8.1607, "loss_last": 5.9912},
+        "train_xqg.json": {"model": "warm", "steps": 3, "max_steps": 4, "best_step": 2, "tune_loss": 5.43219,
+                           "examples": 20, "loss_first": 8.1607, "loss_last": 5.9912},
         "train_xdr.json": {"model": "me5-small", "steps": 0, "train_pairs": 20, "loss_first": None, "loss_last": None},
         "cost.json": {"formula": {"xqg": "a", "translate": "b", "unit": "device-hours"}, "device": "CPU",
                       "inputs": {"passages": 1000, "languages": 2},
@@ -118,7 +119,9 @@ def test_renders_the_values_it_is_given(tmp_path):
     assert "| de | 7.29 | 5 | 10.41 | 5 |" in text
     assert "Wer \\| was?" in text  # a pipe in a text cell does not split the table
     assert "| 1 | 1.2 | 1.9 |" in text  # hours with 1 decimal (round half to even)
-    assert "| query generator | warm | 3 | 20 | 8.161 | 5.991 | — |" in text
+    assert "| query generator | warm | 3 | 4 | 2 | 5.432 | 20 | 8.161 | 5.991 | — |" in text
+    assert "| translator | warm | 5 | — | — | — | 20 | 8.000 | 7.000 |" in text  # trained without tune checks
+    assert "(../plots/training/xqg.png)" in text
     assert "1,000 passages" in text
     assert "(../plots/transfer.png)" in text
     assert render(*_tiny(tmp_path / "again")) == text

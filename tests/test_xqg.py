@@ -11,7 +11,7 @@ from xaug.decoding import SamplingSettings
 from xaug.io import read_jsonl
 from xaug.models import load_backbone
 from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
-from xaug.warm_training import train_warm, training_schedule
+from xaug.warm_training import EarlyStopping, example_lengths, train_warm, training_schedule, tune_batch, tune_loss
 from xaug.generators import load_generator
 from xaug.xqg_training import training_examples
 
@@ -42,7 +42,8 @@ def test_warm_decoder_copies_the_top_encoder_layers_and_learns(mini):
     states = dict(zip(corpus, gen.encode_passages(list(corpus.values()))))
     sources = dict(zip(corpus, gen.copy_sources(list(corpus.values()))))
     frozen = {k: v.clone() for k, v in encoder.state_dict().items()}
-    log = train_warm(gen, examples, states, sources, progress=False)
+    log = train_warm(gen, examples, states, sources, training_schedule(example_lengths(gen, examples), gen.settings),
+                     progress=False)
     assert log["loss_last"] < log["loss_first"] - 1.0
     for k, v in encoder.state_dict().items():
         torch.testing.assert_close(v, frozen[k])  # the encoder stays frozen
@@ -113,6 +114,9 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     for out in ("xqg", "xqg2"):
         run_script("train_xqg", *common, "--data", "mlqa", "--out", out, "--metrics", "m/xqg.json", cwd=tmp_path)
     assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == model
+    curve = tmp_path / "plots" / "training" / "xqg.csv"  # the learning curve: header only (no tune split here)
+    assert curve.read_text().splitlines()[0] == "step,train_loss,tune_loss"
+    assert curve.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert _weights(tmp_path / "xqg") == _weights(tmp_path / "xqg2")  # same seed, same model in every process
     for run in ("gen/xqg", "gen2/xqg"):
         run_script("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
@@ -183,10 +187,40 @@ def test_warm_settings_errors_name_their_params_group():
         WarmSettings.from_params({"max_step": 10}, seed=0, group="xqg.warm")
 
 
-def test_training_schedule_is_shuffled_epochs_capped_at_max_steps():
-    batches = training_schedule(10, WarmSettings(epochs=3, batch_size=4, max_steps=0, seed=1))
-    assert len(batches) == 9 and all(1 <= len(b) <= 4 for b in batches)
-    assert sorted(i for b in batches[:3] for i in b) == list(range(10))  # the first epoch sees each once
-    capped = training_schedule(10, WarmSettings(epochs=3, batch_size=4, max_steps=2, seed=1))
+def test_training_schedule_is_shuffled_epochs_of_length_sorted_batches_capped_at_max_steps():
+    lengths = [37 * i % 101 for i in range(200)]  # distinct lengths in a scrambled order
+    settings = WarmSettings(epochs=3, batch_size=4, max_steps=0, seed=1)
+    batches = training_schedule(lengths, settings)
+    assert len(batches) == 150 and all(len(b) == 4 for b in batches)
+    assert sorted(i for b in batches[:50] for i in b) == list(range(200))  # the first epoch sees each once
+    # a batch holds neighbours in length within its window of 16 batches: far less spread than at random
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 25
+    assert batches[0] != sorted(batches[0], key=lambda i: lengths[i]) or batches[1] != batches[0]
+    capped = training_schedule(lengths, WarmSettings(epochs=3, batch_size=4, max_steps=2, seed=1))
     assert capped == batches[:2]  # the cap only cuts the same sequence short
-    assert training_schedule(10, WarmSettings(epochs=3, batch_size=4, seed=2)) != batches
+    assert training_schedule(lengths, WarmSettings(epochs=3, batch_size=4, seed=2)) != batches
+    assert len(training_schedule([1] * 10, WarmSettings(epochs=3, batch_size=4, seed=1))) == 9  # ragged last batch
+
+
+def test_early_stopping_keeps_the_best_check_and_stops_after_patience(tiny_warm, mini):
+    gen, passages, questions = tiny_warm
+    examples = [{"source": p, "target": q, "lang": "de"} for p, q in zip(passages, questions)]
+    tune = tune_batch(gen, examples, 4)
+    assert len(tune["targets"]) == 4 and tune_batch(gen, [], 4) is None
+    before = tune_loss(gen, tune)
+    assert before == pytest.approx(tune_loss(gen, tune))  # no dropout, no randomness
+    stopping = EarlyStopping(gen, tune, check_every=2, patience=2)
+    assert not stopping(1, [5.0])  # not a check step
+    assert not stopping(2, [5.0, 4.0]) and stopping.best == pytest.approx(before) and stopping.best_step == 2
+    best = [p.detach().clone() for p in gen.trainable()]
+    with torch.no_grad():  # worse weights: the tune loss rises
+        for p in gen.trainable():
+            p.add_(torch.randn_like(p))
+    assert not stopping(4, [5.0] * 4)  # one check without improvement: go on
+    assert stopping(6, [5.0] * 6)  # the second: stop
+    assert [c["step"] for c in stopping.curve] == [2, 4, 6] and stopping.curve[0]["train_loss"] == 4.5
+    stopping.restore()
+    for p, b in zip(gen.trainable(), best):
+        torch.testing.assert_close(p, b)
+    assert EarlyStopping(gen, tune, check_every=2, patience=0)(2, [1.0, 1.0]) is False  # patience 0: never early

@@ -14,7 +14,8 @@
 - ``source.json`` of the downloaded archive's folder: where the archive came from (``source``, ``kind``,
   ``sha256``), its file name (``archive``), splits and languages;
 - tables (CSV, one header row, ``%.6g`` floats, empty cells for missing values): the scaling stage's
-  ``plots/scaling.csv``, ``plots/contrasts.csv`` and ``plots/scaling/*.csv``, evaluate's per-query measures;
+  ``plots/scaling.csv``, ``plots/contrasts.csv`` and ``plots/scaling/*.csv``, evaluate's per-query measures,
+  the learning curves ``plots/training/<model>.csv`` of the warm generators;
 - the kind file of a trained generator or translator folder (``xqg.json``, ``translator.json``): which
   model it holds and how to load it.
 
@@ -233,6 +234,16 @@ def read_table(path) -> pd.DataFrame:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+CURVE_COLUMNS = ("step", "train_loss", "tune_loss")
+
+
+def write_curve(path, curve: Sequence[dict]) -> None:
+    """A learning curve as a CSV (``plots/training/<model>.csv``): per tune check the step, the mean training
+    loss since the previous check and the tune loss (header only when training made no checks)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_table(path, pd.DataFrame(list(curve), columns=list(CURVE_COLUMNS)))
 
 
 def write_kind(folder, name: str, meta: dict) -> None:

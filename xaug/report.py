@@ -455,7 +455,8 @@ def _retrieval(retrieval: dict, parallel: dict) -> list[str]:
     return out + table(["setting", "system"] + list(MEASURES) + [f"en {MEASURE}"], rows)
 
 
-def _generators(generation: dict, translation: dict, train_xqg: dict, train_xdr: dict) -> list[str]:
+def _generators(generation: dict, translation: dict, train_xqg: dict, train_xdr: dict,
+                figures: str) -> list[str]:
     out = ["## The generators and the translator", "",
            "Query generator quality (`metrics/generation.json`): round-trip R@1 / R@10 is a generated query "
            "retrieving its own passage with the baseline xDR, beside the real held-out questions of the same "
@@ -480,15 +481,21 @@ def _generators(generation: dict, translation: dict, train_xqg: dict, train_xdr:
     out += table(["language", "English", "reference", "translation"],
                  [[lang, e["en"], e["reference"], e["translation"]] for lang, h in held.items() for e in h["examples"]])
     out += ["Training (`metrics/train_xqg.json`, `metrics/train_xdr.json`, `metrics/translation.json`): "
-            "optimisation steps, training examples and the first and last logged loss (xDR: 0 steps is zero-shot).", ""]
-    out += table(["model", "kind", "steps", "examples", "first loss", "last loss", "bf16"], [
-        ["query generator", train_xqg["model"], count(train_xqg["steps"]), count(train_xqg["examples"]),
-         num(train_xqg["loss_first"]), num(train_xqg["loss_last"]), _flag(train_xqg.get("bf16"))],
-        ["translator", translation["model"], count(translation["steps"]), count(translation["pairs"]),
-         num(translation["loss_first"]), num(translation["loss_last"]), _flag(translation.get("bf16"))],
-        ["xDR", train_xdr["model"], count(train_xdr["steps"]), count(train_xdr["train_pairs"]),
-         num(train_xdr["loss_first"]), num(train_xdr["loss_last"]), _flag(train_xdr.get("bf16"))],
-    ])
+            "optimisation steps run (of the schedule's cap), the step whose weights were kept (the lowest tune-split "
+            "loss of the checks, the stopping rule of `xqg.warm` / `translate.warm`) and that loss (negative "
+            "log-likelihood per piece), training examples, and the mean label-smoothed training loss over the "
+            "first and last 20 steps (xDR: 0 steps is zero-shot).", ""]
+    rows = [["query generator", train_xqg, count(train_xqg["examples"])],
+            ["translator", translation, count(translation.get("pairs"))],
+            ["xDR", train_xdr, count(train_xdr["train_pairs"])]]
+    out += table(["model", "kind", "steps", "cap", "kept step", "tune loss", "examples", "first loss", "last loss",
+                  "bf16"],
+                 [[name, m["model"], count(m.get("steps")), count(m.get("max_steps")), count(m.get("best_step")),
+                   num(m.get("tune_loss")), examples, num(m.get("loss_first")), num(m.get("loss_last")),
+                   _flag(m.get("bf16"))]
+                  for name, m, examples in rows])
+    for name, label in (("xqg", "query generator"), ("translator", "translator")):
+        out += _figure(figures, f"training/{name}.png", f"learning curve of the warm {label}")
     return out
 
 
@@ -543,7 +550,8 @@ def render(metrics: str | os.PathLike = "metrics", plots: str | os.PathLike = "p
              + _transfer(f["transfer.json"], figures) + _weight_modes(scaling, figures)
              + _same_language(scaling, weight) + _tuning(f["tuning.json"])
              + _retrieval(f["retrieval.json"], f["retrieval_parallel.json"])
-             + _generators(f["generation.json"], f["translation.json"], f["train_xqg.json"], f["train_xdr.json"])
+             + _generators(f["generation.json"], f["translation.json"], f["train_xqg.json"], f["train_xdr.json"],
+                           figures)
              + _generation_cost(scaling, weight, figures) + _cost(f["cost.json"], figures))
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -37,8 +37,9 @@ def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out
         if not pairs:
             raise ConfigError("translate: no parallel training pairs (is the training split empty?)")
         settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "translate.warm")
+        tune = training_examples(parallel_pairs(contexts, links, queries, "tune", pivot=pivot), pivot)
         history, meta = fit_warm(training_examples(pairs, pivot), xdr, settings, [c["text"] for c in corpus], out,
-                                 device)
+                                 device, tune)
         history.update(pairs=len(pairs), questions=sum(p["kind"] == "question" for p in pairs))
     else:
         load_hf_translator(spec, cfg.get("max_source_length", 128), pivot)  # fail now, not in every language's stage

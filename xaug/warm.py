@@ -22,11 +22,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .decoding import SamplingSettings, SourceBias, check_positive, rare_pieces
-from .device import bf16_autocast, device_of
+from .device import bf16_autocast, device_of, use_bf16
+from .dropout import use_byte_dropout
 from .encoding import length_batches
 from .errors import ConfigError
 from .models import load_backbone
 from .params import check_int, from_params
+from .pointer_loss import pointer_smoothed_nll
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,11 @@ class WarmSettings:
     lr: float = 3e-4
     label_smoothing: float = 0.1
     max_steps: int = 0
+    check_every: int = 0       # steps between checks of the tune loss (0: no checks, train the whole schedule)
+    patience: int = 0          # checks without a better tune loss before stopping (0: never early)
+    tune_examples: int = 256   # tune examples in each check (spread over the tune split)
     cross_from_self: bool = True
+    attention_dropout: float = 0.0  # on the decoder's attention probabilities
     copy: bool = True          # pointer head over the source pieces
     bf16: bool | str = True    # bfloat16 autocast for training and decoding: true | false | auto
     seed: int = 0
@@ -51,7 +57,13 @@ class WarmSettings:
         check_positive(self, self.group, ("decoder_layers", "max_source_length", "max_target_length", "epochs",
                                           "batch_size"))
         check_int(self.max_steps, f"{self.group}.max_steps", minimum=0, note="0 = no cap")
+        check_int(self.check_every, f"{self.group}.check_every", minimum=0, note="0 = no tune checks")
+        check_int(self.patience, f"{self.group}.patience", minimum=0, note="0 = never stop early")
+        check_int(self.tune_examples, f"{self.group}.tune_examples")
         self.lr = float(self.lr)
+        if not isinstance(self.attention_dropout, (int, float)) or not 0 <= self.attention_dropout < 1:
+            raise ConfigError(f"{self.group}.attention_dropout: expected a rate in [0, 1), "
+                              f"got {self.attention_dropout!r}")
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"{self.group}.bf16: expected true, false or auto, got {self.bf16!r}")
 
@@ -71,8 +83,12 @@ def pruned_vocabulary(tokenizer, texts: Sequence[str]) -> list[int]:
 
 
 def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: int, cross_from_self: bool = True,
-                  param: str = "xqg.warm.decoder_layers"):
-    """A BertLMHeadModel over the pruned vocabulary, initialised from ``encoder``'s top layers."""
+                  param: str = "xqg.warm.decoder_layers", attention_dropout: float = 0.0):
+    """A BertLMHeadModel over the pruned vocabulary, initialised from ``encoder``'s top layers.
+
+    Dropout on the attention probabilities is ``attention_dropout`` (the encoder's is 0.1; its masks,
+    batch x heads x target x source elements, cost a sixth of a training step on 2 cores); the hidden
+    states' dropout keeps the encoder's rate, drawn by ``ByteDropout``."""
     from transformers import BertConfig, BertLMHeadModel  # transformers: heavy, loaded on use
 
     cfg = encoder.config
@@ -81,7 +97,7 @@ def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: 
     vocab = len(kept) + len(languages)
     dec_cfg = BertConfig(**{**cfg.to_dict(), "vocab_size": vocab, "num_hidden_layers": n_layers, "is_decoder": True,
                             "add_cross_attention": True, "pad_token_id": kept.index(cfg.pad_token_id),
-                            "architectures": None})
+                            "attention_probs_dropout_prob": attention_dropout, "architectures": None})
     decoder = BertLMHeadModel(dec_cfg)
     with torch.no_grad():
         src_emb = encoder.embeddings
@@ -99,7 +115,7 @@ def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: 
             if cross_from_self:  # start cross-attention from the layer's self-attention weights
                 dst.crossattention.load_state_dict(src.attention.state_dict())
         decoder.tie_weights()
-    return decoder
+    return use_byte_dropout(decoder)
 
 
 class CopyHead(torch.nn.Module):
@@ -250,15 +266,15 @@ class WarmGenerator:
 
     @staticmethod
     def pad_states(states: Sequence[torch.Tensor], sources: Sequence[Sequence[int]] | None = None,
-                   device: torch.device | None = None):
-        """Padded float32 states [B, L, H], attention mask [B, L] and copy ids [B, L] (-1 = not copyable),
-        on ``device`` (default: the CPU)."""
+                   device: torch.device | None = None, dtype: torch.dtype | None = None):
+        """Padded states [B, L, H] (float32, or ``dtype``), attention mask [B, L] and copy ids [B, L]
+        (-1 = not copyable), on ``device`` (default: the CPU)."""
         longest = max(s.shape[0] for s in states)
-        hidden = torch.zeros(len(states), longest, states[0].shape[1])
+        hidden = torch.zeros(len(states), longest, states[0].shape[1], dtype=dtype or torch.float32)
         mask = torch.zeros(len(states), longest, dtype=torch.long)
         src = torch.full((len(states), longest), -1, dtype=torch.long)
         for i, s in enumerate(states):
-            hidden[i, : s.shape[0]] = s.float()
+            hidden[i, : s.shape[0]] = s
             mask[i, : s.shape[0]] = 1
             if sources is not None:
                 src[i, : len(sources[i])] = torch.tensor(sources[i][: s.shape[0]], dtype=torch.long)
@@ -267,34 +283,35 @@ class WarmGenerator:
         return hidden, mask, src
 
     def loss(self, states: Sequence[torch.Tensor], targets: list[list[int]],
-             sources: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
-        hidden, mask, src = self.pad_states(states, sources, self.device)
+             sources: Sequence[Sequence[int]] | None = None, label_smoothing: float | None = None) -> torch.Tensor:
+        """Teacher-forced loss per predicted piece, label-smoothed by ``label_smoothing`` (default: the
+        settings'). The output layer and the loss run on the predicted positions alone (not the padding),
+        the loss in one pass (``xaug.pointer_loss``)."""
+        low = torch.bfloat16 if use_bf16(self.settings.bf16, self.device) else None
+        hidden, mask, src = self.pad_states(states, sources, self.device, dtype=low)
         longest = max(len(t) for t in targets)
         inp = torch.full((len(targets), longest - 1), self.pad)
-        labels = torch.full((len(targets), longest - 1), -100)
+        labels = torch.full((len(targets), longest - 1), -1)
         for i, t in enumerate(targets):
             inp[i, : len(t) - 1] = torch.tensor(t[:-1])
             labels[i, 1 : len(t) - 1] = torch.tensor(t[2:])  # the language token is given, not predicted
         dec_mask = (torch.arange(longest - 1)[None, :] < torch.tensor([len(t) - 1 for t in targets])[:, None]).long()
-        inp, labels, dec_mask = inp.to(self.device), labels.to(self.device), dec_mask.to(self.device)
+        rows, cols = (labels >= 0).nonzero(as_tuple=True)
+        gold = labels[rows, cols].to(self.device)
+        inp, dec_mask = inp.to(self.device), dec_mask.to(self.device)
+        rows, cols = rows.to(self.device), cols.to(self.device)
+        gate = copy_prob = None
         with self._autocast():
             seq = self.decoder.bert(input_ids=inp, attention_mask=dec_mask, encoder_hidden_states=hidden,
                                     encoder_attention_mask=mask).last_hidden_state
-            logits = self.decoder.cls(seq)
+            logits = self.decoder.cls(seq[rows, cols])  # [predicted positions, vocabulary]
             if self.copy_head is not None:
-                attn, gate = self.copy_head(seq, self.copy_head.key(hidden), src >= 0)
-        logp = torch.log_softmax(logits.float(), -1)
-        valid = labels != -100
-        y = labels.clamp(min=0)
-        eps = self.settings.label_smoothing
-        if self.copy_head is None:
-            nll = -logp.gather(-1, y[..., None])[..., 0]
-        else:
-            p_copy = (attn * (src[:, None, :] == y[:, :, None])).sum(-1)
-            p = gate[..., 0] * logp.gather(-1, y[..., None])[..., 0].exp() + (1 - gate[..., 0]) * p_copy
-            nll = -torch.log(p.clamp(min=1e-9))
-        smooth = -logp.mean(-1)
-        return (((1 - eps) * nll + eps * smooth) * valid).sum() / valid.sum().clamp(min=1)
+                attn, gates = self.copy_head(seq, self.copy_head.key(hidden), src >= 0)
+                gate = gates[rows, cols, 0]
+                copy_prob = (attn[rows, cols] * (src[rows] == gold[:, None])).sum(-1)
+        eps = self.settings.label_smoothing if label_smoothing is None else label_smoothing
+        losses = pointer_smoothed_nll(logits, gold, gate, copy_prob, eps)
+        return losses.sum() / max(1, len(gold))
 
     def _step(self, ids, cache, hidden, mask, keys, src, bias):
         """Next-token probabilities [R, V] for the rows of ``ids`` [R, t] continuing ``cache``."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-from itertools import islice
 from pathlib import Path
 from typing import Sequence
 
@@ -12,61 +11,167 @@ import torch
 
 from .device import use_bf16
 from .models import load_backbone
-from .training import cycle_batches, optimise, summarise_losses
+from .training import optimise, summarise_losses
 from .warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
 
 log = logging.getLogger(__name__)
 
 
-def training_schedule(n_examples: int, settings: WarmSettings) -> list[list[int]]:
-    """The example batches of a training run, in order: shuffled epochs, capped at ``max_steps``.
-    Known up front, so only the sources that training will read need encoding."""
-    total = settings.epochs * math.ceil(n_examples / settings.batch_size)
+SORT_WINDOW = 16  # batches whose examples are sorted by length together
+
+
+def training_schedule(lengths: Sequence[int], settings: WarmSettings) -> list[list[int]]:
+    """The example batches of a training run, in order, capped at ``max_steps``: each epoch shuffles the
+    examples, sorts each window of ``SORT_WINDOW`` batches' worth by ``lengths`` (source and target pieces)
+    and cuts it into batches, so a batch pads little, then shuffles the epoch's batches. Known up front,
+    so only the sources that training will read need encoding."""
+    n, size = len(lengths), settings.batch_size
+    total = settings.epochs * math.ceil(n / size)
     total = min(total, settings.max_steps) if settings.max_steps else total
-    return list(islice(cycle_batches(n_examples, settings.batch_size, random.Random(settings.seed)), total))
+    rng, order, batches = random.Random(settings.seed), list(range(n)), []
+    while len(batches) < total:
+        rng.shuffle(order)
+        epoch = []
+        for w in range(0, n, size * SORT_WINDOW):
+            window = sorted(order[w : w + size * SORT_WINDOW], key=lambda i: lengths[i])
+            epoch.extend(window[b : b + size] for b in range(0, len(window), size))
+        rng.shuffle(epoch)
+        batches.extend(epoch)
+    return batches[:total]
+
+
+def example_lengths(gen: WarmGenerator, examples: list[dict]) -> list[int]:
+    """Source plus target pieces of each example (the sort key of ``training_schedule``)."""
+    sources = {e["passage_id"]: e["source"] for e in examples}
+    ids = list(sources)
+    source_length = dict(zip(ids, (len(x) for x in gen._source_ids([sources[i] for i in ids]))))
+    targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
+    return [source_length[e["passage_id"]] + len(t) for e, t in zip(examples, targets)]
+
+
+def tune_loss(gen: WarmGenerator, tune: dict) -> float:
+    """Mean negative log-likelihood per predicted piece (no label smoothing, no dropout) of the tune examples
+    ``tune`` (``states``, ``targets``, ``sources``: lists), in training-size batches."""
+    gen.train(False)
+    total = pieces = 0.0
+    size = gen.settings.batch_size
+    with torch.no_grad():
+        for b in range(0, len(tune["targets"]), size):
+            targets = tune["targets"][b : b + size]
+            n = sum(len(t) - 2 for t in targets)  # the pieces after <s> and the language token
+            total += float(gen.loss(tune["states"][b : b + size], targets, tune["sources"][b : b + size],
+                                    label_smoothing=0.0)) * n
+            pieces += n
+    gen.train(True)
+    return total / max(1.0, pieces)
+
+
+class EarlyStopping:
+    """The stopping rule: every ``check_every`` steps the tune loss is measured; the weights of the best check
+    are kept, and training stops after ``patience`` checks without a better one (0: never early)."""
+
+    def __init__(self, gen: WarmGenerator, tune: dict | None, check_every: int, patience: int):
+        self.gen, self.tune, self.every, self.patience = gen, tune, check_every, patience
+        self.curve: list[dict] = []
+        self.best, self.best_step, self.best_state, self.since_best = math.inf, 0, None, 0
+
+    def __call__(self, step: int, losses: list[float]) -> bool:
+        """After training step ``step`` (1-based; ``losses`` so far): True to stop."""
+        if not self.tune or not self.every or step % self.every:
+            return False
+        loss = tune_loss(self.gen, self.tune)
+        window = losses[-self.every:]
+        self.curve.append({"step": step, "train_loss": round(sum(window) / len(window), 4),
+                           "tune_loss": round(loss, 4)})
+        if loss < self.best:
+            self.best, self.best_step, self.since_best = loss, step, 0
+            self.best_state = [p.detach().clone() for p in self.gen.trainable()]
+        else:
+            self.since_best += 1
+        log.info("step %d: train loss %.3f, tune loss %.3f (best %.3f at step %d)", step, self.curve[-1]["train_loss"],
+                 loss, self.best, self.best_step)
+        return bool(self.patience) and self.since_best >= self.patience
+
+    def restore(self) -> None:
+        """Back to the best check's weights (when there was a check)."""
+        if self.best_state is not None:
+            with torch.no_grad():
+                for p, best in zip(self.gen.trainable(), self.best_state):
+                    p.copy_(best)
 
 
 def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch.Tensor],
-               sources: dict[str, list[int]], progress: bool = True) -> dict:
-    """Teacher-forced training of the decoder (and pointer head) on (passage id, target, language) examples
-    (``states`` and ``sources`` must cover the passages of ``training_schedule``'s batches)."""
+               sources: dict[str, list[int]], batches: list[list[int]], tune: dict | None = None,
+               progress: bool = True) -> dict:
+    """Teacher-forced training of the decoder (and pointer head) on (passage id, target, language) examples,
+    in the order of ``batches`` (``training_schedule``; ``states`` and ``sources`` must cover their passages),
+    until the stopping rule on ``tune`` (``tune_batch``; None: no checks) or the schedule's end."""
     s = gen.settings
     torch.manual_seed(s.seed)
     targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
-    batches = training_schedule(len(examples), s)
     total = len(batches)
+    stopping = EarlyStopping(gen, tune, s.check_every, s.patience)
     gen.train(True)
     losses, seconds = optimise(
         gen.trainable(), iter(batches),
         lambda idx: gen.loss([states[examples[i]["passage_id"]] for i in idx], [targets[i] for i in idx],
                              [sources[examples[i]["passage_id"]] for i in idx]),
-        s.lr, total, warmup=total // 20, desc="train generator", progress=progress, floor=0.05)
+        s.lr, total, warmup=total // 20, desc="train generator", progress=progress, floor=0.05, stop=stopping)
+    stopping.restore()
     gen.train(False)
     first, last = summarise_losses(losses, 20)
-    log.info("generator: %d steps in %.0fs, loss %.3f -> %.3f", len(losses), seconds, first, last)
-    return {"steps": len(losses), "seconds": round(seconds, 1), "loss_first": round(first, 4), "loss_last": round(last, 4)}
+    log.info("generator: %d of %d steps in %.0fs, loss %.3f -> %.3f%s", len(losses), total, seconds, first, last,
+             f"; best tune loss {stopping.best:.3f} at step {stopping.best_step}" if stopping.curve else "")
+    history = {"steps": len(losses), "max_steps": total, "seconds": round(seconds, 1), "loss_first": round(first, 4),
+               "loss_last": round(last, 4)}
+    if stopping.curve:
+        history.update(best_step=stopping.best_step, tune_loss=round(stopping.best, 4),
+                       stopped="patience" if len(losses) < total else "schedule", curve=stopping.curve)
+    return history
+
+
+def tune_batch(gen: WarmGenerator, examples: list[dict], limit: int) -> dict | None:
+    """``limit`` tune examples spread evenly over ``examples`` (every language), encoded for ``tune_loss``
+    (None when there are none)."""
+    examples = examples[:: max(1, len(examples) // limit)][:limit]
+    if not examples:
+        return None
+    texts = [e["source"] for e in examples]
+    return {"states": gen.encode_passages(texts), "sources": gen.copy_sources(texts),
+            "targets": gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])}
+
+
+def build_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str],
+               device: torch.device | str = "cpu"):
+    """A fresh warm generator for ``examples`` from the xDR's starting encoder (output vocabulary: the pieces
+    of the targets and of ``vocabulary_texts``); returns (generator, encoder, tokenizer)."""
+    torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head, a tiny encoder) too
+    langs = sorted({e["lang"] for e in examples})
+    encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"),
+                                          texts=[e["source"] for e in examples])
+    kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + list(vocabulary_texts))
+    decoder = build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self,
+                            f"{settings.group}.decoder_layers", settings.attention_dropout)
+    gen = WarmGenerator(encoder, tokenizer, decoder, kept, langs, xdr.get("passage_prefix", ""), settings)
+    return gen.to(device), encoder, tokenizer
 
 
 def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str], out: Path,
-             device: torch.device | str = "cpu"):
-    """Build a warm generator from the xDR's starting encoder, train it on ``examples``
-    (``passage_id``, ``source``, ``target``, ``lang``) on ``device`` and save it to ``out``; returns (history, meta).
-    The output vocabulary holds the pieces of the targets and of ``vocabulary_texts``."""
-    torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head, a tiny encoder) too
-    langs = sorted({e["lang"] for e in examples})
-    encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"), texts=[e["source"] for e in examples])
-    kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + list(vocabulary_texts))
-    gen = WarmGenerator(encoder, tokenizer,
-                        build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self,
-                                      f"{settings.group}.decoder_layers"), kept,
-                        langs, xdr.get("passage_prefix", ""), settings).to(device)
+             device: torch.device | str = "cpu", tune_examples: Sequence[dict] = ()):
+    """Build a warm generator (``build_warm``), train it on ``examples`` (``passage_id``, ``source``, ``target``,
+    ``lang``) on ``device``, stopping by its loss on ``tune_examples`` (``settings.check_every``), and save it
+    to ``out``; returns (history, meta)."""
+    gen, encoder, tokenizer = build_warm(examples, xdr, settings, vocabulary_texts, device)
     sources = {e["passage_id"]: e["source"] for e in examples}
-    schedule = training_schedule(len(examples), settings)
+    schedule = training_schedule(example_lengths(gen, examples), settings)
     ids = sorted({examples[i]["passage_id"] for batch in schedule for i in batch})
     log.info("encoding the %d of %d training sources that %d steps read, once (frozen encoder)", len(ids),
              len(sources), len(schedule))
     states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
-    history = train_warm(gen, examples, states, dict(zip(ids, gen.copy_sources([sources[i] for i in ids]))))
+    tune = tune_batch(gen, list(tune_examples), settings.tune_examples) if settings.check_every else None
+    history = train_warm(gen, examples, states, dict(zip(ids, gen.copy_sources([sources[i] for i in ids]))),
+                         schedule, tune)
+    history["tune_examples"] = len(tune["targets"]) if tune else 0
     history["bf16"] = use_bf16(settings.bf16, gen.device, f"{settings.group}.bf16")  # what `auto` chose here
     out = Path(out)
     gen.save(out)
@@ -75,5 +180,5 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
         tokenizer.save_pretrained(out / "encoder")
     # a from-scratch encoder is saved inside the folder: recorded relative to it (the folder may move)
     meta = {"kind": "warm", "encoder": xdr["model"] if xdr["model"] != "tiny" else "./encoder",
-            "vocabulary": len(kept), "decoder_parameters": sum(p.numel() for p in gen.decoder.parameters())}
+            "vocabulary": len(gen.kept), "decoder_parameters": sum(p.numel() for p in gen.decoder.parameters())}
     return history, meta

@@ -16,13 +16,15 @@ from .warm import WarmSettings
 from .warm_training import fit_warm
 
 
-def training_examples(contexts: list[dict], queries: list[dict], links: list[dict], context_languages) -> list[dict]:
-    """Every (question in Y, its context in X) of the training split, X in ``context_languages``."""
+def training_examples(contexts: list[dict], queries: list[dict], links: list[dict], context_languages,
+                      split: str = "train") -> list[dict]:
+    """Every (question in Y, its context in X) of ``split`` (the training split; ``tune`` for the stopping
+    rule), X in ``context_languages``."""
     by_id = {c["id"]: c for c in contexts}
     link = {l["qid"]: l for l in links}
     examples = []
     for q in queries:
-        if q["split"] != "train":
+        if q["split"] != split:
             continue
         for x, cid in sorted(link[q["qid"]]["contexts"].items()):
             if context_languages == "all" or x in context_languages:
@@ -54,7 +56,8 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
     langs = sorted({e["lang"] for e in examples})
     out.mkdir(parents=True, exist_ok=True)
     if spec == "warm":
-        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device)
+        tune = training_examples(contexts, queries, links, ctx_langs, "tune")
+        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device, tune)
     else:
         torch.manual_seed(seed)  # a `tiny` model's initial weights
         model, tokenizer = load_seq2seq(spec, cfg.get("tiny"), [e["source"] for e in examples] +
