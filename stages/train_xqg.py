@@ -4,8 +4,8 @@
 xqg.model: `warm` (BERT2BERT warm-started from the xDR's starting encoder, frozen; decoder from its top
 layers, pruned vocabulary, language token first), `tiny` (a small T5 from scratch) or a Hugging Face
 seq2seq id / path (the paper: google/mt5-base), fine-tuned with the paper's prompt.
-xqg.context_languages: the context languages X to train on ([en] by default: generation reads the
-English corpus), or `all` for every X/Y combination MLQA gives.
+xqg.context_languages: the context languages X to train on: `all` (the default) for every X/Y
+combination MLQA gives, or a list such as [en] (the language generation reads).
 A warm generator trains until its loss on tune-split pairs stops falling (`xqg.warm.check_every`,
 `patience`; the step cap `max_steps`) and keeps the best check's weights; the learning curve goes to
 --metrics and --curve.
