@@ -7,11 +7,17 @@ a TREC run file and per-query measures (CSV) in --runs, and an entry in metrics/
 (global) or metrics/retrieval_parallel.json: nDCG@10, RR@10, R@1/5/20/100 (ir-measures) and answer recall in the first
 2000/5000 tokens (R@2kt, R@5kt) per query language, their macro average over `languages` ("avg"),
 and the corpus language (data.corpus_language, as prepare recorded it) apart under its code ("en").
+A method whose items are the evaluated questions (real_questions) is scored leave-question-out: the
+passages holding a query's own question's items are rescored without them (--augmented
+<name>.leave_out.npz, from the augment stage).
 """
+from pathlib import Path
+
 from xaug.cli import run
 from xaug.evaluation import EvaluateSettings, Evaluator, default_systems, evaluate_systems, load_systems, metrics_path
+from xaug.formats import read_leave_out
 from xaug.io import write_json
-from xaug.methods import check_methods
+from xaug.methods import METHODS, check_methods
 from xaug.params import from_params
 from xaug.search import IndexSettings
 
@@ -21,6 +27,8 @@ def arguments(ap):
                     help="a system and its faiss index (repeatable); default: baseline and every method in "
                          "`methods` of params.yaml, from --index-dir/<name>.faiss")
     ap.add_argument("--index-dir", default="data/index")
+    ap.add_argument("--augmented", default="data/augmented",
+                    help="folder of <name>.leave_out.npz for methods scored leave-question-out")
     ap.add_argument("--queries", default="data/embeddings/queries")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--runs", default="data/runs")
@@ -32,9 +40,11 @@ def main(args, p, log):
     specs = args.system or default_systems(args.index_dir, check_methods(p.get_path("methods", [])))
     index = from_params(IndexSettings, p.get_path("index"), only=("search_params",))
     searchers = load_systems(specs, index.search_params)
+    left_out = {name: read_leave_out(Path(args.augmented) / f"{name}.leave_out.npz") for name in searchers
+                if name in METHODS and METHODS[name].leave_out}
     for setting in settings.settings:
         evaluator = Evaluator(args.data, args.queries, p.get_path("languages"), settings.depth, setting)
-        metrics = evaluate_systems(evaluator, searchers, args.runs)
+        metrics = evaluate_systems(evaluator, searchers, args.runs, left_out)
         for name, summary in metrics.items():
             avg = summary["avg"]
             log.info("%s, %s corpus, cross-lingual avg: R@1 %.3f nDCG@10 %.3f R@100 %.3f R@2kt %.3f; %s R@1 %.3f", name,

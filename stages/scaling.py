@@ -17,6 +17,8 @@ Holm per family; TOST within scaling.equivalence_margin). Writes
 - plots/contrasts.csv and metrics/comparison.json: method vs its controls and the normalisation
   baseline, between methods, and languages vs items;
 - metrics/transfer.json and plots/transfer.png: gain for queries in Y with passages augmented by X alone;
+- metrics/coverage.json: per setting, method and language, the share of candidate passages with items and
+  of cross-lingual queries whose relevant passage has items (after leave-out): coverage's own effect;
 - plots/scaling.png, plots/scaling_parallel.png, plots/weight_modes.png, plots/variants.png, plots/cost.png;
 - plots/scaling/<method>[.raw][.<setting>].csv: one row per k, for the DVC plots in dvc.yaml.
 """
@@ -46,6 +48,7 @@ def arguments(ap):
     ap.add_argument("--plots", default="plots")
     ap.add_argument("--comparison", default="metrics/comparison.json")
     ap.add_argument("--transfer", default="metrics/transfer.json")
+    ap.add_argument("--coverage", default="metrics/coverage.json")
 
 
 def main(args, p, log):
@@ -61,9 +64,10 @@ def main(args, p, log):
     betas = {s: normalisation_strength(tuning, s) for s in corpus_settings}
     if tuning is None:
         log.info("no normalisation baseline: %s not found (the tune stage chooses its strength)", args.tuning)
-    gains, contrasts, transfers = run_scaling(exp, settings, corpus_settings, fusion, seed, args.data, args.queries,
-                                              renormalize, betas)
-    write_scaling_outputs(gains, contrasts, transfers, exp.weights, args.plots, args.comparison, args.transfer)
+    gains, contrasts, transfers, covered = run_scaling(exp, settings, corpus_settings, fusion, seed, args.data,
+                                                       args.queries, renormalize, betas)
+    write_scaling_outputs(gains, contrasts, transfers, exp.weights, args.plots, args.comparison, args.transfer,
+                          covered, args.coverage)
     top = gains[(gains["group"] == "all") & (gains["variant"] == "method") & (gains["k"] == len(exp.languages))
                 & gains["primary"]]
     for _, row in top.iterrows():

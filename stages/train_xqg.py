@@ -16,7 +16,7 @@ from xaug.cli import run
 from xaug.data import corpus_language
 from xaug.formats import write_curve
 from xaug.io import atomic_dir, read_jsonl, write_json
-from xaug.plots import plot_learning_curve
+from xaug.learning_curves import plot_learning_curve
 from xaug.xqg_training import generator_settings, train_generator
 
 

@@ -188,7 +188,7 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
     assert set(quality) == {"de", "zh", "avg"} and quality["de"]["queries"] == 2 * stats["corpus_passages"]
     frame = pd.read_csv(root / "plots" / "scaling.csv")
     assert sorted(frame[frame["method"] == "xqg"]["k"].unique()) == [1, 2]
-    methods = ("xqg", "translate", "parallel_contexts")
+    methods = ("xqg", "translate", "parallel_contexts", "real_questions")
     assert set(frame["method"]) == {"baseline", "normalisation"} | {
         f"{m}{v}" for m in methods for v in ("", "-shuffled", "-centroid", "-one_alpha", "-equal_items")}
     assert set(frame["renormalize"]) == {True, False} and frame["primary"].any()
@@ -196,7 +196,11 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
     assert {"ci_low_nDCG@10", "ci_high_nDCG@10", "p_holm_R@2kt", "clusters"} <= set(frame.columns)
     comparison = json.loads((root / "metrics" / "comparison.json").read_text())
     assert {"xqg - translate", "xqg - xqg-shuffled", "parallel_contexts - parallel_contexts-centroid",
-            "xqg - xqg-centroid (raw)", "xqg - normalisation"} <= set(comparison["global"])
+            "xqg - xqg-centroid (raw)", "xqg - normalisation", "real_questions - real_questions-shuffled",
+            "parallel_contexts - real_questions", "xqg - real_questions"} <= set(comparison["parallel"])
+    covered = json.loads((root / "metrics" / "coverage.json").read_text())
+    assert set(covered) == {"global", "parallel"} and set(covered["parallel"]) == set(methods)
+    assert set(covered["parallel"]["real_questions"]) == {"de", "zh"}
     assert set(comparison["global"]["xqg - translate"]) == {"1", "2"}
     tuning = json.loads((root / "metrics" / "tuning.json").read_text())
     assert set(tuning["choices"]) == set(methods) and tuning["split"] == "tune"
@@ -215,7 +219,7 @@ def test_reported_figures_recompute_from_the_runs(pipeline):
     runs = root / "data" / "runs"
     for metrics_file, suffix in (("retrieval.json", ""), ("retrieval_parallel.json", ".parallel")):
         metrics = json.loads((root / "metrics" / metrics_file).read_text())
-        assert set(metrics) == {"baseline", "xqg", "translate", "parallel_contexts"}
+        assert set(metrics) == {"baseline", "xqg", "translate", "parallel_contexts", "real_questions"}
         for system, summary in metrics.items():
             per_query = pd.read_csv(runs / f"{system}{suffix}.per_query.csv", index_col="query_id")
             check_summary(summary, per_query)
@@ -284,7 +288,7 @@ def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(workspac
     root = workspace
     out = dvc(root, "exp", "run", "-S", "n_languages=1")
     ran = stages_run(out)
-    methods = ("xqg", "translate", "parallel_contexts")
+    methods = ("xqg", "translate", "parallel_contexts", "real_questions")
     # and the report, which renders the changed metrics/retrieval.json into docs/results.md
     allowed = {f"{stage}@{m}" for m in methods for stage in ("augment", "index_augmented")} | {"evaluate", "report"}
     assert {"augment@xqg", "evaluate", "report"} <= ran <= allowed, out  # scaling sweeps every k: not its input
@@ -301,7 +305,8 @@ def test_adding_a_language_generates_only_for_it(workspace):
     set_params(root / "params.yaml", languages=["de", "zh", "es"], n_languages=2)
     ran = stages_run(dvc(root, "repro"))
     assert {"generate_queries@es", "encode_xqg@es"} <= ran
-    assert {"translate_passages@es", "encode_translate@es", "parallel_contexts@es"} <= ran
+    assert {"translate_passages@es", "encode_translate@es", "parallel_contexts@es", "real_questions@es",
+            "encode_real_questions@es"} <= ran
     assert not ran & {"train_xqg", "generate_queries@de", "generate_queries@zh", "encode_xqg@de", "encode_xqg@zh",
                       "translate_passages@de", "encode_parallel_contexts@zh", "train_xdr", "encode", "prepare"}, ran
 

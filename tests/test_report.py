@@ -78,6 +78,9 @@ def _tiny(tmp_path):
     files = {
         "transfer.json": {"global": {"xqg": {"languages": ["de"], "gain": [[0.0071]], "diagonal": test,
                                              "off_diagonal": test, "diagonal_minus_off_diagonal": test}}},
+        "coverage.json": {"global": {"xqg": {"de": {"passages": 1.0, "relevant": 1.0, "queries": 10}}},
+                          "parallel": {"real_questions": {"de": {"passages": 0.9874, "relevant": 0.1226,
+                                                                 "queries": 10}}}},
         "tuning.json": {"measure": "nDCG@10", "split": "tune", "queries": 12, "clusters": 4,
                         "languages_augmented": "de", "baseline": {"global": 0.4},
                         "normalisation": {"global": {"beta": -0.25, "nDCG@10": 0.41, "gain": 0.01}},
@@ -124,6 +127,7 @@ def test_renders_the_values_it_is_given(tmp_path):
     assert "(../plots/training/xqg.png)" in text
     assert "1,000 passages" in text
     assert "(../plots/transfer.png)" in text
+    assert "| parallel | real_questions | 0.987 / 0.123 |" in text and "| global | xqg | 1.000 / 1.000 |" in text
     assert render(*_tiny(tmp_path / "again")) == text
 
 

@@ -3,7 +3,9 @@
 - ``shuffled``: each language's items reassigned at random among the passages that have items (coverage
   kept); permutation j draws from ``default_rng([seed, j])`` and is evaluated on one subset per k
   (``permutation_plan``), cycling through the planned subsets;
-- ``centroid``: each covered passage gets its language's mean item vector (a constant shift).
+- ``centroid``: each covered passage gets its language's mean item vector (a constant shift). For a
+  leave-out method (``real_questions``) the centroid is not left out: one question is one of its
+  hundreds of items.
 """
 from __future__ import annotations
 
@@ -12,16 +14,25 @@ import numpy as np
 from .fusion import LanguageItems
 
 
-def shuffled_items(items: list[LanguageItems], rng: np.random.Generator) -> list[LanguageItems]:
-    """Each language's items reassigned at random among the passages that have items (coverage kept)."""
-    out = []
+def shuffle(items: list[LanguageItems], rng: np.random.Generator) -> tuple[list[LanguageItems], list[np.ndarray]]:
+    """Each language's items reassigned at random among the passages that have items (coverage kept), and
+    where each passage's items went (per language, passage -> passage; for a leave-out, ``xaug.leave_out``)."""
+    out, moves = [], []
     for lang in items:
         covered = np.flatnonzero(lang.counts > 0)
         source = rng.permutation(covered)
         sums, counts = lang.sums.copy(), lang.counts.copy()
         sums[covered], counts[covered] = lang.sums[source], lang.counts[source]
+        destination = np.arange(len(lang.counts))
+        destination[source] = covered
         out.append(LanguageItems(sums, counts))
-    return out
+        moves.append(destination)
+    return out, moves
+
+
+def shuffled_items(items: list[LanguageItems], rng: np.random.Generator) -> list[LanguageItems]:
+    """Each language's items reassigned at random among the passages that have items (coverage kept)."""
+    return shuffle(items, rng)[0]
 
 
 def centroid_items(items: list[LanguageItems]) -> list[LanguageItems]:

@@ -11,6 +11,7 @@ from .errors import ConfigError
 from .formats import read_dataset, read_embeddings, read_trec_qrels, write_run, write_table
 from .io import read_jsonl
 from .languages import check_languages
+from .leave_out import rerank
 from .metrics import evaluate_run, recall_tokens, summarise
 from .parallel import parallel_passages
 from .params import check_int
@@ -63,14 +64,21 @@ def metrics_path(out, setting: str) -> Path:
     return out if setting == "global" else out.with_name(f"{out.stem}_{setting}{out.suffix}")
 
 
-def evaluate_systems(evaluator: "Evaluator", searchers: dict[str, FaissSearcher], runs) -> dict[str, dict]:
+def evaluate_systems(evaluator: "Evaluator", searchers: dict[str, FaissSearcher], runs,
+                     left_out: dict[str, tuple[list[str], list[str], np.ndarray]] | None = None) -> dict[str, dict]:
     """Search and score every system in ``evaluator``'s corpus setting: per system a TREC run and the per-query
-    measures (CSV) in ``runs`` (``<name>[.<setting>].trec`` / ``.per_query.csv``); returns name -> summary."""
+    measures (CSV) in ``runs`` (``<name>[.<setting>].trec`` / ``.per_query.csv``); returns name -> summary.
+    ``left_out``: system -> its passages fused without one question's items (``formats.read_leave_out``),
+    scored leave-question-out (``Evaluator.leave_out``)."""
     suffix = "" if evaluator.setting == "global" else f".{evaluator.setting}"
     runs = Path(runs)
     metrics = {}
     for name, searcher in searchers.items():
-        ranking, scores = evaluator.search(searcher)
+        held = (left_out or {}).get(name)
+        if held is not None and len(held[0]):
+            ranking, scores = evaluator.leave_out(*evaluator.search(searcher, evaluator.depth + 1), *held)
+        else:
+            ranking, scores = evaluator.search(searcher)
         per_query = evaluator.per_query(ranking, scores)
         metrics[name] = evaluator.summary(per_query)
         write_run(runs / f"{name}{suffix}.trec", ranking, scores, name)
@@ -112,6 +120,7 @@ class Evaluator:
         self.query_ids = [ids[i] for i in keep]
         self.query_vectors = vectors[keep]
         self.query_lang = {q: queries[q]["lang"] for q in self.query_ids}
+        self.query_question = {q: queries[q]["qid"] for q in self.query_ids}  # shared by a question's translations
         self.qrels = {q: r for q, r in read_trec_qrels(data / f"qrels.{split}.trec").items() if q in self.query_lang}
         # augmentation changes passages: every query whose relevant passage is p (a question, its translations and
         # the other questions about p) is one cluster, the unit of significance tests
@@ -125,23 +134,43 @@ class Evaluator:
         if setting == "parallel":
             self.allowed = parallel_passages(read_jsonl(data / "links.jsonl"), self.corpus_language)
 
-    def search(self, searcher: FaissSearcher) -> tuple[dict, dict]:
-        """Top-``depth`` passages per query; in the parallel setting, ranked among the allowed ones only
-        (searched deep enough to cover the whole corpus, then filtered: exact for a Flat index)."""
+    def search(self, searcher: FaissSearcher, depth: int | None = None) -> tuple[dict, dict]:
+        """Top-``depth`` (default ``self.depth``) passages per query; in the parallel setting, ranked among the
+        allowed ones only (searched deep enough to cover the whole corpus, then filtered: exact for a Flat
+        index)."""
+        depth = self.depth if depth is None else depth
         if not self.allowed:
-            scores, ranked = searcher.search(self.query_vectors, self.depth)
+            scores, ranked = searcher.search(self.query_vectors, depth)
             return (dict(zip(self.query_ids, ranked)),
                     {q: [float(x) for x in s[: len(r)]] for q, s, r in zip(self.query_ids, scores, ranked)})
-        scores, idx = searcher.search_positions(self.query_vectors, max(self.depth, searcher.index.ntotal))
+        scores, idx = searcher.search_positions(self.query_vectors, max(depth, searcher.index.ntotal))
         masks = {lang: np.array([pid in allowed for pid in searcher.ids] + [False])
                  for lang, allowed in self.allowed.items()}  # the extra False: position -1 (nothing found)
         everything = np.array([True] * len(searcher.ids) + [False])
         ranking, score_lists = {}, {}
         for q, s, r in zip(self.query_ids, scores, idx):
-            keep = np.flatnonzero(masks.get(self.query_lang[q], everything)[r])[: self.depth]
+            keep = np.flatnonzero(masks.get(self.query_lang[q], everything)[r])[:depth]
             ranking[q] = [searcher.ids[j] for j in r[keep]]
             score_lists[q] = s[keep].astype(float).tolist()
         return ranking, score_lists
+
+    def leave_out(self, ranking: dict, score_lists: dict, questions: list[str], passages: list[str],
+                  vectors: np.ndarray) -> tuple[dict, dict]:
+        """The top ``depth`` of each query once the passages holding its own question's items are scored
+        without them (``vectors``: row i is passage ``passages[i]`` fused without question ``questions[i]``'s
+        items); ``ranking`` must hold the top ``depth + 1`` of the search (``xaug.leave_out.rerank``)."""
+        held: dict[str, list[int]] = {}
+        for i, question in enumerate(questions):
+            held.setdefault(question, []).append(i)
+        ranking, score_lists = dict(ranking), dict(score_lists)
+        for row, q in enumerate(self.query_ids):
+            allowed = self.allowed.get(self.query_lang[q])
+            for i in held.get(self.query_question[q], ()):
+                if allowed is None or passages[i] in allowed:
+                    score = float(np.dot(self.query_vectors[row], vectors[i]))
+                    ranking[q], score_lists[q] = rerank(ranking[q], score_lists[q], passages[i], score, self.depth + 1)
+        return ({q: r[: self.depth] for q, r in ranking.items()},
+                {q: s[: self.depth] for q, s in score_lists.items()})
 
     def per_query(self, ranking, score_lists) -> dict[str, dict[str, float]]:
         return evaluate_run(ranking, score_lists, self.qrels, self.doc_tokens, self.answers)

@@ -2,12 +2,16 @@
 
 - embeddings: ``<prefix>.npy`` (float32 rows) + ``<prefix>.ids.txt`` (one id per line, row order);
 - generated texts: ``<folder>/<lang>.jsonl`` (``{"id": passage id, <field>: [texts]}``, field
-  ``queries`` for generated queries, ``texts`` for translations and parallel contexts) beside
-  ``<lang>.stats.json`` (what was generated and what it cost);
+  ``queries`` for generated and real questions, ``texts`` for translations and parallel contexts; real
+  questions also ``sources``, the question id of each text) beside ``<lang>.stats.json`` (what was
+  generated and what it cost);
 - encoder states (warm generators): one safetensors file, ``states`` (float16, sources concatenated),
   ``offsets``, and the source keys in its metadata;
 - generated items: ``<folder>/<lang>.npz`` with ``items`` (passages x width x dim, float16, zero
-  padded) and ``counts`` (valid items per passage, corpus order);
+  padded) and ``counts`` (valid items per passage, corpus order), and for real questions ``sources``
+  (passages x width, the question id of each item, '' for padding);
+- left-out passages: ``data/augmented/<method>.leave_out.npz`` with ``questions``, ``passages`` (ids) and
+  ``vectors``: a passage fused without one question's items (``xaug.leave_out``; empty for other methods);
 - TREC qrels: ``qid 0 docid relevance`` per line (prepare's ``qrels.eval.trec``, ``qrels.tune.trec``);
 - TREC runs: ``qid Q0 docid rank score tag`` per line (evaluate's run files);
 - ``dataset.json`` of a prepared folder: ``{"corpus_language", "languages"}``;
@@ -108,12 +112,26 @@ def read_texts(folder, lang: str) -> dict[str, list[str]]:
     return out
 
 
+def read_sources(folder, lang: str) -> dict[str, list[str]]:
+    """Passage id -> the question id of each of its texts (``sources``), from ``<folder>/<lang>.jsonl``;
+    empty when the texts have no sources (generated ones)."""
+    path = Path(folder) / f"{lang}.jsonl"
+    out = {}
+    for n, row in enumerate(read_jsonl(path), 1):
+        if "sources" in row:
+            if len(row["sources"]) != len(row.get("queries", row.get("texts", []))):
+                raise ConfigError(f"{path}:{n}: {len(row['sources'])} sources for a different number of texts")
+            out[row["id"]] = row["sources"]
+    return out
+
+
 def read_text_stats(folder, lang: str) -> dict:
     return read_json(Path(folder) / f"{lang}.stats.json")
 
 
-def write_items(path, vectors: np.ndarray, counts: Sequence[int]) -> None:
-    """Items of each passage (``counts[i]`` consecutive rows of ``vectors``), padded into one array."""
+def write_items(path, vectors: np.ndarray, counts: Sequence[int], sources: Sequence[str] | None = None) -> None:
+    """Items of each passage (``counts[i]`` consecutive rows of ``vectors``), padded into one array; with
+    ``sources`` (one question id per vector), their ids in the same layout."""
     counts = np.asarray(counts, dtype=np.int64)
     if counts.sum() != len(vectors):
         raise ValueError(f"{path}: counts sum to {counts.sum()} but there are {len(vectors)} vectors")
@@ -122,9 +140,16 @@ def write_items(path, vectors: np.ndarray, counts: Sequence[int]) -> None:
     rows = np.repeat(np.arange(len(counts)), counts)
     slots = np.arange(len(vectors)) - np.repeat(np.cumsum(counts) - counts, counts)
     items[rows, slots] = vectors
+    arrays = {"items": items, "counts": counts}
+    if sources is not None:
+        if len(sources) != len(vectors):
+            raise ValueError(f"{path}: {len(sources)} sources for {len(vectors)} vectors")
+        ids = np.full((len(counts), width), "", dtype=f"<U{max([1, *map(len, sources)])}")
+        ids[rows, slots] = list(sources)
+        arrays["sources"] = ids
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, items=items, counts=counts)
+            np.savez(fh, **arrays)
 
 
 def read_items(path) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +159,32 @@ def read_items(path) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"{path}: generated items not found")
     with np.load(path) as arrays:
         return arrays["items"], arrays["counts"]
+
+
+def read_item_sources(path) -> np.ndarray | None:
+    """The question id of each item (passages x width, '' for padding) of a generated-items file, or None
+    when its items have no sources (generated ones)."""
+    with np.load(Path(path)) as arrays:
+        return arrays["sources"] if "sources" in arrays.files else None
+
+
+def write_leave_out(path, questions: Sequence[str], passages: Sequence[str], vectors: np.ndarray) -> None:
+    """Fused passages without one question's items: question id, passage id, vector per row."""
+    if not len(questions) == len(passages) == len(vectors):
+        raise ValueError(f"{path}: {len(questions)} questions, {len(passages)} passages, {len(vectors)} vectors")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, questions=np.array(list(questions), dtype=str), passages=np.array(list(passages), dtype=str),
+                     vectors=np.asarray(vectors, dtype=np.float32))
+
+
+def read_leave_out(path) -> tuple[list[str], list[str], np.ndarray]:
+    """``(questions, passages, vectors)`` of a left-out passages file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: left-out passages not found (run the augment stage)")
+    with np.load(path) as arrays:
+        return arrays["questions"].tolist(), arrays["passages"].tolist(), arrays["vectors"]
 
 
 def flat_items(items: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

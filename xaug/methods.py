@@ -1,14 +1,15 @@
 """The augmentation methods: what each contributes, and loading its per-language items, costs and settings."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError
 from .fusion import WEIGHT_MODES, FusionSettings, LanguageItems
-from .formats import read_items, read_text_stats, read_texts, write_items
+from .formats import read_item_sources, read_items, read_sources, read_text_stats, read_texts, write_items
+from .leave_out import OwnItems, own_items
 from .params import check_int, from_params
 
 
@@ -20,6 +21,7 @@ class MethodSpec:
     text_stage: str  # the stage that writes data/generated/<name>/<lang>.jsonl (xaug.formats.write_texts)
     stage: str       # the stage that embeds them into data/generated/<name>/<lang>.npz
     setting: str = "global"  # the corpus setting it is reported (and tuned) in
+    leave_out: bool = False  # items are the evaluated questions: scored leave-question-out (xaug.leave_out)
 
 
 METHODS = {m.name: m for m in (
@@ -29,6 +31,9 @@ METHODS = {m.name: m for m in (
     MethodSpec("parallel_contexts", "MLQA's target-language context of the passage (comparable text, not a "
                "translation; only passages with such a context are covered)", "passage", "parallel_contexts",
                "encode_parallel_contexts", "parallel"),  # global: its coverage leaks the answer
+    MethodSpec("real_questions", "a real question about the passage in the target language, never the evaluated "
+               "one (leave-question-out; what a perfect query generator could write)", "query", "real_questions",
+               "encode_real_questions", "parallel", leave_out=True),  # covers the passages with L questions
 )}
 # every method is compared with the same content-free controls (xaug.scaling): its items shuffled across
 # passages (coverage kept) and the centroid of its items (a constant shift)
@@ -143,26 +148,38 @@ class MethodItems:
     raw: list[tuple[np.ndarray, np.ndarray]]  # (items (n, m, dim), counts (n,)) per language
     seconds: list[float]
     tokens: list[int]
+    sources: list[np.ndarray] | None = field(default=None)  # leave-out methods: the question id of each item
 
     def reduced(self, n_used: int | None) -> list[LanguageItems]:
         return [LanguageItems.from_items(items, counts, n_used, f"augment.{self.name}") for items, counts in self.raw]
+
+    def own(self, owners: np.ndarray) -> list[OwnItems] | None:
+        """Per language, where each owner's (question id's) own item sits; None for a method without leave-out."""
+        if self.sources is None:
+            return None
+        return [own_items(owners, items, sources) for (items, _), sources in zip(self.raw, self.sources)]
 
 
 def load_method(folder, method: str, languages: list[str]) -> MethodItems:
     """``folder/<lang>.npz`` (items, counts) and ``<lang>.stats.json`` (cost) for each of ``languages``."""
     folder = Path(folder)
-    raw, seconds, tokens = [], [], []
+    raw, seconds, tokens, sources = [], [], [], []
     for lang in languages:
         path = folder / f"{lang}.npz"
         if not path.is_file():
             raise ConfigError(f"{path}: {method} embeddings for {lang!r} not found (run {METHODS[method].stage}@{lang})")
         raw.append(read_items(path))
+        if METHODS[method].leave_out:
+            sources.append(read_item_sources(path))
+            if sources[-1] is None:
+                raise ConfigError(f"{path}: no question ids (sources) for the leave-out of {method}; "
+                                  f"re-run {METHODS[method].stage}@{lang}")
         stats = read_text_stats(folder, lang)
         if not {"seconds", "generated_tokens"} <= set(stats):
             raise ConfigError(f"{folder / (lang + '.stats.json')}: expected 'seconds' and 'generated_tokens'")
         seconds.append(float(stats["seconds"]))
         tokens.append(int(stats["generated_tokens"]))
-    return MethodItems(method, list(languages), raw, seconds, tokens)
+    return MethodItems(method, list(languages), raw, seconds, tokens, sources if METHODS[method].leave_out else None)
 
 
 def embed_generated(encoder, method: str, folder, lang: str, corpus_ids: list[str], settings, out) -> dict:
@@ -174,7 +191,14 @@ def embed_generated(encoder, method: str, folder, lang: str, corpus_ids: list[st
         raise ConfigError(f"{Path(folder) / (lang + '.jsonl')}: no entry for {len(missing)} corpus passages "
                           f"(first {missing[0]}); re-run {METHODS[method].text_stage}@{lang}")
     texts = [t for pid in corpus_ids for t in texts_of[pid]]
+    sources = None
+    if METHODS[method].leave_out:
+        sources_of = read_sources(folder, lang)
+        sources = [s for pid in corpus_ids for s in sources_of.get(pid, [None] * len(texts_of[pid]))]
+        if None in sources:
+            raise ConfigError(f"{Path(folder) / (lang + '.jsonl')}: texts without question ids (sources); "
+                              f"re-run {METHODS[method].text_stage}@{lang}")
     vectors, tokens = encoder.encode(texts, METHODS[method].embed_as, batch_size=settings.batch_size,
                                      max_tokens=settings.max_tokens, bf16=settings.bf16, desc=f"encode {method} {lang}")
-    write_items(out, vectors, [len(texts_of[pid]) for pid in corpus_ids])
+    write_items(out, vectors, [len(texts_of[pid]) for pid in corpus_ids], sources)
     return {"texts": len(texts), "passages": len(corpus_ids), "tokens": tokens}

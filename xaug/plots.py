@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .formats import write_table
-from .io import atomic_path
+from .figure import pyplot as _pyplot, save as _save
 from .methods import METHODS
 from .sweep import SAME
 from .tables import TESTED
@@ -46,20 +46,6 @@ def _band(ax, gains: pd.DataFrame, setting: str, group: str, measure: str) -> No
         ax.axhline(r[f"delta_{measure}"], color="grey", lw=1, ls=(0, (4, 2)), label="normalisation baseline")
 
 
-def _pyplot():
-    import matplotlib  # heavy (a second to import): loaded when a figure is drawn, not by the modules importing this
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-
-
 def _line(ax, part: pd.DataFrame, measure: str, color, variant: str, label: str, shift: float = 0.0,
           alpha: float = 0.05) -> None:
     """Gain vs k with its CI as error bars, shifted by ``shift`` on the x axis so that bars do not overlap."""
@@ -81,8 +67,9 @@ def _shifts(n: int, width: float = 0.5) -> list[float]:
 
 def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> None:
     """Gain over the baseline vs k under one weight mode: columns = query groups (all cross-lingual queries
-    first), rows = tested measures x method families (the generators, xqg and translate, share a row; a
-    method of human text, parallel_contexts, has its own, so its scale does not squeeze theirs); one colour
+    first), rows = tested measures x method families (the generators, xqg and translate, share a row; the
+    methods of human text, parallel_contexts and real_questions, share another, so that their scale does
+    not squeeze the generators'); one colour
     per method, solid = the method, dashed = shuffled control, dotted = centroid control; bars = 95%
     cluster-bootstrap CIs, filled markers = significant after Holm."""
     plt = _pyplot()
@@ -93,7 +80,8 @@ def plot_scaling(gains: pd.DataFrame, path, weight: str, title: str = "") -> Non
     methods = list(dict.fromkeys(data["base_method"]))
     colors = {m: f"C{i}" for i, m in enumerate(methods)}
     generators = [m for m in methods if m in METHODS and METHODS[m].setting == "global"]
-    families = ([generators] if generators else []) + [[m] for m in methods if m not in generators]
+    human = [m for m in methods if m not in generators]  # human text (parallel contexts, real questions)
+    families = [f for f in (generators, human) if f]
     rows = [(measure, family) for measure in TESTED for family in families]
     fig, axes = plt.subplots(len(rows), len(groups), figsize=(16, 3.4 * len(rows)), squeeze=False, sharex=True)
     for r, (m, family) in enumerate(rows):
@@ -288,26 +276,3 @@ def write_plot_tables(gains: pd.DataFrame, folder, weight: str) -> None:
                 wide[f"{group} gain {m} ci_high"] = rows[f"ci_high_{m}"]
         name = method if setting == "global" else f"{method}.{setting}"
         write_table(folder / f"{name}.csv", wide.reset_index())
-
-
-def plot_learning_curve(curve: list[dict], path, title: str) -> None:
-    """Training loss (mean since the previous check) and tune loss per check; the kept check marked."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    if curve:
-        steps = [c["step"] for c in curve]
-        ax.plot(steps, [c["train_loss"] for c in curve], "-o", ms=3, color="C0", label="training loss (label-smoothed)")
-        ax.plot(steps, [c["tune_loss"] for c in curve], "-s", ms=3, color="C1", label="tune loss (per piece)")
-        best = min(curve, key=lambda c: c["tune_loss"])
-        ax.axvline(best["step"], color="grey", lw=1, ls=":", label=f"kept: step {best['step']}")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("loss")
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no tune checks (check_every: 0, no tune split, or not a warm model)", ha="center",
-                va="center", transform=ax.transAxes, fontsize=9)
-        ax.set_axis_off()
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)

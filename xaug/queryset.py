@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .leave_out import Correction
 from .metrics import ALL_MEASURES
 from .ranking import RankScorer
 from .search import FaissSearcher
@@ -22,6 +23,7 @@ class QuerySet:
     setting: str
     factory: str = "Flat"
     search_params: str = ""
+    questions: np.ndarray | None = None  # (Q,) the question id each query asks (shared by its translations)
 
     @classmethod
     def from_evaluator(cls, evaluator, languages: list[str], passage_ids: list[str], factory: str = "Flat",
@@ -29,16 +31,20 @@ class QuerySet:
         index = {lang: i for i, lang in enumerate(languages)}
         lang = np.array([index.get(evaluator.query_lang[q], -1) for q in evaluator.query_ids])
         clusters = np.array([evaluator.query_cluster[q] for q in evaluator.query_ids])
+        questions = np.array([evaluator.query_question[q] for q in evaluator.query_ids])
         return cls(np.ascontiguousarray(evaluator.query_vectors, dtype=np.float32), lang, clusters,
-                   RankScorer.from_evaluator(evaluator, passage_ids), evaluator.setting, factory, search_params)
+                   RankScorer.from_evaluator(evaluator, passage_ids), evaluator.setting, factory, search_params,
+                   questions)
 
     def measures(self, scores: np.ndarray) -> np.ndarray:
         """Every measure of ALL_MEASURES per query, (M, Q), from a (Q, N) score matrix."""
         values = self.scorer.score(scores)
         return np.stack([values[m] for m in ALL_MEASURES])
 
-    def score(self, passages: np.ndarray) -> np.ndarray:
-        """Every measure of ALL_MEASURES per query, (M, Q), for the corpus as ``passages``."""
+    def score(self, passages: np.ndarray, correction: Correction | None = None) -> np.ndarray:
+        """Every measure of ALL_MEASURES per query, (M, Q), for the corpus as ``passages``; ``correction``:
+        scores to overwrite (``xaug.leave_out``; with an approximate index, those passages are scored exactly
+        whether or not the index found them)."""
         if self.factory == "Flat":
             scores = self.vectors @ np.asarray(passages, dtype=np.float32).T
         else:  # an approximate index ranks only what it finds
@@ -48,4 +54,4 @@ class QuerySet:
             scores = np.full((len(self.vectors), len(passages)), -np.inf, dtype=np.float32)
             rows = np.repeat(np.arange(len(idx)), idx.shape[1]).reshape(idx.shape)
             scores[rows[idx >= 0], idx[idx >= 0]] = found[idx >= 0]
-        return self.measures(scores)
+        return self.measures(scores if correction is None else correction.apply(scores))

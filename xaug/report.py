@@ -19,7 +19,7 @@ from .formats import read_table
 from .io import atomic_path, read_json
 from .methods import METHODS
 
-METRIC_FILES = ("retrieval.json", "retrieval_parallel.json", "transfer.json", "tuning.json",
+METRIC_FILES = ("retrieval.json", "retrieval_parallel.json", "transfer.json", "coverage.json", "tuning.json",
                 "generation.json", "translation.json", "train_xqg.json", "train_xdr.json", "cost.json")
 TABLE_FILES = ("scaling.csv", "contrasts.csv")
 MEASURE = "nDCG@10"  # the measure of the gain tables (the one the tune stage chooses by)
@@ -382,6 +382,24 @@ def _transfer(transfer: dict, figures: str) -> list[str]:
     return out + _figure(figures, "transfer.png", "transfer: gain for queries in Y with passages augmented by X alone")
 
 
+def _coverage(covered: dict) -> list[str]:
+    out = ["## Coverage", "",
+           "Per language L, the share of the passages a cross-lingual query may rank that the method augments "
+           "with L items, then the share of cross-lingual queries whose relevant passage it augments (for "
+           "real_questions, once the query's own question is left out), 3 decimals (`metrics/coverage.json`). "
+           "Where the second share is the higher, coverage alone favours relevant passages (a leak); where it "
+           "is the lower, it handicaps them; a method is shown in the corpus setting it is reported in.", ""]
+    rows, langs = [], []
+    for setting, methods in covered.items():
+        for method, by_lang in methods.items():
+            if not _shown(method, setting):
+                continue
+            langs = langs or list(by_lang)
+            rows.append([setting, method] + [f"{num(by_lang[l]['passages'])} / {num(by_lang[l]['relevant'])}"
+                                             if l in by_lang else NONE for l in langs])
+    return out + table(["setting", "method"] + [f"{l}: passages / relevant" for l in langs], rows)
+
+
 def _generation_cost(scaling: pd.DataFrame, weight: str, figures: str) -> list[str]:
     part = _primary(scaling)
     part = part[(part["variant"] == "method") & ~part["method"].isin(["baseline", "normalisation"])
@@ -547,7 +565,7 @@ def render(metrics: str | os.PathLike = "metrics", plots: str | os.PathLike = "p
     lines = (_header() + _baseline(scaling) + _headline(scaling, weight, figures) + _contrasts(contrasts)
              + _normalisation(scaling, contrasts, figures) + _alpha_per_k(scaling, f["tuning.json"])
              + _items(scaling, contrasts)
-             + _transfer(f["transfer.json"], figures) + _weight_modes(scaling, figures)
+             + _transfer(f["transfer.json"], figures) + _coverage(f["coverage.json"]) + _weight_modes(scaling, figures)
              + _same_language(scaling, weight) + _tuning(f["tuning.json"])
              + _retrieval(f["retrieval.json"], f["retrieval_parallel.json"])
              + _generators(f["generation.json"], f["translation.json"], f["train_xqg.json"], f["train_xdr.json"],

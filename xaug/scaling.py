@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .controls import centroid_items, permutation_plan, shuffled_items
-from .equal_items import equal_items
+from .controls import centroid_items, permutation_plan, shuffle
+from .coverage import coverage
+from .leave_out import correction
+from .equal_items import drawn_items
 from .formats import write_table
 from .fusion import combine
 from .hubness import centred
@@ -62,15 +64,17 @@ def _run_variant(task: tuple[str, str, str, bool, int]) -> tuple[dict[int, KResu
     if variant == "shuffled":
         plan = permutation_plan(plan, perm)
     by_k, singles = {}, {}
+    own = method.own(ctx["queries"].questions)  # a leave-out method: each query's own question's items
     for n_used in dict.fromkeys(f.n_items_used for f in fusion.values()):  # one Projection per items count
-        items = method.reduced(n_used)
+        items, held = method.reduced(n_used), own
         if variant == "shuffled":
-            items = shuffled_items(items, np.random.default_rng([ctx["seed"], perm]))
+            items, moves = shuffle(items, np.random.default_rng([ctx["seed"], perm]))
+            held = None if own is None else [o.moved(d) for o, d in zip(own, moves)]
         elif variant == "centroid":
-            items = centroid_items(items)
+            items, held = centroid_items(items), None
         ks = [k for k in plan if fusion[k].n_items_used == n_used]
         b, s = sweep(ctx["queries"], ctx["passages"], items, fusion, {k: plan[k] for k in ks}, method.seconds,
-                     method.tokens)
+                     method.tokens, held)
         by_k.update(b)
         singles.update(s)
     return dict(sorted(by_k.items())), singles
@@ -83,11 +87,14 @@ def _equal_items_sweep(method, fusion: dict, plan: dict, ctx: dict) -> dict[int,
     fusion = {k: fusion[1] for k in fusion}
     total = fusion[1].n_items_used or max(items.shape[1] for items, _ in method.raw)
     generated = [items.shape[1] for items, _ in method.raw]  # items generated per passage, per language
+    own = method.own(queries.questions)
     by_k = {}
     for k, subsets in plan.items():
         def values_of(position, subset):
-            pooled = equal_items(method.raw, subset, total, np.random.default_rng([ctx["seed"], k, position]))
-            return queries.score(combine(passages, [pooled], fusion[k]))
+            pooled, taken = drawn_items(method.raw, subset, total, np.random.default_rng([ctx["seed"], k, position]))
+            fix = None if own is None else correction(queries.vectors, passages, [pooled],
+                                                      [(own[s], taken[:, j]) for j, s in enumerate(subset)], fusion[k])
+            return queries.score(combine(passages, [pooled], fusion[k]), fix)
 
         by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
                           # the cost of `total` items: that share of a language's generation, mean over s
@@ -170,26 +177,28 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
 
 
 def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str], fusion: dict, seed: int, data_dir,
-                queries_prefix, renormalize: dict, betas: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                queries_prefix, renormalize: dict, betas: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """``run_setting`` over every corpus setting of ``corpus_settings`` (``evaluate.settings``) for the methods of
     ``experiment`` (``xaug.experiment.Experiment``; ``fusion``: method -> (weight mode, renormalize) -> k ->
     FusionSettings; ``renormalize``: method -> its configured state; ``betas``: setting -> the normalisation
-    baseline's strength): (gains, contrasts, transfers by setting)."""
+    baseline's strength): (gains, contrasts, transfers by setting, coverage by setting: ``xaug.coverage``)."""
     plan = subset_plan(len(experiment.languages), settings.subsets, seed)
-    gains, contrasts, transfers = [], [], {}
+    gains, contrasts, transfers, covered = [], [], {}, {}
     for setting in corpus_settings:
-        g, c, t = run_setting(experiment.queries(data_dir, queries_prefix, setting), experiment.passages,
+        queries = experiment.queries(data_dir, queries_prefix, setting)
+        covered[setting] = {name: coverage(queries, method) for name, method in experiment.methods.items()}
+        g, c, t = run_setting(queries, experiment.passages,
                               experiment.methods, fusion, plan, experiment.weights, settings.permutations, seed,
                               settings.resamples, experiment.languages, settings.workers,
                               settings.equivalence_margin, renormalize, betas[setting])
         gains.append(g)
         contrasts.append(c)
         transfers[setting] = t
-    return pd.concat(gains, ignore_index=True), pd.concat(contrasts, ignore_index=True), transfers
+    return pd.concat(gains, ignore_index=True), pd.concat(contrasts, ignore_index=True), transfers, covered
 
 
 def write_scaling_outputs(gains: pd.DataFrame, contrasts: pd.DataFrame, transfers: dict, weights: list[str], plots,
-                          comparison, transfer_path) -> None:
+                          comparison, transfer_path, covered: dict | None = None, coverage_path=None) -> None:
     """The scaling stage's tables (pandas CSV), figures and JSON reports (see stages/scaling.py)."""
     plots = Path(plots)
     write_table(plots / "scaling.csv", gains)
@@ -204,3 +213,5 @@ def write_scaling_outputs(gains: pd.DataFrame, contrasts: pd.DataFrame, transfer
     plot_transfer(transfers, plots / "transfer.png")
     write_json(comparison, comparison_report(contrasts))
     write_json(transfer_path, transfers)
+    if coverage_path is not None:
+        write_json(coverage_path, covered or {})

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine
+from .leave_out import OwnItems, correction
 from .metrics import ALL_MEASURES
 from .params import check_int
 from .queryset import QuerySet
@@ -175,17 +176,23 @@ def group_means(queries: QuerySet, subsets: list[tuple[int, ...]], values_of) ->
 
 def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: dict[int, FusionSettings],
           plan: dict[int, list[tuple[int, ...]]], seconds: list[float], tokens: list[int],
-          ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
+          own: list[OwnItems] | None = None) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
     """Evaluate every planned subset, each k with its own fusion ``settings[k]``; average per query by k and
-    group."""
+    group. ``own``: per language, where each query's own question sits among the items (a leave-out method,
+    ``xaug.leave_out``): those items are left out of that query's scores."""
     by_k, singles = {}, {}
     projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
     for k, subsets in plan.items():
         fusion = settings[k]
 
         def values_of(_, subset):
-            values = queries.measures(projection.scores(subset, fusion)) if projection else \
-                queries.score(combine(passages, [items[i] for i in subset], fusion))
+            fix = None if own is None else correction(queries.vectors, passages, [items[i] for i in subset],
+                                                      [(own[i], items[i].counts) for i in subset], fusion)
+            if projection:
+                scores = projection.scores(subset, fusion)
+                values = queries.measures(scores if fix is None else fix.apply(scores))
+            else:
+                values = queries.score(combine(passages, [items[i] for i in subset], fusion), fix)
             if k == 1:
                 singles[subset[0]] = values
             return values

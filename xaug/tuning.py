@@ -19,6 +19,7 @@ import numpy as np
 from .errors import ConfigError
 from .fusion import FusionSettings, combine
 from .hubness import centred, centring_grid
+from .leave_out import correction
 from .methods import METHODS, NORMS, AugmentSettings
 from .metrics import ALL_MEASURES
 from .params import check_int
@@ -72,6 +73,7 @@ def _grid_task(task: tuple[str, str, bool, int | None]) -> dict[int, list[dict]]
     queries = ctx["query_sets"][METHODS[name].setting]
     cross, i, measure = queries.lang >= 0, ctx["index"], ctx["measure"]
     items = ctx["methods"][name].reduced(n_used)
+    own = ctx["methods"][name].own(queries.questions)  # a leave-out method: each query's own question's items
     projection = Projection(queries, ctx["passages"], items) if queries.factory == "Flat" else None
     out = {}
     for k, subsets in ctx["plan"].items():
@@ -79,8 +81,13 @@ def _grid_task(task: tuple[str, str, bool, int | None]) -> dict[int, list[dict]]
         for subset in subsets:
             for j, alpha in enumerate(ctx["alphas"]):
                 fusion = FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}")
-                values = queries.measures(projection.scores(subset, fusion)) if projection else \
-                    queries.score(combine(ctx["passages"], [items[s] for s in subset], fusion))
+                fix = None if own is None else correction(queries.vectors, ctx["passages"], [items[s] for s in subset],
+                                                          [(own[s], items[s].counts) for s in subset], fusion)
+                if projection:
+                    scores = projection.scores(subset, fusion)
+                    values = queries.measures(scores if fix is None else fix.apply(scores))
+                else:
+                    values = queries.score(combine(ctx["passages"], [items[s] for s in subset], fusion), fix)
                 sums[j] += _question_mean(values[i], cross, queries.clusters)
         out[k] = [{"alpha": alpha, "n_queries_used": n_used, measure: round(float(s / len(subsets)), 6)}
                   for alpha, s in zip(ctx["alphas"], sums)]

@@ -1,0 +1,212 @@
+"""The real_questions method and its leave-question-out scoring: no query is ever helped by its own question."""
+import numpy as np
+import pytest
+
+from xaug.controls import shuffle
+from xaug.data import MlqaArchive
+from xaug.equal_items import drawn_items, equal_items
+from xaug.errors import ConfigError
+from xaug.evaluation import Evaluator
+from xaug.formats import read_item_sources, read_items, write_embeddings, write_items
+from xaug.fusion import FusionSettings, LanguageItems, combine
+from xaug.leave_out import correction, own_items, question_left_out, rerank
+from xaug.methods import MethodItems
+from xaug.preparation import prepare, save_prepared
+from xaug.queryset import QuerySet
+from xaug.real_questions import real_questions
+from xaug.search import FaissSearcher
+from xaug.sweep import sweep
+
+LANGS = ["de", "zh"]
+
+
+@pytest.fixture
+def world(tmp_path, mini_zip):
+    """The mini archive's questions as real_questions items: every item is exactly the query vector of its
+    question in that language (the strongest possible leak), other splits' questions close to their passage.
+    Seed 8 evaluates q2 and q3 (two questions about the Rhine passage) and q5."""
+    data = prepare(MlqaArchive(mini_zip), ["dev"], 0.5, seed=8, tune_fraction=0)
+    save_prepared(data, tmp_path / "mlqa")
+    rng = np.random.default_rng(0)
+    pids = [c["id"] for c in data.corpus]
+    passages = rng.standard_normal((len(pids), 16)).astype(np.float32)
+    passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    pivot = {l["qid"]: l["contexts"]["en"] for l in data.links}
+    vector = {q["id"]: (passages[pids.index(pivot[q["qid"]])] + 0.8 * rng.standard_normal(16)).astype(np.float32)
+              for q in data.queries}
+    evaluated = [q for q in data.queries if q["split"] == "eval"]
+    write_embeddings(tmp_path / "q", np.stack([vector[q["id"]] for q in evaluated]), [q["id"] for q in evaluated])
+    raw, sources = [], []
+    for lang in LANGS:
+        rows, stats = real_questions(data.corpus, data.queries, data.links, lang)
+        texts = [(row["id"], s) for row in rows for s in row["sources"]]
+        path = tmp_path / f"{lang}.npz"
+        write_items(path, np.stack([vector[f"{s}-{lang}"] for _, s in texts]), [len(r["sources"]) for r in rows],
+                    [s for _, s in texts])
+        raw.append(read_items(path))
+        sources.append(read_item_sources(path))
+    method = MethodItems("real_questions", LANGS, raw, [0.0, 0.0], [0, 0], sources)
+    ev = Evaluator(tmp_path / "mlqa", tmp_path / "q", LANGS, depth=3)
+    return tmp_path, data, passages, pids, method, ev
+
+
+def without(method: MethodItems, question: str) -> list[LanguageItems]:
+    """Each language's items with ``question``'s removed (the brute-force leave-out of one question)."""
+    out = []
+    for (items, counts), sources in zip(method.raw, method.sources):
+        keep = (sources != question) & (sources != "")
+        vectors = items.astype(np.float32) * keep[:, :, None]
+        out.append(LanguageItems(vectors.sum(1), keep.sum(1)))
+    return out
+
+
+def test_real_questions_list_every_question_of_a_passage_with_its_id(mini):
+    rows, stats = real_questions(mini.corpus, mini.queries, mini.links, "de")
+    pivot = {l["qid"]: l["contexts"]["en"] for l in mini.links}
+    rhine = next(r for r in rows if r["sources"] == ["q2", "q3"])  # two questions about one passage
+    assert rhine["queries"] == ["Wo endet der Rhein?", "Welche Stadt am Rhein liegt in der Schweiz?"]
+    assert {pivot["q2"], pivot["q3"]} == {rhine["id"]}
+    assert [r["id"] for r in rows] == [c["id"] for c in mini.corpus]
+    assert stats["covered"] == 4 and stats["covered_after_leave_out"] == 1 and stats["generated_tokens"] == 0
+    with pytest.raises(ConfigError, match="^real_questions: the archive has no 'ar' questions"):
+        real_questions(mini.corpus, mini.queries, mini.links, "ar")
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW8"])
+@pytest.mark.parametrize("weight,renormalize", [("fixed", True), ("per_item", False)])
+def test_leave_out_equals_removing_the_question_from_the_corpus(world, factory, weight, renormalize):
+    tmp, data, passages, pids, method, ev = world
+    qs = QuerySet.from_evaluator(ev, LANGS, pids, factory=factory, search_params="efSearch=64")
+    settings = FusionSettings(0.5, weight, renormalize)
+    items = method.reduced(None)
+    by_k, _ = sweep(qs, passages, items, {1: settings, 2: settings}, {1: [(0,), (1,)], 2: [(0, 1)]}, [0, 0], [0, 0],
+                    method.own(qs.questions))
+    leaky, _ = sweep(qs, passages, items, {2: settings}, {2: [(0, 1)]}, [0, 0], [0, 0])
+    for question in sorted(set(qs.questions)):
+        rows = qs.questions == question
+        alone = qs.score(combine(passages, without(method, question), settings))
+        np.testing.assert_allclose(by_k[2].all[:, rows], alone[:, rows], atol=1e-6)
+        alone_de = qs.score(combine(passages, without(method, question)[:1], settings))
+        np.testing.assert_allclose(by_k[1].inset[:, rows & (qs.lang == 0)], alone_de[:, rows & (qs.lang == 0)],
+                                   atol=1e-6)
+    assert not np.allclose(leaky[2].all, by_k[2].all)  # the leak is real: left in, the own question helps
+
+
+def test_a_query_is_blind_to_its_own_question_in_every_variant(world):
+    """Replacing a question's items by noise changes nothing for that question's queries: in the method, its
+    shuffled control (where the shuffle moved them) and the equal-items variant."""
+    tmp, data, passages, pids, method, ev = world
+    qs = QuerySet.from_evaluator(ev, LANGS, pids)
+    settings = FusionSettings(0.6, "fixed", True)
+    rng = np.random.default_rng(5)
+
+    def variants(m: MethodItems) -> list[np.ndarray]:
+        items, own = m.reduced(None), m.own(qs.questions)
+        out = [sweep(qs, passages, items, {2: settings}, {2: [(0, 1)]}, [0, 0], [0, 0], own)[0][2].all]
+        moved, moves = shuffle(items, np.random.default_rng(3))
+        out.append(sweep(qs, passages, moved, {2: settings}, {2: [(0, 1)]}, [0, 0], [0, 0],
+                         [o.moved(d) for o, d in zip(own, moves)])[0][2].all)
+        pooled, taken = drawn_items(m.raw, (0, 1), 1, np.random.default_rng(9))
+        fix = correction(qs.vectors, passages, [pooled], [(own[s], taken[:, s]) for s in (0, 1)], settings)
+        out.append(qs.score(combine(passages, [pooled], settings), fix))
+        return out
+
+    before = variants(method)
+    for question in sorted(set(qs.questions)):
+        noisy = []
+        for (items, counts), sources in zip(method.raw, method.sources):
+            items = items.copy()
+            items[sources == question] = rng.standard_normal((int((sources == question).sum()), 16)) * 3
+            noisy.append((items, counts))
+        after = variants(MethodItems(method.name, LANGS, noisy, method.seconds, method.tokens, method.sources))
+        rows = qs.questions == question
+        for b, a in zip(before, after):
+            np.testing.assert_allclose(b[:, rows], a[:, rows], atol=1e-6)
+
+
+def test_equal_items_report_what_they_took():
+    rng = np.random.default_rng(0)
+    raw = [(rng.standard_normal((4, 3, 2)).astype(np.float16), np.array([3, 1, 0, 2])) for _ in range(2)]
+    pooled, taken = drawn_items(raw, (0, 1), 3, np.random.default_rng(1))
+    assert np.array_equal(pooled.counts, taken.sum(1)) and (taken <= np.stack([r[1] for r in raw], 1)).all()
+    want = sum((raw[s][0][:, :, :].astype(np.float32) * (np.arange(3)[None, :] < taken[:, [j]])[:, :, None]).sum(1)
+               for j, s in enumerate((0, 1)))
+    np.testing.assert_allclose(pooled.sums, want, rtol=1e-5)
+    assert np.array_equal(equal_items(raw, (0, 1), 3, np.random.default_rng(1)).sums, pooled.sums)
+
+
+def test_rerank_equals_sorting_the_whole_corpus():
+    rng = np.random.default_rng(2)
+    for trial in range(200):
+        scores = rng.integers(0, 6, 12).astype(float)  # ties on purpose
+        order = sorted(range(12), key=lambda i: -scores[i])  # stable: ties keep index order
+        depth = 5
+        top = order[: depth + 1]
+        passage, new = int(rng.integers(12)), float(rng.integers(0, 6))
+        ranking, values = rerank([str(i) for i in top], [scores[i] for i in top], str(passage), new, depth)
+        changed = scores.copy()
+        changed[passage] = new
+        assert sorted(values, reverse=True) == values and len(ranking) == depth
+        assert values == sorted(changed, reverse=True)[:depth], trial
+        assert len(set(ranking)) == depth
+
+
+def test_evaluate_stage_scores_equal_the_sweep(world):
+    """The evaluate stage's path (the augment stage's left-out passages, reranked runs) gives the sweep's
+    leave-out measures for every query."""
+    tmp, data, passages, pids, method, ev = world
+    settings = FusionSettings(0.5, "fixed", True)
+    qs = QuerySet.from_evaluator(ev, LANGS, pids)
+    want = sweep(qs, passages, method.reduced(None), {2: settings}, {2: [(0, 1)]}, [0, 0], [0, 0],
+                 method.own(qs.questions))[0][2].all
+    questions, cols, vectors = question_left_out(passages, method.raw, method.sources, settings)
+    assert len(questions) == len(set(questions)) == len({s for src in method.sources for s in src.ravel() if s})
+    searcher = FaissSearcher.build(combine(passages, method.reduced(None), settings), pids)
+    ranking, scores = ev.leave_out(*ev.search(searcher, ev.depth + 1), list(questions), [pids[c] for c in cols],
+                                   vectors)
+    per_query = ev.per_query(ranking, scores)
+    from xaug.metrics import ALL_MEASURES
+    got = np.array([[per_query[q][m] for q in ev.query_ids] for m in ALL_MEASURES])
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    leaky = ev.per_query(*ev.search(searcher))
+    assert any(leaky[q]["RR@10"] != per_query[q]["RR@10"] for q in ev.query_ids)  # the rerank changed something
+
+
+def test_own_items_refuse_a_question_twice_in_one_language():
+    items = np.zeros((2, 1, 3), np.float16)
+    with pytest.raises(ConfigError, match="question q1: more than one item in one language"):
+        own_items(np.array(["q1"]), items, np.array([["q1"], ["q1"]]))
+
+
+def test_coverage_says_what_the_relevant_passage_keeps(world):
+    """Every passage of the mini archive has real de and zh questions, but once a query's own question is left
+    out, only the Rhine passage (two questions) keeps one: coverage alone handicaps the other relevant passages."""
+    from xaug.coverage import coverage
+
+    tmp, data, passages, pids, method, ev = world
+    qs = QuerySet.from_evaluator(ev, LANGS, pids)
+    covered = coverage(qs, method)
+    cross = qs.lang >= 0
+    rhine = np.isin(qs.questions, ["q2", "q3"])
+    for lang in LANGS:
+        assert covered[lang]["passages"] == 1.0 and covered[lang]["queries"] == int(cross.sum())
+        assert covered[lang]["relevant"] == round(float(rhine[cross].mean()), 4)
+    assert 0 < rhine[cross].mean() < 1  # the case is not trivial
+    plain = coverage(qs, MethodItems("xqg", LANGS, method.raw, [0, 0], [0, 0]))  # no leave-out: all covered
+    assert all(c["relevant"] == 1.0 for c in plain.values())
+
+
+def test_only_items_in_the_pool_are_left_out():
+    """With the first item per passage in use (n_queries_used 1, or equal items), a question whose item sits in
+    a later slot has nothing to leave out; the others are rescored from the pool without their item."""
+    from xaug.leave_out import left_out
+
+    rng = np.random.default_rng(1)
+    items = rng.standard_normal((2, 2, 3)).astype(np.float16)
+    sources = np.array([["a", "b"], ["c", ""]])
+    own = own_items(np.array(["a", "b", "c"]), items, sources)
+    pool = [LanguageItems.from_items(items, np.array([2, 1]), 1)]
+    passages = rng.standard_normal((2, 3)).astype(np.float32)
+    rows, cols, fused = left_out(passages, pool, [(own, pool[0].counts)], FusionSettings(0.5, "fixed", True))
+    assert rows.tolist() == [0, 2] and cols.tolist() == [0, 1]
+    np.testing.assert_allclose(fused, passages / np.linalg.norm(passages, axis=1, keepdims=True), rtol=1e-6)
