@@ -137,14 +137,16 @@ def set_params(path, **overrides):
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     shared = REPO.parent / "shared" / "data" / "MLQA_V1_dev.zip"
-    if not shared.is_file():
-        pytest.skip("shared dev archive not present")
+    xquad = REPO.parent / "shared" / "data" / "XQUAD_MLQA_languages_dev.zip"
+    if not shared.is_file() or not xquad.is_file():
+        pytest.skip("shared dev archives not present")
     root = tmp_path_factory.mktemp("pipeline")
     for name in COPY:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     set_params(root / "params.yaml", **{
         "data.source": str(shared), "data.max_articles": 150, "languages": ["de", "zh"], "n_languages": 2,
+        "xquad.source": str(xquad), "xquad.max_articles": 16,
         "xdr.model": "tiny", "xdr.epochs": 4, "xdr.lr": 5.0e-4, "xdr.batch_size": 32, "xdr.warmup": 0.05,
         "xdr.max_passage_length": 128, "xdr.query_prefix": "", "xdr.passage_prefix": "",
         "xdr.tiny.vocab_size": 4000, "xdr.tiny.hidden_size": 64, "xdr.tiny.intermediate_size": 128,
@@ -211,6 +213,33 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
     for name in ("scaling/xqg.csv", "scaling/xqg.raw.csv", "scaling.png", "transfer.png", "weight_modes.png",
                  "variants.png", "cost.png"):
         assert (root / "plots" / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_xquad_runs_both_ceilings_over_every_passage(pipeline):
+    root, _ = pipeline
+    covered = json.loads((root / "metrics" / "xquad" / "coverage.json").read_text())["parallel"]
+    for method in ("parallel_contexts", "real_questions", "xqg", "translate"):
+        assert all(c["passages"] == 1.0 for c in covered[method].values()), method
+    # about five questions per paragraph: the relevant passage keeps real questions once its own is left out
+    assert all(c["relevant"] > 0.9 for c in covered["real_questions"].values())
+    frame = pd.read_csv(root / "plots" / "xquad" / "scaling.csv")
+    assert {"xqg", "translate", "parallel_contexts", "real_questions"} <= set(frame["method"])
+    assert sorted(frame[frame["method"] == "real_questions"]["k"].unique()) == [1, 2]
+    comparison = json.loads((root / "metrics" / "xquad" / "comparison.json").read_text())["parallel"]
+    assert {"parallel_contexts - real_questions", "real_questions - real_questions-shuffled"} <= set(comparison)
+    tuning = json.loads((root / "metrics" / "xquad" / "tuning.json").read_text())
+    assert set(tuning["choices"]) == {"xqg", "translate", "parallel_contexts", "real_questions"}
+    quality = json.loads((root / "metrics" / "xquad" / "generation.json").read_text())["xqg"]
+    assert set(quality) == {"de", "zh", "avg"} and quality["de"]["real_R@10"] > 0
+    dial = json.loads((root / "metrics" / "xquad" / "dial.json").read_text())
+    assert set(dial["crossings"]) == {"1", "2"} and dial["quality"]["passage"]["0"] == 100.0
+    assert set(dial["quality"]["query"]) == {"0", "0.25", "0.5", "0.75", "1"}
+    table = pd.read_csv(root / "plots" / "xquad" / "dial.csv")
+    assert len(table) == 2 * 5 * 2 and table["p_holm_nDCG@10"].between(0, 1).all()
+    text = (root / "docs" / "results_xquad.md").read_text()
+    assert text.startswith("# Results on XQuAD") and "| parallel | real_questions |" in text
+    assert "## Quality dial" in text
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, run_script
 from xaug.errors import ConfigError
-from xaug.report import METRIC_FILES, MEASURES, TABLE_FILES, render
+from xaug.report import METRIC_FILES, MEASURES, TABLE_FILES, render, render_sweep
 
 # a decimal number as rendered (0.123, +0.032, -0.005, 1,220.0): integers such as k = 1..7, counts and
 # years are left out, so only measured values are compared
@@ -39,10 +39,10 @@ def test_readme_headline_quotes_the_document():
     section = re.search(r"^## Headline result\n(.*?)(?=^## |\Z)", readme, flags=re.M | re.S)
     if section is None:
         pytest.skip("README.md has no `## Headline result` section")
-    document = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
-    quoted = set(NUMBER.findall(document))
+    documents = [REPO / "docs" / name for name in ("results.md", "results_xquad.md")]
+    quoted = set().union(*(NUMBER.findall(d.read_text(encoding="utf-8")) for d in documents if d.is_file()))
     missing = sorted(set(NUMBER.findall(section.group(1))) - quoted)
-    assert not missing, f"README.md's headline has numbers that docs/results.md does not: {missing}"
+    assert not missing, f"README.md's headline has numbers that docs/results*.md do not: {missing}"
 
 
 # ---------------------------------------------------------------------------------------------- hand-made
@@ -74,6 +74,11 @@ def _tiny(tmp_path):
                    "delta_nDCG@10": -0.0049, "ci_low_nDCG@10": -0.01, "ci_high_nDCG@10": 0.0004,
                    "p_holm_nDCG@10": 0.5, "p_tost_nDCG@10": 0.047619, "margin": 0.01}]).to_csv(
         plots / "contrasts.csv", index=False)
+    pd.DataFrame([{"side": side, "fraction": r, "quality": q, "k": 1, "alpha": 0.1, "delta_nDCG@10": g,
+                   "ci_low_nDCG@10": g - 0.01, "ci_high_nDCG@10": g + 0.01, "p_holm_nDCG@10": 0.02, "clusters": 9}
+                  for side, r, q, g in (("query", 0.0, 0.9, 0.05), ("query", 1.0, 0.3, 0.0),
+                                        ("passage", 0.0, 100.0, 0.03), ("passage", 1.0, 12.5, 0.01))]).to_csv(
+        plots / "dial.csv", index=False)
     test = {"delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p": 0.002}
     files = {
         "transfer.json": {"global": {"xqg": {"languages": ["de"], "gain": [[0.0071]], "diagonal": test,
@@ -81,6 +86,11 @@ def _tiny(tmp_path):
         "coverage.json": {"global": {"xqg": {"de": {"passages": 1.0, "relevant": 1.0, "queries": 10}}},
                           "parallel": {"real_questions": {"de": {"passages": 0.9874, "relevant": 0.1226,
                                                                  "queries": 10}}}},
+        "dial.json": {"measure": "nDCG@10", "quality_measures": {"query": "round-trip R@10", "passage": "chrF"},
+                      "crossings": {"1": {"human_translation": {"quality": 0.66, "ci_low": 0.5, "ci_high": 0.8,
+                                                                "found": 0.97},
+                                          "embedded_translator": {"quality": None, "ci_low": None, "ci_high": None,
+                                                                  "found": 0.01}}}},
         "tuning.json": {"measure": "nDCG@10", "split": "tune", "queries": 12, "clusters": 4,
                         "languages_augmented": "de", "baseline": {"global": 0.4},
                         "normalisation": {"global": {"beta": -0.25, "nDCG@10": 0.41, "gain": 0.01}},
@@ -129,6 +139,21 @@ def test_renders_the_values_it_is_given(tmp_path):
     assert "(../plots/transfer.png)" in text
     assert "| parallel | real_questions | 0.987 / 0.123 |" in text and "| global | xqg | 1.000 / 1.000 |" in text
     assert render(*_tiny(tmp_path / "again")) == text
+
+
+def test_renders_a_second_archive_from_its_sweep_alone(tmp_path):
+    metrics, plots = _tiny(tmp_path)
+    for name in ("retrieval.json", "retrieval_parallel.json", "translation.json", "cost.json", "train_xqg.json",
+                 "train_xdr.json"):
+        (metrics / name).unlink()
+    text = render_sweep(metrics, plots, "../plots/xquad", "xquad")
+    assert text.startswith("# Results on XQuAD\n") and "`dvc repro xquad_report`" in text
+    assert "| xqg, all | +0.012 [+0.001, +0.023] (p 0.0457) |" in text
+    assert "| parallel | real_questions | 0.987 / 0.123 |" in text and "(../plots/xquad/scaling.png)" in text
+    assert "| de | 0.100 | 0.200 |" in text  # the query generator's quality on these passages
+    assert "Translator quality" not in text and "learning curve" not in text  # MLQA's models generate for it
+    assert "| query | 0 | 0.900 | +0.050 [+0.040, +0.060] (p 0.02) |" in text and "| passage | 1 | 12.50 |" in text
+    assert "| 1 | 0.660 [0.500, 0.800] (found 0.970) | — (found 0.010) |" in text
 
 
 @pytest.mark.parametrize("missing", ["metrics/cost.json", "plots/contrasts.csv"])

@@ -1,10 +1,13 @@
 """The ``data`` group of params.yaml, read in two parts so that each stage depends only on its own keys:
 where the MLQA archive comes from (``SourceSettings``: the download stage) and how prepare turns it
-into splits (``PrepareSettings``: the prepare stage)."""
+into splits (``PrepareSettings``: the prepare stage). A second archive (``xquad``: XQuAD in the MLQA
+layout) has a group with the same keys; ``named_group`` names its keys in errors."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+from .errors import ConfigError
 from .languages import DEFAULT_CORPUS_LANGUAGE, check_language
 from .params import check_int, field_names, from_params
 from .splits import check_holdout_fraction, check_splits, check_tune_fraction
@@ -52,3 +55,15 @@ def source_settings(group: dict) -> SourceSettings:
 
 def prepare_settings(group: dict) -> PrepareSettings:
     return from_params(PrepareSettings, group, others=field_names(SourceSettings))
+
+
+@contextlib.contextmanager
+def named_group(group: str):
+    """Errors about a ``data.<key>`` raised inside, named ``<group>.<key>`` (the group the stage reads)."""
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc)
+        if group != "data" and text.startswith("data."):
+            raise ConfigError(group + text[len("data"):]) from None
+        raise

@@ -128,17 +128,19 @@ def field_names(*classes) -> set[str]:
     return {f.name for cls in classes for f in dataclasses.fields(cls)}
 
 
-GROUPS = ("seed", "device", "languages", "n_languages", "methods", "data", "xdr", "encode", "index", "evaluate",
-          "xqg", "translate", "tune", "scaling", "augment", "cost")  # the top-level names of params.yaml
+GROUPS = ("seed", "device", "languages", "n_languages", "methods", "data", "xquad", "xdr", "encode", "index",
+          "evaluate", "xqg", "translate", "tune", "scaling", "augment", "dial", "cost")  # the top-level names of params.yaml
 # The keys of the groups whose settings classes live in modules
 # above this one (read where they are used, through ``from_params``): ``check_keys`` refuses a misspelt key
 # of these groups when params.yaml is loaded, so whichever stage runs first stops on it, including stages
 # that do not read the group. tests/test_validation.py keeps these lists equal to the classes' fields
-# (data: xaug.data_settings; index: xaug.search; evaluate: xaug.evaluation; tune: xaug.tuning; scaling:
+# (data and xquad: xaug.data_settings; index: xaug.search; evaluate: xaug.evaluation; tune: xaug.tuning; scaling:
 # xaug.sweep).
+DATA_KEYS = ("source", "expected_size", "expected_sha256", "splits", "holdout_fraction", "tune_fraction",
+             "max_articles", "corpus_language")
 GROUP_KEYS = {
-    "data": ("source", "expected_size", "expected_sha256", "splits", "holdout_fraction", "tune_fraction",
-             "max_articles", "corpus_language"),
+    "data": DATA_KEYS,
+    "xquad": DATA_KEYS,  # a second archive, read like `data` (stages/download.py, prepare.py --group xquad)
     "index": ("factory", "search_params"),
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),

@@ -276,3 +276,33 @@ def write_plot_tables(gains: pd.DataFrame, folder, weight: str) -> None:
                 wide[f"{group} gain {m} ci_high"] = rows[f"ci_high_{m}"]
         name = method if setting == "global" else f"{method}.{setting}"
         write_table(folder / f"{name}.csv", wide.reset_index())
+
+
+def plot_dial(table: pd.DataFrame, path, measure: str = "nDCG@10") -> None:
+    """The quality dial (``xaug.dial``): gain against quality, one panel per side, one colour per k, 95% CI bars;
+    a star marks r = 1, the embedded generator's own output."""
+    plt = _pyplot()
+    sides = list(dict.fromkeys(table["side"]))
+    labels = {"query": "round-trip R@10 of the query items (real questions -> generated queries)",
+              "passage": "chrF against the human translation (human -> translator's output)"}
+    fig, axes = plt.subplots(1, len(sides), figsize=(6.5 * len(sides), 4.4), squeeze=False, sharey=True)
+    for ax, side in zip(axes[0], sides):
+        part = table[table["side"] == side]
+        for n, (k, line) in enumerate(part.groupby("k")):
+            line = line.sort_values("fraction")
+            x, y = line["quality"].to_numpy(float), line[f"delta_{measure}"].to_numpy(float)
+            err = np.abs(np.stack([y - line[f"ci_low_{measure}"].to_numpy(float),
+                                   line[f"ci_high_{measure}"].to_numpy(float) - y]))
+            ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=2, lw=1.1, color=f"C{n}", label=f"k = {k}")
+            ax.plot(x[-1:], y[-1:], "*", color=f"C{n}", ms=11, mec="black", mew=0.6)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel(labels.get(side, side), fontsize=9)
+        ax.set_title(f"{side} side", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{measure} gain over the baseline")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Quality dial: a fraction r of each ceiling's items replaced by the embedded generator's; bars: 95% "
+                 "CI over relevant passages; star: r = 1 (the embedded generator)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
