@@ -6,9 +6,10 @@ output (xaug/dial.py): the query side replaces r of each passage's real-question
 queries (scored leave-question-out), the passage side r of the human translations by the translator's
 output. Each mix's quality (round-trip R@10 of the query items; chrF of the passage texts against the
 human translation) and its nDCG@10 gain over the baseline at every k (every subset of k languages,
-scaling.subsets, with its ceiling's tuned alpha per k), tested per relevant passage (sign-flip test,
-bootstrap CI, Holm over the dial). Writes
-- --table (plots/xquad/dial.csv): side, fraction, quality, k and the gain with CI and p;
+scaling.subsets), each mix with its own alpha per k, chosen on the tune split's questions over the
+tune.alphas grid (the ceiling's weight mode and renormalize state), tested per relevant passage
+(sign-flip test, bootstrap CI, Holm over the dial). Writes
+- --table (plots/xquad/dial.csv): side, fraction, quality, k, the mix's alpha and the gain with CI and p;
 - --metrics (metrics/xquad/dial.json): quality per side and fraction, and per k the query-side quality at
   which its gain reaches the passage side's at r = 0 (human translations) and r = 1 (the embedded
   translator), with a cluster-bootstrap CI;
@@ -21,18 +22,18 @@ import pandas as pd
 
 from xaug.cli import run
 from xaug.dial import SIDES, DialSettings, crossings, dial_values, mixed_passages, mixed_questions, passage_chrf, \
-    round_trip
-from xaug.evaluation import EvaluateSettings, Evaluator
-from xaug.formats import read_embeddings, read_texts, write_table
+    round_trip, tuned_fusion
+from xaug.errors import ConfigError
+from xaug.experiment import Experiment
+from xaug.formats import read_texts, write_table
 from xaug.io import read_json, write_json
-from xaug.methods import METHODS, fusion_settings, load_method
+from xaug.methods import METHODS, fusion_settings
 from xaug.metrics import ALL_MEASURES
 from xaug.params import from_params
 from xaug.plots import plot_dial
-from xaug.queryset import QuerySet
-from xaug.search import IndexSettings
 from xaug.stats import cluster_means, cluster_test, family_resamples, holm
 from xaug.sweep import ScalingSettings, subset_plan
+from xaug.tuning import TuneSettings
 
 MEASURE = "nDCG@10"
 
@@ -40,6 +41,7 @@ MEASURE = "nDCG@10"
 def arguments(ap):
     ap.add_argument("--passages", default="data/xquad/embeddings/passages")
     ap.add_argument("--queries", default="data/xquad/embeddings/queries")
+    ap.add_argument("--tune-queries", default="data/xquad/embeddings/tune_queries")
     ap.add_argument("--data", default="data/xquad/prepared")
     ap.add_argument("--generated-root", default="data/xquad/generated")
     ap.add_argument("--tuning", default="metrics/xquad/tuning.json")
@@ -51,18 +53,20 @@ def arguments(ap):
 def main(args, p, log):
     settings = from_params(DialSettings, p.get_path("dial"))
     scaling = from_params(ScalingSettings, p.get_path("scaling"), only=("subsets", "resamples"))
-    depth = from_params(EvaluateSettings, p.get_path("evaluate"), only=("depth",)).depth
-    index = from_params(IndexSettings, p.get_path("index"))
-    languages, seed = list(p.get_path("languages")), p.seed()
+    grid = from_params(TuneSettings, p.get_path("tune"), only=("alphas", "measure"))
+    needed = [m for pair in SIDES.values() for m in pair]
+    missing = [m for m in needed if m not in p.get_path("methods")]
+    if missing:
+        raise ConfigError(f"methods: the dial mixes {', '.join(needed)}; {', '.join(missing)} missing")
     tuning = read_json(args.tuning)
-    fusion = {side: {k: fusion_settings(p, ceiling, tuning, k=k) for k in range(1, len(languages) + 1)}
-              for side, (ceiling, _) in SIDES.items()}
-    root = Path(args.generated_root)
-    items = {m: load_method(root / m, m, languages) for pair in SIDES.values() for m in pair}
-    passages, passage_ids = read_embeddings(args.passages)
+    exp = Experiment.from_params(p, args.passages, args.generated_root)
+    languages, seed, passages, passage_ids, items = exp.languages, p.seed(), exp.passages, exp.passage_ids, exp.methods
+    base = {side: {k: fusion_settings(p, c, tuning, k=k) for k in range(1, len(languages) + 1)}
+            for side, (c, _) in SIDES.items()}  # the weight mode and renormalize state of each side's ceiling
     setting = METHODS[SIDES["query"][0]].setting
-    evaluator = Evaluator(args.data, args.queries, languages, depth, setting)
-    queries = QuerySet.from_evaluator(evaluator, languages, passage_ids, index.factory, index.search_params)
+    queries = exp.queries(args.data, args.queries, setting)
+    tune_queries = exp.queries(args.data, args.tune_queries, setting, split="tune")
+    root = Path(args.generated_root)
     plan = subset_plan(len(languages), scaling.subsets, seed)
     i, cross = ALL_MEASURES.index(MEASURE), queries.lang >= 0
     baseline = queries.score(passages)[i]
@@ -76,11 +80,13 @@ def main(args, p, log):
             else:
                 mix, used = mixed_passages(items[ceiling], items[generator], r, seed)
                 quality = passage_chrf(texts[ceiling], texts[generator], used, passage_ids)
-            for k, values in dial_values(queries, passages, mix, fusion[side], plan, i).items():
+            fusion = tuned_fusion(tune_queries, passages, mix, base[side], plan, grid.alphas, grid.measure)
+            for k, values in dial_values(queries, passages, mix, fusion, plan, i).items():
                 gains[side, r, k] = np.where(cross, values - baseline, np.nan)
                 rows.append({"side": side, "fraction": r, "quality": round(quality, 4), "k": k,
-                             "alpha": fusion[side][k].alpha})
-            log.info("%s side, r = %g: quality %.3f", side, r, quality)
+                             "alpha": fusion[k].alpha})
+            log.info("%s side, r = %g: quality %.3f, alpha by k %s", side, r, quality,
+                     " ".join(f"{f.alpha:g}" for f in fusion.values()))
     diffs = np.stack([cluster_means(gains[row["side"], row["fraction"], row["k"]], queries.clusters) for row in rows])
     diffs = diffs[:, ~np.isnan(diffs).any(axis=0)]  # clusters with cross-lingual queries
     test = cluster_test(diffs, family_resamples(scaling.resamples, len(rows)), seed)

@@ -39,7 +39,8 @@ def main(args, p, log):
     with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
         history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, out,
                                    seed=p.seed(), device=device)
-        write_json(out / "training.json", history)
+        # what was learnt, without the wall-clock seconds (logged): the folder's hash then moves only with the model
+        write_json(out / "training.json", {k: v for k, v in history.items() if k != "seconds"})
         report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"},
                   **heldout_report(cfg, out, contexts, queries, links, corpus_language(data), device)}
         for lang, r in report["heldout"].items():

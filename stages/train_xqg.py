@@ -38,7 +38,8 @@ def main(args, p, log):
         history = train_generator(cfg, p.get_path("xdr"), contexts, read_jsonl(data / "queries.jsonl"),
                                   read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == pivot],
                                   out, seed=p.seed(), device=p.device())
-        write_json(out / "training.json", history)
+        # what was learnt, without the wall-clock seconds (logged): the folder's hash then moves only with the model
+        write_json(out / "training.json", {k: v for k, v in history.items() if k != "seconds"})
     write_json(args.metrics, {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}})
     write_curve(args.curve, history.get("curve", []))
     plot_learning_curve(history.get("curve", []), Path(args.curve).with_suffix(".png"),

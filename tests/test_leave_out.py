@@ -1,9 +1,12 @@
 """The real_questions method and its leave-question-out scoring: no query is ever helped by its own question."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from xaug.controls import shuffle
 from xaug.data import MlqaArchive
+from xaug.dial import tuned_fusion
 from xaug.equal_items import drawn_items, equal_items
 from xaug.errors import ConfigError
 from xaug.evaluation import Evaluator
@@ -11,10 +14,12 @@ from xaug.formats import read_item_sources, read_items, write_embeddings, write_
 from xaug.fusion import FusionSettings, LanguageItems, combine
 from xaug.leave_out import correction, own_items, question_left_out, rerank
 from xaug.methods import MethodItems
+from xaug.metrics import ALL_MEASURES
 from xaug.preparation import prepare, save_prepared
 from xaug.queryset import QuerySet
 from xaug.real_questions import real_questions
 from xaug.search import FaissSearcher
+from xaug.stats import cluster_means
 from xaug.sweep import sweep
 
 LANGS = ["de", "zh"]
@@ -210,3 +215,25 @@ def test_only_items_in_the_pool_are_left_out():
     rows, cols, fused = left_out(passages, pool, [(own, pool[0].counts)], FusionSettings(0.5, "fixed", True))
     assert rows.tolist() == [0, 2] and cols.tolist() == [0, 1]
     np.testing.assert_allclose(fused, passages / np.linalg.norm(passages, axis=1, keepdims=True), rtol=1e-6)
+
+
+def test_the_dial_tunes_each_mix_with_the_question_left_out(world):
+    """tuned_fusion picks, per k, the alpha of the grid whose leave-out scores are best on the queries given
+    (the question-level mean over the cross-lingual queries, averaged over k's subsets), keeping the ceiling's
+    weight mode and renormalize state."""
+    _, _, passages, pids, method, ev = world
+    queries = QuerySet.from_evaluator(ev, LANGS, pids)
+    plan = {1: [(0,), (1,)], 2: [(0, 1)]}
+    base = {k: FusionSettings(0.5, "fixed", True, None, "augment.real_questions") for k in plan}
+    alphas = [0.05, 0.3, 0.6, 0.9]
+    fusion = tuned_fusion(queries, passages, method, base, plan, alphas, "nDCG@10")
+    i, cross = ALL_MEASURES.index("nDCG@10"), queries.lang >= 0
+    own = method.own(queries.questions)
+    for k, subsets in plan.items():
+        means = []
+        for alpha in alphas:
+            by_k, _ = sweep(queries, passages, method.reduced(None), {k: replace(base[k], alpha=alpha)}, {k: subsets},
+                            [0.0, 0.0], [0, 0], own)
+            means.append(cluster_means(by_k[k].all[i][cross], queries.clusters[cross]).mean())
+        assert means[alphas.index(fusion[k].alpha)] == pytest.approx(max(means), abs=1e-9)
+        assert (fusion[k].weight, fusion[k].renormalize) == ("fixed", True)

@@ -79,6 +79,9 @@ def _tiny(tmp_path):
                   for side, r, q, g in (("query", 0.0, 0.9, 0.05), ("query", 1.0, 0.3, 0.0),
                                         ("passage", 0.0, 100.0, 0.03), ("passage", 1.0, 12.5, 0.01))]).to_csv(
         plots / "dial.csv", index=False)
+    pd.DataFrame([{"dataset": "XQuAD", "setting": "parallel", "side": "query", "method": "real_questions", "k": 1,
+                   "alpha": 0.005, "gain": 0.0004, "ci_low": -0.001, "ci_high": 0.0012, "p_holm": 1.0,
+                   "device_hours": 207.44, "generated_tokens": 2.9e9}]).to_csv(plots / "answer.csv", index=False)
     test = {"delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p": 0.002}
     files = {
         "transfer.json": {"global": {"xqg": {"languages": ["de"], "gain": [[0.0071]], "diagonal": test,
@@ -106,7 +109,7 @@ def _tiny(tmp_path):
                            "examples": 20, "loss_first": 8.1607, "loss_last": 5.9912},
         "train_xdr.json": {"model": "me5-small", "steps": 0, "train_pairs": 20, "loss_first": None, "loss_last": None},
         "cost.json": {"formula": {"xqg": "a", "translate": "b", "unit": "device-hours"}, "device": "CPU",
-                      "inputs": {"passages": 1000, "languages": 2},
+                      "inputs": {"passages": 1000, "languages": 2, "n_queries": 5, "passage_words": 100},
                       "rates": {"xqg": {"generated_tokens_per_s": 12.34, "device": "CPU", "source": "test"}},
                       "ratio_translate_to_xqg": 1.5, "by_k": [{"k": 1, "xqg_hours": 1.25, "translate_hours": 1.875}]},
     }
@@ -136,6 +139,8 @@ def test_renders_the_values_it_is_given(tmp_path):
     assert "| translator | warm | 5 | — | — | — | 20 | 8.000 | 7.000 |" in text  # trained without tune checks
     assert "(../plots/training/xqg.png)" in text
     assert "1,000 passages" in text
+    assert "| XQuAD | parallel | real_questions | query | 1 | 0.005 | +0.000 [-0.001, +0.001] (p 1) | 207.4 |" in text
+    assert "(../plots/answer.png)" in text
     assert "(../plots/transfer.png)" in text
     assert "| parallel | real_questions | 0.987 / 0.123 |" in text and "| global | xqg | 1.000 / 1.000 |" in text
     assert render(*_tiny(tmp_path / "again")) == text
@@ -154,6 +159,7 @@ def test_renders_a_second_archive_from_its_sweep_alone(tmp_path):
     assert "Translator quality" not in text and "learning curve" not in text  # MLQA's models generate for it
     assert "| query | 0 | 0.900 | +0.050 [+0.040, +0.060] (p 0.02) |" in text and "| passage | 1 | 12.50 |" in text
     assert "| 1 | 0.660 [0.500, 0.800] (found 0.970) | — (found 0.010) |" in text
+    assert "| passage | 0 | 0.100 |" in text  # each mix's own alpha
 
 
 @pytest.mark.parametrize("missing", ["metrics/cost.json", "plots/contrasts.csv"])

@@ -11,15 +11,16 @@ Each side runs from its human-made ceiling (fraction r = 0) to the embedded gene
   of the mixed texts against the human translation (100 for a human one).
 
 Which items are replaced is drawn once per language (``default_rng([seed, side, language])``), so a larger
-r replaces a superset of a smaller r's. Every mix is fused with its ceiling's tuned alpha at each k
-(``metrics/xquad/tuning.json``) and evaluated over every planned subset of k languages, like the sweep.
+r replaces a superset of a smaller r's. Every mix is fused with its own alpha at each k, chosen on the tune
+split's questions as the tune stage chooses (``tuned_fusion``: the ceiling's weight mode and renormalize
+state, the ``tune.alphas`` grid), and evaluated over every planned subset of k languages, like the sweep.
 ``crossings`` reads off, per k, the query-side quality at which its gain reaches the passage side's at
 r = 0 (human translations) and at r = 1 (the embedded translator), by linear interpolation along the
 query-side curve, with a cluster-bootstrap CI.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,7 +28,8 @@ from .errors import ConfigError
 from .methods import MethodItems
 from .queryset import QuerySet
 from .stats import cluster_means
-from .sweep import sweep
+from .sweep import SubsetScorer, sweep
+from .tuning import choose_alphas
 
 SIDES = {"query": ("real_questions", "xqg"), "passage": ("parallel_contexts", "translate")}  # (r = 0, r = 1)
 
@@ -112,6 +114,15 @@ def dial_values(queries: QuerySet, passages: np.ndarray, mix: MethodItems, fusio
     own = mix.own(queries.questions)
     by_k, _ = sweep(queries, passages, mix.reduced(None), fusion, plan, mix.seconds, mix.tokens, own)
     return {k: r.all[measure] for k, r in by_k.items()}
+
+
+def tuned_fusion(queries: QuerySet, passages: np.ndarray, mix: MethodItems, fusion: dict, plan: dict,
+                 alphas: list[float], measure: str) -> dict:
+    """k -> ``fusion[k]`` with the alpha that serves ``mix`` best on ``queries`` (the tune split's), for that k."""
+    scorer = SubsetScorer(queries, passages, mix.reduced(None), mix.own(queries.questions))
+    some = next(iter(fusion.values()))
+    chosen = choose_alphas(scorer, plan, alphas, some.weight, some.renormalize, mix.name.split("@")[0], measure)
+    return {k: replace(fusion[k], alpha=chosen[k]) for k in plan}
 
 
 def crossing(quality: np.ndarray, gain: np.ndarray, target: float) -> float:

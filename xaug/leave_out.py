@@ -57,12 +57,24 @@ def own_items(owners: np.ndarray, items: np.ndarray, sources: np.ndarray) -> Own
     return OwnItems(passage, position, vectors)
 
 
-def left_out(passages: np.ndarray, pool: list[LanguageItems], own: list[tuple[OwnItems, np.ndarray]],
-             settings: FusionSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every (owner, passage) pair where the passage's pool holds the owner's items, and that passage fused
-    without them: (owner rows, passage positions, fused vectors).
+@dataclass
+class PoolsWithout:
+    """Every (owner, passage) pair where the passage's pool holds the owner's items, and that passage's pool
+    without them, before fusion (so one computation serves every alpha)."""
 
-    ``pool``: the ``LanguageItems`` whose sums and counts add up to each passage's pool; ``own``: per language
+    rows: np.ndarray      # (R,) owner rows
+    cols: np.ndarray      # (R,) passage positions
+    passages: np.ndarray  # (R, dim) the passages' own vectors
+    sums: np.ndarray      # (R, dim) float32: the pool's item sum without the owner's items
+    counts: np.ndarray    # (R,) the pool's item count without them
+
+    def fused(self, settings: FusionSettings) -> np.ndarray:
+        return fuse(self.passages, self.sums, self.counts, settings)
+
+
+def pools_without(passages: np.ndarray, pool: list[LanguageItems],
+                  own: list[tuple[OwnItems, np.ndarray]]) -> PoolsWithout:
+    """``pool``: the ``LanguageItems`` whose sums and counts add up to each passage's pool; ``own``: per language
     in the pool, where each owner's item sits and how many leading items of that language each passage's
     pool uses (an item in a later slot is not in the pool)."""
     owners, where, vectors = [], [], []
@@ -74,17 +86,29 @@ def left_out(passages: np.ndarray, pool: list[LanguageItems], own: list[tuple[Ow
         vectors.append(items.vectors[held])
     dim = np.shape(passages)[1]
     if not own or not sum(len(o) for o in owners):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        empty = np.zeros(0, np.int64)
+        return PoolsWithout(empty, empty, np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32), empty)
     n = len(passages)
     pairs, index = np.unique(np.concatenate(owners) * n + np.concatenate(where), return_inverse=True)
     removed = np.zeros((len(pairs), dim), dtype=np.float64)
-    np.add.at(removed, index, np.concatenate(vectors))
+    start = 0
+    for rows_, vectors_ in zip(owners, vectors):  # an owner has one item per language: no pair twice in a language
+        removed[index[start:start + len(rows_)]] += vectors_  # (np.add.at's order and sums, without its slowness)
+        start += len(rows_)
     removed_count = np.bincount(index, minlength=len(pairs))
     rows, cols = pairs // n, pairs % n
     sums = sum(lang.sums[cols].astype(np.float64) for lang in pool)
     counts = sum(np.asarray(lang.counts)[cols] for lang in pool)
-    fused = fuse(np.asarray(passages)[cols], (sums - removed).astype(np.float32), counts - removed_count, settings)
-    return rows, cols, fused
+    return PoolsWithout(rows, cols, np.asarray(passages)[cols], (sums - removed).astype(np.float32),
+                        counts - removed_count)
+
+
+def left_out(passages: np.ndarray, pool: list[LanguageItems], own: list[tuple[OwnItems, np.ndarray]],
+             settings: FusionSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (owner, passage) pair where the passage's pool holds the owner's items, and that passage fused
+    without them: (owner rows, passage positions, fused vectors) (``pools_without``)."""
+    without = pools_without(passages, pool, own)
+    return without.rows, without.cols, without.fused(settings)
 
 
 @dataclass
@@ -103,11 +127,15 @@ class Correction:
 
 
 def correction(queries: np.ndarray, passages: np.ndarray, pool: list[LanguageItems],
-               own: list[tuple[OwnItems, np.ndarray]], settings: FusionSettings) -> Correction:
+               own: list[tuple[OwnItems, np.ndarray]], settings: FusionSettings,
+               without: PoolsWithout | None = None) -> Correction:
     """The scores of ``queries`` (Q, dim; the owners of ``own``) for the passages holding their own question's
-    items, those items left out (``left_out``)."""
-    rows, cols, fused = left_out(passages, pool, own, settings)
-    return Correction(rows, cols, np.einsum("rd,rd->r", np.asarray(queries, dtype=np.float32)[rows], fused))
+    items, those items left out (``left_out``; ``without``: ``pools_without`` of the same arguments, computed
+    once for several fusions)."""
+    without = without or pools_without(passages, pool, own)
+    fused = without.fused(settings)
+    return Correction(without.rows, without.cols,
+                      np.einsum("rd,rd->r", np.asarray(queries, dtype=np.float32)[without.rows], fused))
 
 
 def rerank(ranking: list[str], scores: list[float], passage: str, score: float, depth: int) -> tuple[list, list]:

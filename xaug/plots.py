@@ -1,6 +1,7 @@
 """Figures and DVC plot tables of the scaling experiment (gains with 95% CIs, transfer heatmaps, cost)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +304,45 @@ def plot_dial(table: pd.DataFrame, path, measure: str = "nDCG@10") -> None:
     axes[0][0].legend(fontsize=8)
     fig.suptitle("Quality dial: a fraction r of each ceiling's items replaced by the embedded generator's; bars: 95% "
                  "CI over relevant passages; star: r = 1 (the embedded generator)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_answer(table: pd.DataFrame, path, title: str) -> None:
+    """Gain against the device-hours of producing the items (``xaug.answer``), one panel per dataset: one colour
+    per method, circles for the query side and squares for the passage side, one point per k (labelled),
+    bars = 95% CIs over relevant passages, filled markers = significant after Holm; log x axis."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(table["dataset"]))
+    methods = list(dict.fromkeys(table["method"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.6 * len(datasets), 4.6), squeeze=False, sharey=True)
+    for ax, dataset in zip(axes[0], datasets):
+        part = table[table["dataset"] == dataset]
+        for n, method in enumerate(methods):
+            line = part[part["method"] == method].sort_values("k")
+            if line.empty:
+                continue
+            x, y = line["device_hours"].to_numpy(float), line["gain"].to_numpy(float)
+            err = np.abs(np.stack([y - line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float) - y]))
+            marker = "o" if line["side"].iloc[0] == "query" else "s"
+            color = f"C{methods.index(method)}"
+            ax.errorbar(x, y, yerr=err, color=color, lw=1.1, capsize=2, marker="none",
+                        label=f"{method} ({line['side'].iloc[0]} side)")
+            significant = line["p_holm"].to_numpy(float) < 0.05
+            ax.scatter(x[significant], y[significant], marker=marker, color=color, s=28, zorder=3)
+            ax.scatter(x[~significant], y[~significant], marker=marker, facecolors="white", edgecolors=color, s=28,
+                       zorder=3)
+            for k, xi, yi in zip(line["k"], x, y):
+                ax.annotate(str(k), (xi, yi), textcoords="offset points", xytext=(3, 4), fontsize=7, color=color)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("device-hours to produce the items for k languages (log)", fontsize=9)
+        ax.set_title(f"{dataset} ({part['setting'].iloc[0]} setting)", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("nDCG@10 gain over the baseline")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -126,9 +126,9 @@ def _figure(figures: str, name: str, caption: str) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- sections
 def _header(title: str = "Results: xQG vs translation", metric_files=METRIC_FILES, folder: str = "",
-            stage: str = "report") -> list[str]:
+            stage: str = "report", tables=TABLE_FILES) -> list[str]:
     files = ", ".join(f"`metrics/{folder}{n}`" for n in metric_files) + ", " + ", ".join(
-        f"`plots/{folder}{n}`" for n in TABLE_FILES)
+        f"`plots/{folder}{n}`" for n in tables)
     return [
         f"# {title}",
         "",
@@ -195,7 +195,7 @@ def _normalisation_line(scaling: pd.DataFrame, setting: str) -> list[str]:
     if not len(rows):
         return []
     r = rows.iloc[0]
-    return [f"The normalisation baseline (centring, `xaug/hubness.py`; no augmentation), all cross-lingual queries: "
+    return ["The normalisation baseline (centring, `xaug/hubness.py`; no augmentation), all cross-lingual queries: "
             + _tested(r[f"delta_{MEASURE}"], r[f"ci_low_{MEASURE}"], r[f"ci_high_{MEASURE}"], r[f"p_holm_{MEASURE}"])
             + ".", ""]
 
@@ -554,6 +554,27 @@ def _cost(cost: dict, figures: str) -> list[str]:
     return out + _figure(figures, "cost_scale.png", "device-hours vs k at the paper's scale")
 
 
+def _answer(frame: pd.DataFrame, cost: dict, figures: str) -> list[str]:
+    """Each method's gain at k beside the device-hours of producing its items at the paper's scale
+    (``plots/answer.csv``, ``xaug/answer.py``)."""
+    inputs = cost["inputs"]
+    out = ["## The answer: gain against cost, both archives", "",
+           f"{MEASURE} gain over the baseline (all cross-lingual queries of the setting named, the configured "
+           "fusion with alpha tuned per k; 95% CI over relevant passages, Holm p within the sweep's family) beside "
+           f"the device-hours to produce that side's items for {count(inputs['passages'])} passages at k languages "
+           f"(`metrics/cost.json`: {count(inputs['n_queries'])} queries, or one translated passage of "
+           f"{num(inputs['passage_words'])} words, per passage and language; rates measured on {cost['device']}). "
+           "The human-made ceilings (real questions, parallel contexts / human translations) are priced as the "
+           "generator whose perfect output they stand for (`plots/answer.csv`).", ""]
+    rows = []
+    for (dataset, method), part in frame.groupby(["dataset", "method"], sort=False):
+        for _, r in part.iterrows():
+            rows.append([dataset, r["setting"], method, r["side"], count(int(r["k"])), num(r["alpha"]),
+                         _tested(r["gain"], r["ci_low"], r["ci_high"], r["p_holm"]), quantity(r["device_hours"], 1)])
+    out += table(["archive", "setting", "method", "side", "k", "alpha", f"{MEASURE} gain", "device-hours"], rows)
+    return out + _figure(figures, "answer.png", "gain against device-hours, both sides, k = 1..6, both archives")
+
+
 def _value(v) -> str:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
@@ -570,7 +591,8 @@ def render(metrics: str | os.PathLike = "metrics", plots: str | os.PathLike = "p
                    f"delta_{MEASURE}"):
         _column(scaling, column, "scaling.csv")
     weight = _primary_weight(contrasts)
-    lines = (_header() + _baseline(scaling) + _headline(scaling, weight, figures) + _contrasts(contrasts)
+    lines = (_header(tables=TABLE_FILES + ("answer.csv",)) + _answer(read_table(Path(plots) / "answer.csv"), f["cost.json"], figures) + _baseline(scaling)
+             + _headline(scaling, weight, figures) + _contrasts(contrasts)
              + _normalisation(scaling, contrasts, figures) + _alpha_per_k(scaling, f["tuning.json"])
              + _items(scaling, contrasts)
              + _transfer(f["transfer.json"], figures) + _coverage(f["coverage.json"]) + _weight_modes(scaling, figures)
@@ -590,9 +612,9 @@ def _dial(dial: dict, frame: pd.DataFrame, dataset: str, figures: str) -> list[s
            "embedded generator's output (r = 1: generated queries in place of each passage's real questions, "
            "as many; the translator's first sentence in place of the human translation); r is the fraction "
            f"replaced (`xaug/dial.py`). Quality: {names['query']} of the query items (3 decimals), {names['passage']} "
-           f"(2 decimals; 100 for a human text). {MEASURE} gain over the baseline for all cross-lingual queries, each k with "
-           f"its ceiling's tuned alpha, 95% CI over relevant passages, p Holm-adjusted over the dial "
-           f"(`plots/{dataset}/dial.csv`).", ""]
+           f"(2 decimals; 100 for a human text). {MEASURE} gain over the baseline for all cross-lingual queries, each "
+           "mix with its own alpha per k, chosen on the tune split's questions (the next table), 95% CI over relevant "
+           f"passages, p Holm-adjusted over the dial (`plots/{dataset}/dial.csv`).", ""]
     rows = []
     for (side, fraction), part in frame.groupby(["side", "fraction"], sort=False):
         by_k = {int(r["k"]): r for _, r in part.iterrows()}
@@ -601,6 +623,10 @@ def _dial(dial: dict, frame: pd.DataFrame, dataset: str, figures: str) -> list[s
                     + [_tested(by_k[k][f"delta_{MEASURE}"], by_k[k][f"ci_low_{MEASURE}"], by_k[k][f"ci_high_{MEASURE}"],
                                by_k[k][f"p_holm_{MEASURE}"]) if k in by_k else NONE for k in ks])
     out += table(["side", "r", "quality"] + [f"k = {k}" for k in ks], rows)
+    out += ["Each mix's alpha per k (tuned on the tune split over `tune.alphas`):", ""]
+    out += table(["side", "r"] + [f"k = {k}" for k in ks],
+                 [[side, f"{fraction:g}"] + [num(a) for a in part.sort_values("k")["alpha"]]
+                  for (side, fraction), part in frame.groupby(["side", "fraction"], sort=False)])
     out += ["The query-side quality (round-trip R@10) at which its gain reaches the passage side's with human "
             "translations (r = 0) and with the embedded translator (r = 1), by linear interpolation along the "
             "query side's curve; 95% cluster-bootstrap CI among the resamples with a crossing (found: their share; "

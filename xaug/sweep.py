@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine
-from .leave_out import OwnItems, correction
+from .leave_out import OwnItems, correction, pools_without
 from .metrics import ALL_MEASURES
 from .params import check_int
 from .queryset import QuerySet
@@ -174,6 +174,32 @@ def group_means(queries: QuerySet, subsets: list[tuple[int, ...]], values_of) ->
                 np.where(n_out > 0, outside / n_out, np.nan))
 
 
+class SubsetScorer:
+    """Per-query measures (M, Q) of the corpus augmented with any subset of a method's languages under any
+    fusion: projected (``Projection``, a Flat index) or fused and searched, and for a leave-out method
+    (``own``: per language, where each query's own question sits among the items, ``xaug.leave_out``) with
+    those items left out of that query's scores. The one scorer of the sweep, the tune grid and the dial."""
+
+    def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
+                 own: list[OwnItems] | None = None):
+        self.queries, self.passages, self.items, self.own = queries, passages, items, own
+        self.projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
+        self._without: tuple = (None, None)  # the last subset's pools without each query's own items
+
+    def __call__(self, subset: tuple[int, ...], fusion: FusionSettings) -> np.ndarray:
+        items = [self.items[i] for i in subset]
+        fix = None
+        if self.own is not None:
+            own = [(self.own[i], self.items[i].counts) for i in subset]
+            if self._without[0] != subset:  # one computation for every fusion of a subset (the tune grid's alphas)
+                self._without = (subset, pools_without(self.passages, items, own))
+            fix = correction(self.queries.vectors, self.passages, items, own, fusion, self._without[1])
+        if self.projection:
+            scores = self.projection.scores(subset, fusion)
+            return self.queries.measures(scores if fix is None else fix.apply(scores))
+        return self.queries.score(combine(self.passages, items, fusion), fix)
+
+
 def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: dict[int, FusionSettings],
           plan: dict[int, list[tuple[int, ...]]], seconds: list[float], tokens: list[int],
           own: list[OwnItems] | None = None) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
@@ -181,18 +207,12 @@ def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], s
     group. ``own``: per language, where each query's own question sits among the items (a leave-out method,
     ``xaug.leave_out``): those items are left out of that query's scores."""
     by_k, singles = {}, {}
-    projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
+    scorer = SubsetScorer(queries, passages, items, own)
     for k, subsets in plan.items():
         fusion = settings[k]
 
         def values_of(_, subset):
-            fix = None if own is None else correction(queries.vectors, passages, [items[i] for i in subset],
-                                                      [(own[i], items[i].counts) for i in subset], fusion)
-            if projection:
-                scores = projection.scores(subset, fusion)
-                values = queries.measures(scores if fix is None else fix.apply(scores))
-            else:
-                values = queries.score(combine(passages, [items[i] for i in subset], fusion), fix)
+            values = scorer(subset, fusion)
             if k == 1:
                 singles[subset[0]] = values
             return values

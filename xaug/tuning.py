@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
-from .fusion import FusionSettings, combine
+from .fusion import FusionSettings
 from .hubness import centred, centring_grid
-from .leave_out import correction
 from .methods import METHODS, NORMS, AugmentSettings
 from .metrics import ALL_MEASURES
 from .params import check_int
 from .pool import forked_map
 from .stats import cluster_means
-from .sweep import Projection
+from .sweep import SubsetScorer
 
 
 @dataclass
@@ -63,6 +62,31 @@ def best_point(grid: list[dict], measure: str) -> dict:
     return max(grid, key=lambda g: (g[measure], -g["alpha"], -(g["n_queries_used"] or 0)))
 
 
+def alpha_grid(scorer: SubsetScorer, plan: dict[int, list[tuple[int, ...]]], alphas: list[float], weight: str,
+               renormalize: bool, n_used: int | None, name: str, measure: str) -> dict[int, list[dict]]:
+    """k -> one grid point per alpha: the question-level mean of ``measure`` over the cross-lingual queries of
+    ``scorer``, averaged over the planned subsets of k languages."""
+    queries, i = scorer.queries, ALL_MEASURES.index(measure)
+    cross = queries.lang >= 0
+    out = {}
+    for k, subsets in plan.items():
+        sums = np.zeros(len(alphas))
+        for subset in subsets:
+            for j, alpha in enumerate(alphas):
+                values = scorer(subset, FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}"))
+                sums[j] += _question_mean(values[i], cross, queries.clusters)
+        out[k] = [{"alpha": alpha, "n_queries_used": n_used, measure: round(float(s / len(subsets)), 6)}
+                  for alpha, s in zip(alphas, sums)]
+    return out
+
+
+def choose_alphas(scorer: SubsetScorer, plan: dict[int, list[tuple[int, ...]]], alphas: list[float], weight: str,
+                  renormalize: bool, name: str, measure: str) -> dict[int, float]:
+    """k -> the grid's best alpha (``best_point``) for one method's items (all of them per passage)."""
+    grid = alpha_grid(scorer, plan, alphas, weight, renormalize, None, name, measure)
+    return {k: best_point(points, measure)["alpha"] for k, points in grid.items()}
+
+
 _CONTEXT: dict = {}  # what forked workers inherit: passages, query sets, methods, plan, grid
 
 
@@ -71,27 +95,9 @@ def _grid_task(task: tuple[str, str, bool, int | None]) -> dict[int, list[dict]]
     name, weight, renormalize, n_used = task
     ctx = _CONTEXT
     queries = ctx["query_sets"][METHODS[name].setting]
-    cross, i, measure = queries.lang >= 0, ctx["index"], ctx["measure"]
-    items = ctx["methods"][name].reduced(n_used)
-    own = ctx["methods"][name].own(queries.questions)  # a leave-out method: each query's own question's items
-    projection = Projection(queries, ctx["passages"], items) if queries.factory == "Flat" else None
-    out = {}
-    for k, subsets in ctx["plan"].items():
-        sums = np.zeros(len(ctx["alphas"]))
-        for subset in subsets:
-            for j, alpha in enumerate(ctx["alphas"]):
-                fusion = FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}")
-                fix = None if own is None else correction(queries.vectors, ctx["passages"], [items[s] for s in subset],
-                                                          [(own[s], items[s].counts) for s in subset], fusion)
-                if projection:
-                    scores = projection.scores(subset, fusion)
-                    values = queries.measures(scores if fix is None else fix.apply(scores))
-                else:
-                    values = queries.score(combine(ctx["passages"], [items[s] for s in subset], fusion), fix)
-                sums[j] += _question_mean(values[i], cross, queries.clusters)
-        out[k] = [{"alpha": alpha, "n_queries_used": n_used, measure: round(float(s / len(subsets)), 6)}
-                  for alpha, s in zip(ctx["alphas"], sums)]
-    return out
+    method = ctx["methods"][name]
+    scorer = SubsetScorer(queries, ctx["passages"], method.reduced(n_used), method.own(queries.questions))
+    return alpha_grid(scorer, ctx["plan"], ctx["alphas"], weight, renormalize, n_used, name, ctx["measure"])
 
 
 def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str, AugmentSettings], n_generated: int,
@@ -116,7 +122,7 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
              for name in experiment.methods for weight in experiment.weights
              for renormalize in (augment[name].renormalize, not augment[name].renormalize)
              for n_used in (settings.n_queries_used if name == "xqg" else [None])]
-    _CONTEXT.update(passages=passages, query_sets=query_sets, methods=experiment.methods, plan=plan, index=i,
+    _CONTEXT.update(passages=passages, query_sets=query_sets, methods=experiment.methods, plan=plan,
                     measure=measure, alphas=list(settings.alphas))
     try:
         results = forked_map(_grid_task, tasks, workers, "tune", "grid")
