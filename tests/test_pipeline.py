@@ -17,7 +17,7 @@ from conftest import REPO
 from xaug.formats import write_run, write_trec_qrels
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
 
-COPY = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "xaug"]
+COPY = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "xaug", "benchmarks/results"]
 
 
 # Value checks on the pipeline's outputs (each tested on hand-made or committed outputs below).

@@ -21,7 +21,7 @@ def _copy_inputs(tmp_path):
     (tmp_path / "plots").mkdir()
     for name in METRIC_FILES:
         shutil.copy(REPO / "metrics" / name, tmp_path / "metrics" / name)
-    for name in TABLE_FILES:
+    for name in TABLE_FILES + ("answer.csv",):
         shutil.copy(REPO / "plots" / name, tmp_path / "plots" / name)
 
 
