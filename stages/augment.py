@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """augment: p' = (1 - alpha) E(p) + alpha * G(p) over the first n_languages target languages.
 
-Reads the baseline passage embeddings and <generated>/<lang>.npz of one --method; alpha, weight (fixed:
+Reads the baseline passage embeddings and <items>/<lang>.npz of one --method; alpha, weight (fixed:
 G is the mean of all items, so the generated part weighs alpha whatever the number of languages |
 per_item: their sum), renormalize and n_queries_used come from augment.<method> in params.yaml, `auto`
 values from the tune stage's --tuning file. Writes <out>.npy + <out>.ids.txt for the index stage, and
@@ -24,7 +24,8 @@ from xaug.methods import check_methods, fusion_settings, load_method
 def arguments(ap):
     ap.add_argument("--method", required=True)
     ap.add_argument("--passages", default="data/embeddings/passages")
-    ap.add_argument("--generated", default=None, help="default data/generated/<method>")
+    ap.add_argument("--generated", default=None, help="the texts' stats (cost): default data/generated/<method>")
+    ap.add_argument("--items", default=None, help="the <lang>.npz items (default: --generated)")
     ap.add_argument("--tuning", default="metrics/tuning.json", help="the tune stage's choices (for `auto`)")
     ap.add_argument("--out", default=None, help="default data/augmented/<method>")
 
@@ -35,7 +36,7 @@ def main(args, p, log):
     k = p.get_path("n_languages")
     tuning = read_json(args.tuning) if Path(args.tuning).is_file() else None
     settings = fusion_settings(p, args.method, tuning)
-    inputs = load_method(args.generated or f"data/generated/{args.method}", args.method, languages[:k])
+    inputs = load_method(args.generated or f"data/generated/{args.method}", args.method, languages[:k], args.items)
     passages, ids = read_embeddings(args.passages)
     out = args.out or f"data/augmented/{args.method}"
     if inputs.sources is not None:

@@ -28,7 +28,6 @@ from xaug.experiment import Experiment
 from xaug.formats import read_texts, write_table
 from xaug.io import read_json, write_json
 from xaug.methods import METHODS, fusion_settings
-from xaug.metrics import ALL_MEASURES
 from xaug.params import from_params
 from xaug.plots import plot_dial
 from xaug.stats import cluster_means, cluster_test, family_resamples, holm
@@ -44,6 +43,8 @@ def arguments(ap):
     ap.add_argument("--tune-queries", default="data/xquad/embeddings/tune_queries")
     ap.add_argument("--data", default="data/xquad/prepared")
     ap.add_argument("--generated-root", default="data/xquad/generated")
+    ap.add_argument("--items-root", default=None, help="folders of each method's <lang>.npz items "
+                    "(default: --generated-root)")
     ap.add_argument("--tuning", default="metrics/xquad/tuning.json")
     ap.add_argument("--table", default="plots/xquad/dial.csv")
     ap.add_argument("--metrics", default="metrics/xquad/dial.json")
@@ -59,7 +60,7 @@ def main(args, p, log):
     if missing:
         raise ConfigError(f"methods: the dial mixes {', '.join(needed)}; {', '.join(missing)} missing")
     tuning = read_json(args.tuning)
-    exp = Experiment.from_params(p, args.passages, args.generated_root)
+    exp = Experiment.from_params(p, args.passages, args.generated_root, args.items_root)
     languages, seed, passages, passage_ids, items = exp.languages, p.seed(), exp.passages, exp.passage_ids, exp.methods
     base = {side: {k: fusion_settings(p, c, tuning, k=k) for k in range(1, len(languages) + 1)}
             for side, (c, _) in SIDES.items()}  # the weight mode and renormalize state of each side's ceiling
@@ -68,8 +69,8 @@ def main(args, p, log):
     tune_queries = exp.queries(args.data, args.tune_queries, setting, split="tune")
     root = Path(args.generated_root)
     plan = subset_plan(len(languages), scaling.subsets, seed)
-    i, cross = ALL_MEASURES.index(MEASURE), queries.lang >= 0
-    baseline = queries.score(passages)[i]
+    cross = queries.lang >= 0
+    baseline = queries.score(passages, names=[MEASURE])[0]
     texts = {m: [read_texts(root / m, lang) for lang in languages] for m in SIDES["passage"]}
     rows, gains = [], {}
     for side, (ceiling, generator) in SIDES.items():
@@ -81,7 +82,7 @@ def main(args, p, log):
                 mix, used = mixed_passages(items[ceiling], items[generator], r, seed)
                 quality = passage_chrf(texts[ceiling], texts[generator], used, passage_ids)
             fusion = tuned_fusion(tune_queries, passages, mix, base[side], plan, grid.alphas, grid.measure)
-            for k, values in dial_values(queries, passages, mix, fusion, plan, i).items():
+            for k, values in dial_values(queries, passages, mix, fusion, plan, MEASURE).items():
                 gains[side, r, k] = np.where(cross, values - baseline, np.nan)
                 rows.append({"side": side, "fraction": r, "quality": round(quality, 4), "k": k,
                              "alpha": fusion[k].alpha})

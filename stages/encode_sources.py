@@ -3,10 +3,10 @@
 
 A warm generator (xqg.model or translate.model = warm) keeps the xDR's starting encoder frozen, so
 the states of a passage (or sentence) are the same for every target language: this stage computes
-them once and the per-language stages read them (float16, one safetensors file). --kind passages:
-the corpus passages (query generation); --kind sentences: the first translate.max_sentences
-sentences of each passage (translation). For other generators the file holds no states and the
-per-language stages encode with the model itself.
+them once and the generation stage reads them for every language (float16, one safetensors file).
+--kind passages: the corpus passages (query generation); --kind sentences: the first
+translate.max_sentences sentences of each passage (translation). For other generators the file holds no states and the
+generation stage encodes with the model itself.
 """
 from pathlib import Path
 
@@ -43,7 +43,7 @@ def main(args, p, log):
         keys, texts = [k for k, _ in items], [t for _, t in items]
     if encoder is None:
         save_states(args.out, [], [])
-        log.info("not a warm generator: no shared states (the per-language stages encode themselves)")
+        log.info("not a warm generator: no shared states (the generation stage encodes itself)")
         return
     encoder.to(p.device())
     states = encoder.encode_passages(texts, batch_size=settings.batch_size, max_tokens=settings.max_tokens)

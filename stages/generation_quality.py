@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """generation_quality: does generation work? Per language, into metrics/generation.json:
 
-- round-trip R@1 / R@10: each generated query (embedded with the baseline xDR) retrieving its own
+- round-trip R@1 / R@10: each generated query (embedded with the baseline xDR: <items>/<lang>.npz) retrieving its own
   passage among all corpus passages, beside the same figure for the real held-out questions of the
   same passages (`real_R@1`, `real_R@10`) and for generated queries of those passages only;
 - `in_script`: share of queries mostly in the language's script (Latin for de, en, es, vi);
@@ -24,12 +24,13 @@ def arguments(ap):
     ap.add_argument("--passages", default="data/embeddings/passages")
     ap.add_argument("--queries", default="data/embeddings/queries")
     ap.add_argument("--generated", default=None, help="default data/generated/<method>")
+    ap.add_argument("--items", default=None, help="folder of the <lang>.npz items (default: --generated)")
     ap.add_argument("--metrics", default="metrics/generation.json")
 
 
 def main(args, p, log):
     report = generation_report(args.generated or f"data/generated/{args.method}", p.get_path("languages"),
-                               args.data, args.passages, args.queries, log=log)
+                               args.data, args.passages, args.queries, log=log, items=args.items)
     write_json(args.metrics, {args.method: report, "reads_heldout": "evaluation-split questions, for this report only; "
                                                                     "nothing is trained or chosen on them"})
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""parallel_contexts: the parallel_contexts method's texts for one language (--lang).
+"""parallel_contexts: the parallel_contexts method's texts for each target language (`languages`, or --lang).
 
 For every English corpus passage, MLQA's context in that language that shares a question id with it:
 a paragraph of the L Wikipedia around the aligned answer sentence, comparable text rather than a
@@ -18,19 +18,20 @@ from xaug.io import read_jsonl
 
 
 def arguments(ap):
-    ap.add_argument("--lang", required=True)
+    ap.add_argument("--lang", nargs="+", default=None, help="target language codes (default: `languages`)")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="data/generated/parallel_contexts")
 
 
 def main(args, p, log):
     data = Path(args.data)
-    rows, stats = parallel_contexts(read_jsonl(data / "corpus.jsonl"), read_jsonl(data / "contexts.jsonl"),
-                                      read_jsonl(data / "links.jsonl"), args.lang)
-    write_texts(args.out, args.lang, rows, stats)
-    log.info("%s: %d of %d passages have a parallel context (%.0f%%)", args.lang, stats["covered"], stats["passages"],
-             100 * stats["coverage"])
+    corpus, contexts, links = (read_jsonl(data / f"{name}.jsonl") for name in ("corpus", "contexts", "links"))
+    for lang in args.lang or p.get_path("languages"):
+        rows, stats = parallel_contexts(corpus, contexts, links, lang)
+        write_texts(args.out, lang, rows, stats)
+        log.info("%s: %d of %d passages have a parallel context (%.0f%%)", lang, stats["covered"], stats["passages"],
+                 100 * stats["coverage"])
 
 
 if __name__ == "__main__":
-    run(main, __doc__, arguments, params=False)
+    run(main, __doc__, arguments)

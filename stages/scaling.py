@@ -44,6 +44,8 @@ def arguments(ap):
     ap.add_argument("--queries", default="data/embeddings/queries")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--generated-root", default="data/generated")
+    ap.add_argument("--items-root", default=None, help="folders of each method's <lang>.npz items "
+                    "(default: --generated-root)")
     ap.add_argument("--tuning", default="metrics/tuning.json")
     ap.add_argument("--plots", default="plots")
     ap.add_argument("--comparison", default="metrics/comparison.json")
@@ -54,7 +56,7 @@ def arguments(ap):
 def main(args, p, log):
     settings = from_params(ScalingSettings, p.get_path("scaling"))
     corpus_settings = from_params(EvaluateSettings, p.get_path("evaluate"), only=("settings",)).settings
-    exp = Experiment.from_params(p, args.passages, args.generated_root)
+    exp = Experiment.from_params(p, args.passages, args.generated_root, args.items_root)
     seed = p.seed()
     tuning = read_json(args.tuning) if Path(args.tuning).is_file() else None
     renormalize = {m: augment_settings(p, m, only=("renormalize",)).renormalize for m in exp.methods}
@@ -65,7 +67,7 @@ def main(args, p, log):
     if tuning is None:
         log.info("no normalisation baseline: %s not found (the tune stage chooses its strength)", args.tuning)
     gains, contrasts, transfers, covered = run_scaling(exp, settings, corpus_settings, fusion, seed, args.data,
-                                                       args.queries, renormalize, betas)
+                                                       args.queries, renormalize, betas, log)
     write_scaling_outputs(gains, contrasts, transfers, exp.weights, args.plots, args.comparison, args.transfer,
                           covered, args.coverage)
     top = gains[(gains["group"] == "all") & (gains["variant"] == "method") & (gains["k"] == len(exp.languages))

@@ -32,6 +32,8 @@ def arguments(ap):
     ap.add_argument("--queries", default="data/embeddings/tune_queries")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--generated-root", default="data/generated")
+    ap.add_argument("--items-root", default=None, help="folders of each method's <lang>.npz items "
+                    "(default: --generated-root)")
     ap.add_argument("--out", default="metrics/tuning.json")
 
 
@@ -40,7 +42,7 @@ def main(args, p, log):
     scaling = from_params(ScalingSettings, p.get_path("scaling"), only=("subsets", "workers"))
     reported = from_params(EvaluateSettings, p.get_path("evaluate"), only=("settings",)).settings
     augment = {m: augment_settings(p, m, only=("renormalize",)) for m in check_methods(p.get_path("methods"))}
-    exp = Experiment.from_params(p, args.passages, args.generated_root)
+    exp = Experiment.from_params(p, args.passages, args.generated_root, args.items_root)
     corpus_settings = sorted({METHODS[m].setting for m in exp.methods} | set(reported))
     query_sets = {s: exp.queries(args.data, args.queries, s, split="tune") for s in corpus_settings}
     plan = subset_plan(len(exp.languages), scaling.subsets, p.seed())

@@ -321,7 +321,7 @@ def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(workspac
     # and the report, which renders the changed metrics/retrieval.json into docs/results.md
     allowed = {f"{stage}@{m}" for m in methods for stage in ("augment", "index_augmented")} | {"evaluate", "report"}
     assert {"augment@xqg", "evaluate", "report"} <= ran <= allowed, out  # scaling sweeps every k: not its input
-    assert "Stage 'generate_queries@de' didn't change, skipping" in out
+    assert "Stage 'generate_queries' didn't change, skipping" in out
     diff = dvc(root, "metrics", "diff")
     assert "xqg.avg.nDCG@10" in diff and "baseline.avg" not in diff, diff  # only the augmented system changed
     shown = dvc(root, "exp", "show", "--no-pager", "--csv")
@@ -330,14 +330,19 @@ def test_n_languages_experiment_reruns_only_augmentation_and_evaluation(workspac
 
 @pytest.mark.slow
 def test_adding_a_language_generates_only_for_it(workspace):
+    """The text stages run for every language in one process; a new language re-runs them, and the finished
+    chunks of the others (data/work/) are reused, not generated again."""
     root = workspace
     set_params(root / "params.yaml", languages=["de", "zh", "es"], n_languages=2)
     ran = stages_run(dvc(root, "repro"))
-    assert {"generate_queries@es", "encode_xqg@es"} <= ran
-    assert {"translate_passages@es", "encode_translate@es", "parallel_contexts@es", "real_questions@es",
-            "encode_real_questions@es"} <= ran
-    assert not ran & {"train_xqg", "generate_queries@de", "generate_queries@zh", "encode_xqg@de", "encode_xqg@zh",
-                      "translate_passages@de", "encode_parallel_contexts@zh", "train_xdr", "encode", "prepare"}, ran
+    assert {"generate_queries", "translate_passages", "parallel_contexts", "real_questions", "encode_items@xqg",
+            "encode_items@real_questions"} <= ran
+    assert not ran & {"train_xqg", "train_translator", "train_xdr", "encode", "prepare"}, ran
+    for method in ("xqg", "translate"):
+        stats = {lang: json.loads((root / "data" / "generated" / method / f"{lang}.stats.json").read_text())
+                 for lang in ("de", "zh", "es")}
+        assert stats["es"]["chunks_reused"] == 0, method
+        assert all(stats[lang]["chunks_reused"] == stats[lang]["chunks"] > 0 for lang in ("de", "zh")), (method, stats)
 
 
 @pytest.mark.slow

@@ -121,6 +121,31 @@ def test_parallel_mask_filters_the_ranking():
     np.testing.assert_array_equal(ranking, brute_top(scores, 100, allowed))
     want = reference(ranking, scores, relevant, tokens, answers)
     assert_measures_equal(scorer.measures(ranking), want)
+    assert_measures_equal(scorer.score(scores, RANK_MEASURES), {m: want[m] for m in RANK_MEASURES})
+
+
+def test_rank_measures_alone_need_no_ranking():
+    """score(names) of rank measures counts what outscores the relevant passage instead of ranking: equal to
+    the full ranking's, also with many equal scores (both rank the lower position first) and unfound (-inf)
+    passages."""
+    tokens, scores, relevant, answers = make_case(6)
+    ends = answer_ends(tokens, answers)
+    allowed = np.random.default_rng(6).random(scores.shape) < 0.5
+    tied = np.floor(scores / 400)  # about 8 passages of a query share each score
+    unfound = np.where(np.arange(scores.shape[1]) % 4 == 0, scores, -np.inf)  # 75 found, fewer than the depth
+    for s, mask in [(scores, None), (tied, None), (tied, allowed), (unfound, None), (unfound, allowed)]:
+        scorer = RankScorer(relevant, [len(t) for t in tokens], ends, 100, mask, BUDGETS)
+        ranking = brute_top(s, 100, mask)
+        ranked = np.take_along_axis(s, np.maximum(ranking, 0), 1)
+        ranking = np.where(np.isfinite(ranked), ranking, -1)
+        above_cut = (ranking >= 0) & (ranked > ranked[:, -1:])  # ties at the depth cut fall either way
+        np.testing.assert_array_equal(scorer.top(s)[above_cut], ranking[above_cut])
+        want = scorer.measures(ranking)
+        got = scorer.score(s, ["nDCG@10", "R@100"])
+        assert list(got) == ["nDCG@10", "R@100"]
+        assert_measures_equal(got, {m: want[m] for m in got})
+        assert 0 < want["nDCG@10"].mean() < 1
+    assert list(scorer.score(scores, ["R@2kt", "R@1"])) == ["R@2kt", "R@1"]
 
 
 def test_answer_ends_match_a_token_scan():

@@ -20,7 +20,7 @@ def test_training_benchmark_times_steps_and_reports_the_losses(tmp_path, mini):
     report = json.loads((tmp_path / "training.json").read_text())["xqg"]
     assert report["steps"] == 2 and len(report["losses"]) == 3 and all(x > 0 for x in report["losses"])
     assert report["seconds_per_step_median"] > 0 and report["trainable_parameters"] > 0
-    again = _run(tmp_path, "--steps", "2", "--warmup", "1", "--out", str(tmp_path / "again.json"))
+    _run(tmp_path, "--steps", "2", "--warmup", "1", "--out", str(tmp_path / "again.json"))
     assert json.loads((tmp_path / "again.json").read_text())["xqg"]["losses"] == report["losses"]  # seeded
     too_long = _run(tmp_path, "--steps", "1000")
     assert too_long.returncode == 2 and "--steps: the committed schedule has" in too_long.stderr

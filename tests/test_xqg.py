@@ -118,15 +118,24 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     assert curve.read_text().splitlines()[0] == "step,train_loss,tune_loss"
     assert curve.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert _weights(tmp_path / "xqg") == _weights(tmp_path / "xqg2")  # same seed, same model in every process
-    for run in ("gen/xqg", "gen2/xqg"):
+    for run, work in (("gen/xqg", "work"), ("gen2/xqg", "work2")):
         run_script("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
-               "--work", "work", cwd=tmp_path)
+               "--work", work, cwd=tmp_path)
     rows = read_jsonl(tmp_path / "gen" / "xqg" / "de.jsonl")
     assert rows == read_jsonl(tmp_path / "gen2" / "xqg" / "de.jsonl")  # same seed, same text
     assert len(rows) == 4 and all(len(r["queries"]) == 2 for r in rows)
     stats = json.loads((tmp_path / "gen" / "xqg" / "de.stats.json").read_text())
     assert stats["passages"] == 4 and stats["queries"] == 8 and stats["generated_tokens"] > 0
-    assert not any((tmp_path / "work").iterdir())  # chunks are dropped once the output is written
+    assert stats["chunks_reused"] == 0
+    kept = list((tmp_path / "work").iterdir())  # the finished chunks stay, one folder per language
+    assert [k.name.split("-")[0] for k in kept] == ["de"] and any(kept[0].iterdir())
+    # the stage run again for more languages generates only the new one; the other's chunks are reused
+    run_script("generate_queries", *common, "--lang", "de", "zh", "--model", "xqg", "--data", "mlqa", "--out",
+               "gen3/xqg", "--work", "work", cwd=tmp_path)
+    assert read_jsonl(tmp_path / "gen3" / "xqg" / "de.jsonl") == rows
+    again = {lang: json.loads((tmp_path / "gen3" / "xqg" / f"{lang}.stats.json").read_text()) for lang in ("de", "zh")}
+    assert again["de"]["chunks_reused"] == again["de"]["chunks"] > 0 and again["zh"]["chunks_reused"] == 0
+    assert sorted(k.name.split("-")[0] for k in (tmp_path / "work").iterdir()) == ["de", "zh"]
     run_script("encode_generated", *common, "--method", "xqg", "--lang", "de", "--model", "xdr", "--data", "mlqa",
            "--dir", "gen/xqg", cwd=tmp_path)
     arrays = np.load(tmp_path / "gen" / "xqg" / "de.npz")

@@ -91,6 +91,10 @@ def run_chunked(items: list[dict], lengths: list[int] | None, work_dir: Path, ch
                                                   "seconds": round(seconds, 2), **where}
 
 
-def finish(work_dir: Path) -> None:
-    """Drop the chunk files once the merged output is written."""
-    shutil.rmtree(work_dir, ignore_errors=True)
+def keep_only(work_dir: Path) -> None:
+    """Once a language's output is written: keep its finished chunks (a re-run of the stage for another
+    list of languages reuses them) and drop the language's folders of earlier inputs (other fingerprints)."""
+    lang = work_dir.name.rsplit("-", 1)[0]
+    for other in work_dir.parent.glob(f"{lang}-*"):
+        if other != work_dir and other.is_dir() and other.name.rsplit("-", 1)[0] == lang:
+            shutil.rmtree(other, ignore_errors=True)

@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .methods import MethodItems
 from .queryset import QuerySet
 from .stats import cluster_means
-from .sweep import SubsetScorer, sweep
+from .sweep import SubsetScorer
 from .tuning import choose_alphas
 
 SIDES = {"query": ("real_questions", "xqg"), "passage": ("parallel_contexts", "translate")}  # (r = 0, r = 1)
@@ -109,11 +109,16 @@ def passage_chrf(human_texts: list[dict], translated_texts: list[dict], masks: l
 
 
 def dial_values(queries: QuerySet, passages: np.ndarray, mix: MethodItems, fusion: dict, plan: dict,
-                measure: int) -> dict[int, np.ndarray]:
-    """k -> per-query ``measure`` (row of ALL_MEASURES) of the mix, averaged over k's subsets (all queries)."""
-    own = mix.own(queries.questions)
-    by_k, _ = sweep(queries, passages, mix.reduced(None), fusion, plan, mix.seconds, mix.tokens, own)
-    return {k: r.all[measure] for k, r in by_k.items()}
+                measure: str) -> dict[int, np.ndarray]:
+    """k -> per-query ``measure`` of the mix, averaged over k's subsets (all queries; as the sweep averages)."""
+    scorer = SubsetScorer(queries, passages, mix.reduced(None), mix.own(queries.questions))
+    out = {}
+    for k, subsets in plan.items():
+        total = np.zeros(len(queries.lang))
+        for subset in subsets:
+            total += scorer(subset, fusion[k], [measure])[0]
+        out[k] = total / len(subsets)
+    return out
 
 
 def tuned_fusion(queries: QuerySet, passages: np.ndarray, mix: MethodItems, fusion: dict, plan: dict,

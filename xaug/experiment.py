@@ -27,16 +27,18 @@ class Experiment:
     index: IndexSettings
 
     @classmethod
-    def from_params(cls, p, passages_prefix, generated_root) -> "Experiment":
+    def from_params(cls, p, passages_prefix, generated_root, items_root=None) -> "Experiment":
         """``languages`` (checked when params.yaml is loaded), ``methods``, ``scaling.weights``, ``evaluate.depth``
-        and the ``index`` group; the passages and every method's items from the pipeline's files."""
+        and the ``index`` group; the passages and every method's items from the pipeline's files (texts' stats
+        in ``generated_root/<method>``, items in ``items_root/<method>``, by default the same folder)."""
         languages = list(p.get_path("languages"))
         names = check_methods(p.get_path("methods"))
         weights = from_params(ScalingSettings, p.get_path("scaling"), only=("weights",)).weights
         depth = from_params(EvaluateSettings, p.get_path("evaluate"), only=("depth",)).depth
         index = from_params(IndexSettings, p.get_path("index"))
         passages, passage_ids = read_embeddings(passages_prefix)  # the files once the parameters are known good
-        methods = {m: load_method(Path(generated_root) / m, m, languages) for m in names}
+        items_root = Path(generated_root if items_root is None else items_root)
+        methods = {m: load_method(Path(generated_root) / m, m, languages, items_root / m) for m in names}
         return cls(languages, weights, passages, passage_ids, methods, depth, index)
 
     def queries(self, data_dir, queries_prefix, setting: str = "global", split: str = "eval") -> QuerySet:

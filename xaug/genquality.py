@@ -68,7 +68,7 @@ def real_questions_by_passage(queries: list[dict], links: list[dict], lang: str,
 
 
 def generation_report(folder, languages, data_dir, passages_prefix, queries_prefix,
-                      corpus_language: str | None = None, log=None) -> dict:
+                      corpus_language: str | None = None, log=None, items=None) -> dict:
     """Per language (and averaged): round-trip R@1/R@10 of the generated texts in ``folder`` (their items
     file, embedded with the baseline xDR) and of the real held-out questions of the same passages,
     share in script, chrF against those real questions, duplicates, and generated tokens.
@@ -85,7 +85,7 @@ def generation_report(folder, languages, data_dir, passages_prefix, queries_pref
     report = {}
     for lang in languages:
         rows = read_texts(folder, lang)
-        vectors, owner = flat_items(*read_items(Path(folder) / f"{lang}.npz"))
+        vectors, owner = flat_items(*read_items(Path(folder if items is None else items) / f"{lang}.npz"))
         real = real_questions_by_passage(queries, links, lang, corpus_language=corpus_language)
         held = [r for r in real_ids if qmeta[r]["lang"] == lang and qmeta[r]["qid"] in pivot]
         evalset = np.isin(owner, [row_of[pid] for pid in real])

@@ -19,21 +19,21 @@ class MethodSpec:
     items: str       # what one item is
     embed_as: str    # the xDR side that embeds the items: query | passage
     text_stage: str  # the stage that writes data/generated/<name>/<lang>.jsonl (xaug.formats.write_texts)
-    stage: str       # the stage that embeds them into data/generated/<name>/<lang>.npz
+    stage: str       # the stage that embeds them into data/items/<name>/<lang>.npz
     setting: str = "global"  # the corpus setting it is reported (and tuned) in
     leave_out: bool = False  # items are the evaluated questions: scored leave-question-out (xaug.leave_out)
 
 
 METHODS = {m.name: m for m in (
-    MethodSpec("xqg", "a query generated in the target language", "query", "generate_queries", "encode_xqg"),
+    MethodSpec("xqg", "a query generated in the target language", "query", "generate_queries", "encode_items@xqg"),
     MethodSpec("translate", "the passage machine-translated into the target language", "passage",
-               "translate_passages", "encode_translate"),
+               "translate_passages", "encode_items@translate"),
     MethodSpec("parallel_contexts", "MLQA's target-language context of the passage (comparable text, not a "
                "translation; only passages with such a context are covered)", "passage", "parallel_contexts",
-               "encode_parallel_contexts", "parallel"),  # global: its coverage leaks the answer
+               "encode_items@parallel_contexts", "parallel"),  # global: its coverage leaks the answer
     MethodSpec("real_questions", "a real question about the passage in the target language, never the evaluated "
                "one (leave-question-out; what a perfect query generator could write)", "query", "real_questions",
-               "encode_real_questions", "parallel", leave_out=True),  # covers the passages with L questions
+               "encode_items@real_questions", "parallel", leave_out=True),  # covers the passages with L questions
 )}
 # every method is compared with the same content-free controls (xaug.scaling): its items shuffled across
 # passages (coverage kept) and the centroid of its items (a constant shift)
@@ -160,20 +160,22 @@ class MethodItems:
         return [own_items(owners, items, sources) for (items, _), sources in zip(self.raw, self.sources)]
 
 
-def load_method(folder, method: str, languages: list[str]) -> MethodItems:
-    """``folder/<lang>.npz`` (items, counts) and ``<lang>.stats.json`` (cost) for each of ``languages``."""
+def load_method(folder, method: str, languages: list[str], items=None) -> MethodItems:
+    """``items/<lang>.npz`` (items, counts; ``items`` defaults to ``folder``) and ``folder/<lang>.stats.json``
+    (cost) for each of ``languages``."""
     folder = Path(folder)
+    items = folder if items is None else Path(items)
     raw, seconds, tokens, sources = [], [], [], []
     for lang in languages:
-        path = folder / f"{lang}.npz"
+        path = items / f"{lang}.npz"
         if not path.is_file():
-            raise ConfigError(f"{path}: {method} embeddings for {lang!r} not found (run {METHODS[method].stage}@{lang})")
+            raise ConfigError(f"{path}: {method} embeddings for {lang!r} not found (run {METHODS[method].stage})")
         raw.append(read_items(path))
         if METHODS[method].leave_out:
             sources.append(read_item_sources(path))
             if sources[-1] is None:
                 raise ConfigError(f"{path}: no question ids (sources) for the leave-out of {method}; "
-                                  f"re-run {METHODS[method].stage}@{lang}")
+                                  f"re-run {METHODS[method].stage}")
         stats = read_text_stats(folder, lang)
         if not {"seconds", "generated_tokens"} <= set(stats):
             raise ConfigError(f"{folder / (lang + '.stats.json')}: expected 'seconds' and 'generated_tokens'")
@@ -189,7 +191,7 @@ def embed_generated(encoder, method: str, folder, lang: str, corpus_ids: list[st
     missing = [pid for pid in corpus_ids if pid not in texts_of]
     if missing:
         raise ConfigError(f"{Path(folder) / (lang + '.jsonl')}: no entry for {len(missing)} corpus passages "
-                          f"(first {missing[0]}); re-run {METHODS[method].text_stage}@{lang}")
+                          f"(first {missing[0]}); re-run {METHODS[method].text_stage}")
     texts = [t for pid in corpus_ids for t in texts_of[pid]]
     sources = None
     if METHODS[method].leave_out:
@@ -197,7 +199,7 @@ def embed_generated(encoder, method: str, folder, lang: str, corpus_ids: list[st
         sources = [s for pid in corpus_ids for s in sources_of.get(pid, [None] * len(texts_of[pid]))]
         if None in sources:
             raise ConfigError(f"{Path(folder) / (lang + '.jsonl')}: texts without question ids (sources); "
-                              f"re-run {METHODS[method].text_stage}@{lang}")
+                              f"re-run {METHODS[method].text_stage}")
     vectors, tokens = encoder.encode(texts, METHODS[method].embed_as, batch_size=settings.batch_size,
                                      max_tokens=settings.max_tokens, bf16=settings.bf16, desc=f"encode {method} {lang}")
     write_items(out, vectors, [len(texts_of[pid]) for pid in corpus_ids], sources)

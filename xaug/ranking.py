@@ -98,13 +98,14 @@ class RankScorer:
                    evaluator.depth if depth is None else depth, allowed)
 
     def top(self, scores: np.ndarray) -> np.ndarray:
-        """(Q, depth) positions of each query's best passages, best first; -1 pads past the allowed ones."""
+        """(Q, depth) positions of each query's best passages, best first (equal scores: the lower position
+        first); -1 pads past the allowed ones."""
         scores = np.asarray(scores)
         if self.allowed is not None:
             scores = np.where(self.allowed, scores, -np.inf)
         n = scores.shape[1]
         k = min(self.depth, n)
-        order = np.argpartition(scores, n - k, axis=1)[:, n - k:] if k < n else \
+        order = np.sort(np.argpartition(scores, n - k, axis=1)[:, n - k:], axis=1) if k < n else \
             np.broadcast_to(np.arange(k), (len(scores), k))
         order = np.take_along_axis(order, np.argsort(-np.take_along_axis(scores, order, 1), axis=1, kind="stable"), 1)
         if self.allowed is not None:
@@ -136,6 +137,28 @@ class RankScorer:
             out[name] = (end <= budget).any(1).astype(np.float64)
         return out
 
-    def score(self, scores: np.ndarray) -> dict[str, np.ndarray]:
-        """``measures(top(scores))``."""
-        return self.measures(self.top(scores))
+    def score(self, scores: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """``measures(top(scores))``, or only the measures ``names``. Rank measures alone (e.g. a tuning grid's
+        nDCG@10) need no ranking: only how many allowed passages outscore the relevant one (equal scores rank
+        the lower position first; -inf, a passage an approximate index did not find, ranks nowhere)."""
+        if names is not None and all(name in RANK_MEASURES for name in names):
+            rank = self._rank_measures(self.rank(scores))
+            return {name: rank[name] for name in names}
+        out = self.measures(self.top(scores))
+        return out if names is None else {name: out[name] for name in names}
+
+    def rank(self, scores: np.ndarray) -> np.ndarray:
+        """(Q,) float64: the rank of each query's relevant passage, inf where it is not ranked (none, not
+        allowed, scored -inf or below the depth)."""
+        scores = np.asarray(scores)
+        rows = np.arange(len(scores))
+        relevant = np.maximum(self.relevant, 0)
+        own = scores[rows, relevant][:, None]
+        above = (scores > own) | ((scores == own) & (np.arange(scores.shape[1]) < relevant[:, None]))
+        if self.allowed is not None:
+            above &= self.allowed
+        rank = above.sum(1).astype(np.float64) + 1
+        ranked = (self.relevant >= 0) & np.isfinite(own[:, 0]) & (rank <= self.depth)
+        if self.allowed is not None:
+            ranked &= self.allowed[rows, relevant]
+        return np.where(ranked, rank, np.inf)

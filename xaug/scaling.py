@@ -177,20 +177,32 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
 
 
 def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str], fusion: dict, seed: int, data_dir,
-                queries_prefix, renormalize: dict, betas: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+                queries_prefix, renormalize: dict, betas: dict, log=None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """``run_setting`` over every corpus setting of ``corpus_settings`` (``evaluate.settings``) for the methods of
     ``experiment`` (``xaug.experiment.Experiment``; ``fusion``: method -> (weight mode, renormalize) -> k ->
     FusionSettings; ``renormalize``: method -> its configured state; ``betas``: setting -> the normalisation
-    baseline's strength): (gains, contrasts, transfers by setting, coverage by setting: ``xaug.coverage``)."""
+    baseline's strength): (gains, contrasts, transfers by setting, coverage by setting: ``xaug.coverage``).
+    A setting whose queries rank exactly as an earlier setting's (XQuAD: every passage has a parallel in every
+    language, so ``parallel`` is ``global``) takes that setting's results instead of running them again."""
     plan = subset_plan(len(experiment.languages), settings.subsets, seed)
     gains, contrasts, transfers, covered = [], [], {}, {}
+    done: dict[str, tuple[QuerySet, tuple]] = {}
     for setting in corpus_settings:
         queries = experiment.queries(data_dir, queries_prefix, setting)
         covered[setting] = {name: coverage(queries, method) for name, method in experiment.methods.items()}
-        g, c, t = run_setting(queries, experiment.passages,
-                              experiment.methods, fusion, plan, experiment.weights, settings.permutations, seed,
-                              settings.resamples, experiment.languages, settings.workers,
-                              settings.equivalence_margin, renormalize, betas[setting])
+        same = next((s for s, (q, _) in done.items() if q.ranks_like(queries) and betas[s] == betas[setting]), None)
+        if same is not None:
+            g, c, t = done[same][1]
+            g, c = g.assign(setting=setting), c.assign(setting=setting)
+            if log:
+                log.info("%s corpus: every query ranks the passages as in the %s corpus; its results are those",
+                         setting, same)
+        else:
+            g, c, t = run_setting(queries, experiment.passages,
+                                  experiment.methods, fusion, plan, experiment.weights, settings.permutations, seed,
+                                  settings.resamples, experiment.languages, settings.workers,
+                                  settings.equivalence_margin, renormalize, betas[setting])
+            done[setting] = (queries, (g, c, t))
         gains.append(g)
         contrasts.append(c)
         transfers[setting] = t

@@ -186,7 +186,8 @@ class SubsetScorer:
         self.projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items
 
-    def __call__(self, subset: tuple[int, ...], fusion: FusionSettings) -> np.ndarray:
+    def __call__(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None = None) -> np.ndarray:
+        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper)."""
         items = [self.items[i] for i in subset]
         fix = None
         if self.own is not None:
@@ -196,8 +197,8 @@ class SubsetScorer:
             fix = correction(self.queries.vectors, self.passages, items, own, fusion, self._without[1])
         if self.projection:
             scores = self.projection.scores(subset, fusion)
-            return self.queries.measures(scores if fix is None else fix.apply(scores))
-        return self.queries.score(combine(self.passages, items, fusion), fix)
+            return self.queries.measures(scores if fix is None else fix.apply(scores), names)
+        return self.queries.score(combine(self.passages, items, fusion), fix, names)
 
 
 def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: dict[int, FusionSettings],

@@ -66,15 +66,15 @@ def alpha_grid(scorer: SubsetScorer, plan: dict[int, list[tuple[int, ...]]], alp
                renormalize: bool, n_used: int | None, name: str, measure: str) -> dict[int, list[dict]]:
     """k -> one grid point per alpha: the question-level mean of ``measure`` over the cross-lingual queries of
     ``scorer``, averaged over the planned subsets of k languages."""
-    queries, i = scorer.queries, ALL_MEASURES.index(measure)
+    queries = scorer.queries
     cross = queries.lang >= 0
     out = {}
     for k, subsets in plan.items():
         sums = np.zeros(len(alphas))
         for subset in subsets:
             for j, alpha in enumerate(alphas):
-                values = scorer(subset, FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}"))
-                sums[j] += _question_mean(values[i], cross, queries.clusters)
+                values = scorer(subset, FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}"), [measure])
+                sums[j] += _question_mean(values[0], cross, queries.clusters)
         out[k] = [{"alpha": alpha, "n_queries_used": n_used, measure: round(float(s / len(subsets)), 6)}
                   for alpha, s in zip(alphas, sums)]
     return out
@@ -111,13 +111,13 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
     subsets of language indices averaged at k (``xaug.sweep.subset_plan``); ``workers``: processes."""
     settings.check_generated(n_generated)
     passages, measure = experiment.passages, settings.measure
-    i = ALL_MEASURES.index(measure)
     baselines: dict[str, float] = {}
     for setting, queries in query_sets.items():
         if not (queries.lang >= 0).any():
             raise ConfigError("tune: the tune split has no cross-lingual questions in `languages` "
                               "(data.tune_fraction too small?)")
-        baselines[setting] = _question_mean(queries.score(passages)[i], queries.lang >= 0, queries.clusters)
+        baselines[setting] = _question_mean(queries.score(passages, names=[measure])[0], queries.lang >= 0,
+                                            queries.clusters)
     tasks = [(name, weight, renormalize, n_used)
              for name in experiment.methods for weight in experiment.weights
              for renormalize in (augment[name].renormalize, not augment[name].renormalize)
@@ -150,7 +150,7 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
                                       for c in entry["by_k"].values()))
     normalisation = {}
     for setting, queries in query_sets.items():
-        grid = [{"beta": beta, measure: round(_question_mean(queries.score(centred(passages, beta))[i],
+        grid = [{"beta": beta, measure: round(_question_mean(queries.score(centred(passages, beta), names=[measure])[0],
                                                               queries.lang >= 0, queries.clusters), 6)}
                 for beta in centring_grid(settings.alphas)]
         best = max(grid, key=lambda g: (g[measure], -abs(g["beta"])))
