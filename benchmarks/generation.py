@@ -150,7 +150,7 @@ def main():
     naive_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    lengths = generator.source_lengths(corpus)
+    lengths = generator.source_lengths(corpus, args.lang)
     order = sorted(range(len(corpus)), key=lambda i: -lengths[i])
     batched = [None] * len(corpus)
     for s in range(0, len(order), args.batch_size):

@@ -14,7 +14,8 @@ passages holding a query's own question's items are rescored without them (--aug
 from pathlib import Path
 
 from xaug.cli import run
-from xaug.evaluation import EvaluateSettings, Evaluator, default_systems, evaluate_systems, load_systems, metrics_path
+from xaug.evaluation import (EvaluateSettings, Evaluator, default_systems, evaluate_systems, load_systems,
+                             metrics_path, system_indexes)
 from xaug.formats import read_leave_out
 from xaug.io import write_json
 from xaug.methods import METHODS, check_methods
@@ -39,18 +40,23 @@ def main(args, p, log):
     settings = from_params(EvaluateSettings, p.get_path("evaluate"))
     specs = args.system or default_systems(args.index_dir, check_methods(p.get_path("methods", [])))
     index = from_params(IndexSettings, p.get_path("index"), only=("search_params",))
-    searchers = load_systems(specs, index.search_params)
-    left_out = {name: read_leave_out(Path(args.augmented) / f"{name}.leave_out.npz") for name in searchers
+    names = list(system_indexes(specs))  # every index file exists, or a one-line error now
+    left_out = {name: read_leave_out(Path(args.augmented) / f"{name}.leave_out.npz") for name in names
                 if name in METHODS and METHODS[name].leave_out}
-    for setting in settings.settings:
-        evaluator = Evaluator(args.data, args.queries, p.get_path("languages"), settings.depth, setting)
-        metrics = evaluate_systems(evaluator, searchers, args.runs, left_out)
-        for name, summary in metrics.items():
+    evaluators = [Evaluator(args.data, args.queries, p.get_path("languages"), settings.depth, setting)
+                  for setting in settings.settings]
+    metrics = {setting: {} for setting in settings.settings}
+    for name, searcher in load_systems(specs, index.search_params):  # one index in memory at a time
+        for evaluator in evaluators:
+            summary = evaluate_systems(evaluator, {name: searcher}, args.runs, left_out)[name]
+            metrics[evaluator.setting][name] = summary
             avg = summary["avg"]
             log.info("%s, %s corpus, cross-lingual avg: R@1 %.3f nDCG@10 %.3f R@100 %.3f R@2kt %.3f; %s R@1 %.3f", name,
-                     setting, avg["R@1"], avg["nDCG@10"], avg["R@100"], avg["R@2kt"], evaluator.corpus_language,
-                     summary.get(evaluator.corpus_language, {}).get("R@1", float("nan")))
-        write_json(metrics_path(args.metrics, setting), metrics)
+                     evaluator.setting, avg["R@1"], avg["nDCG@10"], avg["R@100"], avg["R@2kt"],
+                     evaluator.corpus_language, summary.get(evaluator.corpus_language, {}).get("R@1", float("nan")))
+        del searcher
+    for setting, by_system in metrics.items():
+        write_json(metrics_path(args.metrics, setting), by_system)
 
 
 if __name__ == "__main__":

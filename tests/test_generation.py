@@ -112,8 +112,9 @@ def test_quality_measures_hand_computed():
     passages = np.eye(3, dtype=np.float32)
     queries = np.array([[1, 0, 0], [0.1, 0.5, 0.6], [0.2, 0.9, 0.0]], dtype=np.float32)
     # query 0 -> own passage 0 first; query 1 (own 1) ranks it second; query 2 (own 2) ranks it third
-    assert round_trip(queries, [0, 1, 2], passages, ks=(1, 2)) == {"R@1": pytest.approx(1 / 3, abs=1e-4),
-                                                                   "R@2": pytest.approx(2 / 3, abs=1e-4)}
+    expected = {"R@1": pytest.approx(1 / 3, abs=1e-4), "R@2": pytest.approx(2 / 3, abs=1e-4)}
+    assert round_trip(queries, [0, 1, 2], passages, ks=(1, 2)) == expected
+    assert round_trip(queries, [0, 1, 2], passages, ks=(1, 2), rows=2) == expected  # in chunks of 2 queries
 
 
 def test_copy_bias_favours_rare_source_pieces():
@@ -141,7 +142,7 @@ class _RecordingGenerator:
     def __init__(self):
         self.batches = []
 
-    def source_lengths(self, passages):
+    def source_lengths(self, passages, lang):
         return [len(p["text"].split()) for p in passages]
 
     def generate(self, batch, lang, settings, n=None):

@@ -3,6 +3,7 @@ sentencepiece.bpe.model) behind the project's loaders: a tiny sentencepiece mode
 classes built from it, saved with tiny randomly initialised models of the real architectures in hub-like folders.
 Broken tokenizer files are one-line ConfigErrors naming the parameter; HF translators may repeat a bigram."""
 import json
+import math
 import shutil
 import sys
 
@@ -144,6 +145,11 @@ def test_t5_spiece_model_loads_as_the_query_generator(tmp_path, arch):
     pieces = spm.SentencePieceProcessor(model_file=model_file).encode(SENTENCES[0], out_type=str)
     assert tokenizer.tokenize(SENTENCES[0]) == pieces  # the conversion keeps sentencepiece's segmentation
     gen = Seq2SeqGenerator(model, tokenizer, max_source_length=64)
+    # budgets count what the model reads: the prompt in the target language, the title and the passage
+    prompts = [make_prompt("de", p.get("title", ""), p["text"]) for p in PASSAGES]
+    assert gen.source_lengths(PASSAGES, "de") == [min(64, len(tokenizer(t)["input_ids"])) for t in prompts]
+    assert all(a > b for a, b in zip(gen.source_lengths(PASSAGES, "de"),
+                                     [len(tokenizer(p["text"])["input_ids"]) for p in PASSAGES]))
     torch.manual_seed(0)
     sampled, tokens = gen.generate(PASSAGES, "de", SamplingSettings(n_queries=2, top_k=5, max_new_tokens=6))
     assert len(sampled) == 2 and all(len(q) == 2 and all(isinstance(s, str) for s in q) for q in sampled)
@@ -222,7 +228,8 @@ def test_a_broken_model_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("layout", ["nllb", "m2m100", "m2m100-saved"])
 def test_hf_translation_may_repeat_a_bigram(tmp_path, layout):
     """A model that always prefers one piece repeats it: HF translators do not block repeated bigrams (a real
-    translation repeats some, "of the ... of the"); the forced language token is never part of the text."""
+    translation repeats some, "of the ... of the"), and a translation may run to ``translate.length_ratio`` times
+    the batch's longest source (plus 8), not to a fixed cap; the forced language token is never part of the text."""
     folder, _ = FOLDERS[layout](tmp_path)
     tr = load_hf_translator(str(folder))
     piece = tr.tokenizer.convert_tokens_to_ids("▁Paris")
@@ -233,6 +240,12 @@ def test_hf_translation_may_repeat_a_bigram(tmp_path, layout):
         head.bias.zero_()
         head.bias[piece] = 10.0
     tr.model.lm_head = head  # replaced, not edited: the original is tied to the input embeddings
-    out, tokens = tr.translate(SENTENCES, "de", TranslateSettings(max_new_tokens=6))
-    assert out == ["Paris Paris Paris Paris Paris"] * 2  # the forced language token, then the one piece 5 times
-    assert tokens == 2 * 5
+    settings = TranslateSettings(max_new_tokens=6, length_ratio=1.5)  # max_new_tokens: the warm translator's
+    longest = max(len(tr.tokenizer(s)["input_ids"]) for s in SENTENCES)
+    n = settings.generation_length(longest) - 1  # the forced language token, then the one piece n times
+    assert n == math.ceil(1.5 * longest) + 7 > 6
+    out, tokens = tr.translate(SENTENCES, "de", settings)
+    assert out == [" ".join(["Paris"] * n)] * 2
+    assert tokens == 2 * n
+    with pytest.raises(ConfigError, match=r"^translate\.length_ratio: expected a positive number"):
+        TranslateSettings(length_ratio=0)

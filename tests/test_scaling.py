@@ -134,6 +134,35 @@ def test_projection_equals_scoring_the_fused_passages(world):
         np.testing.assert_allclose(projection.scores(subset, settings), direct, rtol=1e-4, atol=1e-4)
 
 
+def test_one_similarity_with_an_unnormalised_encoder():
+    """With passages of unequal norms (``xdr.normalize: false``), renormalised systems keep each passage's norm,
+    so they rank by the baseline's inner product (at alpha 0 exactly the baseline, not its cosine); the projection
+    equals scoring the fused passages, and centring keeps the norms too."""
+    rng = np.random.default_rng(3)
+    passages = (rng.standard_normal((7, 4)) * rng.uniform(0.3, 3.0, (7, 1))).astype(np.float32)
+    queries = rng.standard_normal((5, 4)).astype(np.float32)
+    qs = QuerySet(queries, np.zeros(5, np.int64), np.arange(5), None, "global")
+    counts = np.array([2, 1, 0, 3, 1, 2, 1])
+    items = [LanguageItems((rng.standard_normal((7, 4)) * counts[:, None]).astype(np.float32), counts),
+             LanguageItems(rng.standard_normal((7, 4)).astype(np.float32), np.ones(7, np.int64))]
+    norms = np.linalg.norm(passages, axis=1)
+    for weight in ("fixed", "per_item"):
+        zero = combine(passages, items, FusionSettings(0.0, weight, renormalize=True))
+        np.testing.assert_allclose(zero, passages, rtol=1e-5, atol=1e-6)  # the baseline, not unit vectors
+        fused = combine(passages, items, FusionSettings(0.3, weight, renormalize=True))
+        np.testing.assert_allclose(np.linalg.norm(fused, axis=1), norms, rtol=1e-5)
+        projection = Projection(qs, passages, items)
+        for subset in ((0,), (1,), (0, 1)):
+            settings = FusionSettings(0.3, weight, renormalize=True)
+            direct = queries @ combine(passages, [items[i] for i in subset], settings).T
+            np.testing.assert_allclose(projection.scores(subset, settings), direct, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(centred(passages, 0.0), passages, rtol=1e-5, atol=1e-6)  # beta 0: the baseline
+    np.testing.assert_allclose(np.linalg.norm(centred(passages, 1.0), axis=1), norms, rtol=1e-5)
+    unit = passages / norms[:, None]  # a normalising encoder: renormalised systems stay unit vectors
+    np.testing.assert_allclose(np.linalg.norm(combine(unit, items, FusionSettings(0.3, "fixed", renormalize=True)),
+                                              axis=1), 1.0, rtol=1e-5)
+
+
 def test_controls_keep_coverage_and_counts():
     rng = np.random.default_rng(0)
     counts = np.array([0, 2, 1, 0, 2, 2])

@@ -45,3 +45,26 @@ def test_untrainable_index_is_reported(vectors):
 def test_ids_must_match(vectors):
     with pytest.raises(ConfigError, match="expected a \\(n, dim\\) matrix"):
         FaissSearcher.build(vectors, ["only-one"])
+
+
+def test_systems_load_one_index_at_a_time(vectors, tmp_path):
+    """evaluate holds one index in memory at once: ``load_systems`` loads the next only when asked, and a
+    missing index file is a one-line error before any is loaded."""
+    from xaug.evaluation import load_systems, system_indexes
+
+    ids = [f"p{i}" for i in range(len(vectors))]
+    for name in ("baseline", "xqg"):
+        FaissSearcher.build(vectors, ids).save(tmp_path / f"{name}.faiss")
+    specs = [f"baseline={tmp_path / 'baseline.faiss'}", f"xqg={tmp_path / 'xqg.faiss'}"]
+    systems = load_systems(specs)
+    (tmp_path / "xqg.faiss").rename(tmp_path / "later.faiss")  # checked up front, loaded when its turn comes
+    with pytest.raises(ConfigError, match=r"xqg\.faiss: index file not found \(system 'xqg'\)$"):
+        next(systems)
+    (tmp_path / "later.faiss").rename(tmp_path / "xqg.faiss")
+    systems = load_systems(specs)
+    name, first = next(systems)
+    assert name == "baseline" and first.ids == ids
+    (tmp_path / "xqg.faiss").unlink()  # still the second one's turn to load: it fails only now
+    with pytest.raises(ConfigError, match=r"xqg\.faiss: index file not found$"):
+        next(systems)
+    assert list(system_indexes(specs[:1])) == ["baseline"]

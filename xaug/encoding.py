@@ -108,6 +108,13 @@ class DenseEncoder:
                               padding=padding, return_tensors="pt" if padding else None,
                               return_token_type_ids=False)
 
+    def lengths(self, texts: Sequence[str], kind: str, block: int = 4096) -> list[int]:
+        """Tokens of each text as ``tokenize`` encodes it, ``block`` texts at a time (only the counts are kept)."""
+        out: list[int] = []
+        for start in range(0, len(texts), block):
+            out.extend(len(x) for x in self.tokenize(texts[start: start + block], kind, padding=False)["input_ids"])
+        return out
+
     def forward(self, batch) -> torch.Tensor:
         ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
         out = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -128,13 +135,11 @@ class DenseEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out, 0
-        ids = self.tokenize(texts, kind, padding=False)["input_ids"]
         autocast = bf16_autocast(self.device, bf16)
         tokens = 0
         with tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text", disable=not progress) as bar, autocast:
-            for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
-                feats = [{"input_ids": ids[i], "attention_mask": [1] * len(ids[i])} for i in idx]
-                batch = self.tokenizer.pad(feats, return_tensors="pt")
+            for idx in length_batches(self.lengths(texts, kind), batch_size, max_tokens):
+                batch = self.tokenize([texts[i] for i in idx], kind)  # per batch: no token lists of the corpus
                 tokens += int(batch["attention_mask"].sum())
                 out[idx] = self.forward(batch).float().cpu().numpy()
                 bar.update(len(idx))

@@ -49,13 +49,23 @@ def default_systems(index_dir, methods: list[str]) -> list[str]:
     return [f"{name}={Path(index_dir) / name}.faiss" for name in ["baseline", *methods]]
 
 
-def load_systems(specs: list[str], search_params: str = "") -> dict[str, FaissSearcher]:
-    """System name -> its searcher, from ``NAME=INDEX`` specs (in order; a repeated name: the last index)."""
-    searchers = {}
+def system_indexes(specs: list[str]) -> dict[str, Path]:
+    """System name -> its index file, from ``NAME=INDEX`` specs (in order; a repeated name: the last index);
+    every file must exist (checked now, before any is loaded)."""
+    indexes = {}
     for spec in specs:
         name, _, index = spec.partition("=")
-        searchers[name] = FaissSearcher.load(index, search_params)
-    return searchers
+        if not Path(index).is_file():
+            raise ConfigError(f"{index}: index file not found (system {name!r})")
+        indexes[name] = Path(index)
+    return indexes
+
+
+def load_systems(specs: list[str], search_params: str = ""):
+    """(system name, its searcher) for each ``NAME=INDEX`` spec, loaded one at a time as the caller asks for
+    the next: one index in memory at once, however many systems are compared."""
+    for name, index in system_indexes(specs).items():
+        yield name, FaissSearcher.load(index, search_params)
 
 
 def metrics_path(out, setting: str) -> Path:

@@ -73,14 +73,35 @@ class LanguageItems:
         return cls(np.einsum("nm,nmd->nd", mask, items[:, :m].astype(np.float32)), valid)
 
 
+UNIT_TOLERANCE = 1e-4  # passages whose norms all lie within this of 1 come from a normalising encoder
+
+
+def unit_passages(norms_squared: np.ndarray) -> bool:
+    """Whether passages with these squared norms are unit vectors (``xdr.normalize: true``), up to rounding."""
+    return bool(np.all(np.abs(np.asarray(norms_squared, dtype=np.float64) - 1.0) <= UNIT_TOLERANCE))
+
+
+def restored_norms(passages: np.ndarray) -> np.ndarray | None:
+    """The length a renormalised ``p'`` is scaled back to: None (unit length) when the passages are unit
+    vectors, else each passage's own norm (n, 1). So the baseline and every augmented system rank with one
+    similarity whatever ``xdr.normalize`` is: the cosine of unit vectors, or the inner product with passages
+    of unchanged norms (never cosine against the baseline's inner product)."""
+    norms = np.linalg.norm(np.asarray(passages, dtype=np.float32), axis=1, keepdims=True)
+    return None if unit_passages(norms[:, 0].astype(np.float64) ** 2) else norms
+
+
 def fuse(passages: np.ndarray, sums: np.ndarray, counts: np.ndarray, settings: FusionSettings) -> np.ndarray:
-    """``p'`` for every passage from the summed items and item counts of the augmenting languages."""
+    """``p'`` for every passage from the summed items and item counts of the augmenting languages; with
+    ``renormalize``, scaled back to the passage's own length (``restored_norms``: unit for unit passages)."""
     passages = np.asarray(passages, dtype=np.float32)
     covered = counts > 0
     pooled = sums / np.maximum(counts, 1)[:, None] if settings.weight == "fixed" else sums
     out = np.where(covered[:, None], (1.0 - settings.alpha) * passages + settings.alpha * pooled, passages)
     if settings.renormalize:
         out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        norms = restored_norms(passages)
+        if norms is not None:
+            out = out * norms
     return out.astype(np.float32)
 
 

@@ -1,6 +1,6 @@
 """Loading the query generator a ``train_xqg`` stage wrote (``xqg.model``: ``warm``, ``xaug.warm``; ``tiny``
 or a HF id/path, ``xaug.seq2seq``). Both generators share one interface: ``generate(passages, lang,
-settings) -> (queries per passage, generated tokens)``, ``source_lengths(passages)``, ``to(device)``,
+settings) -> (queries per passage, generated tokens)``, ``source_lengths(passages, lang)``, ``to(device)``,
 ``set_copy_vocabulary(texts, max_df)`` and ``shared_encoder()``. Training: ``xaug.xqg_training``."""
 from __future__ import annotations
 

@@ -46,13 +46,19 @@ def chrf_against_real(generated: dict[str, list[str]], real: dict[str, list[str]
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def round_trip(query_vectors: np.ndarray, owner: list[int], passage_vectors: np.ndarray, ks=(1, 10)) -> dict:
-    """R@k of each query retrieving the passage it belongs to (``owner`` = row in ``passage_vectors``)."""
+def round_trip(query_vectors: np.ndarray, owner: list[int], passage_vectors: np.ndarray, ks=(1, 10),
+               rows: int = 4096) -> dict:
+    """R@k of each query retrieving the passage it belongs to (``owner`` = row in ``passage_vectors``), scored
+    ``rows`` queries at a time (memory: rows x passages scores, not queries x passages)."""
     if len(owner) == 0:
         return {f"R@{k}": float("nan") for k in ks}
-    scores = query_vectors.astype(np.float32) @ passage_vectors.astype(np.float32).T
-    own = scores[np.arange(len(owner)), owner]
-    rank = (scores > own[:, None]).sum(1)  # 0 = ranked first
+    passages = passage_vectors.astype(np.float32)
+    owner = np.asarray(owner)
+    rank = np.empty(len(owner), dtype=np.int64)  # 0 = ranked first
+    for start in range(0, len(owner), rows):
+        scores = query_vectors[start: start + rows].astype(np.float32) @ passages.T
+        own = scores[np.arange(len(scores)), owner[start: start + rows]]
+        rank[start: start + rows] = (scores > own[:, None]).sum(1)
     return {f"R@{k}": round(float(np.mean(rank < k)), 4) for k in ks}
 
 

@@ -11,11 +11,14 @@ baseline here is the family between both, one strength ``beta`` chosen on the tu
 
 ``beta = 1``: Suzuki et al.'s centring; ``beta = -alpha / (1 - alpha)``: re-normalising after adding the
 corpus mean with weight alpha (the same direction as the centroid control's shift). ``beta = 0`` is the
-baseline itself when the passages are unit vectors.
+baseline itself. Passages that are not unit vectors (``xdr.normalize: false``) are scaled back to their own
+norm rather than to unit length, as renormalised fusions are (``xaug.fusion.restored_norms``).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .fusion import restored_norms
 
 
 def centring_grid(alphas: list[float]) -> list[float]:
@@ -26,7 +29,10 @@ def centring_grid(alphas: list[float]) -> list[float]:
 
 
 def centred(passages: np.ndarray, beta: float) -> np.ndarray:
-    """``(p - beta * mu) / |p - beta * mu|`` for every passage, mu the mean passage (float32)."""
+    """``(p - beta * mu) / |p - beta * mu|`` for every passage, mu the mean passage (float32), times ``|p|``
+    when the passages are not unit vectors."""
     p = np.asarray(passages, dtype=np.float32)
     out = p - np.float32(beta) * p.mean(axis=0, dtype=np.float64).astype(np.float32)
-    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    norms = restored_norms(p)
+    return (out if norms is None else out * norms).astype(np.float32)

@@ -41,7 +41,7 @@ def split_outputs(tokenizer, sequences: torch.Tensor, n_passages: int, n: int) -
 class Seq2SeqGenerator:
     """A Hugging Face encoder-decoder (mT5, T5, ...) prompted with the paper's input."""
 
-    def __init__(self, model, tokenizer, max_source_length: int = 256):
+    def __init__(self, model, tokenizer, max_source_length: int = 512):
         self.model, self.tokenizer, self.max_source_length = model.eval(), tokenizer, max_source_length
         self.copy_vocabulary: set[int] | None = None
 
@@ -57,17 +57,22 @@ class Seq2SeqGenerator:
         ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         self.copy_vocabulary = rare_pieces(ids, max_df)
 
-    def source_lengths(self, passages: Sequence[dict]) -> list[int]:
-        enc = self.tokenizer([p["text"] for p in passages], truncation=True, max_length=self.max_source_length)
+    def source_lengths(self, passages: Sequence[dict], lang: str) -> list[int]:
+        """Source tokens of each passage's input: the prompt in ``lang`` with its title and text, as ``generate``
+        encodes it (so ``xqg.max_tokens`` budgets what the model reads)."""
+        enc = self.tokenizer(self.prompts(passages, lang), truncation=True, max_length=self.max_source_length)
         return [len(x) for x in enc["input_ids"]]
+
+    @staticmethod
+    def prompts(passages: Sequence[dict], lang: str) -> list[str]:
+        return [make_prompt(lang, p.get("title", ""), p["text"]) for p in passages]
 
     @torch.inference_mode()
     def generate(self, passages: Sequence[dict], lang: str, settings: SamplingSettings,
                  n: int | None = None) -> tuple[list[list[str]], int]:
         n = n or settings.n_queries
-        prompts = [make_prompt(lang, p.get("title", ""), p["text"]) for p in passages]
-        batch = self.tokenizer(prompts, truncation=True, max_length=self.max_source_length, padding=True,
-                               return_tensors="pt")
+        batch = self.tokenizer(self.prompts(passages, lang), truncation=True, max_length=self.max_source_length,
+                               padding=True, return_tensors="pt")
         allowed = self.copy_vocabulary
         special = set(self.tokenizer.all_special_ids)  # a property transformers computes on every use
         sources = [[t for t in row if t not in special and (allowed is None or t in allowed)]

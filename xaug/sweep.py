@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
-from .fusion import FusionSettings, LanguageItems, check_weights, combine
+from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
 from .metrics import ALL_MEASURES
 from .params import check_int
@@ -91,6 +91,9 @@ class Projection:
         p = np.asarray(passages, dtype=np.float32)
         self.qp = queries.vectors @ p.T
         self.pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
+        # renormalised: back to unit length, or to each passage's own norm when the encoder does not
+        # normalise (``xaug.fusion.restored_norms``: one similarity for the baseline and every system)
+        self.restore = None if unit_passages(self.pp) else np.sqrt(self.pp)
         self.qs = [queries.vectors @ it.sums.T for it in items]
         self.ps = [np.einsum("nd,nd->n", p, it.sums, dtype=np.float64) for it in items]
         self.gram = {(a, b): np.einsum("nd,nd->n", items[a].sums, items[b].sums, dtype=np.float64)
@@ -109,6 +112,8 @@ class Projection:
             pt = sum(self.ps[i] for i in subset)
             tt = sum(self.gram[min(a, b), max(a, b)] for a in subset for b in subset)
             norm = np.sqrt(np.maximum(w0 ** 2 * self.pp + 2 * w0 * w1 * pt + w1 ** 2 * tt, 1e-24))
+            if self.restore is not None:
+                norm = norm / self.restore
             scale0, scale1 = w0 / norm, w1 / norm
         # in two buffers reused across subsets (the returned scores are valid until the next call)
         qt = np.copyto(self._items, self.qs[subset[0]]) or self._items

@@ -73,7 +73,8 @@ def heldout_report(cfg: dict, folder, contexts, queries, links, pivot: str, devi
     ``languages``; ``pivot``: the corpus language). ``reads_heldout`` says what was read, and why."""
     translator = load_translator(folder)
     translator.to(device)
-    settings = from_params(TranslateSettings, cfg, others=TRANSLATE_GROUP_KEYS, only=("max_new_tokens", "batch_size"))
+    settings = from_params(TranslateSettings, cfg, others=TRANSLATE_GROUP_KEYS,
+                           only=("max_new_tokens", "batch_size", "length_ratio"))
     held_out = parallel_pairs(contexts, links, queries, "eval", pivot=pivot)
     return {"reads_heldout": HELDOUT_NOTE,
             "heldout": translation_quality(translator, held_out, settings,

@@ -73,8 +73,8 @@ class HFTranslator:
                                return_tensors="pt")
         device = self.model.device
         with bf16_autocast(device, device.type == "cuda"):  # bf16 on the GPU
-            out = self.model.generate(**batch.to(device), forced_bos_token_id=target,
-                                      max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1)
+            out = self.model.generate(**batch.to(device), forced_bos_token_id=target, do_sample=False, num_beams=1,
+                                      max_new_tokens=settings.generation_length(batch["input_ids"].shape[1]))
         # the forced language token too: an M2M100Tokenizer built and saved with transformers 5 no longer counts
         # its language tokens as special (the hub's, with them in special_tokens_map.json, does)
         special = set(self.tokenizer.all_special_ids) | {target}

@@ -231,7 +231,8 @@ class WarmGenerator:
         return self.tokenizer([self.prefix + t for t in texts], truncation=True,
                               max_length=self.settings.max_source_length, verbose=False)["input_ids"]
 
-    def source_lengths(self, passages: Sequence[dict]) -> list[int]:
+    def source_lengths(self, passages: Sequence[dict], lang: str | None = None) -> list[int]:
+        """Source pieces of each passage (the passage prefix included; the same in every target language)."""
         return [len(x) for x in self._source_ids([p["text"] for p in passages])]
 
     def copy_sources(self, texts: Sequence[str]) -> list[list[int]]:

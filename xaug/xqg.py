@@ -34,7 +34,7 @@ class CorpusGenerator:
         self.device = getattr(generator, "device", None) or getattr(getattr(generator, "model", None), "device", None)
 
     def lengths(self, passages: list[dict]) -> list[int]:
-        return self.generator.source_lengths(passages)
+        return self.generator.source_lengths(passages, self.lang)
 
     def batches(self, chunk: list[dict]) -> list[list[int]]:
         """Decode batches of a (length-sorted) chunk: ``batch_size`` passages each, or, with

@@ -62,7 +62,7 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
         torch.manual_seed(seed)  # a `tiny` model's initial weights
         model, tokenizer = load_seq2seq(spec, cfg.get("tiny"), [e["source"] for e in examples] +
                                         [e["target"] for e in examples])
-        gen = Seq2SeqGenerator(model, tokenizer, cfg.get("max_source_length", 256)).to(device)
+        gen = Seq2SeqGenerator(model, tokenizer, cfg.get("max_source_length", 512)).to(device)
         t = cfg.get("train", {})
         history = train_seq2seq(gen, examples, t.get("epochs", 1), t.get("batch_size", 16), t.get("lr", 1e-3),
                                 seed=seed, max_steps=t.get("max_steps", 0))
