@@ -82,6 +82,35 @@ def test_ray_backend_resumes_and_equals_the_local_loop(tmp_path, ray_cluster):
             pass
 
 
+class DieOnce(Draw):
+    """``Draw``, but the worker process computing chunk 1 dies the first time (as a lost node would)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __call__(self, chunk, index):
+        import os
+        from pathlib import Path
+
+        if index == 1 and not Path(self.marker).exists():
+            Path(self.marker).touch()
+            os._exit(1)
+        return super().__call__(chunk, index)
+
+
+@needs_ray
+def test_a_killed_ray_worker_costs_its_chunk_only(tmp_path, ray_cluster):
+    """A worker killed mid-run is restarted and its chunk run again: the outputs equal the local backend's."""
+    items = [{"id": str(i), "text": "x" * (i % 5)} for i in range(11)]
+    local, _ = run_chunked(items, None, tmp_path / "local", 3, Draw(), "t", progress=False)
+    ray = BackendSettings(backend="ray", ray_workers=2)
+    rows, stats = run_chunked(items, None, tmp_path / "ray", 3, DieOnce(tmp_path / "died"), "t", progress=False,
+                              backend=ray)
+    assert (tmp_path / "died").exists()  # a worker did die
+    assert rows == local and stats["chunks"] == 4 and stats["chunks_reused"] == 0
+    assert _chunk_files(tmp_path / "ray") == _chunk_files(tmp_path / "local")
+
+
 @pytest.fixture
 def xqg_setup(tmp_path):
     """A randomly initialised tiny warm generator saved as train_xqg would, a 13-passage corpus, params."""

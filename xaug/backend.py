@@ -10,7 +10,9 @@ with GPUs) reserves one GPU per actor. A plain function is a job of its own (loc
 
 - ``local``: the job is loaded once here and the chunks run one after the other.
 - ``ray``: ``<group>.ray_workers`` actors each load the job once; chunks go to whichever actor is free
-  and come back to this process, which writes the chunk files. Each chunk seeds itself by its index,
+  and come back to this process, which writes the chunk files. An actor that dies (its process killed, its
+  node lost) is restarted up to ``ACTOR_RESTARTS`` times and reloads the job; the chunk it was computing
+  is run again (up to ``TASK_RETRIES`` times), so a lost worker costs its chunk only. Each chunk seeds itself by its index,
   so the rows do not depend on the backend, the number of workers or the order chunks finish in.
   ``<group>.ray_address``: '' starts a Ray instance on this machine; ``auto`` (run on a node of a
   cluster started with ``ray start``), ``host:6379`` (its head) or ``ray://head:10001`` (Ray Client,
@@ -40,6 +42,8 @@ from .params import check_int
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "ray")
+ACTOR_RESTARTS = 3  # a Ray actor that dies is restarted this many times (then the run stops)
+TASK_RETRIES = 3    # a chunk whose actor died is re-run this many times
 
 
 @dataclass
@@ -108,20 +112,25 @@ class LocalPool:
 
 
 class ChunkWorker:
-    """A Ray actor's state: the job, loaded once (``setup``), then applied to chunk after chunk."""
+    """A Ray actor's state: the job, loaded once (``setup``, or the first chunk of an actor Ray restarted),
+    then applied to chunk after chunk."""
 
     def __init__(self, job):
         self.job, self.fn = job, None
 
+    def _loaded(self):
+        if self.fn is None:
+            self.fn = _load(self.job)
+        return self.fn
+
     def setup(self) -> str:
-        self.fn = _load(self.job)
-        return device_name(getattr(self.fn, "device", None))
+        return device_name(getattr(self._loaded(), "device", None))
 
     def lengths(self, items: list[dict]) -> list[int]:
-        return list(self.fn.lengths(items))
+        return list(self._loaded().lengths(items))
 
     def run(self, index: int, chunk: list[dict]) -> tuple[int, list[dict], float]:
-        return _run(self.fn, index, chunk)
+        return _run(self._loaded(), index, chunk)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -154,7 +163,8 @@ class RayPool:
         if workers < settings.ray_workers:
             log.warning("%s.ray_workers = %d, but the Ray cluster has %d %s(s): %d actor(s), one %s each",
                         settings.group, settings.ray_workers, have, unit, workers, unit)
-        actor = ray.remote(num_cpus=1, num_gpus=num_gpus)(ChunkWorker)
+        actor = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=ACTOR_RESTARTS,
+                           max_task_retries=TASK_RETRIES)(ChunkWorker)
         self.actors = [actor.remote(job) for _ in range(workers)]
         try:
             self.devices = ray.get([a.setup.remote() for a in self.actors])
