@@ -1,0 +1,262 @@
+#!/usr/bin/env python
+"""How each stage's time and memory grow with the corpus: the MLQA branch of the pipeline on synthetic
+archives of about P = 1k, 10k and 100k English paragraphs.
+
+A synthetic archive replicates the source archive (MLQA layout, every language file) r times. Copy r >= 1
+of a paragraph appends one sentence drawn from another paragraph of its language (so it is a new passage:
+prepare keys contexts by text), its article's title gets `` [r]`` and its questions' ids ``-r<r>`` in every
+file, so questions stay linked across languages and answers stay in their paragraphs: about P passages and
+the questions of the source archive times P / its passages.
+
+Each size runs in its own copy of the repository (tracked files) with ``params.yaml`` set by ``PRESET`` and
+``--set`` (quality does not matter here: the tiny xDR, a few training steps, three languages, one query per
+passage). The stages run one after the other as ``dvc repro`` would order them (dvc.yaml's DAG), without DVC
+itself; each stage's wall time and the peak resident memory of its largest process (``wait4``) go to
+``--out`` (JSON), a table on stdout and ``--plot`` (time and memory against P, log-log), with each stage's
+growth exponent between consecutive sizes. A stage that fails (out of memory, a time limit) is recorded
+with its last error line, and the stages after it are not run for that size.
+
+    python benchmarks/scale.py --source ../shared/data/MLQA_V1_dev.zip --sizes 1000 10000 \\
+        --out benchmarks/results/scale.json --plot benchmarks/results/scale.png
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from xaug.cli import run_stage, setup  # noqa: E402
+from xaug.data import MlqaArchive  # noqa: E402
+from xaug.errors import ConfigError  # noqa: E402
+
+# Settings where quality does not matter, only cost (each a params.yaml key; --set adds or overrides).
+PRESET = {
+    "languages": ["ar", "de", "zh"], "n_languages": 3,
+    "xdr.model": "tiny",
+    "xqg.n_queries": 1, "tune.n_queries_used": [1],
+    "xqg.warm.max_steps": 20, "xqg.warm.check_every": 0, "xqg.warm.decoder_layers": 2,
+    "translate.warm.max_steps": 20, "translate.warm.check_every": 0,
+    "scaling.permutations": 2,
+}
+# the MLQA branch: every stage but XQuAD's and those that need it (the answer, the reports, the cost table)
+SKIP = re.compile(r"^(xquad_|answer$|report$|cost$)")
+SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_END.split(text) if len(s.strip()) >= 4]
+
+
+def _pick(pool: list[str], text: str, r: int) -> str:
+    """Copy ``r``'s sentence for a paragraph: ``pool`` (distinct sentences) from a stable hash of ``text`` on,
+    one further per copy, so the copies of a paragraph differ (while r < len(pool)) in every file and process."""
+    start = int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:12], 16)
+    return pool[(start + r) % len(pool)]
+
+
+def synthetic_archive(source, replicas: int, out: Path) -> dict:
+    """Write ``replicas`` copies of ``source`` (MLQA layout) into the zip ``out``; returns its counts."""
+    archive = MlqaArchive(source)
+    split = archive.splits()[0]
+    pools: dict[str, list[str]] = {}
+    for c, q in archive.pairs(split):
+        if c == q:
+            pools[c] = sorted({s for a in archive.read(split, c, q)["data"] for p in a["paragraphs"]
+                               for s in sentences(p["context"])}) or ["(no sentence)"]
+    counts = {"replicas": replicas, "paragraphs": {}, "questions": {}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for c, q in archive.pairs(split):
+            doc = archive.read(split, c, q)
+            pool = pools.get(c) or ["(no sentence)"]
+            data = []
+            for r in range(replicas):
+                for article in doc["data"]:
+                    title = article.get("title", "")
+                    paragraphs = []
+                    for para in article.get("paragraphs", []):
+                        extra = "" if r == 0 else " " + _pick(pool, para["context"], r)
+                        text = para["context"] + extra
+                        qas = [{**qa, "id": qa["id"] if r == 0 else f"{qa['id']}-r{r}"} for qa in para.get("qas", [])]
+                        paragraphs.append({**para, "context": text, "qas": qas})
+                    data.append({**article, "title": title if r == 0 else f"{title} [{r}]", "paragraphs": paragraphs})
+            name = f"MLQA_V1/{split}/{split}-context-{c}-question-{q}.json"
+            zf.writestr(name, json.dumps({**doc, "data": data}, ensure_ascii=False))
+            if c == q:
+                counts["paragraphs"][c] = sum(len(a["paragraphs"]) for a in data)
+                counts["questions"][c] = sum(len(p["qas"]) for a in data for p in a["paragraphs"])
+    return counts
+
+
+def set_key(params: dict, dotted: str, value) -> None:
+    """``params[a][b] = value`` for ``a.b``, as ``dvc exp run -S`` does: the key must exist."""
+    node = params
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"--set {dotted}: {part!r} is not a key of params.yaml")
+        node = node[part]
+    if not isinstance(node, dict) or parts[-1] not in node:
+        raise ConfigError(f"--set {dotted}: {parts[-1]!r} is not a key of params.yaml")
+    node[parts[-1]] = value
+
+
+def pipeline_stages(root: Path) -> list[tuple[str, str]]:
+    """(name, command) of the benchmarked stages of ``root``'s dvc.yaml, dependencies first."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    graph = Repo(str(root)).index.graph  # edges: a stage -> the stages it depends on
+    order = reversed(list(nx.topological_sort(graph)))
+    return [(s.name, s.cmd) for s in order if not SKIP.match(s.name)]
+
+
+def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
+    """Wall seconds, peak RSS (MB, the largest process) and status of one stage command."""
+    started = time.perf_counter()
+    log = cwd / "stage.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.killpg(proc.pid, 9)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.2)
+    seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    row = {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": code}
+    if code != 0:
+        lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+        row["error"] = "time limit" if seconds > timeout else (lines[-1][:300] if lines else f"exit {code}")
+    return row
+
+
+def run_size(size: int, args, log) -> dict:
+    archive = MlqaArchive(args.source)
+    split = archive.splits()[0]
+    paragraphs = sum(len(a["paragraphs"]) for a in archive.read(split, "en", "en")["data"])
+    replicas = max(1, round(size / paragraphs))
+    work = Path(args.work) / f"P{size}"
+    shutil.rmtree(work, ignore_errors=True)
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, work / name)
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)  # DVC wants a repository to read its DAG
+    counts = synthetic_archive(args.source, replicas, work / "synthetic.zip")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for key, value in {**PRESET, **dict(kv.split("=", 1) for kv in args.set)}.items():
+        set_key(params, key, yaml.safe_load(value) if isinstance(value, str) else value)
+    set_key(params, "data.source", "synthetic.zip")
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = {"target": size, "replicas": replicas, "passages": counts["paragraphs"].get("en"),
+              "questions": counts["questions"], "stages": {}}
+    log.info("P ~ %d: %d replicas, %s English paragraphs", size, replicas, result["passages"])
+    for name, cmd in pipeline_stages(work):
+        row = run_stage_command(cmd, work, env, args.timeout)
+        result["stages"][name] = row
+        log.info("P ~ %d  %-32s %8.1f s %7d MB%s", size, name, row["seconds"], row["peak_rss_mb"],
+                 f"  FAILED: {row['error']}" if row["exit"] else "")
+        if row["exit"]:
+            break
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def growth(results: list[dict]) -> dict:
+    """Per stage, the exponent b of time ~ P^b (and memory) between consecutive sizes that both finished."""
+    out = {}
+    for a, b in zip(results, results[1:]):
+        ratio = math.log(b["passages"] / a["passages"])
+        for name, row in b["stages"].items():
+            old = a["stages"].get(name)
+            if old and not old["exit"] and not row["exit"] and old["seconds"] > 0.5:
+                out.setdefault(name, []).append({
+                    "from": a["passages"], "to": b["passages"],
+                    "time": round(math.log(max(row["seconds"], 1e-3) / old["seconds"]) / ratio, 2),
+                    "memory": round(math.log(row["peak_rss_mb"] / max(old["peak_rss_mb"], 1)) / ratio, 2)})
+    return out
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    names = sorted({n for r in results for n in r["stages"]})
+    for name in names:
+        xs = [r["passages"] for r in results if name in r["stages"] and not r["stages"][name]["exit"]]
+        rows = [r["stages"][name] for r in results if name in r["stages"] and not r["stages"][name]["exit"]]
+        if len(xs) >= 1:
+            axes[0].plot(xs, [row["seconds"] for row in rows], marker="o", label=name)
+            axes[1].plot(xs, [row["peak_rss_mb"] / 1024 for row in rows], marker="o", label=name)
+    for ax, label in zip(axes, ("seconds (2 cores)", "peak resident memory, GB (largest process)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("English paragraphs P (synthetic MLQA archive)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle("Cost of each stage against the corpus size (benchmarks/scale.py; failed stages not plotted)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "MLQA_V1_dev.zip"))
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another params.yaml value")
+    ap.add_argument("--work", default="/tmp/xaug-scale", help="scratch folder (one repository copy per size)")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds a stage may run")
+    ap.add_argument("--keep", action="store_true", help="keep each size's work folder")
+    ap.add_argument("--out", default=None, help="write the figures as JSON")
+    ap.add_argument("--plot", default=None, help="write the figure (PNG)")
+    args = ap.parse_args()
+    log = setup()
+    if not Path(args.source).is_file():
+        raise ConfigError(f"--source: {args.source}: no such archive")
+    results = [run_size(size, args, log) for size in sorted(args.sizes)]
+    report = {"preset": PRESET, "set": args.set, "sizes": results, "growth": growth(results)}
+    names = list(dict.fromkeys(n for r in results for n in r["stages"]))
+    print("| stage | " + " | ".join(f"P = {r['passages']}: s / MB" for r in results) + " |")
+    print("|---|" + "---|" * len(results))
+    for name in names:
+        cells = []
+        for r in results:
+            row = r["stages"].get(name)
+            cells.append("-" if row is None else f"{row['seconds']} / {row['peak_rss_mb']}"
+                         + (" (failed)" if row["exit"] else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    if args.plot:
+        plot(results, Path(args.plot))
+
+
+if __name__ == "__main__":
+    run_stage(main)

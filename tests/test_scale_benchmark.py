@@ -1,0 +1,55 @@
+"""benchmarks/scale.py: the synthetic archives it builds (replicated paragraphs that stay distinct passages,
+questions linked across languages, answers in their paragraphs), the params it sets and the stage order."""
+import importlib.util
+import sys
+
+import pytest
+
+from conftest import REPO
+from xaug.data import MlqaArchive
+from xaug.errors import ConfigError
+from xaug.preparation import prepare
+
+
+def _scale():
+    spec = importlib.util.spec_from_file_location("scale_benchmark", REPO / "benchmarks" / "scale.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_synthetic_archive_replicates_passages_and_questions(tmp_path, mini_zip):
+    scale = _scale()
+    one = prepare(MlqaArchive(mini_zip), ["dev"], 0.25, seed=2)
+    counts = scale.synthetic_archive(mini_zip, 3, tmp_path / "x3.zip")
+    three = prepare(MlqaArchive(tmp_path / "x3.zip"), ["dev"], 0.25, seed=2)
+    assert counts["paragraphs"]["en"] == 3 * one.stats["corpus_passages"] == three.stats["corpus_passages"]
+    for lang in ("en", "de", "zh"):
+        assert sum(1 for c in three.contexts if c["lang"] == lang) == 3 * sum(1 for c in one.contexts if c["lang"] == lang)
+        assert sum(1 for q in three.queries if q["lang"] == lang) == 3 * sum(1 for q in one.queries if q["lang"] == lang)
+    text = {c["id"]: c["text"] for c in three.contexts}
+    for link in three.links:  # every question keeps its paragraph in each language, and its answer is in it
+        assert set(link["contexts"]) == {"en", "de", "zh"}
+        for lang, cid in link["contexts"].items():
+            assert all(a in text[cid] for a in link["answers"][lang])
+    assert len({c["text"] for c in three.contexts}) == len(three.contexts)  # copies are new passages
+
+
+def test_params_are_set_as_dvc_sets_them():
+    scale = _scale()
+    params = {"xqg": {"n_queries": 3, "warm": {"max_steps": 400}}, "languages": ["ar"]}
+    scale.set_key(params, "xqg.warm.max_steps", 20)
+    scale.set_key(params, "languages", ["de", "zh"])
+    assert params == {"xqg": {"n_queries": 3, "warm": {"max_steps": 20}}, "languages": ["de", "zh"]}
+    with pytest.raises(ConfigError, match=r"^--set xqg\.warm\.steps: 'steps' is not a key of params.yaml$"):
+        scale.set_key(params, "xqg.warm.steps", 1)
+
+
+def test_stages_run_in_the_dags_order_without_xquad():
+    names = [name for name, _ in _scale().pipeline_stages(REPO)]
+    assert not any(n.startswith("xquad_") or n in ("answer", "report", "cost") for n in names)
+    for before, after in (("download", "prepare"), ("prepare", "train_xdr"), ("train_xdr", "encode"),
+                          ("train_xqg", "generate_queries"), ("generate_queries", "encode_items@xqg"),
+                          ("encode_items@xqg", "tune"), ("tune", "scaling"), ("index_augmented@xqg", "evaluate")):
+        assert names.index(before) < names.index(after), (before, after)
