@@ -10,6 +10,8 @@ from xaug.data import MlqaArchive
 from xaug.errors import ConfigError
 from xaug.preparation import prepare
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DVC's own, when it reads the DAG
+
 
 def _scale():
     spec = importlib.util.spec_from_file_location("scale_benchmark", REPO / "benchmarks" / "scale.py")
