@@ -51,6 +51,7 @@ PRESET = {
     "xqg.warm.max_steps": 20, "xqg.warm.check_every": 0, "xqg.warm.decoder_layers": 2,
     "translate.warm.max_steps": 20, "translate.warm.check_every": 0,
     "scaling.permutations": 2,
+    "scaling.candidates": 200,  # the engine for large corpora (docs/design.md): memory queries x K
 }
 # the MLQA branch: every stage but XQuAD's and those that need it (the answer, the reports, the cost table)
 SKIP = re.compile(r"^(xquad_|answer$|report$|cost$)")

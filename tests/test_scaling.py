@@ -289,7 +289,7 @@ def test_contrast_pairs_the_same_queries_and_averages_per_cluster():
     """Six queries: de q0, q1 and zh q3 share the relevant passage a; q2 (de) is about passage b, q4 (zh) about
     c, q5 (en) about d."""
     queries = QuerySet(np.zeros((6, 2), np.float32), np.array([0, 0, 0, 1, 1, -1]),
-                       np.array(["a", "a", "b", "a", "c", "d"]), scorer=None, setting="global")
+                       np.array(["a", "a", "b", "a", "c", "d"]), judgements=None, setting="global")
     m = len(ALL_MEASURES)
 
     def result(values):

@@ -1,7 +1,10 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from xaug.errors import ConfigError
+from xaug.evaluation import Evaluator
 from xaug.search import FaissSearcher
 
 
@@ -68,3 +71,23 @@ def test_systems_load_one_index_at_a_time(vectors, tmp_path):
     with pytest.raises(ConfigError, match=r"xqg\.faiss: index file not found$"):
         next(systems)
     assert list(system_indexes(specs[:1])) == ["baseline"]
+
+
+def test_parallel_search_goes_as_deep_as_the_allowed_passages_need():
+    """A language whose allowed passages are rare (5%): its queries search deeper (doubling) until depth allowed
+    passages are found; a language without a mask ranks everything; the result is the brute-force order."""
+    rng = np.random.default_rng(7)
+    passages = rng.standard_normal((400, 8)).astype(np.float32)
+    ids = [f"p{i}" for i in range(400)]
+    allowed = {"de": {f"p{i}" for i in rng.choice(400, 20, replace=False)}, "zh": set(ids[:300])}
+    queries = rng.standard_normal((30, 8)).astype(np.float32)
+    langs = ["de", "zh", "en"] * 10
+    ev = SimpleNamespace(depth=10, allowed=allowed, query_ids=[f"q{i}" for i in range(30)],
+                         query_lang={f"q{i}": lang for i, lang in enumerate(langs)}, query_vectors=queries)
+    ranking, scores = Evaluator.search(ev, FaissSearcher.build(passages, ids))
+    for i, lang in enumerate(langs):
+        order = [ids[j] for j in np.argsort(-(queries[i] @ passages.T), kind="stable")
+                 if lang not in allowed or ids[j] in allowed[lang]][:10]
+        assert ranking[f"q{i}"] == order
+        assert scores[f"q{i}"] == pytest.approx([float(queries[i] @ passages[int(p[1:])]) for p in order], rel=1e-5)
+    assert list(ranking) == ev.query_ids

@@ -82,6 +82,8 @@ AT_LOAD = [
     ("data.corpus_language", "xx", "data.corpus_language", "unknown language code"),
     ("seed", -1, "seed", "integer >= 0"),
     ("scaling.resample", 9, "scaling.resample", "unknown setting"),
+    ("scaling.candidates", 50, "scaling.candidates", "below evaluate.depth (100)"),
+    ("scaling.candidates", -1, "scaling.candidates", "integer >= 0"),
 ]
 WHERE_READ = [
     ("data.holdout_fraction", 2, "data.holdout_fraction", "expected"),

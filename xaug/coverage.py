@@ -18,17 +18,18 @@ from .queryset import QuerySet
 def coverage(queries: QuerySet, method: MethodItems) -> dict[str, dict[str, float]]:
     """Language -> {"passages", "relevant", "queries"} for the cross-lingual queries of ``queries``."""
     cross = queries.lang >= 0
-    relevant = queries.scorer.relevant
+    judged = queries.judgements
+    relevant = judged.relevant
     scored = cross & (relevant >= 0)
-    allowed = queries.scorer.allowed
     own = method.own(queries.questions)
     out = {}
     for i, lang in enumerate(method.languages):
         has = np.asarray(method.raw[i][1]) > 0
-        if allowed is None:
+        if judged.masks is None:
             candidates = float(has.mean())
-        else:
-            candidates = float(np.mean((allowed[scored] & has).sum(1) / np.maximum(allowed[scored].sum(1), 1)))
+        else:  # per query, the share of the passages it may rank: one share per mask
+            share = (judged.masks & has).sum(1) / np.maximum(judged.masks.sum(1), 1)
+            candidates = float(np.mean(share[judged.mask_of[scored]]))
         items = np.asarray(method.raw[i][1])[np.where(scored, relevant, 0)]
         if own is not None:
             items = items - (own[i].passage == relevant)

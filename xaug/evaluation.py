@@ -146,23 +146,40 @@ class Evaluator:
 
     def search(self, searcher: FaissSearcher, depth: int | None = None) -> tuple[dict, dict]:
         """Top-``depth`` (default ``self.depth``) passages per query; in the parallel setting, ranked among the
-        allowed ones only (searched deep enough to cover the whole corpus, then filtered: exact for a Flat
-        index)."""
+        allowed ones only: each language's queries search deeper until ``depth`` allowed passages are found
+        or the index is exhausted (from the depth that the share of allowed passages predicts, doubling;
+        memory queries x that depth, not queries x passages; exact for a Flat index)."""
         depth = self.depth if depth is None else depth
         if not self.allowed:
             scores, ranked = searcher.search(self.query_vectors, depth)
             return (dict(zip(self.query_ids, ranked)),
                     {q: [float(x) for x in s[: len(r)]] for q, s, r in zip(self.query_ids, scores, ranked)})
-        scores, idx = searcher.search_positions(self.query_vectors, max(depth, searcher.index.ntotal))
-        masks = {lang: np.array([pid in allowed for pid in searcher.ids] + [False])
-                 for lang, allowed in self.allowed.items()}  # the extra False: position -1 (nothing found)
-        everything = np.array([True] * len(searcher.ids) + [False])
+        n = searcher.index.ntotal
+        everything = np.ones(n + 1, dtype=bool)
+        everything[-1] = False  # position -1: nothing found
+        groups: dict[str, list[int]] = {}
+        for row, q in enumerate(self.query_ids):
+            groups.setdefault(self.query_lang[q], []).append(row)
         ranking, score_lists = {}, {}
-        for q, s, r in zip(self.query_ids, scores, idx):
-            keep = np.flatnonzero(masks.get(self.query_lang[q], everything)[r])[:depth]
-            ranking[q] = [searcher.ids[j] for j in r[keep]]
-            score_lists[q] = s[keep].astype(float).tolist()
-        return ranking, score_lists
+        for lang, rows in groups.items():
+            mask = everything
+            if lang in self.allowed:
+                mask = np.array([pid in self.allowed[lang] for pid in searcher.ids] + [False])
+            share = max(int(mask.sum()), 1) / max(n, 1)
+            todo, k = np.array(rows), min(n, max(depth, int(np.ceil(2 * depth / share))))
+            while len(todo):
+                scores, idx = searcher.search_positions(self.query_vectors[todo], k)
+                short = []
+                for row, s, r in zip(todo, scores, idx):
+                    keep = np.flatnonzero(mask[r])[:depth]
+                    if len(keep) < depth and k < n:
+                        short.append(row)
+                        continue
+                    q = self.query_ids[row]
+                    ranking[q] = [searcher.ids[j] for j in r[keep]]
+                    score_lists[q] = s[keep].astype(float).tolist()
+                todo, k = np.array(short, dtype=np.int64), min(n, 2 * k)
+        return {q: ranking[q] for q in self.query_ids}, {q: score_lists[q] for q in self.query_ids}
 
     def leave_out(self, ranking: dict, score_lists: dict, questions: list[str], passages: list[str],
                   vectors: np.ndarray) -> tuple[dict, dict]:

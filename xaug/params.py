@@ -144,7 +144,7 @@ GROUP_KEYS = {
     "index": ("factory", "search_params"),
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
-    "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin"),
+    "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates"),
 }
 
 
@@ -166,7 +166,8 @@ def check_cross_parameters(data: dict) -> None:
     """The top-level parameters and the rules that tie parameters together, checked when params.yaml is
     loaded, so that the first stage that runs refuses them within seconds (whatever that stage reads):
     ``seed`` an integer >= 0, ``languages`` a list of distinct known codes without the corpus language
-    (``data.corpus_language``), ``n_languages`` within 0..len(languages). The raw values are read here
+    (``data.corpus_language``), ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at
+    least ``evaluate.depth`` (fewer would cut every ranking short). The raw values are read here
     (not recorded as the stage's reads)."""
     if "seed" in data:
         check_int(data["seed"], "seed", minimum=0)
@@ -179,6 +180,13 @@ def check_cross_parameters(data: dict) -> None:
         if "n_languages" in data:
             check_int(data["n_languages"], "n_languages", minimum=0, maximum=len(languages),
                       note="0 = the baseline; at most len(languages)")
+    scaling = data.get("scaling") if isinstance(data.get("scaling"), dict) else {}
+    if "candidates" in scaling:
+        candidates = check_int(scaling["candidates"], "scaling.candidates", minimum=0, note="0 = every passage")
+        depth = (data.get("evaluate") if isinstance(data.get("evaluate"), dict) else {}).get("depth", 100)
+        if isinstance(depth, int) and 0 < candidates < depth:
+            raise ConfigError(f"scaling.candidates: {candidates} is below evaluate.depth ({depth}); "
+                              f"use 0 (every passage) or at least {depth}")
 
 
 def load_params(path="params.yaml") -> Params:

@@ -1,14 +1,18 @@
 """The query set of an experiment: one corpus setting's evaluation (or tuning) queries, their language
-and question, and a scorer of passage matrices against them (every measure per query, vectorised)."""
+and question, and a scorer of passage matrices against them (every measure per query, vectorised): over
+every passage, or over each query's candidates (``candidates`` = K > 0, ``xaug.candidates``)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
+from .candidates import candidate_scores, correction_at, pairs_matrix, slots, union
 from .leave_out import Correction
 from .metrics import ALL_MEASURES
-from .ranking import RankScorer
+from .ranking import Judgements, RankScorer
 from .search import FaissSearcher
 
 
@@ -19,33 +23,49 @@ class QuerySet:
     vectors: np.ndarray       # (Q, dim)
     lang: np.ndarray          # (Q,) index into `languages`; -1 = the corpus language
     clusters: np.ndarray      # (Q,) question id: a question and its translations form one cluster
-    scorer: RankScorer
+    judgements: Judgements | None
     setting: str
     factory: str = "Flat"
     search_params: str = ""
     questions: np.ndarray | None = None  # (Q,) the question id each query asks (shared by its translations)
+    candidates: int = 0       # 0: every passage is scored; K: each query's candidates (xaug.candidates)
+    columns: np.ndarray | None = None    # (Q, W): the passages this view's score matrices hold, per query
 
     @classmethod
     def from_evaluator(cls, evaluator, languages: list[str], passage_ids: list[str], factory: str = "Flat",
-                       search_params: str = "") -> "QuerySet":
+                       search_params: str = "", candidates: int = 0) -> "QuerySet":
         index = {lang: i for i, lang in enumerate(languages)}
         lang = np.array([index.get(evaluator.query_lang[q], -1) for q in evaluator.query_ids])
         clusters = np.array([evaluator.query_cluster[q] for q in evaluator.query_ids])
         questions = np.array([evaluator.query_question[q] for q in evaluator.query_ids])
         return cls(np.ascontiguousarray(evaluator.query_vectors, dtype=np.float32), lang, clusters,
-                   RankScorer.from_evaluator(evaluator, passage_ids), evaluator.setting, factory, search_params,
-                   questions)
+                   Judgements.from_evaluator(evaluator, passage_ids), evaluator.setting, factory, search_params,
+                   questions, candidates)
+
+    @cached_property
+    def scorer(self) -> RankScorer:
+        """Scores (Q, N) matrices, or (Q, W) matrices over ``columns`` in a view (``restrict``)."""
+        if self.columns is None:
+            return self.judgements.dense()
+        return self.judgements.restricted(self.columns)
+
+    def restrict(self, columns: np.ndarray) -> "QuerySet":
+        """A view that scores (Q, W) matrices whose row q holds passages ``columns[q]`` (``xaug.candidates``)."""
+        return dataclasses.replace(self, columns=np.asarray(columns, dtype=np.int64))
+
+    def candidate_columns(self, *parts: np.ndarray) -> np.ndarray:
+        """``parts`` (each (Q, m) passage positions, -1: none) with every query's relevant passage."""
+        return union(self.judgements.relevant[:, None], *parts)
 
     def ranks_like(self, other: "QuerySet") -> bool:
         """Whether ``other`` scores every passage matrix as this one does: the same queries, relevant passages,
-        answers, depth, index and passages each query may rank (no mask and an all-true mask are the same)."""
-        a, b = self.scorer, other.scorer
-        mask = (lambda s: np.ones(s.ends.shape, dtype=bool) if s.allowed is None else s.allowed)
-        same = [(self.vectors, other.vectors), (self.lang, other.lang), (self.clusters, other.clusters),
-                (a.relevant, b.relevant), (a.lengths, b.lengths), (a.ends, b.ends), (mask(a), mask(b))]
-        return (self.factory == other.factory and self.search_params == other.search_params and a.depth == b.depth
-                and a.budgets == b.budgets and np.array_equal(self.questions, other.questions)
-                and all(x.shape == y.shape and np.array_equal(x, y) for x, y in same))
+        answers, depth, index, candidates and passages each query may rank (no mask and an all-true mask are
+        the same)."""
+        same = [(self.vectors, other.vectors), (self.lang, other.lang), (self.clusters, other.clusters)]
+        return (self.factory == other.factory and self.search_params == other.search_params
+                and self.candidates == other.candidates and np.array_equal(self.questions, other.questions)
+                and all(x.shape == y.shape and np.array_equal(x, y) for x, y in same)
+                and self.judgements.equals(other.judgements))
 
     def measures(self, scores: np.ndarray, names: list[str] | None = None) -> np.ndarray:
         """Every measure of ALL_MEASURES (or of ``names``) per query, (M, Q), from a (Q, N) score matrix."""
@@ -57,9 +77,13 @@ class QuerySet:
               names: list[str] | None = None) -> np.ndarray:
         """Every measure of ALL_MEASURES (or of ``names``) per query, (M, Q), for the corpus as ``passages``;
         ``correction``: scores to overwrite (``xaug.leave_out``; with an approximate index, those passages are
-        scored exactly whether or not the index found them)."""
+        scored exactly whether or not the index found them). With candidates, each query scores the top K of
+        the search and its relevant and corrected passages (exact for a Flat index and K >= depth)."""
+        passages = np.asarray(passages, dtype=np.float32)
+        if self.candidates:
+            return self._score_candidates(passages, correction, names)
         if self.factory == "Flat":
-            scores = self.vectors @ np.asarray(passages, dtype=np.float32).T
+            scores = self.vectors @ passages.T
         else:  # an approximate index ranks only what it finds
             searcher = FaissSearcher.build(passages, [str(i) for i in range(len(passages))], self.factory,
                                            self.search_params)
@@ -68,3 +92,21 @@ class QuerySet:
             rows = np.repeat(np.arange(len(idx)), idx.shape[1]).reshape(idx.shape)
             scores[rows[idx >= 0], idx[idx >= 0]] = found[idx >= 0]
         return self.measures(scores if correction is None else correction.apply(scores), names)
+
+    def _score_candidates(self, passages: np.ndarray, correction: Correction | None,
+                          names: list[str] | None) -> np.ndarray:
+        fixed = np.zeros((len(self.vectors), 0), np.int64) if correction is None else \
+            pairs_matrix(correction.rows, correction.cols, len(self.vectors))
+        if self.factory == "Flat":
+            columns, (scores,) = candidate_scores(self.vectors, [passages], self.candidates, self.judgements, (fixed,))
+        else:  # the index's top K (over the whole corpus; the parallel setting's mask applies after)
+            searcher = FaissSearcher.build(passages, [str(i) for i in range(len(passages))], self.factory,
+                                           self.search_params)
+            found, idx = searcher.search_positions(self.vectors, self.candidates)
+            columns = self.candidate_columns(idx, fixed)
+            scores = np.full(columns.shape, -np.inf, dtype=np.float32)
+            rows = np.repeat(np.arange(len(idx)), idx.shape[1]).reshape(idx.shape)
+            hit = idx >= 0
+            scores[rows[hit], slots(columns, rows[hit], idx[hit])] = found[hit]
+        view = self.restrict(columns)
+        return view.measures(scores if correction is None else correction_at(correction, columns).apply(scores), names)

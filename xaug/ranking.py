@@ -5,6 +5,7 @@ queries each have one relevant passage, but scores a whole (queries x passages) 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
@@ -14,9 +15,10 @@ from .metrics import RANK_MEASURES, TOKEN_BUDGETS
 NO_ANSWER = np.iinfo(np.int32).max // 4  # answer end where no answer occurs
 
 
-def answer_ends(doc_tokens: list[list[str]], answers: list[list[list[str]]]) -> np.ndarray:
-    """(Q, N) int32: for query q and passage p the fewest leading tokens of p that hold a whole answer of q
-    (start + length of its first occurrence), ``NO_ANSWER`` where none occurs."""
+def answer_end_pairs(doc_tokens: list[list[str]], answers: list[list[list[str]]]) -> "AnswerEnds":
+    """For every query q and passage p that holds a whole answer of q, the fewest leading tokens of p that hold
+    one (start + length of its first occurrence): the sparse form of ``answer_ends`` (memory in the pairs,
+    not in queries x passages)."""
     index: dict[str, int] = {}
     ids = np.array([index.setdefault(t, len(index)) for t in chain.from_iterable(doc_tokens)], dtype=np.int64)
     counts = np.array([len(tokens) for tokens in doc_tokens], dtype=np.int64)
@@ -37,25 +39,159 @@ def answer_ends(doc_tokens: list[list[str]], answers: list[list[list[str]]]) -> 
             ok &= ids[np.minimum(at + j, len(ids) - 1)] == index[t]
         return passage[ok], at[ok] - first_token[passage[ok]] + len(answer)
 
-    out = np.full((len(answers), len(doc_tokens)), NO_ANSWER, dtype=np.int32)
     single: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
     rows: dict[tuple, list[int]] = {}
     for q, query_answers in enumerate(answers):
         rows.setdefault(tuple(tuple(a) for a in query_answers if a), []).append(q)
+    parts_q, parts_p, parts_e = [], [], []
     for answer_set, queries in rows.items():
-        row = np.full(len(doc_tokens), NO_ANSWER, dtype=np.int32)
         for answer in answer_set:
             if answer not in single:
                 single[answer] = ends_of(answer)
-            np.minimum.at(row, *single[answer])
-        out[queries] = row
-    return out
+        passage = np.concatenate([single[a][0] for a in answer_set] or [np.zeros(0, np.int64)])
+        end = np.concatenate([single[a][1] for a in answer_set] or [np.zeros(0, np.int64)])
+        order = np.lexsort((end, passage))  # per passage its smallest end first
+        passage, end = passage[order], end[order]
+        first = np.r_[True, passage[1:] != passage[:-1]] if len(passage) else np.zeros(0, bool)
+        passage, end = passage[first], end[first]
+        parts_q.append(np.repeat(np.asarray(queries, dtype=np.int64), len(passage)))
+        parts_p.append(np.tile(passage, len(queries)))
+        parts_e.append(np.tile(end, len(queries)))
+    return AnswerEnds.from_pairs(np.concatenate(parts_q or [np.zeros(0, np.int64)]),
+                                 np.concatenate(parts_p or [np.zeros(0, np.int64)]),
+                                 np.concatenate(parts_e or [np.zeros(0, np.int64)]), len(answers), len(doc_tokens))
+
+
+@dataclass(eq=False)
+class AnswerEnds:
+    """(query, passage) -> answer end for the pairs where the passage holds an answer of the query, sorted by
+    ``query * passages + passage``; ``NO_ANSWER`` elsewhere."""
+
+    keys: np.ndarray     # (E,) int64, ascending
+    ends: np.ndarray     # (E,) int32
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_pairs(cls, rows, cols, ends, n_queries: int, n_passages: int) -> "AnswerEnds":
+        keys = np.asarray(rows, dtype=np.int64) * n_passages + np.asarray(cols, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        return cls(keys[order], np.asarray(ends, dtype=np.int32)[order], (n_queries, n_passages))
+
+    def dense(self) -> np.ndarray:
+        out = np.full(self.shape, NO_ANSWER, dtype=np.int32)
+        out.reshape(-1)[self.keys] = self.ends
+        return out
+
+    def gather(self, columns: np.ndarray) -> np.ndarray:
+        """(Q, W) int32: the ends at each query's ``columns`` (passage positions; -1: none)."""
+        columns = np.asarray(columns, dtype=np.int64)
+        if not len(self.keys):
+            return np.full(columns.shape, NO_ANSWER, dtype=np.int32)
+        keys = np.arange(self.shape[0], dtype=np.int64)[:, None] * self.shape[1] + columns
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where((columns >= 0) & (self.keys[at] == keys), self.ends[at], NO_ANSWER).astype(np.int32)
+
+    def equals(self, other: "AnswerEnds") -> bool:
+        return self.shape == other.shape and np.array_equal(self.keys, other.keys) and np.array_equal(self.ends, other.ends)
+
+
+def answer_ends(doc_tokens: list[list[str]], answers: list[list[list[str]]]) -> np.ndarray:
+    """(Q, N) int32: for query q and passage p the fewest leading tokens of p that hold a whole answer of q
+    (start + length of its first occurrence), ``NO_ANSWER`` where none occurs."""
+    return answer_end_pairs(doc_tokens, answers).dense()
+
+
+@dataclass(eq=False)
+class Judgements:
+    """What scores a query set against any passage: each query's relevant passage (-1: none), the answer ends
+    (sparse), the passages each query may rank (``masks[mask_of[q]]``; None: all) and tokens per passage.
+    ``dense()`` scores (Q, N) score matrices; ``restricted(columns)`` scores (Q, W) matrices over each query's
+    own candidate passages (``xaug.candidates``)."""
+
+    relevant: np.ndarray          # (Q,) int64
+    lengths: np.ndarray           # (N,) int64
+    ends: AnswerEnds
+    depth: int
+    masks: np.ndarray | None = None    # (R, N) bool
+    mask_of: np.ndarray | None = None  # (Q,) int64 row of masks
+    budgets: dict = field(default_factory=lambda: dict(TOKEN_BUDGETS))
+
+    @classmethod
+    def from_evaluator(cls, evaluator, passage_ids: list[str], depth: int | None = None) -> "Judgements":
+        """For ``evaluator``'s queries (rows, in ``evaluator.query_ids`` order) against ``passage_ids``
+        (columns, the order of the passage matrix); the ``parallel`` setting's masks come along."""
+        position = {p: i for i, p in enumerate(passage_ids)}
+        relevant = []
+        for q in evaluator.query_ids:
+            docs = [d for d, rel in evaluator.qrels.get(q, {}).items() if rel > 0]
+            if len(docs) > 1:
+                raise ValueError(f"query {q}: {len(docs)} relevant passages (RankScorer needs at most one)")
+            relevant.append(position.get(docs[0], -1) if docs else -1)
+        tokens = [evaluator.doc_tokens[p] for p in passage_ids]
+        ends = answer_end_pairs(tokens, [evaluator.answers.get(q, []) for q in evaluator.query_ids])
+        masks = mask_of = None
+        if evaluator.allowed:  # a query in L ranks the passages with an L parallel; other languages rank all
+            langs = sorted(evaluator.allowed)
+            masks = np.array([[p in evaluator.allowed[lang] for p in passage_ids] for lang in langs]
+                             + [[True] * len(passage_ids)], dtype=bool).reshape(len(langs) + 1, len(passage_ids))
+            row = {lang: i for i, lang in enumerate(langs)}
+            mask_of = np.array([row.get(evaluator.query_lang[q], len(langs)) for q in evaluator.query_ids],
+                               dtype=np.int64)
+        return cls(np.array(relevant, dtype=np.int64), np.array([len(t) for t in tokens], dtype=np.int64), ends,
+                   evaluator.depth if depth is None else depth, masks, mask_of)
+
+    @property
+    def n_passages(self) -> int:
+        return len(self.lengths)
+
+    def allowed(self) -> np.ndarray | None:
+        """(Q, N) bool, or None where every query may rank every passage."""
+        return None if self.masks is None else self.masks[self.mask_of]
+
+    def groups(self):
+        """(passage positions a group of queries may rank (None: all), those queries' rows), per mask row."""
+        if self.masks is None:
+            yield None, np.arange(len(self.relevant))
+            return
+        for r in np.unique(self.mask_of):
+            yield np.flatnonzero(self.masks[r]), np.flatnonzero(self.mask_of == r)
+
+    def _canonical_masks(self) -> np.ndarray:
+        masks = np.ones((1, self.n_passages), bool) if self.masks is None else self.masks
+        rows = np.zeros(len(self.relevant), np.int64) if self.masks is None else self.mask_of
+        unique, inverse = np.unique(masks, axis=0, return_inverse=True)
+        return unique[np.asarray(inverse).reshape(-1)[rows]] if len(rows) else unique[:0]
+
+    def equals(self, other: "Judgements") -> bool:
+        """The same relevant passages, answers, lengths, depth, budgets and passages each query may rank (no
+        mask and an all-true mask are the same)."""
+        if not (self.depth == other.depth and self.budgets == other.budgets and self.ends.equals(other.ends)
+                and np.array_equal(self.relevant, other.relevant) and np.array_equal(self.lengths, other.lengths)):
+            return False
+        a, b = self._canonical_masks(), other._canonical_masks()
+        return a.shape == b.shape and np.array_equal(a, b)
+
+    def dense(self) -> "RankScorer":
+        return RankScorer(self.relevant, self.lengths, self.ends.dense(), self.depth, self.allowed(), self.budgets)
+
+    def restricted(self, columns: np.ndarray) -> "RankScorer":
+        """A scorer of (Q, W) matrices whose row q scores passages ``columns[q]`` (ascending, -1 padding at the
+        end: never ranked). Equal scores rank the lower passage position first, as in ``dense()``."""
+        columns = np.asarray(columns, dtype=np.int64)
+        valid = columns >= 0
+        safe = np.where(valid, columns, 0)
+        hit = valid & (columns == self.relevant[:, None])
+        relevant = np.where(hit.any(1), hit.argmax(1), -1)
+        allowed = valid if self.masks is None else valid & self.masks[self.mask_of[:, None], safe]
+        lengths = np.where(valid, self.lengths[safe], 0)
+        return RankScorer(relevant, lengths, self.ends.gather(columns), self.depth, allowed, self.budgets)
 
 
 class RankScorer:
     """Scores (Q, N) score matrices: every measure of ``metrics.ALL_MEASURES`` per query.
 
-    ``relevant``: position of each query's relevant passage (-1: none); ``lengths``: tokens per passage;
+    ``relevant``: position of each query's relevant passage (-1: none); ``lengths``: tokens per passage (N,),
+    or per query and column (Q, N) when each row scores its own passages (``Judgements.restricted``);
     ``ends``: ``answer_ends``; ``allowed``: optional (Q, N) mask of the passages each query may rank;
     ``budgets``: the answer-recall measures, name -> tokens.
     """
@@ -68,9 +204,10 @@ class RankScorer:
         self.depth = depth
         self.allowed = None if allowed is None else np.asarray(allowed, dtype=bool)
         self.budgets = dict(budgets)
-        if self.ends.shape != (len(self.relevant), len(self.lengths)):
+        if self.ends.shape != (len(self.relevant), self.lengths.shape[-1]) or \
+                self.lengths.ndim == 2 and self.lengths.shape != self.ends.shape:
             raise ValueError(f"answer ends {self.ends.shape} != (queries, passages) "
-                             f"{(len(self.relevant), len(self.lengths))}")
+                             f"{(len(self.relevant), self.lengths.shape[-1])}")
         if self.allowed is not None and self.allowed.shape != self.ends.shape:
             raise ValueError(f"allowed mask {self.allowed.shape} != {self.ends.shape}")
 
@@ -78,24 +215,7 @@ class RankScorer:
     def from_evaluator(cls, evaluator, passage_ids: list[str], depth: int | None = None) -> RankScorer:
         """For ``evaluator``'s queries (rows, in ``evaluator.query_ids`` order) against ``passage_ids``
         (columns, the order of the passage matrix); the ``parallel`` setting's mask comes along."""
-        position = {p: i for i, p in enumerate(passage_ids)}
-        relevant = []
-        for q in evaluator.query_ids:
-            docs = [d for d, rel in evaluator.qrels.get(q, {}).items() if rel > 0]
-            if len(docs) > 1:
-                raise ValueError(f"query {q}: {len(docs)} relevant passages (RankScorer needs at most one)")
-            relevant.append(position.get(docs[0], -1) if docs else -1)
-        tokens = [evaluator.doc_tokens[p] for p in passage_ids]
-        ends = answer_ends(tokens, [evaluator.answers.get(q, []) for q in evaluator.query_ids])
-        allowed = None
-        if evaluator.allowed:  # a query in L ranks the passages with an L parallel; other languages rank all
-            langs = sorted(evaluator.allowed)
-            masks = np.array([[p in evaluator.allowed[lang] for p in passage_ids] for lang in langs]
-                             + [[True] * len(passage_ids)], dtype=bool).reshape(len(langs) + 1, len(passage_ids))
-            row = {lang: i for i, lang in enumerate(langs)}
-            allowed = masks[[row.get(evaluator.query_lang[q], len(langs)) for q in evaluator.query_ids]]
-        return cls(np.array(relevant), np.array([len(t) for t in tokens]), ends,
-                   evaluator.depth if depth is None else depth, allowed)
+        return Judgements.from_evaluator(evaluator, passage_ids, depth).dense()
 
     def top(self, scores: np.ndarray) -> np.ndarray:
         """(Q, depth) positions of each query's best passages, best first (equal scores: the lower position
@@ -131,7 +251,8 @@ class RankScorer:
         out = self._rank_measures(np.where(hit.any(1), hit.argmax(1) + 1, np.inf))
         # A passage starting at token offset o shows an answer ending e tokens into it iff o + e <= budget.
         safe = np.where(ranked, ranking, 0)
-        lengths = np.where(ranked, self.lengths[safe], 0)
+        lengths = np.where(ranked, self.lengths[safe] if self.lengths.ndim == 1 else
+                           np.take_along_axis(self.lengths, safe, 1), 0)
         end = np.where(ranked, np.take_along_axis(self.ends, safe, 1), NO_ANSWER) + np.cumsum(lengths, 1) - lengths
         for name, budget in self.budgets.items():
             out[name] = (end <= budget).any(1).astype(np.float64)

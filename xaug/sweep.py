@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .candidates import candidate_scores, correction_at
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
@@ -46,9 +47,11 @@ class ScalingSettings:
     resamples: int = 999     # sign-flip and bootstrap resamples per test, at least (more for large Holm families)
     workers: int = 2         # processes running the sweeps (results do not depend on it)
     equivalence_margin: float = 0.01  # TOST margin of "no difference" between contrasted systems (nDCG@10, R@2kt)
+    candidates: int = 0      # 0: every passage scored (exact); K: each query's candidates (xaug.candidates)
 
     def __post_init__(self):
         check_subsets(self.subsets)
+        check_int(self.candidates, "scaling.candidates", minimum=0)
         check_weights(self.weights)
         check_int(self.permutations, "scaling.permutations", minimum=0)
         check_int(self.resamples, "scaling.resamples")
@@ -84,17 +87,32 @@ class Projection:
     weight mode and the item count), ``q . p' = (w0 q.p + w1 q.T) / |p'|`` and
     ``|p'|^2 = w0^2 p.p + 2 w0 w1 p.T + w1^2 T.T``: per language, ``q . sums`` (Q, N), ``p . sums`` (N,)
     and the Gram terms ``sums_a . sums_b`` (N,) are computed once, and a subset adds them up. Exact
-    for an exhaustive (Flat) index; equal to ``QuerySet.score(combine(...))`` up to float rounding."""
+    for an exhaustive (Flat) index; equal to ``QuerySet.score(combine(...))`` up to float rounding.
 
-    def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems]):
+    With candidates (``queries.candidates`` = K), the (Q, N) terms become (Q, W) over each query's
+    candidates (``xaug.candidates.candidate_scores``: the top K of the passages and, per language, of the
+    passages it covers and of those it does not), the relevant passage and ``extra`` ((Q, m) passage
+    positions, e.g. where a leave-out overwrites scores)."""
+
+    def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
+                 extra: list[np.ndarray] = ()):
         self.queries = queries
         p = np.asarray(passages, dtype=np.float32)
-        self.qp = queries.vectors @ p.T
         self.pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
         # renormalised: back to unit length, or to each passage's own norm when the encoder does not
         # normalise (``xaug.fusion.restored_norms``: one similarity for the baseline and every system)
         self.restore = None if unit_passages(self.pp) else np.sqrt(self.pp)
-        self.qs = [queries.vectors @ it.sums.T for it in items]
+        self.columns = None
+        if queries.candidates:  # each query's candidates: the top K of the passages and of each language's mean item
+            means = [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
+            self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *means], queries.candidates,
+                                                            queries.judgements, tuple(extra),
+                                                            [it.counts > 0 for it in items])
+            safe = np.maximum(self.columns, 0)
+            self.qs = [(m * it.counts[safe]).astype(np.float32) for m, it in zip(qm, items)]
+        else:
+            self.qp = queries.vectors @ p.T
+            self.qs = [queries.vectors @ it.sums.T for it in items]
         self.ps = [np.einsum("nd,nd->n", p, it.sums, dtype=np.float64) for it in items]
         self.gram = {(a, b): np.einsum("nd,nd->n", items[a].sums, items[b].sums, dtype=np.float64)
                      for a in range(len(items)) for b in range(a, len(items))}
@@ -115,6 +133,9 @@ class Projection:
             if self.restore is not None:
                 norm = norm / self.restore
             scale0, scale1 = w0 / norm, w1 / norm
+        if self.columns is not None:  # per passage -> per query and candidate
+            safe = np.maximum(self.columns, 0)
+            scale0, scale1 = np.broadcast_to(scale0, self.pp.shape)[safe], np.broadcast_to(scale1, self.pp.shape)[safe]
         # in two buffers reused across subsets (the returned scores are valid until the next call)
         qt = np.copyto(self._items, self.qs[subset[0]]) or self._items
         for i in subset[1:]:
@@ -188,7 +209,10 @@ class SubsetScorer:
     def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
                  own: list[OwnItems] | None = None):
         self.queries, self.passages, self.items, self.own = queries, passages, items, own
-        self.projection = Projection(queries, passages, items) if queries.factory == "Flat" else None
+        extra = [] if own is None else [o.passage[:, None] for o in own]  # the passages a leave-out overwrites
+        self.projection = Projection(queries, passages, items, extra) if queries.factory == "Flat" else None
+        self.view = queries if self.projection is None or self.projection.columns is None else \
+            queries.restrict(self.projection.columns)
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items
 
     def __call__(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None = None) -> np.ndarray:
@@ -202,7 +226,9 @@ class SubsetScorer:
             fix = correction(self.queries.vectors, self.passages, items, own, fusion, self._without[1])
         if self.projection:
             scores = self.projection.scores(subset, fusion)
-            return self.queries.measures(scores if fix is None else fix.apply(scores), names)
+            if fix is not None and self.view.columns is not None:
+                fix = correction_at(fix, self.view.columns)
+            return self.view.measures(scores if fix is None else fix.apply(scores), names)
         return self.queries.score(combine(self.passages, items, fusion), fix, names)
 
 

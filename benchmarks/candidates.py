@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""The candidate-based engine against the dense one on a finished run: the scaling stage of a workspace
+(its data/ and metrics/tuning.json, e.g. a clean clone after `make repro`) run again with
+``scaling.candidates`` = 0 (every passage) and each K of ``--candidates``, each in a scratch folder with
+this repository's params.yaml set there (the way ``dvc exp run -S`` sets it). Per K: the stage's wall time and
+peak memory, and how far its gains table (plots/scaling.csv) is from the dense one: the largest absolute
+difference of any per-row mean measure and gain, the share of rows equal to 1e-9, and the share of Holm
+decisions (p_holm < 0.05) that agree. Writes ``--out`` (JSON) and a table on stdout.
+
+    python benchmarks/candidates.py --workspace ../cc/main --candidates 100 200 400 \\
+        --out benchmarks/results/candidates.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from scale import run_stage_command  # noqa: E402
+
+KEYS = ["setting", "method", "variant", "weight", "renormalize", "k", "group"]
+
+
+def stage_command(root: Path) -> str:
+    """The scaling stage's command, from ``root``'s dvc.yaml, with the repository's script."""
+    import yaml
+
+    cmd = " ".join(yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["scaling"]["cmd"].split())
+    return cmd.replace("python stages/", f"{sys.executable} {REPO}/stages/")
+
+
+def run_k(workspace: Path, scratch: Path, k: int, timeout: float) -> dict:
+    """The scaling stage with ``scaling.candidates`` = k in ``scratch`` (data/ and metrics/ linked from the
+    workspace; plots/ and the stage's JSON outputs written there)."""
+    from dvc.utils.hydra import apply_overrides
+
+    folder = scratch / f"k{k}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copy(REPO / "params.yaml", folder / "params.yaml")  # this commit's parameters (the run's, but for K)
+    apply_overrides(folder / "params.yaml", [f"scaling.candidates={k}"])
+    (folder / "data").symlink_to((workspace / "data").resolve())
+    (folder / "metrics").mkdir()
+    shutil.copy(workspace / "metrics" / "tuning.json", folder / "metrics" / "tuning.json")
+    row = run_stage_command(stage_command(REPO), folder, dict(os.environ), timeout)
+    row["k"] = k
+    return row
+
+
+def compare(dense: pd.DataFrame, other: pd.DataFrame) -> dict:
+    """How far ``other``'s gains table is from ``dense``'s (the same rows, matched on KEYS)."""
+    merged = dense.merge(other, on=KEYS, suffixes=("", "_c"))
+    assert len(merged) == len(dense) == len(other), (len(merged), len(dense), len(other))
+    means = [c for c in dense.columns if c.startswith(("nDCG", "RR", "R@")) and c in other.columns]
+    gains = [c for c in dense.columns if c.startswith("delta_")]
+    holm = [c for c in dense.columns if c.startswith("p_holm_")]
+    diff = {c: float(np.nanmax(np.abs(merged[c] - merged[c + "_c"]))) for c in means + gains}
+    same = np.isclose(merged[means + gains].to_numpy(float), merged[[c + "_c" for c in means + gains]].to_numpy(float),
+                      rtol=0, atol=1e-9, equal_nan=True).all(1)
+    decided = [(merged[c] < 0.05) == (merged[c + "_c"] < 0.05) for c in holm]
+    return {"rows": int(len(merged)), "rows_equal": round(float(same.mean()), 4),
+            "max_abs_mean": round(max(diff[c] for c in means), 6),
+            "max_abs_gain": round(max(diff[c] for c in gains), 6),
+            "max_abs_gain_nDCG@10": round(diff.get("delta_nDCG@10", float("nan")), 6),
+            "holm_decisions_agree": round(float(np.mean(pd.concat(decided))), 4) if decided else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", type=Path, required=True, help="a finished run (data/, metrics/tuning.json)")
+    ap.add_argument("--candidates", type=int, nargs="+", required=True, help="values of K (each >= evaluate.depth)")
+    ap.add_argument("--scratch", type=Path, default=Path("/tmp/xaug-candidates"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--timeout", type=float, default=3600)
+    args = ap.parse_args()
+    rows = [run_k(args.workspace, args.scratch, k, args.timeout) for k in [0, *args.candidates]]
+    failed = [r for r in rows if r["exit"] != 0]
+    if failed:
+        sys.exit(f"error: scaling with candidates={failed[0]['k']}: {failed[0].get('error')}")
+    tables = {r["k"]: pd.read_csv(args.scratch / f"k{r['k']}" / "plots" / "scaling.csv") for r in rows}
+    for r in rows:
+        r.update(compare(tables[0], tables[r["k"]]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"workspace": str(args.workspace), "results": rows}, indent=1) + "\n")
+    print(pd.DataFrame(rows).set_index("k").to_string())
+
+
+if __name__ == "__main__":
+    main()

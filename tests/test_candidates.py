@@ -1,0 +1,235 @@
+"""The candidate-based engine (``scaling.candidates`` = K): each query scores only its candidates, with
+memory O(queries x K). It must equal the dense path exactly where the module says it is exact (one
+matrix, K >= depth; every fusion once K covers the corpus), and stay within a stated tolerance for the
+projection of fusions with K = depth."""
+import dataclasses
+import zlib
+
+import numpy as np
+import pytest
+
+from xaug.data import MlqaArchive
+from xaug.evaluation import Evaluator
+from xaug.formats import write_embeddings
+from xaug.preparation import prepare, save_prepared
+from xaug.candidates import candidate_scores, correction_at, pairs_matrix, slots, union
+from xaug.fusion import FusionSettings, LanguageItems
+from xaug.leave_out import Correction, OwnItems
+from xaug.metrics import ALL_MEASURES, RANK_MEASURES
+from xaug.queryset import QuerySet
+from xaug.ranking import AnswerEnds, Judgements, answer_end_pairs, answer_ends
+from xaug.sweep import SubsetScorer
+
+
+def test_union_is_sorted_distinct_and_padded_at_the_end():
+    a = np.array([[3, 1, -1], [2, 2, 5]])
+    b = np.array([[1, 7], [-1, -1]])
+    u = union(a, b)
+    assert u.tolist() == [[1, 3, 7], [2, 5, -1]]
+    assert slots(u, np.array([0, 0, 1]), np.array([7, 1, 5])).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="not among"):
+        slots(u, np.array([1]), np.array([3]))
+
+
+def test_pairs_matrix_lists_each_rows_columns():
+    m = pairs_matrix(np.array([2, 0, 2]), np.array([5, 1, 4]), 3)
+    assert m.tolist() == [[1, -1], [-1, -1], [5, 4]]
+    assert pairs_matrix(np.zeros(0, int), np.zeros(0, int), 2).shape == (2, 0)
+
+
+def _judgements(rng, n_queries, n_passages, masked=False, depth=10):
+    relevant = rng.integers(-1, n_passages, n_queries)
+    rows, cols = rng.integers(0, n_queries, 200), rng.integers(0, n_passages, 200)
+    keys = np.unique(rows * n_passages + cols)
+    ends = AnswerEnds.from_pairs(keys // n_passages, keys % n_passages, rng.integers(1, 60, len(keys)),
+                                 n_queries, n_passages)
+    masks = mask_of = None
+    if masked:
+        masks = np.stack([rng.random(n_passages) < 0.6, np.ones(n_passages, bool)])
+        mask_of = rng.integers(0, 2, n_queries)
+    return Judgements(relevant, rng.integers(0, 120, n_passages), ends, depth, masks, mask_of)
+
+
+def test_candidates_hold_each_matrix_top_k_allowed_passages_and_their_scores(monkeypatch):
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((30, 8)).astype(np.float32)
+    matrices = [rng.standard_normal((50, 8)).astype(np.float32) for _ in range(2)]
+    judged = _judgements(rng, 30, 50, masked=True)
+    extra = np.full((30, 1), -1)
+    extra[3] = 49
+    monkeypatch.setattr("xaug.candidates.SCORE_FLOATS", 700)  # chunks of 7 queries: rows of several widths
+    columns, values = candidate_scores(q, matrices, 7, judged, (extra,))
+    allowed = judged.allowed()
+    for row in range(30):
+        held = set(columns[row][columns[row] >= 0].tolist())
+        assert list(columns[row][: len(held)]) == sorted(held) and (columns[row][len(held):] == -1).all()
+        expected = {int(judged.relevant[row])} - {-1} | ({49} if row == 3 else set())
+        for m in matrices:
+            scores = np.where(allowed[row], q[row] @ m.T, -np.inf)
+            expected |= set(np.argsort(-scores, kind="stable")[:7].tolist())
+        assert held == expected
+        for m, v in zip(matrices, values):
+            np.testing.assert_allclose(v[row][: len(held)], q[row] @ m[sorted(held)].T, rtol=1e-5, atol=1e-6)
+            assert (v[row][len(held):] == 0).all()
+
+
+def test_restricted_judgements_score_like_the_dense_ones():
+    """A restricted scorer over each query's columns: on every column, the dense scorer's measures."""
+    rng = np.random.default_rng(2)
+    judged = _judgements(rng, 40, 60, masked=True)
+    scores = rng.standard_normal((40, 60)).astype(np.float32)
+    dense = judged.dense().score(scores)
+    columns = union(np.tile(np.arange(60), (40, 1)))
+    restricted = judged.restricted(columns).score(scores)
+    for name in ALL_MEASURES:
+        np.testing.assert_array_equal(dense[name], restricted[name])
+
+
+def test_sparse_answer_ends_equal_the_dense_scan():
+    docs = [["a", "b", "c", "a"], ["b", "a", "b"], [], ["c", "c"]]
+    answers = [[["a", "b"]], [["c"], ["b"]], [], [["a"], ["a", "b"]]]
+    pairs = answer_end_pairs(docs, answers)
+    np.testing.assert_array_equal(pairs.dense(), answer_ends(docs, answers))
+    cols = np.array([[0, 1, -1], [3, 0, 1], [0, 1, 2], [2, 1, 0]])
+    np.testing.assert_array_equal(pairs.gather(cols), np.take_along_axis(pairs.dense(), np.maximum(cols, 0), 1)
+                                  * (cols >= 0) + (cols < 0) * pairs.dense().max())
+
+
+def _world(seed=3, n_queries=80, n_passages=120, dim=16, masked=False, depth=10):
+    """Queries that are noisy copies of their relevant passage; two languages of items (one informative)."""
+    rng = np.random.default_rng(seed)
+    passages = rng.standard_normal((n_passages, dim)).astype(np.float32)
+    passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    judged = _judgements(rng, n_queries, n_passages, masked, depth)
+    relevant = rng.integers(0, n_passages, n_queries)
+    judged.relevant = relevant
+    vectors = (passages[relevant] + 1.2 * rng.standard_normal((n_queries, dim))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    informative = passages + 0.8 * rng.standard_normal(passages.shape).astype(np.float32)
+    counts = rng.integers(0, 3, n_passages)
+    items = [LanguageItems((informative * counts[:, None]).astype(np.float32), counts),
+             LanguageItems(rng.standard_normal((n_passages, dim)).astype(np.float32), np.ones(n_passages, int))]
+    lang = rng.integers(-1, 2, n_queries)
+    queries = QuerySet(vectors, lang, relevant.astype(str), judged, "global", questions=np.arange(n_queries).astype(str))
+    return queries, passages, items
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_one_matrix_with_k_at_the_depth_is_exact(masked):
+    queries, passages, _ = _world(masked=masked)
+    dense = queries.score(passages)
+    for k in (10, 25, 500):
+        np.testing.assert_array_equal(dataclasses.replace(queries, candidates=k).score(passages), dense)
+
+
+def _own(queries, n_passages):
+    """Each query's own item in language 0 sits in its relevant passage, slot 0 (a leave-out method)."""
+    rel = queries.judgements.relevant
+    rng = np.random.default_rng(9)
+    vectors = rng.standard_normal((len(rel), passages_dim(queries))).astype(np.float32)
+    return [OwnItems(rel.copy(), np.zeros(len(rel), np.int64), vectors),
+            OwnItems(np.full(len(rel), -1), np.zeros(len(rel), np.int64), np.zeros_like(vectors))]
+
+
+def passages_dim(queries):
+    return queries.vectors.shape[1]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("renormalize", [True, False])
+def test_fusions_equal_the_dense_path_when_k_covers_the_corpus(masked, renormalize):
+    queries, passages, items = _world(masked=masked)
+    cand = dataclasses.replace(queries, candidates=len(passages))
+    own = _own(queries, len(passages))
+    for leave_out in (None, own):
+        dense, sparse = SubsetScorer(queries, passages, items, leave_out), SubsetScorer(cand, passages, items, leave_out)
+        for subset in [(0,), (1,), (0, 1)]:
+            for weight in ("fixed", "per_item"):
+                fusion = FusionSettings(0.4, weight, renormalize)
+                np.testing.assert_allclose(sparse(subset, fusion), dense(subset, fusion), atol=1e-12)
+
+
+def test_fusions_with_k_a_few_times_the_depth_stay_within_the_tolerance():
+    """K = 3 x depth (30 of 400 passages): a query's measures may differ where a fusion lifts a passage that no
+    list ranks in its top K; the means stay within 0.001 and 99% of the queries are unchanged (K = depth:
+    0.06 and 91% on this world)."""
+    queries, passages, items = _world(seed=4, n_queries=300, n_passages=400)
+    cand = dataclasses.replace(queries, candidates=30)
+    dense, sparse = SubsetScorer(queries, passages, items), SubsetScorer(cand, passages, items)
+    for subset in [(0,), (0, 1)]:
+        for alpha in (0.1, 0.5, 0.9):
+            for renormalize in (True, False):
+                fusion = FusionSettings(alpha, "fixed", renormalize)
+                a, b = dense(subset, fusion), sparse(subset, fusion)
+                for m, name in enumerate(ALL_MEASURES):
+                    assert abs(a[m].mean() - b[m].mean()) <= 0.001, (subset, fusion, name)
+                assert (a == b).all(0).mean() >= 0.99
+
+
+def test_a_leave_out_correction_moves_to_its_slot():
+    corr = Correction(np.array([0, 1]), np.array([7, 2]), np.array([0.5, -0.5], np.float32))
+    cols = np.array([[1, 7, -1], [2, 3, 4]])
+    at = correction_at(corr, cols)
+    assert at.cols.tolist() == [1, 0]
+    scores = at.apply(np.zeros((2, 3), np.float32))
+    assert scores.tolist() == [[0.0, 0.5, 0.0], [-0.5, 0.0, 0.0]]
+
+
+def test_rank_measures_beyond_k_read_as_unranked():
+    """A relevant passage outside the top K is scored, and its rank is above K, so beyond a depth <= K."""
+    queries, passages, _ = _world(seed=5)
+    cand = dataclasses.replace(queries, candidates=10)
+    values = cand.score(passages, names=RANK_MEASURES)
+    np.testing.assert_array_equal(values, queries.score(passages, names=RANK_MEASURES))
+
+
+def _hashed(texts, dim=256):
+    """Deterministic character-trigram vectors (unit length): names and numbers match across languages."""
+    out = np.zeros((len(texts), dim), np.float32)
+    for i, text in enumerate(texts):
+        t = f"  {text.lower()} "
+        for j in range(len(t) - 2):
+            out[i, zlib.crc32(t[j:j + 3].encode()) % dim] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.mark.parametrize("setting", ["global", "parallel"])
+def test_on_the_shared_dev_archive_k_twice_the_depth_is_within_the_stated_tolerance(tmp_path, shared_zip, setting):
+    """MLQA dev (978 passages, the eval queries of six languages), parallel contexts as items (partial coverage),
+    fusions of four subsets, character-trigram vectors (a weak retriever: many relevant passages near the
+    depth): with K = 2 x depth, the tolerance docs/design.md states: measures down to rank 10 within 0.001 of
+    the dense path's means, the deeper ones (R@20, R@100, R@kt) within 0.01, at most 2% of queries changed."""
+    data = prepare(MlqaArchive(shared_zip), ["dev"], 0.3, seed=13, tune_fraction=0.2)
+    save_prepared(data, tmp_path / "mlqa")
+    langs = ["ar", "de", "es", "hi", "vi", "zh"]
+    queries = [q for q in data.queries if q["split"] == "eval"]
+    write_embeddings(tmp_path / "q", _hashed([q["text"] for q in queries]), [q["id"] for q in queries])
+    pids = [c["id"] for c in data.corpus]
+    passages = _hashed([c["text"] for c in data.corpus])
+    text = {c["id"]: c["text"] for c in data.contexts}
+    row = {p: i for i, p in enumerate(pids)}
+    items = []
+    for lang in langs:
+        sums, counts = np.zeros_like(passages), np.zeros(len(pids), np.int64)
+        for link in data.links:
+            if lang in link["contexts"] and link["contexts"]["en"] in row:
+                i = row[link["contexts"]["en"]]
+                if not counts[i]:
+                    sums[i], counts[i] = _hashed([text[link["contexts"][lang]]])[0], 1
+        items.append(LanguageItems(sums, counts))
+    ev = Evaluator(tmp_path / "mlqa", tmp_path / "q", langs, depth=100, setting=setting)
+    dense = QuerySet.from_evaluator(ev, langs, pids)
+    sparse = dataclasses.replace(dense, candidates=200)
+    score_dense, score_sparse = SubsetScorer(dense, passages, items), SubsetScorer(sparse, passages, items)
+    assert score_sparse.projection.columns.shape[1] < len(pids)
+    changed, worst = [], []
+    for subset in [(0,), (3,), (1, 2, 5), tuple(range(6))]:
+        for alpha, renormalize in [(0.1, True), (0.5, True), (0.5, False), (0.9, False)]:
+            fusion = FusionSettings(alpha, "fixed", renormalize)
+            a, b = score_dense(subset, fusion), score_sparse(subset, fusion)
+            worst.append(np.abs(a.mean(1) - b.mean(1)))
+            changed.append((a != b).any(0).mean())
+    worst = dict(zip(ALL_MEASURES, np.max(worst, 0)))
+    assert all(worst[m] <= 0.001 for m in ("nDCG@10", "RR@10", "R@1", "R@5")), worst
+    assert all(v <= 0.01 for v in worst.values()) and max(changed) <= 0.02, (worst, max(changed))
+    np.testing.assert_array_equal(sparse.score(passages), dense.score(passages))  # one matrix: exact
