@@ -55,3 +55,30 @@ def test_stages_run_in_the_dags_order_without_xquad():
                           ("train_xqg", "generate_queries"), ("generate_queries", "encode_items@xqg"),
                           ("encode_items@xqg", "tune"), ("tune", "scaling"), ("index_augmented@xqg", "evaluate")):
         assert names.index(before) < names.index(after), (before, after)
+
+
+def _candidates():
+    spec = importlib.util.spec_from_file_location("candidates_benchmark", REPO / "benchmarks" / "candidates.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_candidates_benchmark_compares_gains_tables_row_by_row():
+    import pandas as pd
+
+    bench = _candidates()
+    keys = {"setting": ["global"] * 3, "method": ["xqg"] * 3, "variant": ["method"] * 3, "weight": ["fixed"] * 3,
+            "renormalize": [True] * 3, "k": [1, 2, 3], "group": ["all"] * 3}
+    dense = pd.DataFrame({**keys, "nDCG@10": [0.60, 0.61, 0.62], "R@100": [0.9, 0.9, 0.9],
+                          "delta_nDCG@10": [0.01, 0.02, 0.03], "p_holm_nDCG@10": [0.01, 0.2, 0.04]})
+    same = bench.compare(dense, dense.sample(frac=1, random_state=0))  # row order does not matter
+    assert same["rows_equal"] == 1 and same["max_abs_mean"] == 0 and same["holm_decisions_agree"] == 1
+    other = dense.assign(**{"R@100": [0.9, 0.88, 0.9], "delta_nDCG@10": [0.01, 0.02, 0.0295],
+                            "p_holm_nDCG@10": [0.01, 0.2, 0.06]})
+    moved = bench.compare(dense, other)
+    assert moved["rows_equal"] == pytest.approx(1 / 3, abs=1e-4) and moved["max_abs_mean"] == pytest.approx(0.02)
+    assert moved["max_abs_gain_nDCG@10"] == pytest.approx(0.0005) and moved["holm_decisions_agree"] == pytest.approx(2 / 3, abs=1e-4)
+    cmd = bench.stage_command(REPO)
+    assert f"{REPO}/stages/scaling.py" in cmd and "--plots plots" in cmd
