@@ -13,12 +13,17 @@ from xaug.preparation import prepare
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DVC's own, when it reads the DAG
 
 
-def _scale():
-    spec = importlib.util.spec_from_file_location("scale_benchmark", REPO / "benchmarks" / "scale.py")
+def _benchmark(name: str):
+    """benchmarks/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _scale():
+    return _benchmark("scale")
 
 
 def test_synthetic_archive_replicates_passages_and_questions(tmp_path, mini_zip):
@@ -57,18 +62,10 @@ def test_stages_run_in_the_dags_order_without_xquad():
         assert names.index(before) < names.index(after), (before, after)
 
 
-def _candidates():
-    spec = importlib.util.spec_from_file_location("candidates_benchmark", REPO / "benchmarks" / "candidates.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_candidates_benchmark_compares_gains_tables_row_by_row():
     import pandas as pd
 
-    bench = _candidates()
+    bench = _benchmark("candidates")
     keys = {"setting": ["global"] * 3, "method": ["xqg"] * 3, "variant": ["method"] * 3, "weight": ["fixed"] * 3,
             "renormalize": [True] * 3, "k": [1, 2, 3], "group": ["all"] * 3}
     dense = pd.DataFrame({**keys, "nDCG@10": [0.60, 0.61, 0.62], "R@100": [0.9, 0.9, 0.9],
