@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """augment: p' = (1 - alpha) E(p) + alpha * G(p) over the first n_languages target languages.
 
-Reads the baseline passage embeddings and <items>/<lang>.npz of one --method; alpha, weight (fixed:
+Reads the baseline passage embeddings and <items>/<lang> of one --method; alpha, weight (fixed:
 G is the mean of all items, so the generated part weighs alpha whatever the number of languages |
 per_item: their sum), renormalize and n_queries_used come from augment.<method> in params.yaml, `auto`
 values from the tune stage's --tuning file. Writes <out>.npy + <out>.ids.txt for the index stage, and
@@ -25,7 +25,7 @@ def arguments(ap):
     ap.add_argument("--method", required=True)
     ap.add_argument("--passages", default="data/embeddings/passages")
     ap.add_argument("--generated", default=None, help="the texts' stats (cost): default data/generated/<method>")
-    ap.add_argument("--items", default=None, help="the <lang>.npz items (default: --generated)")
+    ap.add_argument("--items", default=None, help="the <lang> items folders (default: --generated)")
     ap.add_argument("--tuning", default="metrics/tuning.json", help="the tune stage's choices (for `auto`)")
     ap.add_argument("--out", default=None, help="default data/augmented/<method>")
 

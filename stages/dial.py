@@ -43,7 +43,7 @@ def arguments(ap):
     ap.add_argument("--tune-queries", default="data/xquad/embeddings/tune_queries")
     ap.add_argument("--data", default="data/xquad/prepared")
     ap.add_argument("--generated-root", default="data/xquad/generated")
-    ap.add_argument("--items-root", default=None, help="folders of each method's <lang>.npz items "
+    ap.add_argument("--items-root", default=None, help="folders of each method's <lang> items folders "
                     "(default: --generated-root)")
     ap.add_argument("--tuning", default="metrics/xquad/tuning.json")
     ap.add_argument("--table", default="plots/xquad/dial.csv")

@@ -44,7 +44,7 @@ def arguments(ap):
     ap.add_argument("--queries", default="data/embeddings/queries")
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--generated-root", default="data/generated")
-    ap.add_argument("--items-root", default=None, help="folders of each method's <lang>.npz items "
+    ap.add_argument("--items-root", default=None, help="folders of each method's <lang> items folders "
                     "(default: --generated-root)")
     ap.add_argument("--tuning", default="metrics/tuning.json")
     ap.add_argument("--plots", default="plots")

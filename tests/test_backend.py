@@ -46,9 +46,9 @@ class Draw:
         return [{"id": it["id"], "v": torch.rand(1, generator=g).item()} for it in chunk]
 
 
-def _chunk_files(folder):
-    # the first line of a chunk file is its timing, the rest its rows
-    return {p.name: p.read_text().splitlines()[1:] for p in sorted(folder.glob("chunk-*.jsonl"))}
+def _chunk_rows(folder):
+    # the work folder's chunk log: chunk index -> its rows (the seconds differ between runs)
+    return {e["chunk"]: e["rows"] for e in map(json.loads, (folder / "chunks.jsonl").read_text().splitlines())}
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +72,11 @@ def test_ray_backend_resumes_and_equals_the_local_loop(tmp_path, ray_cluster):
     ray = BackendSettings(backend="ray", ray_workers=2)
     # half done locally, then resumed on Ray: the chunks already there are reused, the rest computed
     (tmp_path / "mixed").mkdir()
-    for name in ("chunk-00000.jsonl", "chunk-00002.jsonl"):
-        (tmp_path / "mixed" / name).write_bytes((tmp_path / "local" / name).read_bytes())
+    lines = (tmp_path / "local" / "chunks.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "mixed" / "chunks.jsonl").write_text(lines[0] + lines[2])
     resumed, stats = run_chunked(items, None, tmp_path / "mixed", 3, Draw(), "t", progress=False, backend=ray)
     assert resumed == local and stats["chunks_reused"] == 2 and stats["backend"] == "ray" and stats["workers"] == 2
-    assert _chunk_files(tmp_path / "mixed") == _chunk_files(tmp_path / "local")
+    assert _chunk_rows(tmp_path / "mixed") == _chunk_rows(tmp_path / "local")
     with pytest.raises(ConfigError, match="ray needs a job with load"):
         with open_pool(lambda chunk, index: chunk, ray):
             pass
@@ -108,7 +108,7 @@ def test_a_killed_ray_worker_costs_its_chunk_only(tmp_path, ray_cluster):
                               backend=ray)
     assert (tmp_path / "died").exists()  # a worker did die
     assert rows == local and stats["chunks"] == 4 and stats["chunks_reused"] == 0
-    assert _chunk_files(tmp_path / "ray") == _chunk_files(tmp_path / "local")
+    assert _chunk_rows(tmp_path / "ray") == _chunk_rows(tmp_path / "local")
 
 
 @pytest.fixture
@@ -171,3 +171,104 @@ def test_generate_queries_on_ray_actors_equals_the_local_backend(xqg_setup, ray_
     proc = _generate(tmp_path, params, "bad", backend="spark")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == \
         "error: xqg.backend: expected one of local, ray, got 'spark'"
+
+
+class DyingEncodeJob:
+    """An ``EncodeJob`` whose worker process dies the first time it is given chunk 1 (as a lost node would)."""
+
+    def __init__(self, job, marker):
+        self.job, self.marker, self.device = job, str(marker), job.device
+
+    def load(self):
+        fn = self.job.load()
+        marker = self.marker
+
+        class Dies:
+            device = fn.device
+            lengths = staticmethod(fn.lengths)
+
+            def __call__(self, chunk, index):
+                import os
+                from pathlib import Path
+
+                if index == 1 and not Path(marker).exists():
+                    Path(marker).touch()
+                    os._exit(1)
+                return fn(chunk, index)
+        return Dies()
+
+
+@pytest.fixture
+def xdr_setup(tmp_path, mini):
+    """A tiny xDR saved by train_xdr, the mini prepared archive, generated texts of its passages, params."""
+    from conftest import run_script
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["device"] = "cpu"
+    params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="", epochs=0)
+    params["encode"].update(batch_size=2, chunk_size=2, threads=1)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    run_script("train_xdr", "--params", str(path), "--data", "mlqa", "--out", "xdr", "--metrics", "m.json",
+               cwd=tmp_path)
+    corpus = [json.loads(l) for l in (tmp_path / "mlqa" / "corpus.jsonl").read_text().splitlines()]
+    (tmp_path / "gen").mkdir()
+    with open(tmp_path / "gen" / "de.jsonl", "w") as fh:
+        for n, c in enumerate(corpus):
+            fh.write(json.dumps({"id": c["id"], "queries": [f"{w} {c['text'][:20]}" for w in WORDS[: n % 3]]}) + "\n")
+    (tmp_path / "gen" / "de.stats.json").write_text('{"seconds": 1.0, "generated_tokens": 5}\n')
+    return tmp_path, params
+
+
+def _encode_stages(tmp_path, params, out, **encode):
+    from conftest import run_script
+
+    path = tmp_path / f"params-{out}.yaml"
+    path.write_text(yaml.safe_dump({**params, "encode": {**params["encode"], **encode}}))
+    run_script("encode", "--params", str(path), "--model", "xdr", "--data", "mlqa", "--out", f"{out}/emb", cwd=tmp_path)
+    run_script("encode_generated", "--params", str(path), "--method", "xqg", "--lang", "de", "--model", "xdr",
+               "--data", "mlqa", "--dir", "gen", "--out", f"{out}/items", cwd=tmp_path)
+    return {p.relative_to(tmp_path / out).as_posix(): p.read_bytes() for p in sorted((tmp_path / out).rglob("*"))
+            if p.is_file() and p.name != "stats.json"}
+
+
+@needs_ray
+def test_encode_stages_on_ray_actors_write_the_local_bytes(xdr_setup, ray_cluster):
+    """encode and encode_items on 2 Ray actors (encode.backend: ray) write the local backend's files."""
+    tmp_path, params = xdr_setup
+    local = _encode_stages(tmp_path, params, "local")
+    ray = _encode_stages(tmp_path, params, "ray", backend="ray", ray_address=ray_cluster, ray_workers=2)
+    assert sorted(local) == ["emb/passages.ids.txt", "emb/passages.npy", "emb/queries.ids.txt", "emb/queries.npy",
+                             "emb/tune_queries.ids.txt", "emb/tune_queries.npy", "items/de/counts.npy",
+                             "items/de/items.npy"]
+    assert local == ray
+    stats = json.loads((tmp_path / "ray" / "emb" / "stats.json").read_text())
+    assert (stats["backend"], stats["workers"]) == ("ray", 2) and stats["passages"]["count"] > 2  # several chunks
+
+
+@needs_ray
+def test_a_killed_encode_worker_costs_its_chunk_only(xdr_setup, ray_cluster):
+    """An encode worker killed mid-run is restarted and its chunk encoded again: the vectors equal the local ones."""
+    import numpy as np
+
+    from xaug.encode_jobs import EncodeJob
+    from xaug.encoding import EncodeSettings, encode_with
+
+    tmp_path, _ = xdr_setup
+    texts = [json.loads(l)["text"] for l in (tmp_path / "mlqa" / "corpus.jsonl").read_text().splitlines()] * 2
+    settings = EncodeSettings(batch_size=2, chunk_size=2)
+    job = EncodeJob(model=str(tmp_path / "xdr"), bf16=False, device="cpu", threads=1)
+    outputs = {}
+    for name, runner_job, backend in (("local", job, BackendSettings()),
+                                      ("ray", DyingEncodeJob(job, tmp_path / "died"),
+                                       BackendSettings(backend="ray", ray_workers=2, group="encode"))):
+        out = np.zeros((len(texts), 32), dtype=np.float32)
+
+        def put(index, vectors, out=out):
+            out[index] = vectors
+        with open_pool(runner_job, backend) as runner:
+            done = encode_with(runner, texts, "passage", settings, put, "t", progress=False)
+        outputs[name] = out
+    assert (tmp_path / "died").exists()  # a worker did die
+    assert done["chunks"] == (len(texts) + 1) // 2 and np.array_equal(outputs["ray"], outputs["local"])
+    assert np.abs(outputs["local"]).sum(1).min() > 0  # every text was encoded

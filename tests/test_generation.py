@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -61,12 +62,18 @@ def test_chunked_runner_resumes_without_redoing_work(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_chunked(items, lengths, tmp_path / "b", 5, dies_after_two, "t", progress=False)
-    assert calls == [0, 1] and len(list((tmp_path / "b").glob("chunk-*.jsonl"))) == 2
-    assert not list((tmp_path / "b").glob("*.part"))  # no half-written chunk
+    log = tmp_path / "b" / "chunks.jsonl"
+    assert calls == [0, 1] and len(log.read_text().splitlines()) == 2 and list((tmp_path / "b").iterdir()) == [log]
+    with open(log, "a") as fh:
+        fh.write('{"chunk": 2, "seconds": 0.1, "rows": [{"id"')  # a line cut short by a kill
     calls.clear()
     resumed, stats = run_chunked(items, lengths, tmp_path / "b", 5, fn, "t", progress=False)
     assert calls == [2, 3, 4] and stats["chunks_reused"] == 2
     assert resumed == whole
+    assert sorted(json.loads(l)["chunk"] for l in log.read_text().splitlines()) == [0, 1, 2, 3, 4]
+    calls.clear()
+    again, stats = run_chunked(items, lengths, tmp_path / "b", 5, fn, "t", progress=False)
+    assert again == whole and calls == [] and stats["chunks_reused"] == 5
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +170,12 @@ def test_decode_batches_follow_a_token_budget_independent_of_the_chunk():
     assert [r["id"] for r in rows] == [p["id"] for p in chunk]
     with pytest.raises(ConfigError, match=r"^xqg\.max_tokens: expected an integer >= 0"):
         SamplingSettings(max_tokens=-1)
+
+
+def test_the_quality_report_samples_passages_by_seed():
+    from xaug.genquality import sampled_passages
+
+    assert sampled_passages(10, 0, 1) is None and sampled_passages(10, 10, 1) is None  # all of them
+    rows = sampled_passages(1000, 30, 7)
+    assert len(set(rows.tolist())) == 30 and rows.tolist() == sorted(rows.tolist()) and rows.max() < 1000
+    assert np.array_equal(rows, sampled_passages(1000, 30, 7)) and not np.array_equal(rows, sampled_passages(1000, 30, 8))

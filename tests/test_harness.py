@@ -14,12 +14,14 @@ import pytest
 import torch
 
 from conftest import REPO, run_script
+from xaug import formats
 from xaug import params as params_module
 from xaug.cli import run_stage
 from xaug.device import use_bf16
 from xaug.encoding import EncodeSettings
 from xaug.errors import ConfigError
-from xaug.formats import flat_items, read_embeddings, read_items, write_embeddings, write_items, write_texts
+from xaug.formats import (flat_items, items_writer, read_embeddings, read_item_sources, read_items, write_embeddings,
+                          write_items, write_texts)
 from xaug.io import atomic_dir
 from xaug.methods import fusion_settings
 from xaug.params import Params, field_names, from_params
@@ -97,15 +99,14 @@ def test_atomic_dir_replaces_a_folder_as_a_whole(tmp_path):
 
 def test_files_that_belong_together_are_replaced_together(tmp_path, monkeypatch):
     write_embeddings(tmp_path / "e", np.ones((2, 3), dtype=np.float32), ["a", "b"])
-    real_save = np.save
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(np, "save", full_disk)
-    with pytest.raises(OSError):
-        write_embeddings(tmp_path / "e", np.zeros((3, 3), dtype=np.float32), ["a", "b", "c"])
-    monkeypatch.setattr(np, "save", real_save)
+    with monkeypatch.context() as patch:  # the vectors are written, then the disk is full for the ids
+        patch.setattr(formats, "_write_ids", full_disk)
+        with pytest.raises(OSError):
+            write_embeddings(tmp_path / "e", np.zeros((3, 3), dtype=np.float32), ["a", "b", "c"])
     vectors, ids = read_embeddings(tmp_path / "e")
     assert ids == ["a", "b"] and vectors.sum() == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.ids.txt", "e.npy"]
@@ -117,11 +118,27 @@ def test_files_that_belong_together_are_replaced_together(tmp_path, monkeypatch)
 
 def test_items_round_trip(tmp_path):
     vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
-    write_items(tmp_path / "x.npz", vectors, [1, 0, 3])
-    items, counts = read_items(tmp_path / "x.npz")
+    write_items(tmp_path / "x", vectors, [1, 0, 3], sources=["q1", "q2", "q3", "q4"])
+    items, counts = read_items(tmp_path / "x")
     assert items.shape == (3, 3, 3) and counts.tolist() == [1, 0, 3] and not items[1].any()
     flat, owner = flat_items(items, counts)
     assert np.array_equal(flat, vectors.astype(np.float16)) and owner.tolist() == [0, 2, 2, 2]
+    assert read_item_sources(tmp_path / "x").tolist() == [["q1", "", ""], ["", "", ""], ["q2", "q3", "q4"]]
+    # written as they come, in any order (the chunks of a length-sorted encoder), into a memory-mapped file
+    with items_writer(tmp_path / "y", [1, 0, 3], 3) as writer:
+        writer.put([3, 0], vectors[[3, 0]])
+        writer.put([2, 1], vectors[[2, 1]])
+    assert np.array_equal(read_items(tmp_path / "y")[0], items) and read_item_sources(tmp_path / "y") is None
+    assert isinstance(read_items(tmp_path / "y")[0], np.memmap)
+    write_items(tmp_path / "empty", np.zeros((0, 3), dtype=np.float32), [0, 0])
+    assert read_items(tmp_path / "empty")[0].shape == (2, 0, 3)
+    with pytest.raises(ConfigError, match="nothing: generated items not found"):
+        read_items(tmp_path / "nothing")
+    # embeddings written memory-mapped are the bytes np.save writes
+    write_embeddings(tmp_path / "e", vectors, ["a", "b", "c", "d"])
+    with open(tmp_path / "saved.npy", "wb") as fh:
+        np.save(fh, vectors)
+    assert (tmp_path / "e.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
     write_texts(tmp_path, "de", [{"id": "p1", "queries": ["q"]}], {"generated_tokens": 1})
     assert json.loads((tmp_path / "de.stats.json").read_text()) == {"generated_tokens": 1}
 

@@ -241,7 +241,7 @@ def test_stage_scripts_with_a_german_corpus(tmp_path):
     assert {line.split()[2] for line in qrels if line} <= {c["id"] for c in corpus}
     for system in ("baseline", "xqg"):
         assert set(metrics[system]["by_lang"]) == {"en", "es"} and "de" in metrics[system]
-    assert np.load(tmp_path / "gen" / "xqg" / "es.npz")["counts"].tolist() == [2, 2, 2, 2]
+    assert np.load(tmp_path / "gen" / "xqg" / "es" / "counts.npy").tolist() == [2, 2, 2, 2]
     quality = json.loads((tmp_path / "m" / "generation.json").read_text())["xqg"]
     assert set(quality) == {"en", "es", "avg"} and quality["es"]["queries"] == 8
     assert 0 <= quality["es"]["real_R@10"] <= 1  # the real questions' passages: German ones

@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO
 from xaug.data import MlqaArchive
 from xaug.preparation import prepare, save_prepared
+from xaug.formats import write_items
 from xaug.io import read_jsonl
 
 TINY_BERT = {"vocab_size": 4000, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -191,7 +192,7 @@ def test_tune_stage_reads_no_evaluation_question(tmp_path, prepared):
         write_ids(emb / "queries.ids.txt", ids["eval"])
         (root / "gen" / "xqg").mkdir(parents=True)
         for lang, arr in items.items():
-            np.savez(root / "gen" / "xqg" / f"{lang}.npz", items=arr, counts=np.full(len(corpus), 2))
+            write_items(root / "gen" / "xqg" / lang, arr.reshape(-1, arr.shape[-1]), np.full(len(corpus), 2))
             (root / "gen" / "xqg" / f"{lang}.stats.json").write_text('{"seconds": 1.0, "generated_tokens": 5}')
         proc = subprocess.run([sys.executable, str(REPO / "stages" / "tune.py"), "--params", str(tmp_path / "params.yaml"),
                                "--passages", "emb/passages", "--queries", "emb/tune_queries", "--data", "mlqa",

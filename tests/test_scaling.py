@@ -249,7 +249,7 @@ def test_run_setting_tables_transfer_and_plots(world):
 
 
 def test_method_inputs_are_checked(tmp_path):
-    with pytest.raises(ConfigError, match="de.npz: xqg embeddings for 'de' not found"):
+    with pytest.raises(ConfigError, match="de: xqg embeddings for 'de' not found"):
         load_method(tmp_path, "xqg", ["de", "zh"])
     with pytest.raises(ConfigError, match=r"augment.xqg.n_queries_used: 6 > xqg.n_queries \(5\)"):
         fusion_settings({"augment": {"xqg": {"alpha": 0.1, "n_queries_used": 6}}, "xqg": {"n_queries": 5}}, "xqg")

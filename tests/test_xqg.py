@@ -4,9 +4,11 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import TINY_BERT, run_script, xqg_params
 from xaug.errors import ConfigError
+from xaug.formats import read_items
 from xaug.decoding import SamplingSettings
 from xaug.io import read_jsonl
 from xaug.models import load_backbone
@@ -138,9 +140,9 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     assert sorted(k.name.split("-")[0] for k in (tmp_path / "work").iterdir()) == ["de", "zh"]
     run_script("encode_generated", *common, "--method", "xqg", "--lang", "de", "--model", "xdr", "--data", "mlqa",
            "--dir", "gen/xqg", cwd=tmp_path)
-    arrays = np.load(tmp_path / "gen" / "xqg" / "de.npz")
-    assert arrays["items"].shape == (4, 2, 32) and arrays["items"].dtype == np.float16
-    assert arrays["counts"].tolist() == [2, 2, 2, 2]
+    items, counts = read_items(tmp_path / "gen" / "xqg" / "de")
+    assert items.shape == (4, 2, 32) and items.dtype == np.float16 and isinstance(items, np.memmap)
+    assert counts.tolist() == [2, 2, 2, 2]
     if model != "tiny":
         return
     # the rest of the chain: zh too, baseline embeddings, quality, augmentation, the scaling sweep
@@ -154,6 +156,16 @@ def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     quality = json.loads((tmp_path / "m" / "generation.json").read_text())["xqg"]
     assert set(quality) == {"de", "zh", "avg"} and 0 <= quality["de"]["R@10"] <= 1
     assert quality["de"]["queries"] == 8 and 0 <= quality["zh"]["in_script"] <= 1
+    assert "passages_sampled" not in quality["de"]  # 4 passages: all of them measured
+    # a sample of 2 of the 4 passages (seeded): their queries only, each still retrieving among all 4
+    sampled = yaml.safe_load(params.read_text())
+    sampled["xqg"]["quality_passages"] = 2
+    (tmp_path / "sampled.yaml").write_text(yaml.safe_dump(sampled))
+    run_script("generation_quality", "--params", str(tmp_path / "sampled.yaml"), "--data", "mlqa", "--passages",
+               "emb/passages", "--queries", "emb/queries", "--generated", "gen/xqg", "--metrics", "m/sampled.json",
+               cwd=tmp_path)
+    part = json.loads((tmp_path / "m" / "sampled.json").read_text())["xqg"]
+    assert part["de"]["passages_sampled"] == 2 and part["de"]["queries"] == 4 and 0 <= part["de"]["R@10"] <= 1
     run_script("augment", *common, "--method", "xqg", "--passages", "emb/passages", "--generated", "gen/xqg",
            "--out", "aug/xqg", cwd=tmp_path)
     fused = np.load(tmp_path / "aug" / "xqg.npy")

@@ -1,7 +1,8 @@
 """Where per-chunk work runs: in this process (``local``) or on Ray actors (``ray``), whatever the work is.
 
-The chunked runner (``xaug.chunks.run_chunked``: query generation, passage translation) split a
-corpus into length-sorted chunks and keep one file per finished chunk; this module only decides who
+The chunked runners (``xaug.chunks.run_chunked``: query generation, passage translation, keeping a log
+of finished chunks; ``xaug.encoding.encode_with``: encode and encode_items, writing each chunk's vectors
+into a memory-mapped output) split a corpus into length-sorted chunks; this module only decides who
 computes a chunk. A *job* is a picklable recipe (paths and settings, no loaded model) whose ``load()``
 returns the per-chunk function ``fn(chunk, index) -> rows``; that function may also offer
 ``lengths(items)`` (the sort key of the chunking) and ``device`` (a torch device). A job may name a
@@ -10,10 +11,11 @@ with GPUs) reserves one GPU per actor. A plain function is a job of its own (loc
 
 - ``local``: the job is loaded once here and the chunks run one after the other.
 - ``ray``: ``<group>.ray_workers`` actors each load the job once; chunks go to whichever actor is free
-  and come back to this process, which writes the chunk files. An actor that dies (its process killed, its
-  node lost) is restarted up to ``ACTOR_RESTARTS`` times and reloads the job; the chunk it was computing
-  is run again (up to ``TASK_RETRIES`` times), so a lost worker costs its chunk only. Each chunk seeds itself by its index,
-  so the rows do not depend on the backend, the number of workers or the order chunks finish in.
+  and come back to this process, which writes them. An actor that dies (its process killed, its
+  node lost) is restarted up to ``ACTOR_RESTARTS`` times and reloads the job; the chunk it was
+  computing is run again (up to ``TASK_RETRIES`` times), so a lost worker costs its chunk only. Each
+  chunk seeds itself by its index, so the rows do not depend on the backend, the number of workers or
+  the order chunks finish in.
   ``<group>.ray_address``: '' starts a Ray instance on this machine; ``auto`` (run on a node of a
   cluster started with ``ray start``), ``host:6379`` (its head) or ``ray://head:10001`` (Ray Client,
   which needs ``pip install 'ray[client]==2.60.0'``) joins an existing cluster. Actors take one CPU

@@ -2,8 +2,10 @@
 fit (``scaling.candidates``: K > 0; 0 scores every passage).
 
 A query's candidates are the union of the top K passages of several lists (a system's own passage
-matrix; for the projection of a method's fusions, the baseline passages and each language's mean item),
-its relevant passage, and every passage whose score a leave-out correction overwrites. Rows are ascending
+matrix; for the projection of a method's fusions, the baseline passages, then per language the passages
+it covers scored by query . passage + query . mean item and by query . mean item, and the passages it
+leaves uncovered scored by query . passage), its relevant passage, and every passage whose score a
+leave-out correction overwrites. Rows are ascending
 passage positions with -1 padding at the end, so that equal scores rank the lower position first, as the
 dense path does. Memory and per-system work are O(queries x K), not O(queries x passages).
 

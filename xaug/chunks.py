@@ -1,11 +1,13 @@
 """The resumable chunk runner of the corpus jobs (query generation, passage translation): length-sorted
-chunks, one atomic file per finished chunk in a work folder keyed by a fingerprint of every input, so
-a killed run resumes and a changed input never reuses stale chunks."""
+chunks, each finished chunk appended as one line to a log (``chunks.jsonl``) in a work folder keyed by
+a fingerprint of every input, so a killed run resumes, a changed input never reuses stale chunks, and a
+million passages are one file, not a file per chunk."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from tqdm import tqdm
 
 from .backend import open_pool
 from .download import sha256_file, sha256_tree
-from .io import atomic_path, read_json
+from .io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,57 @@ def work_folder(root, lang: str, model, data, *settings, states=None) -> Path:
     return Path(root) / f"{lang}-{fingerprint(*inputs, *settings, lang)}"
 
 
+CHUNK_LOG = "chunks.jsonl"  # one line per finished chunk: {"chunk", "seconds", "rows"}
+
+
+class ChunkLog:
+    """The finished chunks of a work folder: one JSON line each, appended and flushed to disk as a chunk
+    finishes. A line cut short by a kill is dropped when the log is opened again (its chunk runs again)."""
+
+    def __init__(self, work_dir: Path):
+        self.path = Path(work_dir) / CHUNK_LOG
+
+    def read(self) -> dict[int, tuple[float, list[dict]]]:
+        """Chunk index -> (seconds, rows) of the complete lines; the file is cut back to its last complete
+        line, so what is appended next starts on a line of its own."""
+        done: dict[int, tuple[float, list[dict]]] = {}
+        if not self.path.is_file():
+            return done
+        good = 0
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                try:
+                    entry = json.loads(line)
+                    done[int(entry["chunk"])] = (float(entry["seconds"]), entry["rows"])
+                except (ValueError, KeyError, TypeError):
+                    break  # a line cut short (or anything after it) is not trusted
+                if not line.endswith(b"\n"):
+                    done.pop(int(entry["chunk"]))
+                    break
+                good += len(line)
+        if good < self.path.stat().st_size:
+            log.warning("%s: dropped an incomplete chunk line (a killed run); it runs again", self.path)
+            os.truncate(self.path, good)
+        return done
+
+    def __enter__(self) -> "ChunkLog":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a", encoding="utf-8")
+        return self
+
+    def append(self, chunk: int, seconds: float, rows: list[dict]) -> None:
+        self.fh.write(json.dumps({"chunk": chunk, "seconds": seconds, "rows": rows}, ensure_ascii=False) + "\n")
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()
+
+
 def run_chunked(items: list[dict], lengths: list[int] | None, work_dir: Path, chunk_size: int,
                 fn, desc: str, progress: bool = True, backend=None) -> tuple[list[dict], dict]:
-    """Apply ``fn`` to length-sorted chunks of ``items`` (``chunk_size``, a positive integer, each), one
-    atomic file per finished chunk.
+    """Apply ``fn`` to length-sorted chunks of ``items`` (``chunk_size``, a positive integer, each), each
+    finished chunk appended to the work folder's ``ChunkLog``.
 
     A re-run with the same ``work_dir`` skips finished chunks; ``fn`` gets the chunk index so it can
     seed itself per chunk, which makes a resumed run identical to an uninterrupted one. ``fn`` is the
@@ -55,10 +104,11 @@ def run_chunked(items: list[dict], lengths: list[int] | None, work_dir: Path, ch
     Returns the rows in ``items`` order and stats (chunks done now / reused, seconds summed over all
     chunks, backend, workers, device).
     """
-    work_dir.mkdir(parents=True, exist_ok=True)
+    chunk_log = ChunkLog(work_dir)
+    finished = chunk_log.read()
     rows: dict[int, dict] = {}
     reused = seconds = 0.0
-    with open_pool(fn, backend) as pool:
+    with open_pool(fn, backend) as pool, chunk_log:
         if lengths is None:
             lengths = pool.lengths(items)
         order = sorted(range(len(items)), key=lambda i: (-lengths[i], i))
@@ -66,27 +116,22 @@ def run_chunked(items: list[dict], lengths: list[int] | None, work_dir: Path, ch
         todo = []
         with tqdm(total=len(items), desc=desc, unit="passage", disable=not progress) as bar:
             for c, idx in enumerate(chunks):
-                path = work_dir / f"chunk-{c:05d}.jsonl"
-                if not path.is_file():
+                if c not in finished:
                     todo.append(c)
                     continue
-                lines = path.read_text(encoding="utf-8").splitlines()
-                meta, chunk_rows = json.loads(lines[0]), [json.loads(l) for l in lines[1:]]
+                chunk_seconds, chunk_rows = finished[c]
                 reused += 1
-                seconds += meta["seconds"]
+                seconds += chunk_seconds
                 rows.update(zip(idx, chunk_rows))
                 bar.update(len(idx))
             for c, chunk_rows, chunk_seconds in pool.imap((c, [items[i] for i in chunks[c]]) for c in todo):
-                meta = {"seconds": chunk_seconds}
-                with atomic_path(work_dir / f"chunk-{c:05d}.jsonl") as tmp:
-                    tmp.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [meta, *chunk_rows]) + "\n",
-                                   encoding="utf-8")
+                chunk_log.append(c, chunk_seconds, chunk_rows)
                 seconds += chunk_seconds
                 rows.update(zip(chunks[c], chunk_rows))
                 bar.update(len(chunks[c]))
         where = {"backend": pool.backend, "workers": pool.workers, "device": ", ".join(sorted(set(pool.devices)))}
     if reused:
-        log.info("%s: reused %d of %d finished chunks from %s", desc, int(reused), len(chunks), work_dir)
+        log.info("%s: reused %d of %d finished chunks from %s", desc, int(reused), len(chunks), chunk_log.path)
     return [rows[i] for i in range(len(items))], {"chunks": len(chunks), "chunks_reused": int(reused),
                                                   "seconds": round(seconds, 2), **where}
 

@@ -23,9 +23,10 @@ def check_positive(settings, group: str, names: Sequence[str]) -> None:
 
 
 # keys of the `xqg` params group besides SamplingSettings' fields: the generator (train_xqg), the
-# resumable chunks and the backend (generate_queries); `threads` belongs to the stage harness
+# resumable chunks and the backend (generate_queries), the quality report's sample (generation_quality);
+# `threads` belongs to the stage harness
 XQG_GROUP_KEYS = ("model", "context_languages", "max_source_length", "warm", "tiny", "train", "chunk_size",
-                  "backend", "ray_address", "ray_workers")
+                  "backend", "ray_address", "ray_workers", "quality_passages")
 # keys of the `translate` params group read elsewhere than TranslateSettings (train_translator, the
 # quality report, the warm translator's own settings, the backend: xaug.backend)
 TRANSLATE_GROUP_KEYS = ("model", "quality_pairs", "warm", "backend", "ray_address", "ray_workers")

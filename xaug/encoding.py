@@ -1,4 +1,11 @@
-"""The dense bi-encoder: text -> pooled (optionally normalised) embedding, batched and length-sorted."""
+"""The dense bi-encoder: text -> pooled (optionally normalised) embedding, batched and length-sorted.
+
+``encode_with`` sorts texts by length into batches (``length_batches``), groups consecutive batches
+into chunks of at most ``encode.chunk_size`` texts and hands each chunk's vectors to the caller as it
+comes back (the stages write them into memory-mapped outputs); the chunks run in this process
+(``InProcess``) or on the backend of the generation stages (``xaug.encode_jobs``: local or Ray actors),
+so a lost worker costs its chunk only and the vectors do not depend on the backend or the number of
+workers (every batch is the same on any of them)."""
 from __future__ import annotations
 
 import json
@@ -14,8 +21,6 @@ from tqdm import tqdm
 
 from .device import bf16_autocast, device_of, use_bf16
 from .errors import ConfigError
-from .formats import write_embeddings
-from .io import atomic_dir, read_jsonl, write_json
 from .params import check_int
 
 log = logging.getLogger(__name__)
@@ -47,10 +52,15 @@ class EncodeSettings:
     batch_size: int = 128      # texts per batch at most
     max_tokens: int = 2048     # padded tokens per batch at most (0 = no cap)
     bf16: bool | str = "auto"  # bfloat16 autocast: true | false | auto (xaug.device.use_bf16)
+    chunk_size: int = 8192     # texts per chunk at most: what one worker computes at a time
+    backend: str = "local"     # local | ray: where the chunks run (xaug.encode_jobs, xaug.backend)
+    ray_address: str = ""
+    ray_workers: int = 2
 
     def __post_init__(self):
         check_int(self.batch_size, "batch_size")
         check_int(self.max_tokens, "max_tokens", minimum=0, note="0 = no cap")
+        check_int(self.chunk_size, "chunk_size")
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"bf16: expected true, false or auto, got {self.bf16!r}")
 
@@ -125,25 +135,19 @@ class DenseEncoder:
         """Embeddings with autograd (training)."""
         return self.forward(self.tokenize(texts, kind))
 
-    @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: str, batch_size: int = 32, bf16: bool = False,
                progress: bool = True, desc: str | None = None, max_tokens: int = 0) -> tuple[np.ndarray, int]:
-        """(float32 embeddings in input order, tokens processed); batches sorted by length (`length_batches`)."""
-        check_int(batch_size, "encode.batch_size")
-        check_int(max_tokens, "encode.max_tokens", minimum=0, note="0 = no cap")
-        self.model.eval()
+        """(float32 embeddings in input order, tokens processed), in this process; batches sorted by
+        length (``length_batches``), as ``encode_with`` on any backend."""
+        settings = EncodeSettings(batch_size=check_int(batch_size, "encode.batch_size"),
+                                  max_tokens=check_int(max_tokens, "encode.max_tokens", minimum=0, note="0 = no cap"))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out, 0
-        autocast = bf16_autocast(self.device, bf16)
-        tokens = 0
-        with tqdm(total=len(texts), desc=desc or f"encode {kind}s", unit="text", disable=not progress) as bar, autocast:
-            for idx in length_batches(self.lengths(texts, kind), batch_size, max_tokens):
-                batch = self.tokenize([texts[i] for i in idx], kind)  # per batch: no token lists of the corpus
-                tokens += int(batch["attention_mask"].sum())
-                out[idx] = self.forward(batch).float().cpu().numpy()
-                bar.update(len(idx))
-        return out, tokens
+
+        def put(index, vectors):
+            out[index] = vectors
+        done = encode_with(InProcess(ChunkEncoder(self, bf16)), texts, kind, settings, put, desc or f"encode {kind}s",
+                           progress)
+        return out, done["tokens"]
 
     def save(self, path) -> None:
         path = Path(path)
@@ -168,27 +172,84 @@ class DenseEncoder:
         return cls(model.eval(), tokenizer, settings)
 
 
-def encode_prepared(encoder: DenseEncoder, data_dir, out_dir, settings: EncodeSettings) -> dict:
-    """Embed a prepared folder's corpus passages, evaluation queries and tuning queries into ``out_dir``
-    (replaced as a whole): ``passages``, ``queries``, ``tune_queries`` embeddings and ``stats.json``
-    (per set: count, tokens, seconds, tokens/s; and the bf16 choice ``auto`` made). Returns the stats."""
-    data_dir = Path(data_dir)
-    corpus = read_jsonl(data_dir / "corpus.jsonl")
-    all_queries = read_jsonl(data_dir / "queries.jsonl")
-    queries = [q for q in all_queries if q["split"] == "eval"]
-    tune_queries = [q for q in all_queries if q["split"] == "tune"]
-    with atomic_dir(out_dir) as out:  # the folder is replaced as a whole
-        stats = {"bf16": use_bf16(settings.bf16, encoder.device, "encode.bf16")}  # the choice `auto` made here
-        for kind, name, rows in (("passage", "passages", corpus), ("query", "queries", queries),
-                                 ("query", "tune_queries", tune_queries)):
-            started = time.perf_counter()
-            vectors, tokens = encoder.encode([r["text"] for r in rows], kind, batch_size=settings.batch_size,
-                                             bf16=stats["bf16"], max_tokens=settings.max_tokens, desc=f"encode {name}")
-            seconds = time.perf_counter() - started
-            write_embeddings(out / name, vectors, [r["id"] for r in rows])
-            stats[name] = {"count": len(rows), "tokens": tokens, "seconds": round(seconds, 2),
-                           "tokens_per_s": round(tokens / max(seconds, 1e-9))}
-            log.info("%d %s, %d tokens in %.1fs (%.0f tokens/s)", len(rows), name, tokens, seconds,
-                     tokens / max(seconds, 1e-9))
-        write_json(out / "stats.json", stats)
-    return stats
+class ChunkEncoder:
+    """The per-chunk function of an ``EncodeJob``: a chunk is ``(kind, batches)``, each batch a list of
+    texts; returns their vectors (float32, batch after batch), the tokens processed and the bf16 choice."""
+
+    def __init__(self, encoder: DenseEncoder, bf16: bool | str = "auto"):
+        self.encoder, self.device = encoder, encoder.device
+        self.bf16 = use_bf16(bf16, self.device, "encode.bf16")
+
+    def lengths(self, request: tuple[str, Sequence[str]]) -> list[int]:
+        kind, texts = request
+        return self.encoder.lengths(texts, kind)
+
+    @torch.inference_mode()
+    def __call__(self, chunk: tuple[str, list[list[str]]], index: int) -> dict:
+        kind, batches = chunk
+        self.encoder.model.eval()
+        vectors, tokens = [], 0
+        with bf16_autocast(self.device, self.bf16):
+            for texts in batches:
+                batch = self.encoder.tokenize(texts, kind)
+                tokens += int(batch["attention_mask"].sum())
+                vectors.append(self.encoder.forward(batch).float().cpu().numpy())
+        return {"vectors": np.concatenate(vectors) if vectors else np.zeros((0, self.encoder.dim), np.float32),
+                "tokens": tokens, "bf16": self.bf16}
+
+
+class InProcess:
+    """Runs ``encode_with``'s chunks in this process, one after the other (``xaug.backend``'s pools run
+    them on its backends)."""
+
+    def __init__(self, fn: ChunkEncoder):
+        self.fn = fn
+
+    def lengths(self, request) -> list[int]:
+        return self.fn.lengths(request)
+
+    def imap(self, tasks):
+        for index, chunk in tasks:
+            yield index, self.fn(chunk, index), 0.0
+
+
+def chunk_batches(batches: list[np.ndarray], chunk_size: int) -> list[list[np.ndarray]]:
+    """Consecutive batches grouped into chunks of at most ``chunk_size`` texts (at least one batch each)."""
+    chunks: list[list[np.ndarray]] = []
+    size = chunk_size
+    for batch in batches:
+        if size + len(batch) > chunk_size:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(batch)
+        size += len(batch)
+    return chunks
+
+
+def encode_with(runner, texts: Sequence[str], kind: str, settings: EncodeSettings, put, desc: str,
+                progress: bool = True) -> dict:
+    """Embed ``texts`` on ``runner`` (``InProcess``, or a pool of ``xaug.encode_jobs.EncodeJob``): batches
+    sorted by length (``length_batches``), grouped into chunks (``chunk_batches``); ``put(index, vectors)``
+    receives each chunk's vectors with their positions in ``texts`` as it finishes. Returns the texts,
+    tokens, seconds, chunks and the bf16 choice (None when there was nothing to encode)."""
+    started = time.perf_counter()
+    lengths = runner.lengths((kind, list(texts))) if len(texts) else []
+    chunks = chunk_batches(length_batches(lengths, settings.batch_size, settings.max_tokens), settings.chunk_size)
+    tokens, bf16 = 0, None
+    with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
+        tasks = ((c, (kind, [[texts[i] for i in batch] for batch in chunk])) for c, chunk in enumerate(chunks))
+        for c, result, _ in runner.imap(tasks):
+            index = np.concatenate(chunks[c])
+            put(index, result["vectors"])
+            tokens, bf16 = tokens + result["tokens"], result["bf16"]
+            bar.update(len(index))
+    seconds = time.perf_counter() - started
+    return {"count": len(texts), "tokens": tokens, "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / max(seconds, 1e-9)), "chunks": len(chunks), "bf16": bf16}
+
+
+def encoder_dim(model) -> int:
+    """The embedding size of an encoder folder (its config's ``hidden_size``), read without the weights."""
+    from transformers import AutoConfig  # heavy: loaded only when an encoder folder is read
+
+    return int(AutoConfig.from_pretrained(model).hidden_size)

@@ -1,15 +1,17 @@
 """The pipeline's on-disk formats, each written and read here only.
 
-- embeddings: ``<prefix>.npy`` (float32 rows) + ``<prefix>.ids.txt`` (one id per line, row order);
+- embeddings: ``<prefix>.npy`` (float32 rows, written memory-mapped as they are computed) +
+  ``<prefix>.ids.txt`` (one id per line, row order);
 - generated texts: ``<folder>/<lang>.jsonl`` (``{"id": passage id, <field>: [texts]}``, field
   ``queries`` for generated and real questions, ``texts`` for translations and parallel contexts; real
   questions also ``sources``, the question id of each text) beside ``<lang>.stats.json`` (what was
   generated and what it cost);
 - encoder states (warm generators): one safetensors file, ``states`` (float16, sources concatenated),
-  ``offsets``, and the source keys in its metadata;
-- generated items: ``<folder>/<lang>.npz`` with ``items`` (passages x width x dim, float16, zero
-  padded) and ``counts`` (valid items per passage, corpus order), and for real questions ``sources``
-  (passages x width, the question id of each item, '' for padding);
+  ``offsets``, and the source keys in its metadata; read lazily, a source's rows at a time;
+- generated items: a folder ``<folder>/<lang>`` of memory-mappable arrays, ``items.npy`` (passages x width
+  x dim, float16, zero padded; written as the encoder produces them), ``counts.npy`` (valid items per
+  passage, corpus order), and for real questions ``sources.npy`` (passages x width, the question id of
+  each item, '' for padding);
 - left-out passages: ``data/augmented/<method>.leave_out.npz`` with ``questions``, ``passages`` (ids) and
   ``vectors``: a passage fused without one question's items (``xaug.leave_out``; empty for other methods);
 - TREC qrels: ``qid 0 docid relevance`` per line (prepare's ``qrels.eval.trec``, ``qrels.tune.trec``);
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -38,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .io import atomic_path, read_json, read_jsonl, write_json
+from .io import atomic_dir, atomic_path, read_json, read_jsonl, write_json
 from .languages import is_supported
 
 TEXT_FIELDS = ("queries", "texts")
@@ -71,13 +74,28 @@ def read_ids(path) -> list[str]:
     return path.read_text(encoding="utf-8").split("\n")[:-1]
 
 
+@contextlib.contextmanager
+def embeddings_writer(prefix, ids: Sequence[str], dim: int) -> Iterator[np.ndarray]:
+    """A float32 ``(len(ids), dim)`` array memory-mapped onto ``<prefix>.npy`` (zeros until written); the
+    file and ``<prefix>.ids.txt`` replace their targets together once the block succeeds."""
+    with atomic_paths(f"{prefix}.npy", f"{prefix}.ids.txt") as (npy, txt):
+        if len(ids) and dim:
+            out = np.lib.format.open_memmap(npy, mode="w+", dtype=np.float32, shape=(len(ids), dim))
+            yield out
+            out.flush()
+            del out
+        else:  # nothing to map (an empty split)
+            yield np.zeros((len(ids), dim), dtype=np.float32)
+            with open(npy, "wb") as fh:
+                np.save(fh, np.zeros((len(ids), dim), dtype=np.float32))
+        _write_ids(txt, ids)
+
+
 def write_embeddings(prefix, vectors: np.ndarray, ids: Sequence[str]) -> None:
     if len(ids) != len(vectors):
         raise ValueError(f"{prefix}: {len(vectors)} vectors but {len(ids)} ids")
-    with atomic_paths(f"{prefix}.npy", f"{prefix}.ids.txt") as (npy, txt):
-        with open(npy, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors))
-        _write_ids(txt, ids)
+    with embeddings_writer(prefix, ids, vectors.shape[1] if vectors.ndim == 2 else 0) as out:
+        out[:] = vectors
 
 
 def read_embeddings(prefix) -> tuple[np.ndarray, list[str]]:
@@ -129,43 +147,86 @@ def read_text_stats(folder, lang: str) -> dict:
     return read_json(Path(folder) / f"{lang}.stats.json")
 
 
+ITEM_FILES = ("items.npy", "counts.npy")  # and sources.npy for items with question ids
+
+
+def items_path(folder, lang: str) -> Path:
+    """The items folder of one language: ``<folder>/<lang>``."""
+    return Path(folder) / lang
+
+
+class ItemsWriter:
+    """Puts vectors into a generated-items folder as they come (``put``), memory-mapped: item ``i`` of the
+    flat order (passage after passage, ``counts[p]`` items each) goes to ``items[p, slot]``."""
+
+    def __init__(self, items: np.ndarray, counts: np.ndarray):
+        self.items, self.ends = items, np.cumsum(counts)
+        self.starts = self.ends - counts
+
+    def put(self, index: np.ndarray, vectors: np.ndarray) -> None:
+        index = np.asarray(index, dtype=np.int64)
+        rows = np.searchsorted(self.ends, index, side="right")
+        self.items[rows, index - self.starts[rows]] = vectors
+
+
+@contextlib.contextmanager
+def items_writer(path, counts: Sequence[int], dim: int, sources: Sequence[str] | None = None) -> Iterator[ItemsWriter]:
+    """A generated-items folder written as the vectors come: ``items.npy`` (passages x width x dim,
+    float16, zero padded, memory-mapped), ``counts.npy`` (valid items per passage, corpus order) and, with
+    ``sources`` (one question id per item, flat order), ``sources.npy`` (passages x width, '' for
+    padding). The folder replaces ``path`` as a whole once the block succeeds."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total, width = int(counts.sum()), int(counts.max()) if len(counts) else 0
+    if sources is not None and len(sources) != total:
+        raise ValueError(f"{path}: {len(sources)} sources for {total} items")
+    shape = (len(counts), width, dim)
+    with atomic_dir(path) as tmp:
+        mapped = total > 0 and dim > 0
+        items = np.lib.format.open_memmap(tmp / "items.npy", mode="w+", dtype=np.float16, shape=shape) if mapped \
+            else np.zeros(shape, dtype=np.float16)
+        yield ItemsWriter(items, counts)
+        if mapped:
+            items.flush()
+            del items
+        else:
+            np.save(tmp / "items.npy", np.zeros(shape, dtype=np.float16))
+        np.save(tmp / "counts.npy", counts)
+        if sources is not None:
+            ids = np.full((len(counts), width), "", dtype=f"<U{max([1, *map(len, sources)])}")
+            rows = np.repeat(np.arange(len(counts)), counts)
+            ids[rows, np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)] = list(sources)
+            np.save(tmp / "sources.npy", ids)
+
+
 def write_items(path, vectors: np.ndarray, counts: Sequence[int], sources: Sequence[str] | None = None) -> None:
-    """Items of each passage (``counts[i]`` consecutive rows of ``vectors``), padded into one array; with
-    ``sources`` (one question id per vector), their ids in the same layout."""
+    """Items of each passage (``counts[i]`` consecutive rows of ``vectors``) as a generated-items folder
+    (``items_writer``); with ``sources`` (one question id per vector), their ids in the same layout."""
     counts = np.asarray(counts, dtype=np.int64)
     if counts.sum() != len(vectors):
         raise ValueError(f"{path}: counts sum to {counts.sum()} but there are {len(vectors)} vectors")
-    width = int(counts.max()) if len(counts) else 0
-    items = np.zeros((len(counts), width, vectors.shape[1] if vectors.ndim == 2 else 0), dtype=np.float16)
-    rows = np.repeat(np.arange(len(counts)), counts)
-    slots = np.arange(len(vectors)) - np.repeat(np.cumsum(counts) - counts, counts)
-    items[rows, slots] = vectors
-    arrays = {"items": items, "counts": counts}
-    if sources is not None:
-        if len(sources) != len(vectors):
-            raise ValueError(f"{path}: {len(sources)} sources for {len(vectors)} vectors")
-        ids = np.full((len(counts), width), "", dtype=f"<U{max([1, *map(len, sources)])}")
-        ids[rows, slots] = list(sources)
-        arrays["sources"] = ids
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with items_writer(path, counts, vectors.shape[1] if vectors.ndim == 2 else 0, sources) as writer:
+        if len(vectors):
+            writer.put(np.arange(len(vectors)), vectors)
+
+
+def _items_folder(path) -> Path:
+    path = Path(path)
+    if not all((path / name).is_file() for name in ITEM_FILES):
+        raise ConfigError(f"{path}: generated items not found")
+    return path
 
 
 def read_items(path) -> tuple[np.ndarray, np.ndarray]:
-    """``(items, counts)`` of a generated-items file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: generated items not found")
-    with np.load(path) as arrays:
-        return arrays["items"], arrays["counts"]
+    """``(items, counts)`` of a generated-items folder; ``items`` memory-mapped (read-only)."""
+    path = _items_folder(path)
+    return np.load(path / "items.npy", mmap_mode="r"), np.load(path / "counts.npy")
 
 
 def read_item_sources(path) -> np.ndarray | None:
-    """The question id of each item (passages x width, '' for padding) of a generated-items file, or None
+    """The question id of each item (passages x width, '' for padding) of a generated-items folder, or None
     when its items have no sources (generated ones)."""
-    with np.load(Path(path)) as arrays:
-        return arrays["sources"] if "sources" in arrays.files else None
+    file = _items_folder(path) / "sources.npy"
+    return np.load(file) if file.is_file() else None
 
 
 def write_leave_out(path, questions: Sequence[str], passages: Sequence[str], vectors: np.ndarray) -> None:
@@ -206,13 +267,37 @@ def save_states(path, keys: Sequence[str], states) -> None:
         save_file(tensors, str(tmp), metadata={"keys": json.dumps(list(keys))})
 
 
-def load_states(path) -> dict:
-    from safetensors import safe_open  # loaded only by the warm generators that use this format
+class States(Mapping):
+    """Encoder states by source key, read from the safetensors file lazily: a source's rows are sliced out
+    of the file when asked for, so no process holds the states of the whole corpus."""
 
-    with safe_open(str(path), framework="pt") as fh:
-        keys = json.loads(fh.metadata()["keys"])
-        states, offsets = fh.get_tensor("states"), fh.get_tensor("offsets").tolist()
-    return {k: states[offsets[i] : offsets[i + 1]] for i, k in enumerate(keys)}
+    def __init__(self, path):
+        from safetensors import safe_open  # loaded only by the warm generators that use this format
+
+        self.path = str(path)
+        self._file = safe_open(self.path, framework="pt")
+        self.keys_ = json.loads(self._file.metadata()["keys"])
+        self.row = {k: i for i, k in enumerate(self.keys_)}
+        self.offsets = self._file.get_tensor("offsets").tolist()
+        self._states = self._file.get_slice("states")
+
+    def __getitem__(self, key):
+        i = self.row[key]
+        return self._states[self.offsets[i] : self.offsets[i + 1]]
+
+    def __iter__(self):
+        return iter(self.keys_)
+
+    def __len__(self) -> int:
+        return len(self.keys_)
+
+    def __reduce__(self):  # a job's states travel as their path and are opened again where they are read
+        return (States, (self.path,))
+
+
+def load_states(path) -> States:
+    """The encoder states of a ``save_states`` file, by source key, read lazily (``States``)."""
+    return States(path)
 
 
 def write_trec_qrels(path, qrels) -> None:

@@ -55,6 +55,9 @@ def check_weights(weights, param: str = "scaling.weights") -> list[str]:
     return weights
 
 
+ITEMS_BLOCK = 16384  # passages reduced at a time
+
+
 @dataclass
 class LanguageItems:
     """One language's items reduced to a per-passage sum (n, dim) and count (n,)."""
@@ -70,7 +73,11 @@ class LanguageItems:
             raise ConfigError(f"{param}.n_queries_used: {m} > the {items.shape[1]} items generated per passage")
         valid = np.minimum(np.asarray(counts, dtype=np.int64), m)
         mask = (np.arange(m)[None, :] < valid[:, None]).astype(np.float32)
-        return cls(np.einsum("nm,nmd->nd", mask, items[:, :m].astype(np.float32)), valid)
+        sums = np.zeros((len(valid), items.shape[2]), dtype=np.float32)
+        for start in range(0, len(valid), ITEMS_BLOCK):  # blocks of a memory-mapped file: float32 copies stay small
+            block = slice(start, start + ITEMS_BLOCK)
+            sums[block] = np.einsum("nm,nmd->nd", mask[block], items[block, :m].astype(np.float32))
+        return cls(sums, valid)
 
 
 UNIT_TOLERANCE = 1e-4  # passages whose norms all lie within this of 1 come from a normalising encoder

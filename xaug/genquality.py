@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import corpus_language as prepared_corpus_language
-from .formats import flat_items, read_embeddings, read_items, read_text_stats, read_texts
+from .formats import flat_items, items_path, read_embeddings, read_items, read_text_stats, read_texts
 from .io import read_jsonl
 from .languages import script_class
 
@@ -73,12 +73,23 @@ def real_questions_by_passage(queries: list[dict], links: list[dict], lang: str,
     return dict(out)
 
 
+def sampled_passages(n: int, sample: int, seed: int) -> np.ndarray | None:
+    """Rows of a seeded sample of ``sample`` of ``n`` passages (ascending), or None for all of them
+    (``sample`` 0 or at least ``n``)."""
+    if sample <= 0 or sample >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+
+
 def generation_report(folder, languages, data_dir, passages_prefix, queries_prefix,
-                      corpus_language: str | None = None, log=None, items=None) -> dict:
+                      corpus_language: str | None = None, log=None, items=None, sample: int = 0,
+                      seed: int = 0) -> dict:
     """Per language (and averaged): round-trip R@1/R@10 of the generated texts in ``folder`` (their items
     file, embedded with the baseline xDR) and of the real held-out questions of the same passages,
     share in script, chrF against those real questions, duplicates, and generated tokens.
-    ``corpus_language``: None = the one the prepare stage recorded in ``data_dir``."""
+    ``corpus_language``: None = the one the prepare stage recorded in ``data_dir``. ``sample`` > 0: only
+    the texts of a seeded sample of that many passages are measured (``sampled_passages``; each still
+    retrieves among every passage), and ``passages_sampled`` says how many."""
     data = Path(data_dir)
     corpus_language = corpus_language or prepared_corpus_language(data)
     passages, pids = read_embeddings(passages_prefix)
@@ -88,14 +99,24 @@ def generation_report(folder, languages, data_dir, passages_prefix, queries_pref
     real_vectors, real_ids = read_embeddings(queries_prefix)
     real_row = {q: i for i, q in enumerate(real_ids)}
     qmeta = {q["id"]: q for q in queries}
+    chosen = sampled_passages(len(pids), sample, seed)
+    kept = None if chosen is None else {pids[i] for i in chosen}
     report = {}
     for lang in languages:
         rows = read_texts(folder, lang)
-        vectors, owner = flat_items(*read_items(Path(folder if items is None else items) / f"{lang}.npz"))
+        item_vectors, counts = read_items(items_path(folder if items is None else items, lang))
         real = real_questions_by_passage(queries, links, lang, corpus_language=corpus_language)
         held = [r for r in real_ids if qmeta[r]["lang"] == lang and qmeta[r]["qid"] in pivot]
+        if chosen is None:
+            vectors, owner = flat_items(item_vectors, counts)
+        else:  # only the sampled passages' items are read from the memory-mapped file
+            vectors, owner = flat_items(item_vectors[chosen], counts[chosen])
+            owner = chosen[owner]
+            rows = {pid: texts for pid, texts in rows.items() if pid in kept}
+            real = {pid: texts for pid, texts in real.items() if pid in kept}
+            held = [r for r in held if pivot[qmeta[r]["qid"]] in kept]
         evalset = np.isin(owner, [row_of[pid] for pid in real])
-        flat = [q for pid in pids for q in rows[pid]]
+        flat = [q for pid in pids if pid in rows for q in rows[pid]]
         report[lang] = {
             **round_trip(vectors, owner.tolist(), passages),
             **{f"heldout_passages_{k}": v for k, v in round_trip(vectors[evalset], owner[evalset].tolist(), passages).items()},
@@ -105,6 +126,7 @@ def generation_report(folder, languages, data_dir, passages_prefix, queries_pref
             "chrF": round(chrf_against_real({pid: rows[pid] for pid in real}, real), 2),
             "duplicates": round(duplicate_rate(list(rows.values())), 4),
             "queries": len(flat), "generated_tokens": read_text_stats(folder, lang)["generated_tokens"],
+            **({} if chosen is None else {"passages_sampled": len(chosen)}),
         }
         if log is not None:
             log.info("%s: round-trip R@10 %.3f (real questions %.3f), in script %.2f, chrF %.1f, duplicates %.2f",

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .formats import items_path, items_writer, read_item_sources, read_items, read_sources, read_text_stats, read_texts
 from .fusion import WEIGHT_MODES, FusionSettings, LanguageItems
-from .formats import read_item_sources, read_items, read_sources, read_text_stats, read_texts, write_items
 from .leave_out import OwnItems, own_items
 from .params import check_int, from_params
 
@@ -19,7 +19,7 @@ class MethodSpec:
     items: str       # what one item is
     embed_as: str    # the xDR side that embeds the items: query | passage
     text_stage: str  # the stage that writes data/generated/<name>/<lang>.jsonl (xaug.formats.write_texts)
-    stage: str       # the stage that embeds them into data/items/<name>/<lang>.npz
+    stage: str       # the stage that embeds them into data/items/<name>/<lang>
     setting: str = "global"  # the corpus setting it is reported (and tuned) in
     leave_out: bool = False  # items are the evaluated questions: scored leave-question-out (xaug.leave_out)
 
@@ -161,14 +161,14 @@ class MethodItems:
 
 
 def load_method(folder, method: str, languages: list[str], items=None) -> MethodItems:
-    """``items/<lang>.npz`` (items, counts; ``items`` defaults to ``folder``) and ``folder/<lang>.stats.json``
+    """``items/<lang>`` (items, counts; ``items`` defaults to ``folder``) and ``folder/<lang>.stats.json``
     (cost) for each of ``languages``."""
     folder = Path(folder)
     items = folder if items is None else Path(items)
     raw, seconds, tokens, sources = [], [], [], []
     for lang in languages:
-        path = items / f"{lang}.npz"
-        if not path.is_file():
+        path = items_path(items, lang)
+        if not path.is_dir():
             raise ConfigError(f"{path}: {method} embeddings for {lang!r} not found (run {METHODS[method].stage})")
         raw.append(read_items(path))
         if METHODS[method].leave_out:
@@ -184,9 +184,11 @@ def load_method(folder, method: str, languages: list[str], items=None) -> Method
     return MethodItems(method, list(languages), raw, seconds, tokens, sources if METHODS[method].leave_out else None)
 
 
-def embed_generated(encoder, method: str, folder, lang: str, corpus_ids: list[str], settings, out) -> dict:
-    """Embed ``folder/<lang>.jsonl``'s texts with ``encoder`` (the side ``METHODS[method].embed_as``),
-    aligned to ``corpus_ids``, into the items file ``out``; every corpus passage must have an entry."""
+def embed_generated(encode, method: str, folder, lang: str, corpus_ids: list[str], out, dim: int) -> dict:
+    """Embed ``folder/<lang>.jsonl``'s texts, aligned to ``corpus_ids``, into the items folder ``out``
+    (``dim`` wide), written as they come; every corpus passage must have an entry. ``encode(texts, kind,
+    put, desc)`` embeds texts on the side ``kind`` (``METHODS[method].embed_as``) and hands each chunk's
+    vectors to ``put(index, vectors)`` (``xaug.encoding.encode_with`` on an open pool)."""
     texts_of = read_texts(folder, lang)
     missing = [pid for pid in corpus_ids if pid not in texts_of]
     if missing:
@@ -200,7 +202,6 @@ def embed_generated(encoder, method: str, folder, lang: str, corpus_ids: list[st
         if None in sources:
             raise ConfigError(f"{Path(folder) / (lang + '.jsonl')}: texts without question ids (sources); "
                               f"re-run {METHODS[method].text_stage}")
-    vectors, tokens = encoder.encode(texts, METHODS[method].embed_as, batch_size=settings.batch_size,
-                                     max_tokens=settings.max_tokens, bf16=settings.bf16, desc=f"encode {method} {lang}")
-    write_items(out, vectors, [len(texts_of[pid]) for pid in corpus_ids], sources)
-    return {"texts": len(texts), "passages": len(corpus_ids), "tokens": tokens}
+    with items_writer(out, [len(texts_of[pid]) for pid in corpus_ids], dim, sources) as writer:
+        done = encode(texts, METHODS[method].embed_as, writer.put, f"encode {method} {lang}")
+    return {"texts": len(texts), "passages": len(corpus_ids), "tokens": done["tokens"]}

@@ -148,14 +148,6 @@ class Judgements:
         """(Q, N) bool, or None where every query may rank every passage."""
         return None if self.masks is None else self.masks[self.mask_of]
 
-    def groups(self):
-        """(passage positions a group of queries may rank (None: all), those queries' rows), per mask row."""
-        if self.masks is None:
-            yield None, np.arange(len(self.relevant))
-            return
-        for r in np.unique(self.mask_of):
-            yield np.flatnonzero(self.masks[r]), np.flatnonzero(self.mask_of == r)
-
     def _canonical_masks(self) -> np.ndarray:
         masks = np.ones((1, self.n_passages), bool) if self.masks is None else self.masks
         rows = np.zeros(len(self.relevant), np.int64) if self.masks is None else self.mask_of

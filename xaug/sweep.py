@@ -103,7 +103,7 @@ class Projection:
         # normalise (``xaug.fusion.restored_norms``: one similarity for the baseline and every system)
         self.restore = None if unit_passages(self.pp) else np.sqrt(self.pp)
         self.columns = None
-        if queries.candidates:  # each query's candidates: the top K of the passages and of each language's mean item
+        if queries.candidates:  # candidates: top K of the baseline, and per language of its covered and uncovered lists
             means = [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
             self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *means], queries.candidates,
                                                             queries.judgements, tuple(extra),
