@@ -170,7 +170,9 @@ def run_size(size: int, args, log) -> dict:
         set_key(params, key, yaml.safe_load(value) if isinstance(value, str) else value)
     set_key(params, "data.source", "synthetic.zip")
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # the copy's own xaug, not the editable install's (the checkout may change while the benchmark runs)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": str(work.resolve())}
     result = {"target": size, "replicas": replicas, "passages": counts["paragraphs"].get("en"),
               "questions": counts["questions"], "stages": {}}
     log.info("P ~ %d: %d replicas, %s English paragraphs", size, replicas, result["passages"])

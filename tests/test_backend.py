@@ -82,6 +82,17 @@ def test_ray_backend_resumes_and_equals_the_local_loop(tmp_path, ray_cluster):
             pass
 
 
+@needs_ray
+def test_the_ray_length_pass_runs_in_blocks_over_the_actors_in_order(monkeypatch, ray_cluster):
+    import xaug.backend as backend
+
+    monkeypatch.setattr(backend, "LENGTH_BLOCK", 3)
+    items = [{"id": str(i), "text": "x" * ((7 * i) % 11)} for i in range(14)]
+    with open_pool(Draw(), BackendSettings(backend="ray", ray_workers=2)) as pool:
+        assert pool.workers == 2 and pool.lengths(items) == Draw().lengths(items)
+        assert pool.lengths([]) == []
+
+
 class DieOnce(Draw):
     """``Draw``, but the worker process computing chunk 1 dies the first time (as a lost node would)."""
 

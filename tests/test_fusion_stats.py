@@ -103,6 +103,32 @@ def test_cluster_randomization_test_hand_computed():
     assert (a.p < 0.05).all() and (a.low > 0).all()
 
 
+def test_cluster_means_leave_out_undefined_values():
+    values = np.array([[1.0, np.nan, 4.0], [np.nan, np.nan, 2.0]])
+    np.testing.assert_allclose(cluster_means(values, np.array([7, 7, 3])), [[4.0, 1.0], [2.0, np.nan]])
+    assert cluster_means(np.zeros((2, 3, 4)), np.array([0, 1, 0, 1])).shape == (2, 3, 2)
+
+
+def test_cluster_tests_do_not_depend_on_the_row_chunks_and_bound_their_memory(monkeypatch):
+    import tracemalloc
+
+    import xaug.stats as stats
+
+    rng = np.random.default_rng(3)
+    diffs = rng.normal(0.01, 0.1, (40, 2000))
+    tracemalloc.start()
+    whole, tost = cluster_test(diffs, 999, seed=4), equivalence_test(diffs, 0.01, 999, seed=4)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # scipy's copies of one resample batch of one row chunk (ROWS_BYTES), not resamples x rows x clusters (0.64 GB)
+    assert peak < 8 * stats.ROWS_BYTES
+    monkeypatch.setattr(stats, "ROWS_BYTES", stats.RESAMPLE_BATCH * 2000 * 8 * 3)  # chunks of 3 rows
+    assert len(stats._row_chunks(40, 2000)) == 14
+    chunked, chunked_tost = cluster_test(diffs, 999, seed=4), equivalence_test(diffs, 0.01, 999, seed=4)
+    for a, b in ((whole.low, chunked.low), (whole.high, chunked.high), (whole.p, chunked.p), (tost, chunked_tost)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)  # the same draws; means of other shapes round apart
+
+
 def test_holm_hand_computed():
     # sorted p: 0.01 (x3) -> 0.03, 0.02 (x2) -> 0.04, 0.04 (x1) -> 0.04 (monotone)
     np.testing.assert_allclose(holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])

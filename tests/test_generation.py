@@ -94,6 +94,25 @@ def tiny_mt5(tmp_path_factory):
     return path
 
 
+def test_the_work_folder_key_follows_the_encoder_states(tmp_path):
+    from xaug.chunks import work_folder
+    from xaug.formats import save_states
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.bin").write_bytes(b"weights")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "stats.json").write_text("{}")
+    states = [torch.ones(2, 3)]
+
+    def key(value):
+        save_states(tmp_path / "states", ["p1"], [value * s for s in states])
+        return work_folder(tmp_path / "work", "de", tmp_path / "model", tmp_path / "data", {"n": 1},
+                           states=tmp_path / "states").name
+
+    assert key(1.0) == key(1.0) != key(2.0)  # other states, other chunks
+    assert work_folder(tmp_path / "work", "de", tmp_path / "model", tmp_path / "data", {"n": 1}).name != key(1.0)
+
+
 def test_pretrained_seq2seq_generates_deterministically(tiny_mt5, tmp_path):
     model, tokenizer = load_seq2seq(str(tiny_mt5))
     gen = Seq2SeqGenerator(model, tokenizer, max_source_length=64)

@@ -143,6 +143,36 @@ def test_items_round_trip(tmp_path):
     assert json.loads((tmp_path / "de.stats.json").read_text()) == {"generated_tokens": 1}
 
 
+def test_encoder_states_are_sharded_and_read_lazily(tmp_path):
+    import pickle
+
+    rng = torch.Generator().manual_seed(0)
+    states = {f"p{i}": torch.randn(3 + i, 4, generator=rng).to(torch.float16) for i in range(7)}
+    # a shard closes once it holds 48 bytes: p0 + p1 (24 + 32), p2 + p3 (40 + 48), p4, p5, p6 (56 and more)
+    formats.save_states(tmp_path / "s", list(states), list(states.values()), shard_bytes=48)
+    shards = sorted(p.name for p in (tmp_path / "s").glob("shard-*.safetensors"))
+    assert len(shards) == 5 and (tmp_path / "s" / "index.json").is_file()
+    read = formats.load_states(tmp_path / "s")
+    assert list(read) == list(states) and len(read) == 7
+    for key in ("p6", "p0", "p3", "p6", "p1"):
+        assert torch.equal(read[key], states[key])
+    assert len(read._open) <= read.OPEN_SHARDS
+    again = pickle.loads(pickle.dumps(read))  # a job's states travel as their folder
+    assert torch.equal(again["p5"], states["p5"]) and list(again._open) == [3]  # only p5's shard opened
+    # one shard when they fit; a failed write leaves the previous folder whole
+    formats.save_states(tmp_path / "one", list(states), list(states.values()))
+    assert [p.name for p in (tmp_path / "one").glob("shard-*")] == ["shard-00000.safetensors"]
+    with pytest.raises(RuntimeError):
+        with formats.states_writer(tmp_path / "one") as writer:
+            writer.put("x", states["p0"])
+            raise RuntimeError("killed")
+    assert list(formats.load_states(tmp_path / "one")) == list(states)
+    formats.save_states(tmp_path / "none", [], [])
+    assert len(formats.load_states(tmp_path / "none")) == 0
+    with pytest.raises(ConfigError, match="no encoder states index"):
+        formats.load_states(tmp_path / "missing")
+
+
 def test_a_full_disk_is_a_one_line_error(capsys):
     def main():
         raise OSError(errno.ENOSPC, "No space left on device", "data/embeddings/passages.npy")

@@ -186,10 +186,10 @@ def _run_chain(tmp_path, common, langs, scaling=True):
     run("encode", "--model", "xdr", "--data", "mlqa", "--out", "emb")
     run("index", "--embeddings", "emb/passages", "--out", "idx/baseline.faiss")
     run("train_xqg", "--data", "mlqa", "--out", "xqg", "--metrics", "m/xqg.json")
-    run("encode_sources", "--kind", "passages", "--model", "xqg", "--data", "mlqa", "--out", "states/xqg.safetensors")
+    run("encode_sources", "--kind", "passages", "--model", "xqg", "--data", "mlqa", "--out", "states/xqg")
     for lang in langs:
         here("generate_queries", "--lang", lang, "--model", "xqg", "--data", "mlqa", "--states",
-             "states/xqg.safetensors", "--out", "gen/xqg", "--work", "work")
+             "states/xqg", "--out", "gen/xqg", "--work", "work")
         here("encode_generated", "--method", "xqg", "--lang", lang, "--model", "xdr", "--data", "mlqa",
              "--dir", "gen/xqg")
     run("augment", "--method", "xqg", "--passages", "emb/passages", "--generated", "gen/xqg", "--tuning",

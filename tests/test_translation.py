@@ -192,11 +192,11 @@ def test_translation_stages_end_to_end(tmp_path, mini, tiny_m2m100, model):
     run_script("train_translator", *params, "--data", "mlqa", "--out", "tr", "--metrics", "m/translation.json", cwd=tmp_path)
     report = json.loads((tmp_path / "m" / "translation.json").read_text())
     assert set(report["heldout"]) <= {"de", "zh"} and report["heldout"] and all("chrF_question" in r for r in report["heldout"].values())
-    run_script("encode_sources", *params, "--kind", "sentences", "--model", "tr", "--data", "mlqa", "--out", "st.safetensors",
+    run_script("encode_sources", *params, "--kind", "sentences", "--model", "tr", "--data", "mlqa", "--out", "st",
            cwd=tmp_path)
     for out in ("gen", "gen2"):
         run_script("translate_passages", *params, "--lang", "de", "--model", "tr", "--data", "mlqa", "--out", out,
-               "--work", "work", "--states", "st.safetensors", cwd=tmp_path)
+               "--work", "work", "--states", "st", cwd=tmp_path)
     rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
     assert rows == read_jsonl(tmp_path / "gen2" / "de.jsonl")  # greedy: same text every run
     assert len(rows) == 4 and all(len(r["texts"]) == 1 for r in rows)

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("local", "ray")
 ACTOR_RESTARTS = 3  # a Ray actor that dies is restarted this many times (then the run stops)
 TASK_RETRIES = 3    # a chunk whose actor died is re-run this many times
+LENGTH_BLOCK = 8192  # items per task of the length pass (the chunking's sort key), spread over the actors
 
 
 @dataclass
@@ -195,8 +196,11 @@ class RayPool:
         self.started = True
 
     def lengths(self, items: list[dict]) -> list[int]:
+        """The sort key of every item, ``LENGTH_BLOCK`` items per task over all the actors, in order."""
+        blocks = [items[i : i + LENGTH_BLOCK] for i in range(0, len(items), LENGTH_BLOCK)]
         try:
-            return list(self.ray.get(self.actors[0].lengths.remote(items)))
+            return [n for part in self.pool.map(lambda actor, block: actor.lengths.remote(block), blocks)
+                    for n in part]
         except self.ray.exceptions.RayError as exc:
             raise _unwrap(exc) from None
 

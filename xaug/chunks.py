@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .backend import open_pool
-from .download import sha256_file, sha256_tree
+from .download import sha256_tree
 from .io import read_json
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,10 @@ def code_digest() -> str:
 
 def work_folder(root, lang: str, model, data, *settings, states=None) -> Path:
     """A language's scratch folder for resumable chunks, keyed by the model's files, the prepared data,
-    the encoder states file the generator reads (if any), the package's code and the settings: a
-    changed input never reuses stale chunks."""
+    the encoder states the generator reads (a folder of shards, if any), the package's code and the
+    settings: a changed input never reuses stale chunks."""
     inputs = [sha256_tree(model), read_json(Path(data) / "stats.json"), code_digest(),
-              sha256_file(states) if states and Path(states).is_file() else None]
+              sha256_tree(states) if states and Path(states).is_dir() else None]
     return Path(root) / f"{lang}-{fingerprint(*inputs, *settings, lang)}"
 
 

@@ -6,8 +6,10 @@
   ``queries`` for generated and real questions, ``texts`` for translations and parallel contexts; real
   questions also ``sources``, the question id of each text) beside ``<lang>.stats.json`` (what was
   generated and what it cost);
-- encoder states (warm generators): one safetensors file, ``states`` (float16, sources concatenated),
-  ``offsets``, and the source keys in its metadata; read lazily, a source's rows at a time;
+- encoder states (warm generators): a folder of safetensors shards, ``shard-<n>.safetensors`` (``states``:
+  float16, its sources concatenated; ``offsets``), each about ``STATES_SHARD_BYTES``, and ``index.json``
+  (``shards``: each shard's file and source keys); written as the encoder produces them, read lazily, a
+  source's rows at a time;
 - generated items: a folder ``<folder>/<lang>`` of memory-mappable arrays, ``items.npy`` (passages x width
   x dim, float16, zero padded; written as the encoder produces them), ``counts.npy`` (valid items per
   passage, corpus order), and for real questions ``sources.npy`` (passages x width, the question id of
@@ -255,49 +257,108 @@ def flat_items(items: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
     return items[owner, slots], owner
 
 
-def save_states(path, keys: Sequence[str], states) -> None:
-    """Encoder states of many sources in one safetensors file (float16, concatenated, with offsets)."""
-    import torch  # heavy, with safetensors: loaded only by the warm generators that use this format
-    from safetensors.torch import save_file
+STATES_SHARD_BYTES = 256 << 20  # encoder states per shard file, about
 
-    lengths = torch.tensor([0] + [s.shape[0] for s in states], dtype=torch.int64)
-    tensors = {"states": torch.cat([s.to(torch.float16) for s in states]) if states else torch.zeros(0, 0),
-               "offsets": torch.cumsum(lengths, 0)}
-    with atomic_path(Path(path)) as tmp:
-        save_file(tensors, str(tmp), metadata={"keys": json.dumps(list(keys))})
+
+class StatesWriter:
+    """Writes encoder states, a source at a time (``put``), into shards of about ``shard_bytes`` each, in the
+    folder ``tmp``; ``close`` writes the last shard and the index (``states_writer`` makes it atomic)."""
+
+    def __init__(self, tmp: Path, shard_bytes: int = STATES_SHARD_BYTES):
+        self.tmp, self.shard_bytes = Path(tmp), shard_bytes
+        self.shards: list[dict] = []
+        self.keys: list[str] = []
+        self.buffer: list = []
+        self.size = 0
+
+    def put(self, key: str, states) -> None:
+        self.keys.append(str(key))
+        self.buffer.append(states)
+        self.size += states.numel() * 2
+        if self.size >= self.shard_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        import torch  # heavy, with safetensors: loaded only by the warm generators that use this format
+        from safetensors.torch import save_file
+
+        if not self.keys:
+            return
+        name = f"shard-{len(self.shards):05d}.safetensors"
+        lengths = torch.tensor([0] + [s.shape[0] for s in self.buffer], dtype=torch.int64)
+        with atomic_path(self.tmp / name) as part:  # the folder's file mode, not safetensors' 0600
+            save_file({"states": torch.cat([s.to(torch.float16) for s in self.buffer]),
+                       "offsets": torch.cumsum(lengths, 0)}, str(part))
+        self.shards.append({"file": name, "keys": self.keys})
+        self.keys, self.buffer, self.size = [], [], 0
+
+    def close(self) -> int:
+        """Write what is buffered and the index; the number of sources written."""
+        self._flush()
+        write_json(self.tmp / "index.json", {"shards": self.shards})
+        return sum(len(s["keys"]) for s in self.shards)
+
+
+@contextlib.contextmanager
+def states_writer(folder, shard_bytes: int = STATES_SHARD_BYTES) -> Iterator[StatesWriter]:
+    """A ``StatesWriter`` whose folder replaces ``folder`` whole when the block succeeds (never a partial set)."""
+    with atomic_dir(folder) as tmp:
+        writer = StatesWriter(tmp, shard_bytes)
+        yield writer
+        writer.close()
+
+
+def save_states(folder, keys: Sequence[str], states, shard_bytes: int = STATES_SHARD_BYTES) -> None:
+    """Encoder states of many sources (a list of [len, hidden] tensors) as a sharded folder."""
+    with states_writer(folder, shard_bytes) as writer:
+        for key, state in zip(keys, states):
+            writer.put(key, state)
 
 
 class States(Mapping):
-    """Encoder states by source key, read from the safetensors file lazily: a source's rows are sliced out
-    of the file when asked for, so no process holds the states of the whole corpus."""
+    """Encoder states by source key, read from the shards lazily: a source's rows are sliced out of its shard
+    when asked for (the last few shards stay open), so no process holds the states of the whole corpus."""
 
-    def __init__(self, path):
-        from safetensors import safe_open  # loaded only by the warm generators that use this format
+    OPEN_SHARDS = 8
 
-        self.path = str(path)
-        self._file = safe_open(self.path, framework="pt")
-        self.keys_ = json.loads(self._file.metadata()["keys"])
-        self.row = {k: i for i, k in enumerate(self.keys_)}
-        self.offsets = self._file.get_tensor("offsets").tolist()
-        self._states = self._file.get_slice("states")
+    def __init__(self, folder):
+        self.path = str(folder)
+        index = Path(folder) / "index.json"
+        if not index.is_file():
+            raise ConfigError(f"{index}: no encoder states index (written by stages/encode_sources.py)")
+        shards = read_json(index)["shards"]
+        self.files = [s["file"] for s in shards]
+        self.where = {k: (n, i) for n, s in enumerate(shards) for i, k in enumerate(s["keys"])}
+        self._open: dict[int, tuple] = {}
+
+    def _shard(self, n: int):
+        if n not in self._open:
+            from safetensors import safe_open  # loaded only by the warm generators that use this format
+
+            if len(self._open) >= self.OPEN_SHARDS:
+                self._open.pop(next(iter(self._open)))
+            handle = safe_open(str(Path(self.path) / self.files[n]), framework="pt")
+            self._open[n] = (handle, handle.get_slice("states"), handle.get_tensor("offsets").tolist())
+        return self._open[n]
 
     def __getitem__(self, key):
-        i = self.row[key]
-        return self._states[self.offsets[i] : self.offsets[i + 1]]
+        n, i = self.where[key]
+        _, states, offsets = self._shard(n)
+        return states[offsets[i] : offsets[i + 1]]
 
     def __iter__(self):
-        return iter(self.keys_)
+        return iter(self.where)
 
     def __len__(self) -> int:
-        return len(self.keys_)
+        return len(self.where)
 
     def __reduce__(self):  # a job's states travel as their path and are opened again where they are read
         return (States, (self.path,))
 
 
-def load_states(path) -> States:
-    """The encoder states of a ``save_states`` file, by source key, read lazily (``States``)."""
-    return States(path)
+def load_states(folder) -> States:
+    """The encoder states of a ``states_writer`` folder, by source key, read lazily (``States``)."""
+    return States(folder)
 
 
 def write_trec_qrels(path, qrels) -> None:

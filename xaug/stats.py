@@ -19,14 +19,17 @@ import numpy as np
 
 def cluster_means(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """Average the last axis of ``values`` (..., Q) within clusters: (..., C), clusters in sorted label
-    order; NaN values are left out (a cluster with none defined is NaN)."""
+    order; NaN values are left out (a cluster with none defined is NaN). Memory O(values + rows x C)."""
     labels, index = np.unique(np.asarray(clusters), return_inverse=True)
     values = np.asarray(values, dtype=np.float64)
-    defined = ~np.isnan(values)
-    onehot = np.zeros((len(index), len(labels)))
-    onehot[np.arange(len(index)), index] = 1.0
+    rows = values.reshape(-1, values.shape[-1])
+    defined = ~np.isnan(rows)
+    sums = np.stack([np.bincount(index, weights=np.where(d, r, 0.0), minlength=len(labels))
+                     for r, d in zip(rows, defined)]) if len(rows) else np.zeros((0, len(labels)))
+    counts = np.stack([np.bincount(index, weights=d.astype(np.float64), minlength=len(labels))
+                       for d in defined]) if len(rows) else np.zeros((0, len(labels)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.where(defined, values, 0.0) @ onehot) / (defined.astype(np.float64) @ onehot)
+        return (sums / counts).reshape(values.shape[:-1] + (len(labels),))
 
 
 @dataclass
@@ -40,11 +43,24 @@ class ClusterTest:
     clusters: int
 
 
+RESAMPLE_BATCH = 256  # resamples drawn at a time: the CIs depend on it (scipy draws a batch's indices at once)
+ROWS_BYTES = 32 << 20  # rows tested in one call: batch x rows x clusters float64 within this (scipy holds a few)
+
+
+def _row_chunks(rows: int, clusters: int) -> list[slice]:
+    """Rows of a test in chunks that keep one resample batch within ``ROWS_BYTES``. Each chunk is tested with a
+    fresh generator of the same seed, and every row of a vectorised call sees the same draws, so the results do
+    not depend on the chunking."""
+    step = max(1, ROWS_BYTES // (RESAMPLE_BATCH * max(clusters, 1) * 8))
+    return [slice(i, i + step) for i in range(0, rows, step)]
+
+
 def cluster_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> ClusterTest:
     """Sign-flip test and percentile bootstrap CI of the mean of each row of ``diffs`` (tests, clusters).
 
     Exact (every sign pattern) when 2**clusters <= resamples, else Monte Carlo; rows that are all
-    zero get p = 1, rows of one repeated value the CI [value, value]."""
+    zero get p = 1, rows of one repeated value the CI [value, value]. Memory O(rows x clusters) plus one
+    resample batch of a row chunk (``_row_chunks``), whatever ``resamples`` is."""
     diffs = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
     n = diffs.shape[1]
     delta = diffs.mean(axis=1)
@@ -53,24 +69,27 @@ def cluster_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confid
         return ClusterTest(delta, nan, nan.copy(), nan.copy(), n)
     from scipy import stats  # 0.5 s to import: only the stages that test pay it
 
-    rng = np.random.default_rng(seed)
+    low, high, p = (np.full(len(diffs), np.nan) for _ in range(3))
     with warnings.catch_warnings():  # rows of one repeated value: the CI is that value, p from the flips
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        return _cluster_test(diffs, delta, resamples, rng, confidence)
+        for rows in _row_chunks(*diffs.shape):
+            low[rows], high[rows], p[rows] = _cluster_test(diffs[rows], delta[rows], resamples,
+                                                           np.random.default_rng(seed), confidence)
+    return ClusterTest(delta, low, high, p, n)
 
 
-def _cluster_test(diffs, delta, resamples, rng, confidence) -> ClusterTest:
+def _cluster_test(diffs, delta, resamples, rng, confidence):
     from scipy import stats  # lazy, as in cluster_test (already loaded there: a dictionary lookup)
 
-    n = diffs.shape[1]
     flips = stats.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True,
-                                   n_resamples=resamples, alternative="two-sided", axis=1, random_state=rng)
+                                   n_resamples=resamples, alternative="two-sided", axis=1, random_state=rng,
+                                   batch=RESAMPLE_BATCH)
     boot = stats.bootstrap((diffs,), np.mean, n_resamples=resamples, confidence_level=confidence,
-                           method="percentile", vectorized=True, axis=1, random_state=rng)
+                           method="percentile", vectorized=True, axis=1, random_state=rng, batch=RESAMPLE_BATCH)
     low, high = np.asarray(boot.confidence_interval.low), np.asarray(boot.confidence_interval.high)
     constant = np.all(diffs == diffs[:, :1], axis=1)
     p = np.where(np.all(diffs == 0, axis=1), 1.0, np.asarray(flips.pvalue, dtype=float))
-    return ClusterTest(delta, np.where(constant, delta, low), np.where(constant, delta, high), np.minimum(p, 1.0), n)
+    return np.where(constant, delta, low), np.where(constant, delta, high), np.minimum(p, 1.0)
 
 
 def family_resamples(resamples: int, family_size: int, alpha: float = 0.05) -> int:
@@ -87,13 +106,16 @@ def equivalence_test(diffs: np.ndarray, margin: float, resamples: int = 2000, se
         return np.full(len(diffs), np.nan)
     from scipy import stats  # lazy, as in cluster_test
 
-    rng = np.random.default_rng(seed)
-    p = []
-    for shifted, alternative in ((diffs + margin, "greater"), (diffs - margin, "less")):
-        p.append(np.asarray(stats.permutation_test((shifted,), np.mean, permutation_type="samples", vectorized=True,
-                                                   n_resamples=resamples, alternative=alternative, axis=1,
-                                                   random_state=rng).pvalue, dtype=float))
-    return np.minimum(np.maximum(p[0], p[1]), 1.0)
+    out = np.full(len(diffs), np.nan)
+    for rows in _row_chunks(*diffs.shape):
+        rng, p = np.random.default_rng(seed), []
+        for shifted, alternative in ((diffs[rows] + margin, "greater"), (diffs[rows] - margin, "less")):
+            p.append(np.asarray(stats.permutation_test((shifted,), np.mean, permutation_type="samples",
+                                                       vectorized=True, n_resamples=resamples,
+                                                       alternative=alternative, axis=1, random_state=rng,
+                                                       batch=RESAMPLE_BATCH).pvalue, dtype=float))
+        out[rows] = np.minimum(np.maximum(p[0], p[1]), 1.0)
+    return out
 
 
 def holm(pvalues) -> np.ndarray:

@@ -58,15 +58,13 @@ class _Tests:
             members = entries[0][3]
             labels = self.queries.clusters[members]
             diffs = cluster_means(np.stack([e[2] for e in entries]), labels)
-            for start in range(0, len(diffs), 64):  # bounded memory: rows x clusters x resample batch
-                chunk = slice(start, start + 64)
-                t = cluster_test(diffs[chunk], resamples, self.seed)
-                tost = equivalence_test(diffs[chunk], self.margin, resamples, self.seed) if self.margin else None
-                for j, ((row, m, _, _), d, lo, hi, p) in enumerate(zip(entries[chunk], t.delta, t.low, t.high, t.p)):
-                    row.update({f"delta_{m}": d, f"ci_low_{m}": lo, f"ci_high_{m}": hi, f"p_{m}": p})
-                    if tost is not None:
-                        row[f"p_tost_{m}"] = tost[j]
-                    row.update(clusters=t.clusters, resamples=resamples)
+            t = cluster_test(diffs, resamples, self.seed)  # memory bounded within (xaug.stats._row_chunks)
+            tost = equivalence_test(diffs, self.margin, resamples, self.seed) if self.margin else None
+            for j, ((row, m, _, _), d, lo, hi, p) in enumerate(zip(entries, t.delta, t.low, t.high, t.p)):
+                row.update({f"delta_{m}": d, f"ci_low_{m}": lo, f"ci_high_{m}": hi, f"p_{m}": p})
+                if tost is not None:
+                    row[f"p_tost_{m}"] = tost[j]
+                row.update(clusters=t.clusters, resamples=resamples)
         self.pending.clear()
 
 

@@ -16,7 +16,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -31,6 +31,7 @@ from .params import check_int, from_params
 from .pointer_loss import pointer_smoothed_nll
 
 log = logging.getLogger(__name__)
+SOURCE_BLOCK = 32768  # sources tokenized and length-sorted at a time by ``iter_states``
 
 
 @dataclass
@@ -251,19 +252,29 @@ class WarmGenerator:
     def _autocast(self):
         return bf16_autocast(self.device, self.settings.bf16)
 
-    @torch.inference_mode()
     def encode_passages(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048):
         """Encoder states (list of [len, hidden] float16 tensors), computed once per passage."""
-        ids = self._source_ids(texts)
         states: list = [None] * len(texts)
-        with self._autocast():
-            for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
-                batch = self.tokenizer.pad([{"input_ids": ids[i]} for i in idx], return_tensors="pt").to(self.device)
-                out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-                out = out.to(torch.float16).cpu()  # states live on the CPU (saved, shared); batches move
-                for row, i in enumerate(idx):
-                    states[i] = out[row, : len(ids[i])].clone()
+        for i, state in self.iter_states(texts, batch_size, max_tokens):
+            states[i] = state
         return states
+
+    def iter_states(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048,
+                    block: int = SOURCE_BLOCK) -> Iterator[tuple[int, torch.Tensor]]:
+        """(index, states) of each text as its length-sorted batch finishes: ``block`` texts are tokenized and
+        sorted at a time, so memory holds one block's pieces, never the corpus's."""
+        # the contexts are held inside the generator (torch's decorator would re-enter inference mode around
+        # each step, outside the autocast region, and change the bf16 states)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(texts), block):
+                ids = self._source_ids(texts[start : start + block])
+                for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
+                    batch = self.tokenizer.pad([{"input_ids": ids[i]} for i in idx], return_tensors="pt").to(self.device)
+                    out = self.encoder(input_ids=batch["input_ids"],
+                                       attention_mask=batch["attention_mask"]).last_hidden_state
+                    out = out.to(torch.float16).cpu()  # states live on the CPU (saved, shared); batches move
+                    for row, i in enumerate(idx):
+                        yield start + i, out[row, : len(ids[i])].clone()
 
     @staticmethod
     def pad_states(states: Sequence[torch.Tensor], sources: Sequence[Sequence[int]] | None = None,
