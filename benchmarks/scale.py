@@ -34,7 +34,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -103,17 +102,17 @@ def synthetic_archive(source, replicas: int, out: Path) -> dict:
     return counts
 
 
-def set_key(params: dict, dotted: str, value) -> None:
-    """``params[a][b] = value`` for ``a.b``, as ``dvc exp run -S`` does: the key must exist."""
-    node = params
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node, dict) or part not in node:
-            raise ConfigError(f"--set {dotted}: {part!r} is not a key of params.yaml")
-        node = node[part]
-    if not isinstance(node, dict) or parts[-1] not in node:
-        raise ConfigError(f"--set {dotted}: {parts[-1]!r} is not a key of params.yaml")
-    node[parts[-1]] = value
+def set_params(path: Path, values: dict) -> None:
+    """Apply ``values`` (key -> value, or a string as ``-S`` gives it) to the params file ``path`` with DVC's
+    own ``-S`` (struct mode: an unknown key is refused)."""
+    from dvc.utils.hydra import apply_overrides
+
+    pairs = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items()]
+    try:
+        apply_overrides(path, pairs)
+    except Exception as exc:  # hydra's and omegaconf's errors; the key is in the message or its cause
+        text = " ".join(str(e) for e in (exc, exc.__cause__) if e).splitlines()[0]
+        raise ConfigError(f"--set: {text}") from None
 
 
 def pipeline_stages(root: Path) -> list[tuple[str, str]]:
@@ -165,11 +164,8 @@ def run_size(size: int, args, log) -> dict:
         shutil.copy2(REPO / name, work / name)
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)  # DVC wants a repository to read its DAG
     counts = synthetic_archive(args.source, replicas, work / "synthetic.zip")
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    for key, value in {**PRESET, **dict(kv.split("=", 1) for kv in args.set)}.items():
-        set_key(params, key, yaml.safe_load(value) if isinstance(value, str) else value)
-    set_key(params, "data.source", "synthetic.zip")
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(work / "params.yaml", {**PRESET, **dict(kv.split("=", 1) for kv in args.set),
+                                      "data.source": "synthetic.zip"})
     # the copy's own xaug, not the editable install's (the checkout may change while the benchmark runs)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "PYTHONPATH": str(work.resolve())}

@@ -43,14 +43,20 @@ def test_synthetic_archive_replicates_passages_and_questions(tmp_path, mini_zip)
     assert len({c["text"] for c in three.contexts}) == len(three.contexts)  # copies are new passages
 
 
-def test_params_are_set_as_dvc_sets_them():
+def test_params_are_set_as_dvc_sets_them(tmp_path):
+    import shutil
+
+    import yaml
+
     scale = _scale()
-    params = {"xqg": {"n_queries": 3, "warm": {"max_steps": 400}}, "languages": ["ar"]}
-    scale.set_key(params, "xqg.warm.max_steps", 20)
-    scale.set_key(params, "languages", ["de", "zh"])
-    assert params == {"xqg": {"n_queries": 3, "warm": {"max_steps": 20}}, "languages": ["de", "zh"]}
-    with pytest.raises(ConfigError, match=r"^--set xqg\.warm\.steps: 'steps' is not a key of params.yaml$"):
-        scale.set_key(params, "xqg.warm.steps", 1)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    scale.set_params(tmp_path / "params.yaml", {**scale.PRESET, "xqg.warm.max_steps": "7", "data.source": "s.zip"})
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert params["languages"] == ["ar", "de", "zh"] and params["xdr"]["model"] == "tiny"
+    assert params["xqg"]["warm"]["max_steps"] == 7 and params["tune"]["n_queries_used"] == [1]
+    assert params["data"]["source"] == "s.zip" and params["scaling"]["candidates"] == 200
+    with pytest.raises(ConfigError, match=r"^--set: .*steps"):
+        scale.set_params(tmp_path / "params.yaml", {"xqg.warm.steps": 1})
 
 
 def test_stages_run_in_the_dags_order_without_xquad():
