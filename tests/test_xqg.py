@@ -245,3 +245,27 @@ def test_early_stopping_keeps_the_best_check_and_stops_after_patience(tiny_warm,
     for p, b in zip(gen.trainable(), best):
         torch.testing.assert_close(p, b)
     assert EarlyStopping(gen, tune, check_every=2, patience=0)(2, [1.0, 1.0]) is False  # patience 0: never early
+
+
+def test_encoder_states_stream_into_shards_under_bf16_autocast(tiny_warm, tmp_path, monkeypatch):
+    """encode_sources' loop: states written (shards flushed) between batches, with the encoder in bf16
+    autocast; the caller's code runs outside inference mode and autocast."""
+    from xaug.formats import load_states, states_writer
+
+    gen, passages, _ = tiny_warm
+    monkeypatch.setattr(gen.settings, "bf16", True)
+    n = len(passages)
+    assert n >= 4
+    expected = gen.encode_passages(passages, batch_size=2)
+    with states_writer(tmp_path / "s", shard_bytes=1) as writer:  # a shard per source: a flush after each
+        for i, states in gen.iter_states(passages, batch_size=2):
+            assert not torch.is_autocast_enabled("cpu") and not torch.is_inference_mode_enabled()
+            writer.put(str(i), states)
+    read = load_states(tmp_path / "s")
+    assert len(list((tmp_path / "s").glob("shard-*"))) == n
+    assert all(torch.equal(read[str(i)], expected[i]) for i in range(n))
+    # blocks of 3 sources tokenized and sorted at a time: every source once, the same states up to bf16 padding
+    blocked = dict(gen.iter_states(passages, batch_size=2, block=3))
+    assert sorted(blocked) == list(range(n))
+    for i in range(n):
+        torch.testing.assert_close(blocked[i].float(), expected[i].float(), atol=0.05, rtol=0.05)

@@ -264,8 +264,8 @@ class StatesWriter:
     """Writes encoder states, a source at a time (``put``), into shards of about ``shard_bytes`` each, in the
     folder ``tmp``; ``close`` writes the last shard and the index (``states_writer`` makes it atomic)."""
 
-    def __init__(self, tmp: Path, shard_bytes: int = STATES_SHARD_BYTES):
-        self.tmp, self.shard_bytes = Path(tmp), shard_bytes
+    def __init__(self, tmp: Path, shard_bytes: int | None = None):
+        self.tmp, self.shard_bytes = Path(tmp), shard_bytes or STATES_SHARD_BYTES
         self.shards: list[dict] = []
         self.keys: list[str] = []
         self.buffer: list = []
@@ -300,7 +300,7 @@ class StatesWriter:
 
 
 @contextlib.contextmanager
-def states_writer(folder, shard_bytes: int = STATES_SHARD_BYTES) -> Iterator[StatesWriter]:
+def states_writer(folder, shard_bytes: int | None = None) -> Iterator[StatesWriter]:
     """A ``StatesWriter`` whose folder replaces ``folder`` whole when the block succeeds (never a partial set)."""
     with atomic_dir(folder) as tmp:
         writer = StatesWriter(tmp, shard_bytes)
@@ -308,7 +308,7 @@ def states_writer(folder, shard_bytes: int = STATES_SHARD_BYTES) -> Iterator[Sta
         writer.close()
 
 
-def save_states(folder, keys: Sequence[str], states, shard_bytes: int = STATES_SHARD_BYTES) -> None:
+def save_states(folder, keys: Sequence[str], states, shard_bytes: int | None = None) -> None:
     """Encoder states of many sources (a list of [len, hidden] tensors) as a sharded folder."""
     with states_writer(folder, shard_bytes) as writer:
         for key, state in zip(keys, states):

@@ -262,19 +262,18 @@ class WarmGenerator:
     def iter_states(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048,
                     block: int = SOURCE_BLOCK) -> Iterator[tuple[int, torch.Tensor]]:
         """(index, states) of each text as its length-sorted batch finishes: ``block`` texts are tokenized and
-        sorted at a time, so memory holds one block's pieces, never the corpus's."""
-        # the contexts are held inside the generator (torch's decorator would re-enter inference mode around
-        # each step, outside the autocast region, and change the bf16 states)
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, len(texts), block):
-                ids = self._source_ids(texts[start : start + block])
-                for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
+        sorted at a time, so memory holds one block's pieces, never the corpus's. The caller runs outside
+        inference mode and autocast (a bf16 autocast region would reject its float16 work)."""
+        for start in range(0, len(texts), block):
+            ids = self._source_ids(texts[start : start + block])
+            for idx in length_batches([len(x) for x in ids], batch_size, max_tokens):
+                with torch.inference_mode(), self._autocast():
                     batch = self.tokenizer.pad([{"input_ids": ids[i]} for i in idx], return_tensors="pt").to(self.device)
                     out = self.encoder(input_ids=batch["input_ids"],
                                        attention_mask=batch["attention_mask"]).last_hidden_state
                     out = out.to(torch.float16).cpu()  # states live on the CPU (saved, shared); batches move
-                    for row, i in enumerate(idx):
-                        yield start + i, out[row, : len(ids[i])].clone()
+                    rows = [out[row, : len(ids[i])].clone() for row, i in enumerate(idx)]
+                yield from ((start + i, state) for i, state in zip(idx, rows))
 
     @staticmethod
     def pad_states(states: Sequence[torch.Tensor], sources: Sequence[Sequence[int]] | None = None,
