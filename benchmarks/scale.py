@@ -199,29 +199,44 @@ def growth(results: list[dict]) -> dict:
     return out
 
 
-def plot(results: list[dict], path: Path) -> None:
+def plot(results: list[dict], path: Path, top: int = 10) -> None:
+    """Time and peak memory against P (log-log) of the ``top`` stages that take longest at the largest P,
+    one colour each, with a dotted line of slope 1 (linear growth) through the slowest stage's first point."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def ok(r, name):
+        return name in r["stages"] and not r["stages"][name]["exit"]
+
+    last = results[-1]["stages"]
+    names = sorted((n for n in last if not last[n]["exit"]), key=lambda n: -last[n]["seconds"])[:top]
+    colours = plt.get_cmap("tab10").colors
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    names = sorted({n for r in results for n in r["stages"]})
-    for name in names:
-        xs = [r["passages"] for r in results if name in r["stages"] and not r["stages"][name]["exit"]]
-        rows = [r["stages"][name] for r in results if name in r["stages"] and not r["stages"][name]["exit"]]
-        if len(xs) >= 1:
-            axes[0].plot(xs, [row["seconds"] for row in rows], marker="o", label=name)
-            axes[1].plot(xs, [row["peak_rss_mb"] / 1024 for row in rows], marker="o", label=name)
+    for i, name in enumerate(names):
+        xs = [r["passages"] for r in results if ok(r, name)]
+        rows = [r["stages"][name] for r in results if ok(r, name)]
+        style = dict(marker="o", color=colours[i % len(colours)], linestyle="-" if i < len(colours) else "--")
+        axes[0].plot(xs, [row["seconds"] for row in rows], label=name, **style)
+        axes[1].plot(xs, [row["peak_rss_mb"] / 1024 for row in rows], **style)
+    if names and len(results) > 1:
+        xs = [r["passages"] for r in results]
+        first = next(r["stages"][names[0]]["seconds"] for r in results if ok(r, names[0]))
+        axes[0].plot(xs, [first * x / xs[0] for x in xs], ":", color="black", label="linear in P")
     for ax, label in zip(axes, ("seconds (2 cores)", "peak resident memory, GB (largest process)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("English paragraphs P (synthetic MLQA archive)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-    axes[1].legend(fontsize=6, ncol=2)
-    fig.suptitle("Cost of each stage against the corpus size (benchmarks/scale.py; failed stages not plotted)")
-    fig.tight_layout()
+    axes[1].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
+    axes[1].yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.80, 0.5), fontsize=8)
+    fig.suptitle(f"Cost of the {len(names)} slowest stages at the largest P against the corpus size "
+                 "(benchmarks/scale.py; failed stages not plotted)")
+    fig.tight_layout(rect=(0, 0, 0.80, 0.95))
     fig.savefig(path, dpi=120)
 
 
