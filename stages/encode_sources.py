@@ -58,5 +58,6 @@ def main(args, p, log):
             tokens += states.shape[0]
     log.info("%d %s encoded once: %d tokens, %d shards", len(keys), args.kind, tokens, len(writer.shards))
 
+
 if __name__ == "__main__":
     run(main, __doc__, arguments, threads="encode.threads")

@@ -4,6 +4,7 @@ a fingerprint of every input, so a killed run resumes, a changed input never reu
 million passages are one file, not a file per chunk."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -41,8 +42,20 @@ def work_folder(root, lang: str, model, data, *settings, states=None) -> Path:
     the encoder states the generator reads (a folder of shards, if any), the package's code and the
     settings: a changed input never reuses stale chunks."""
     inputs = [sha256_tree(model), read_json(Path(data) / "stats.json"), code_digest(),
-              sha256_tree(states) if states and Path(states).is_dir() else None]
+              _states_digest(*_written(states)) if states and (Path(states) / "index.json").is_file() else None]
     return Path(root) / f"{lang}-{fingerprint(*inputs, *settings, lang)}"
+
+
+def _written(folder) -> tuple[str, int, int]:
+    """The folder and its index's inode and mtime: a folder written again (replaced whole) is another key."""
+    index = os.stat(Path(folder) / "index.json")
+    return str(Path(folder).resolve()), index.st_ino, index.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4)
+def _states_digest(folder: str, inode: int, mtime_ns: int) -> str:
+    """The encoder states' digest, read once per written folder (a stage keys every language's folder with it)."""
+    return sha256_tree(folder)
 
 
 CHUNK_LOG = "chunks.jsonl"  # one line per finished chunk: {"chunk", "seconds", "rows"}

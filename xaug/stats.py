@@ -24,10 +24,10 @@ def cluster_means(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     rows = values.reshape(-1, values.shape[-1])
     defined = ~np.isnan(rows)
-    sums = np.stack([np.bincount(index, weights=np.where(d, r, 0.0), minlength=len(labels))
-                     for r, d in zip(rows, defined)]) if len(rows) else np.zeros((0, len(labels)))
-    counts = np.stack([np.bincount(index, weights=d.astype(np.float64), minlength=len(labels))
-                       for d in defined]) if len(rows) else np.zeros((0, len(labels)))
+    size = len(rows) * len(labels)
+    bins = (np.arange(len(rows))[:, None] * len(labels) + index).ravel()  # (row, cluster) as one bin
+    sums = np.bincount(bins, weights=np.where(defined, rows, 0.0).ravel(), minlength=size)
+    counts = np.bincount(bins, weights=defined.ravel().astype(np.float64), minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (sums / counts).reshape(values.shape[:-1] + (len(labels),))
 
