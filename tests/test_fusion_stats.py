@@ -109,6 +109,34 @@ def test_cluster_means_leave_out_undefined_values():
     assert cluster_means(np.zeros((2, 3, 4)), np.array([0, 1, 0, 1])).shape == (2, 3, 2)
 
 
+def test_cluster_tests_are_scipys_tests_with_the_same_draws():
+    # the sign-flip null as one matrix product per batch and the bootstrap's means from each resample's counts
+    # reproduce scipy.stats.permutation_test and bootstrap with the same generator: identical p, CIs to rounding
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    discrete = rng.choice([0.0, 0.0, 0.0, 0.1, -0.1, 0.5, -1 / 3], (6, 300))  # ties with the observed mean
+    diffs = np.vstack([rng.normal(0.01, 0.1, (6, 300)), discrete, np.zeros((1, 300))])
+    resamples = 700  # not a multiple of the batch: scipy draws a whole last batch and keeps its head
+    ours = cluster_test(diffs, resamples, seed=3)
+    g = np.random.default_rng(3)
+    flips = stats.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True, axis=1,
+                                   n_resamples=resamples, random_state=g, batch=256)
+    boot = stats.bootstrap((diffs,), np.mean, n_resamples=resamples, method="percentile", vectorized=True, axis=1,
+                           random_state=g, batch=256)
+    np.testing.assert_array_equal(ours.p[:-1], flips.pvalue[:-1])
+    assert ours.p[-1] == 1.0  # all zero
+    np.testing.assert_allclose(ours.low[:-1], boot.confidence_interval.low[:-1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ours.high[:-1], boot.confidence_interval.high[:-1], rtol=0, atol=1e-15)
+    g = np.random.default_rng(3)
+    greater = stats.permutation_test((diffs + 0.02,), np.mean, permutation_type="samples", vectorized=True, axis=1,
+                                     n_resamples=resamples, alternative="greater", random_state=g, batch=256)
+    less = stats.permutation_test((diffs - 0.02,), np.mean, permutation_type="samples", vectorized=True, axis=1,
+                                  n_resamples=resamples, alternative="less", random_state=g, batch=256)
+    np.testing.assert_array_equal(equivalence_test(diffs, 0.02, resamples, seed=3),
+                                  np.maximum(greater.pvalue, less.pvalue))
+
+
 def test_cluster_tests_do_not_depend_on_the_row_chunks_and_bound_their_memory(monkeypatch):
     import tracemalloc
 
@@ -120,13 +148,16 @@ def test_cluster_tests_do_not_depend_on_the_row_chunks_and_bound_their_memory(mo
     whole, tost = cluster_test(diffs, 999, seed=4), equivalence_test(diffs, 0.01, 999, seed=4)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    # scipy's copies of one resample batch of one row chunk (ROWS_BYTES), not resamples x rows x clusters (0.64 GB)
-    assert peak < 8 * stats.ROWS_BYTES
-    monkeypatch.setattr(stats, "ROWS_BYTES", stats.RESAMPLE_BATCH * 2000 * 8 * 3)  # chunks of 3 rows
-    assert len(stats._row_chunks(40, 2000)) == 14
+    # one resample batch's draws and null means, and the rows' bootstrap distributions (40 x 999): not
+    # resamples x rows x clusters (0.64 GB) nor a batch's resampled data (rows x batch x clusters, 164 MB)
+    assert peak < 32 << 20
+    monkeypatch.setattr(stats, "ROWS_BYTES", 999 * 8 * 3)  # bootstrap distributions of 3 rows at a time
+    assert len(stats._row_chunks(40, 999)) == 14
     chunked, chunked_tost = cluster_test(diffs, 999, seed=4), equivalence_test(diffs, 0.01, 999, seed=4)
     for a, b in ((whole.low, chunked.low), (whole.high, chunked.high), (whole.p, chunked.p), (tost, chunked_tost)):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)  # the same draws; means of other shapes round apart
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)  # the same draws; products of other shapes round apart
+    nan_row = cluster_test(np.vstack([diffs[:1], np.r_[np.nan, diffs[1, 1:]][None, :]]), 999, seed=4)
+    assert np.isnan([nan_row.low[1], nan_row.high[1], nan_row.p[1]]).all() and nan_row.p[0] == whole.p[0]
 
 
 def test_holm_hand_computed():

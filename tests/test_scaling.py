@@ -248,6 +248,35 @@ def test_run_setting_tables_transfer_and_plots(world):
         assert (tmp / "plots" / name).stat().st_size > 500, name
 
 
+@pytest.mark.parametrize("candidates", [0, 4])
+def test_the_runs_of_one_set_of_items_share_a_scorer_and_equal_separate_sweeps(world, candidates):
+    # one task per set of items: its runs (weight mode x renormalize, one alpha) reuse one scorer (projection and
+    # candidates); each run's values equal a sweep of its own, whatever ran before it with that scorer
+    import xaug.scaling as scaling
+
+    tmp, passages, pids, method, queries = world
+    qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids,
+                                 candidates=candidates)
+    settings = {"xqg": {(w, r): {1: FusionSettings(0.3, w, r), 2: FusionSettings(0.6 if r else 0.1, w, r)}
+                        for w in ("fixed", "per_item") for r in (True, False)}}
+    plan = subset_plan(2, "all")
+    runs = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False)) + (("one_alpha", "fixed", True),)
+    scaling._TASK_CONTEXT.update(queries=qs, passages=passages, methods={"xqg": method}, settings=settings, plan=plan,
+                                 seed=0)
+    try:
+        grouped = scaling._run_items(("xqg", "method", 0, runs))
+    finally:
+        scaling._TASK_CONTEXT.clear()
+    assert list(grouped) == list(runs)
+    for (variant, w, r), (by_k, singles) in grouped.items():
+        fusion = settings["xqg"][w, r] if variant == "method" else {k: settings["xqg"]["fixed", True][2] for k in plan}
+        alone, alone_singles = sweep(qs, passages, method.reduced(None), fusion, plan, method.seconds, method.tokens)
+        for k in plan:
+            for group in ("all", "inset", "outset"):
+                np.testing.assert_array_equal(getattr(by_k[k], group), getattr(alone[k], group))
+        assert by_k[2].alpha == fusion[2].alpha and singles.keys() == alone_singles.keys()
+
+
 def test_method_inputs_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="de: xqg embeddings for 'de' not found"):
         load_method(tmp_path, "xqg", ["de", "zh"])

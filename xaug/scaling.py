@@ -42,7 +42,7 @@ from .metrics import ALL_MEASURES
 from .plots import plot_cost, plot_scaling, plot_transfer, plot_variants, plot_weight_modes, write_plot_tables
 from .pool import forked_map
 from .queryset import QuerySet
-from .sweep import KResult, ScalingSettings, Sweep, average, group_means, subset_plan, sweep
+from .sweep import KResult, ScalingSettings, SubsetScorer, Sweep, average, group_means, subset_plan, sweep
 from .tables import baseline_rows, comparison_report, contrast_table, gain_table, transfer
 
 
@@ -50,34 +50,43 @@ VARIANTS = ("method", "shuffled", "centroid", "one_alpha", "equal_items")
 _TASK_CONTEXT: dict = {}  # what forked workers inherit: queries, passages, methods, fusion settings, plan
 
 
-def _run_variant(task: tuple[str, str, str, bool, int]) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
-    """One sweep: method ``name`` under ``weight`` and ``renormalize``, as itself (alpha per k), with one alpha
-    (the largest k's) at every k, with equal items, as a shuffled permutation or its centroids."""
-    name, variant, weight, renormalize, perm = task
+def _run_items(task: tuple[str, str, int, tuple]) -> dict[tuple[str, str, bool], tuple[dict, dict]]:
+    """The sweeps of one set of items of method ``name``: its own (``kind`` method), its shuffled permutation
+    ``perm``, its centroids, or equal items; under each run of ``runs`` ((variant, weight, renormalize): the
+    method with alpha per k, with one alpha (the largest k's) at every k, a control), -> (by_k, singles) per run.
+    The runs share one scorer per items count, so the candidates of each query (most of a sweep's time with
+    ``scaling.candidates``: the top K of every list over the corpus) are found once per set of items, not once
+    per fusion."""
+    name, kind, perm, runs = task
     ctx = _TASK_CONTEXT
-    method, plan = ctx["methods"][name], ctx["plan"]
-    fusion = ctx["settings"][name][weight, renormalize]  # k -> FusionSettings
-    if variant == "one_alpha":
-        fusion = {k: fusion[max(fusion)] for k in fusion}
-    if variant == "equal_items":
-        return _equal_items_sweep(method, fusion, plan, ctx), {}
-    if variant == "shuffled":
+    method, plan, queries = ctx["methods"][name], ctx["plan"], ctx["queries"]
+    fusions = {}
+    for variant, weight, renormalize in runs:
+        fusion = ctx["settings"][name][weight, renormalize]  # k -> FusionSettings
+        fusions[variant, weight, renormalize] = {k: fusion[max(fusion)] for k in fusion} if variant == "one_alpha" \
+            else fusion
+    if kind == "equal_items":
+        return {run: (_equal_items_sweep(method, fusion, plan, ctx), {}) for run, fusion in fusions.items()}
+    if kind == "shuffled":
         plan = permutation_plan(plan, perm)
-    by_k, singles = {}, {}
-    own = method.own(ctx["queries"].questions)  # a leave-out method: each query's own question's items
-    for n_used in dict.fromkeys(f.n_items_used for f in fusion.values()):  # one Projection per items count
-        items, held = method.reduced(n_used), own
-        if variant == "shuffled":
+    results = {run: ({}, {}) for run in runs}
+    own = method.own(queries.questions)  # a leave-out method: each query's own question's items
+    for n_used in dict.fromkeys(f.n_items_used for fusion in fusions.values() for f in fusion.values()):
+        items, held = method.reduced(n_used), own  # one scorer per items count
+        if kind == "shuffled":
             items, moves = shuffle(items, np.random.default_rng([ctx["seed"], perm]))
             held = None if own is None else [o.moved(d) for o, d in zip(own, moves)]
-        elif variant == "centroid":
+        elif kind == "centroid":
             items, held = centroid_items(items), None
-        ks = [k for k in plan if fusion[k].n_items_used == n_used]
-        b, s = sweep(ctx["queries"], ctx["passages"], items, fusion, {k: plan[k] for k in ks}, method.seconds,
-                     method.tokens, held)
-        by_k.update(b)
-        singles.update(s)
-    return dict(sorted(by_k.items())), singles
+        scorer = SubsetScorer(queries, ctx["passages"], items, held)
+        for run, fusion in fusions.items():
+            ks = [k for k in plan if fusion[k].n_items_used == n_used]
+            if ks:
+                b, s = sweep(queries, ctx["passages"], items, fusion, {k: plan[k] for k in ks}, method.seconds,
+                             method.tokens, held, scorer=scorer)
+                results[run][0].update(b)
+                results[run][1].update(s)
+    return {run: (dict(sorted(b.items())), s) for run, (b, s) in results.items()}
 
 
 def _equal_items_sweep(method, fusion: dict, plan: dict, ctx: dict) -> dict[int, KResult]:
@@ -131,15 +140,25 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
     first = weights[0]
     configured = {n: (renormalize or {}).get(n, True) for n in methods}
     states = {n: (configured[n], not configured[n]) for n in methods}
-    tasks = [(n, "method", w, r, 0) for n in methods for w in weights for r in states[n]]
-    tasks += [(n, v, first, configured[n], 0) for n in methods for v in ("one_alpha", "equal_items")]
-    tasks += [(n, "shuffled", first, r, j) for n in methods for r in states[n] for j in range(permutations)]
-    tasks += [(n, "centroid", first, r, 0) for n in methods for r in states[n]]
+    # one task per set of items (xaug.scaling._run_items), its runs (variant, weight, renormalize) sharing a scorer
+    tasks = [(n, "method", 0, tuple(("method", w, r) for w in weights for r in states[n])
+              + (("one_alpha", first, configured[n]),)) for n in methods]
+    tasks += [(n, "equal_items", 0, (("equal_items", first, configured[n]),)) for n in methods]
+    tasks += [(n, "shuffled", j, tuple(("shuffled", first, r) for r in states[n]))
+              for n in methods for j in range(permutations)]
+    tasks += [(n, "centroid", 0, tuple(("centroid", first, r) for r in states[n])) for n in methods]
     _TASK_CONTEXT.update(queries=queries, passages=passages, methods=methods, settings=settings, plan=plan, seed=seed)
     try:
-        results = dict(zip(tasks, forked_map(_run_variant, tasks, workers, f"scaling ({queries.setting})", "sweep")))
+        done = forked_map(_run_items, tasks, workers, f"scaling ({queries.setting})", "items")
     finally:
         _TASK_CONTEXT.clear()
+    found = {(n, variant, w, r, j): result for (n, _, j, _), out in zip(tasks, done)
+             for (variant, w, r), result in out.items()}
+    order = [(n, "method", w, r, 0) for n in methods for w in weights for r in states[n]]  # the tables' row order
+    order += [(n, v, first, configured[n], 0) for n in methods for v in ("one_alpha", "equal_items")]
+    order += [(n, "shuffled", first, r, j) for n in methods for r in states[n] for j in range(permutations)]
+    order += [(n, "centroid", first, r, 0) for n in methods for r in states[n]]
+    results = {key: found[key] for key in order}
     sweeps: dict[tuple[str, str, str, bool], Sweep] = {}
     for (n, variant, w, r, _), (by_k, singles) in results.items():
         if variant != "shuffled":

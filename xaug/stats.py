@@ -5,13 +5,15 @@ translations, and the other questions about that passage) are not independent: t
 is the *cluster* of a relevant passage. Per-query differences are first averaged within each cluster;
 the two-sided paired randomization (sign-flip) test, the 95% bootstrap confidence interval and, for "no
 difference" claims, the two one-sided tests of equivalence (TOST) within a margin then run over
-clusters, with ``scipy.stats.permutation_test`` and ``scipy.stats.bootstrap``. Many tests over the same
-clusters run as one vectorised call (one row each). Holm corrects over the family that a table reports;
+clusters. The tests are ``scipy.stats.permutation_test``'s and ``scipy.stats.bootstrap``'s, the same draws
+from the same generator and the same p-values (test), with each resample batch's means over every row as one
+matrix product (scipy gathers the resampled data element by element). Many tests over the same clusters run
+as one call (one row each). Holm corrects over the family that a table reports;
 ``family_resamples`` gives a family enough resamples that its smallest adjusted p can fall below 0.05.
 """
 from __future__ import annotations
 
-import warnings
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,53 +45,95 @@ class ClusterTest:
     clusters: int
 
 
-RESAMPLE_BATCH = 256  # resamples drawn at a time: the CIs depend on it (scipy draws a batch's indices at once)
-ROWS_BYTES = 32 << 20  # rows tested in one call: batch x rows x clusters float64 within this (scipy holds a few)
+RESAMPLE_BATCH = 256  # resamples drawn at a time, as scipy's ``batch``: the draws (and so the CIs) depend on it
+ROWS_BYTES = 32 << 20  # bootstrap distributions (resamples x rows float64) kept at once, at most
 
 
-def _row_chunks(rows: int, clusters: int) -> list[slice]:
-    """Rows of a test in chunks that keep one resample batch within ``ROWS_BYTES``. Each chunk is tested with a
-    fresh generator of the same seed, and every row of a vectorised call sees the same draws, so the results do
-    not depend on the chunking."""
-    step = max(1, ROWS_BYTES // (RESAMPLE_BATCH * max(clusters, 1) * 8))
+def _row_chunks(rows: int, resamples: int) -> list[slice]:
+    """Rows whose bootstrap distributions (``resamples`` each) fit in ``ROWS_BYTES`` together. Every chunk
+    sees the same draws (a copy of one generator state), so the results do not depend on the chunking."""
+    step = max(1, ROWS_BYTES // (max(resamples, 1) * 8))
     return [slice(i, i + step) for i in range(0, rows, step)]
+
+
+def _sign_flips(rng: np.random.Generator, clusters: int, resamples: int):
+    """Batches of sign patterns (batch, clusters) of +-1, drawn as ``scipy.stats.permutation_test`` draws its
+    one-sample "samples" resamples: each cluster's pair (x, -x) permuted, the first of the pair kept; the full
+    batch is drawn even when fewer resamples remain. So the same generator gives the same patterns as scipy."""
+    pairs = np.tile(np.arange(2), (RESAMPLE_BATCH, clusters, 1))
+    for start in range(0, resamples, RESAMPLE_BATCH):
+        first = rng.permuted(pairs, axis=-1)[: min(RESAMPLE_BATCH, resamples - start), :, 0]
+        yield 1.0 - 2.0 * first
+
+
+def _flip_pvalues(diffs: np.ndarray, resamples: int, rng: np.random.Generator, alternative: str) -> np.ndarray:
+    """Sign-flip p per row of ``diffs`` (rows, clusters) for the mean: scipy's ``permutation_test`` definition
+    (its draws, its relative tolerance for ties, (count + 1) / (resamples + 1); exact by scipy itself when
+    2**clusters <= resamples), with each batch's null means as one matrix product over every row. scipy builds
+    the resampled data element by element (a Python loop per cluster and batch: 771 of the 1,788 s of the
+    scaling stage at 9,780 passages, docs/testing.md); the null means agree with scipy's to rounding."""
+    n = diffs.shape[1]
+    if n < 63 and 2 ** n <= resamples:  # scipy: exact when its resamples reach factorial(2) ** n
+        from scipy import stats  # lazy, as in cluster_test
+
+        return np.asarray(stats.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True,
+                                                 n_resamples=resamples, alternative=alternative, axis=1,
+                                                 random_state=rng, batch=RESAMPLE_BATCH).pvalue, dtype=float)
+    observed = diffs.mean(axis=1)
+    gamma = np.abs(np.finfo(np.float64).eps * 100 * observed)  # scipy's tolerance for ties
+    below, above = np.zeros(len(diffs)), np.zeros(len(diffs))
+    for signs in _sign_flips(rng, n, resamples):
+        null = signs @ diffs.T / n  # (batch, rows)
+        below += np.count_nonzero(null <= observed + gamma, axis=0)
+        above += np.count_nonzero(null >= observed - gamma, axis=0)
+    less, greater = (below + 1) / (resamples + 1), (above + 1) / (resamples + 1)
+    return {"less": less, "greater": greater, "two-sided": 2 * np.minimum(less, greater)}[alternative]
+
+
+def _bootstrap_interval(diffs: np.ndarray, resamples: int, rng: np.random.Generator, confidence: float):
+    """Percentile bootstrap CI of the mean of each row: ``scipy.stats.bootstrap``'s draws (a batch of
+    resampled cluster indices at a time) and its quantiles (``scipy.stats.quantile``), each resample's means as
+    one matrix product of the clusters' counts over every row instead of a (rows, batch, clusters) gather."""
+    from scipy import stats
+
+    n = diffs.shape[1]
+    means = []
+    for start in range(0, resamples, RESAMPLE_BATCH):
+        size = min(RESAMPLE_BATCH, resamples - start)
+        picks = rng.integers(0, n, (size, n))
+        counts = np.bincount((np.arange(size)[:, None] * n + picks).ravel(), minlength=size * n).reshape(size, n)
+        counts = counts.astype(np.float64)
+        means.append(counts @ diffs.T / n)
+    tail = (1 - confidence) / 2
+    bounds = stats.quantile(np.concatenate(means).T, np.array([tail, 1 - tail]), axis=-1)
+    return bounds[..., 0], bounds[..., 1]
 
 
 def cluster_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> ClusterTest:
     """Sign-flip test and percentile bootstrap CI of the mean of each row of ``diffs`` (tests, clusters).
 
     Exact (every sign pattern) when 2**clusters <= resamples, else Monte Carlo; rows that are all
-    zero get p = 1, rows of one repeated value the CI [value, value]. Memory O(rows x clusters) plus one
-    resample batch of a row chunk (``_row_chunks``), whatever ``resamples`` is."""
+    zero get p = 1, rows of one repeated value the CI [value, value], rows with a NaN NaN. The p-values and
+    CIs are those of ``scipy.stats.permutation_test`` and ``bootstrap`` with the same generator (their draws,
+    in batches of ``RESAMPLE_BATCH``), to rounding (test). Memory O(rows x (clusters + resamples)), the
+    bootstrap distributions in chunks of ``ROWS_BYTES``."""
     diffs = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
     n = diffs.shape[1]
     delta = diffs.mean(axis=1)
     if n < 2:
         nan = np.full(len(diffs), np.nan)
         return ClusterTest(delta, nan, nan.copy(), nan.copy(), n)
-    from scipy import stats  # 0.5 s to import: only the stages that test pay it
-
-    low, high, p = (np.full(len(diffs), np.nan) for _ in range(3))
-    with warnings.catch_warnings():  # rows of one repeated value: the CI is that value, p from the flips
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        for rows in _row_chunks(*diffs.shape):
-            low[rows], high[rows], p[rows] = _cluster_test(diffs[rows], delta[rows], resamples,
-                                                           np.random.default_rng(seed), confidence)
-    return ClusterTest(delta, low, high, p, n)
-
-
-def _cluster_test(diffs, delta, resamples, rng, confidence):
-    from scipy import stats  # lazy, as in cluster_test (already loaded there: a dictionary lookup)
-
-    flips = stats.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True,
-                                   n_resamples=resamples, alternative="two-sided", axis=1, random_state=rng,
-                                   batch=RESAMPLE_BATCH)
-    boot = stats.bootstrap((diffs,), np.mean, n_resamples=resamples, confidence_level=confidence,
-                           method="percentile", vectorized=True, axis=1, random_state=rng, batch=RESAMPLE_BATCH)
-    low, high = np.asarray(boot.confidence_interval.low), np.asarray(boot.confidence_interval.high)
+    rng = np.random.default_rng(seed)
+    p = _flip_pvalues(diffs, resamples, rng, "two-sided")
+    low, high = np.full(len(diffs), np.nan), np.full(len(diffs), np.nan)
+    for rows in _row_chunks(len(diffs), resamples):  # the bootstrap's draws follow the flips' (as scipy's did)
+        low[rows], high[rows] = _bootstrap_interval(diffs[rows], resamples, copy.deepcopy(rng), confidence)
     constant = np.all(diffs == diffs[:, :1], axis=1)
-    p = np.where(np.all(diffs == 0, axis=1), 1.0, np.asarray(flips.pvalue, dtype=float))
-    return np.where(constant, delta, low), np.where(constant, delta, high), np.minimum(p, 1.0)
+    p = np.where(np.all(diffs == 0, axis=1), 1.0, np.minimum(p, 1.0))
+    undefined = np.isnan(diffs).any(axis=1)
+    low, high, p = (np.where(undefined, np.nan, x) for x in (np.where(constant, delta, low),
+                                                              np.where(constant, delta, high), p))
+    return ClusterTest(delta, low, high, p, n)
 
 
 def family_resamples(resamples: int, family_size: int, alpha: float = 0.05) -> int:
@@ -104,18 +148,10 @@ def equivalence_test(diffs: np.ndarray, margin: float, resamples: int = 2000, se
     diffs = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
     if diffs.shape[1] < 2:
         return np.full(len(diffs), np.nan)
-    from scipy import stats  # lazy, as in cluster_test
-
-    out = np.full(len(diffs), np.nan)
-    for rows in _row_chunks(*diffs.shape):
-        rng, p = np.random.default_rng(seed), []
-        for shifted, alternative in ((diffs[rows] + margin, "greater"), (diffs[rows] - margin, "less")):
-            p.append(np.asarray(stats.permutation_test((shifted,), np.mean, permutation_type="samples",
-                                                       vectorized=True, n_resamples=resamples,
-                                                       alternative=alternative, axis=1, random_state=rng,
-                                                       batch=RESAMPLE_BATCH).pvalue, dtype=float))
-        out[rows] = np.minimum(np.maximum(p[0], p[1]), 1.0)
-    return out
+    rng = np.random.default_rng(seed)
+    lower = _flip_pvalues(diffs + margin, resamples, rng, "greater")
+    upper = _flip_pvalues(diffs - margin, resamples, rng, "less")
+    return np.where(np.isnan(diffs).any(axis=1), np.nan, np.minimum(np.maximum(lower, upper), 1.0))
 
 
 def holm(pvalues) -> np.ndarray:

@@ -234,12 +234,14 @@ class SubsetScorer:
 
 def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: dict[int, FusionSettings],
           plan: dict[int, list[tuple[int, ...]]], seconds: list[float], tokens: list[int],
-          own: list[OwnItems] | None = None) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
+          own: list[OwnItems] | None = None, scorer: SubsetScorer | None = None
+          ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
     """Evaluate every planned subset, each k with its own fusion ``settings[k]``; average per query by k and
     group. ``own``: per language, where each query's own question sits among the items (a leave-out method,
-    ``xaug.leave_out``): those items are left out of that query's scores."""
+    ``xaug.leave_out``): those items are left out of that query's scores. ``scorer``: a ``SubsetScorer`` of
+    these queries, passages, items and ``own`` to reuse (its projection and candidates serve any fusion)."""
     by_k, singles = {}, {}
-    scorer = SubsetScorer(queries, passages, items, own)
+    scorer = scorer if scorer is not None else SubsetScorer(queries, passages, items, own)
     for k, subsets in plan.items():
         fusion = settings[k]
 
