@@ -90,14 +90,16 @@ def choose_alphas(scorer: SubsetScorer, plan: dict[int, list[tuple[int, ...]]], 
 _CONTEXT: dict = {}  # what forked workers inherit: passages, query sets, methods, plan, grid
 
 
-def _grid_task(task: tuple[str, str, bool, int | None]) -> dict[int, list[dict]]:
-    """One method, weight mode, renormalize state and n_queries_used: k -> its grid points (alpha)."""
-    name, weight, renormalize, n_used = task
+def _grid_task(task: tuple[str, int | None, tuple]) -> dict[tuple[str, bool], dict[int, list[dict]]]:
+    """One method's items (``n_used`` per passage and language) under each (weight mode, renormalize state) of
+    ``fusions``: -> k -> its grid points (alpha). One scorer serves them all (its candidates are found once)."""
+    name, n_used, fusions = task
     ctx = _CONTEXT
     queries = ctx["query_sets"][METHODS[name].setting]
     method = ctx["methods"][name]
     scorer = SubsetScorer(queries, ctx["passages"], method.reduced(n_used), method.own(queries.questions))
-    return alpha_grid(scorer, ctx["plan"], ctx["alphas"], weight, renormalize, n_used, name, ctx["measure"])
+    return {(weight, renormalize): alpha_grid(scorer, ctx["plan"], ctx["alphas"], weight, renormalize, n_used, name,
+                                              ctx["measure"]) for weight, renormalize in fusions}
 
 
 def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str, AugmentSettings], n_generated: int,
@@ -122,12 +124,17 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
              for name in experiment.methods for weight in experiment.weights
              for renormalize in (augment[name].renormalize, not augment[name].renormalize)
              for n_used in (settings.n_queries_used if name == "xqg" else [None])]
+    groups = [(name, n_used, tuple((w, r) for n, w, r, u in tasks if (n, u) == (name, n_used)))
+              for name, n_used in dict.fromkeys((n, u) for n, _, _, u in tasks)]  # one scorer per set of items
     _CONTEXT.update(passages=passages, query_sets=query_sets, methods=experiment.methods, plan=plan,
                     measure=measure, alphas=list(settings.alphas))
     try:
-        results = forked_map(_grid_task, tasks, workers, "tune", "grid")
+        grids = {(name, w, r, n_used): grid for (name, n_used, _), out in
+                 zip(groups, forked_map(_grid_task, groups, workers, "tune", "items"))
+                 for (w, r), grid in out.items()}
     finally:
         _CONTEXT.clear()
+    results = [grids[task] for task in tasks]
     choices: dict = {}
     for (name, weight, renormalize, _), by_k in zip(tasks, results):
         setting = METHODS[name].setting
