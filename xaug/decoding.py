@@ -5,7 +5,6 @@ decoding)."""
 from __future__ import annotations
 
 import math
-
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
