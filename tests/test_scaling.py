@@ -250,31 +250,40 @@ def test_run_setting_tables_transfer_and_plots(world):
 
 @pytest.mark.parametrize("candidates", [0, 4])
 def test_the_runs_of_one_set_of_items_share_a_scorer_and_equal_separate_sweeps(world, candidates):
-    # one task per set of items: its runs (weight mode x renormalize, one alpha) reuse one scorer (projection and
-    # candidates); each run's values equal a sweep of its own, whatever ran before it with that scorer
+    # one task per set of items (the method's own, a shuffled permutation): its runs (weight mode x renormalize,
+    # one alpha) reuse one scorer per items count; each run's values equal a sweep of its own
     import xaug.scaling as scaling
+    from xaug.controls import permutation_plan, shuffle
 
     tmp, passages, pids, method, queries = world
     qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids,
                                  candidates=candidates)
-    settings = {"xqg": {(w, r): {1: FusionSettings(0.3, w, r), 2: FusionSettings(0.6 if r else 0.1, w, r)}
+    # k = 1 uses one item per passage and language, k = 2 all of them: two scorers per task
+    settings = {"xqg": {(w, r): {1: FusionSettings(0.3, w, r, 1), 2: FusionSettings(0.6 if r else 0.1, w, r)}
                         for w in ("fixed", "per_item") for r in (True, False)}}
     plan = subset_plan(2, "all")
-    runs = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False)) + (("one_alpha", "fixed", True),)
+    own = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False)) + (("one_alpha", "fixed", True),)
+    shuffled = (("shuffled", "fixed", True), ("shuffled", "fixed", False))
     scaling._TASK_CONTEXT.update(queries=qs, passages=passages, methods={"xqg": method}, settings=settings, plan=plan,
                                  seed=0)
     try:
-        grouped = scaling._run_items(("xqg", "method", 0, runs))
+        grouped = {**scaling._run_items(("xqg", "method", 0, own)), **scaling._run_items(("xqg", "shuffled", 1, shuffled))}
     finally:
         scaling._TASK_CONTEXT.clear()
-    assert list(grouped) == list(runs)
+    assert list(grouped) == list(own + shuffled)
     for (variant, w, r), (by_k, singles) in grouped.items():
-        fusion = settings["xqg"][w, r] if variant == "method" else {k: settings["xqg"]["fixed", True][2] for k in plan}
-        alone, alone_singles = sweep(qs, passages, method.reduced(None), fusion, plan, method.seconds, method.tokens)
+        fusion = {k: settings["xqg"]["fixed", True][2] for k in plan} if variant == "one_alpha" else settings["xqg"][w, r]
         for k in plan:
+            items = method.reduced(fusion[k].n_items_used)
+            subsets = {k: plan[k]}
+            if variant == "shuffled":
+                items, subsets = shuffle(items, np.random.default_rng([0, 1]))[0], {k: permutation_plan(plan, 1)[k]}
+            alone, _ = sweep(qs, passages, items, fusion, subsets, method.seconds, method.tokens)
             for group in ("all", "inset", "outset"):
                 np.testing.assert_array_equal(getattr(by_k[k], group), getattr(alone[k], group))
-        assert by_k[2].alpha == fusion[2].alpha and singles.keys() == alone_singles.keys()
+            assert by_k[k].alpha == fusion[k].alpha and by_k[k].items == fusion[k].n_items_used
+        if variant != "shuffled":  # the transfer matrix's single languages (k = 1)
+            assert set(singles) == {0, 1}
 
 
 def test_method_inputs_are_checked(tmp_path):

@@ -59,8 +59,9 @@ def _row_chunks(rows: int, resamples: int) -> list[slice]:
 def _sign_flips(rng: np.random.Generator, clusters: int, resamples: int):
     """Batches of sign patterns (batch, clusters) of +-1, drawn as ``scipy.stats.permutation_test`` draws its
     one-sample "samples" resamples: each cluster's pair (x, -x) permuted, the first of the pair kept; the full
-    batch is drawn even when fewer resamples remain. So the same generator gives the same patterns as scipy."""
-    pairs = np.tile(np.arange(2), (RESAMPLE_BATCH, clusters, 1))
+    batch (at most ``resamples``) is drawn even when fewer remain. So a generator gives scipy's patterns and is left
+    where scipy leaves it (the bootstrap, or a second test, draws next)."""
+    pairs = np.tile(np.arange(2), (min(RESAMPLE_BATCH, resamples), clusters, 1))
     for start in range(0, resamples, RESAMPLE_BATCH):
         first = rng.permuted(pairs, axis=-1)[: min(RESAMPLE_BATCH, resamples - start), :, 0]
         yield 1.0 - 2.0 * first
