@@ -140,13 +140,14 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
     first = weights[0]
     configured = {n: (renormalize or {}).get(n, True) for n in methods}
     states = {n: (configured[n], not configured[n]) for n in methods}
-    # one task per set of items (xaug.scaling._run_items), its runs (variant, weight, renormalize) sharing a scorer
-    tasks = [(n, "method", 0, tuple(("method", w, r) for w in weights for r in states[n])
-              + (("one_alpha", first, configured[n]),)) for n in methods]
-    tasks += [(n, "equal_items", 0, (("equal_items", first, configured[n]),)) for n in methods]
-    tasks += [(n, "shuffled", j, tuple(("shuffled", first, r) for r in states[n]))
-              for n in methods for j in range(permutations)]
-    tasks += [(n, "centroid", 0, tuple(("centroid", first, r) for r in states[n])) for n in methods]
+    order = [(n, "method", w, r, 0) for n in methods for w in weights for r in states[n]]  # the tables' row order
+    order += [(n, v, first, configured[n], 0) for n in methods for v in ("one_alpha", "equal_items")]
+    order += [(n, "shuffled", first, r, j) for n in methods for r in states[n] for j in range(permutations)]
+    order += [(n, "centroid", first, r, 0) for n in methods for r in states[n]]
+    groups: dict[tuple[str, str, int], list] = {}  # one task per set of items (_run_items), its runs sharing a scorer
+    for n, variant, w, r, j in order:  # one alpha scores the method's own items
+        groups.setdefault((n, "method" if variant == "one_alpha" else variant, j), []).append((variant, w, r))
+    tasks = [(n, kind, j, tuple(runs)) for (n, kind, j), runs in groups.items()]
     _TASK_CONTEXT.update(queries=queries, passages=passages, methods=methods, settings=settings, plan=plan, seed=seed)
     try:
         done = forked_map(_run_items, tasks, workers, f"scaling ({queries.setting})", "items")
@@ -154,10 +155,6 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
         _TASK_CONTEXT.clear()
     found = {(n, variant, w, r, j): result for (n, _, j, _), out in zip(tasks, done)
              for (variant, w, r), result in out.items()}
-    order = [(n, "method", w, r, 0) for n in methods for w in weights for r in states[n]]  # the tables' row order
-    order += [(n, v, first, configured[n], 0) for n in methods for v in ("one_alpha", "equal_items")]
-    order += [(n, "shuffled", first, r, j) for n in methods for r in states[n] for j in range(permutations)]
-    order += [(n, "centroid", first, r, 0) for n in methods for r in states[n]]
     results = {key: found[key] for key in order}
     sweeps: dict[tuple[str, str, str, bool], Sweep] = {}
     for (n, variant, w, r, _), (by_k, singles) in results.items():
