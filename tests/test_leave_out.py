@@ -20,7 +20,7 @@ from xaug.queryset import QuerySet
 from xaug.real_questions import real_questions
 from xaug.search import FaissSearcher
 from xaug.stats import cluster_means
-from xaug.sweep import sweep
+from xaug.sweep import SubsetScorer, sweep
 
 LANGS = ["de", "zh"]
 
@@ -95,6 +95,24 @@ def test_leave_out_equals_removing_the_question_from_the_corpus(world, factory, 
         np.testing.assert_allclose(by_k[1].inset[:, rows & (qs.lang == 0)], alone_de[:, rows & (qs.lang == 0)],
                                    atol=1e-6)
     assert not np.allclose(leaky[2].all, by_k[2].all)  # the leak is real: left in, the own question helps
+
+
+def test_one_scorer_leaves_the_question_out_under_every_fusion_of_a_subset(world):
+    """The scorer keeps one subset's pools without each query's own items and reuses them for every fusion of
+    that subset (the tune grid's alphas): a second fusion, and a subset revisited after another, score as a
+    fresh scorer and as the brute-force removal of the question do."""
+    tmp, data, passages, pids, method, ev = world
+    qs = QuerySet.from_evaluator(ev, LANGS, pids)
+    items, own = method.reduced(None), method.own(qs.questions)
+    shared = SubsetScorer(qs, passages, items, own)
+    fusions = [FusionSettings(0.3, "fixed", True), FusionSettings(0.7, "per_item", False)]
+    for subset, fusion in [((0, 1), fusions[0]), ((0, 1), fusions[1]), ((0,), fusions[1]), ((0, 1), fusions[0])]:
+        values = shared(subset, fusion)
+        np.testing.assert_array_equal(values, SubsetScorer(qs, passages, items, own)(subset, fusion))
+        for question in sorted(set(qs.questions)):
+            rows = qs.questions == question
+            alone = qs.score(combine(passages, [without(method, question)[i] for i in subset], fusion))
+            np.testing.assert_allclose(values[:, rows], alone[:, rows], atol=1e-6)
 
 
 def test_a_query_is_blind_to_its_own_question_in_every_variant(world):
