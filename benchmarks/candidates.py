@@ -39,15 +39,15 @@ def stage_command(root: Path) -> str:
     return cmd.replace("python stages/", f"{sys.executable} {REPO}/stages/")
 
 
-def run_k(workspace: Path, scratch: Path, k: int, timeout: float) -> dict:
+def run_k(workspace: Path, scratch: Path, k: int, timeout: float, params: Path = REPO / "params.yaml") -> dict:
     """The scaling stage with ``scaling.candidates`` = k in ``scratch`` (data/ and metrics/ linked from the
-    workspace; plots/ and the stage's JSON outputs written there)."""
+    workspace; ``params`` there with K set, plots/ and the stage's JSON outputs written there)."""
     from dvc.utils.hydra import apply_overrides
 
     folder = scratch / f"k{k}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    shutil.copy(REPO / "params.yaml", folder / "params.yaml")  # this commit's parameters (the run's, but for K)
+    shutil.copy(params, folder / "params.yaml")  # the run's parameters, but for K
     apply_overrides(folder / "params.yaml", [f"scaling.candidates={k}"])
     (folder / "data").symlink_to((workspace / "data").resolve())
     (folder / "metrics").mkdir()
@@ -68,7 +68,9 @@ def compare(dense: pd.DataFrame, other: pd.DataFrame) -> dict:
     same = np.isclose(merged[means + gains].to_numpy(float), merged[[c + "_c" for c in means + gains]].to_numpy(float),
                       rtol=0, atol=1e-9, equal_nan=True).all(1)
     decided = [(merged[c] < 0.05) == (merged[c + "_c"] < 0.05) for c in holm]
+    worst = pd.DataFrame({c: (merged[c] - merged[c + "_c"]).abs() for c in means}).max(axis=1)
     return {"rows": int(len(merged)), "rows_equal": round(float(same.mean()), 4),
+            "max_abs_mean_by_method": {m: round(float(v), 6) for m, v in worst.groupby(merged["method"]).max().items()},
             "max_abs_mean": round(max(diff[c] for c in means), 6),
             "max_abs_gain": round(max(diff[c] for c in gains), 6),
             "max_abs_gain_nDCG@10": round(diff.get("delta_nDCG@10", float("nan")), 6),
@@ -79,11 +81,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", type=Path, required=True, help="a finished run (data/, metrics/tuning.json)")
     ap.add_argument("--candidates", type=int, nargs="+", required=True, help="values of K (each >= evaluate.depth)")
+    ap.add_argument("--params", type=Path, default=REPO / "params.yaml",
+                    help="the run's parameters (default: this commit's; e.g. a scale benchmark workspace's)")
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/xaug-candidates"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
-    rows = [run_k(args.workspace, args.scratch, k, args.timeout) for k in [0, *args.candidates]]
+    rows = [run_k(args.workspace, args.scratch, k, args.timeout, args.params) for k in [0, *args.candidates]]
     failed = [r for r in rows if r["exit"] != 0]
     if failed:
         sys.exit(f"error: scaling with candidates={failed[0]['k']}: {failed[0].get('error')}")

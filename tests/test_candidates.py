@@ -12,7 +12,7 @@ from xaug.data import MlqaArchive
 from xaug.evaluation import Evaluator
 from xaug.formats import write_embeddings
 from xaug.preparation import prepare, save_prepared
-from xaug.candidates import candidate_scores, correction_at, pairs_matrix, slots, union
+from xaug.candidates import RENORMALISED, candidate_scores, correction_at, pairs_matrix, slots, union
 from xaug.fusion import FusionSettings, LanguageItems
 from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
@@ -164,6 +164,34 @@ def test_fusions_with_k_a_few_times_the_depth_stay_within_the_tolerance():
                 for m, name in enumerate(ALL_MEASURES):
                     assert abs(a[m].mean() - b[m].mean()) <= 0.001, (subset, fusion, name)
                 assert (a == b).all(0).mean() >= 0.99
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_candidates_hold_the_top_k_of_a_renormalised_fusion_of_one_language(masked):
+    """Renormalising divides each fused passage by its norm, which reorders passages that no unnormalised list
+    ranks: one language's fusion at an alpha of ``RENORMALISED`` ranks exactly by one of the lists, so its top K
+    (among the covered passages a query may rank) lies within the candidates. Passages and items of very
+    different lengths make the norms matter."""
+    rng = np.random.default_rng(9)
+    n, dim, k = 300, 12, 10
+    p = rng.standard_normal((n, dim)).astype(np.float32)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    item = (rng.standard_normal((n, dim)) * rng.uniform(0.2, 3.0, (n, 1))).astype(np.float32)
+    q = rng.standard_normal((40, dim)).astype(np.float32)
+    judged = _judgements(rng, 40, n, masked=masked)
+    has = rng.random(n) < 0.8
+    columns, _ = candidate_scores(q, [p, item], k, judged, covered=[has])
+    allowed = judged.allowed() if masked else np.ones((40, n), bool)
+    missed = 0
+    assert RENORMALISED
+    for a in RENORMALISED:
+        fused = (1 - a) * p + a * item
+        scale = np.linalg.norm(p, axis=1) / np.linalg.norm(fused, axis=1)
+        for row in range(40):
+            scores = np.where(allowed[row] & has, (fused @ q[row]) * scale, -np.inf)
+            top = np.argsort(-scores, kind="stable")[:k]
+            missed += len(set(top[np.isfinite(scores[top])].tolist()) - set(columns[row].tolist()))
+    assert missed == 0
 
 
 def test_a_leave_out_correction_moves_to_its_slot():

@@ -3,10 +3,10 @@ fit (``scaling.candidates``: K > 0; 0 scores every passage).
 
 A query's candidates are the union of the top K passages of several lists (a system's own passage
 matrix; for the projection of a method's fusions, the baseline passages, then per language the passages
-it covers scored by query . passage + query . mean item and by query . mean item, and the passages it
-leaves uncovered scored by query . passage), its relevant passage, and every passage whose score a
-leave-out correction overwrites. Rows are ascending
-passage positions with -1 padding at the end, so that equal scores rank the lower position first, as the
+it covers scored by query . passage + query . mean item, by query . mean item and by two renormalised
+fusions of the two, and the passages it leaves uncovered scored by query . passage), its relevant
+passage, and every passage whose score a leave-out correction overwrites. Rows are ascending passage
+positions with -1 padding at the end, so that equal scores rank the lower position first, as the
 dense path does. Memory and per-system work are O(queries x K), not O(queries x passages).
 
 Exact for a system scored from its own matrix when K >= evaluate.depth (nothing outside its top K can
@@ -21,6 +21,9 @@ import numpy as np
 from .leave_out import Correction
 
 SCORE_FLOATS = 1 << 25   # query x passage scores held per chunk of queries (128 MB)
+# alphas of the renormalised-fusion lists: with these two, the scale benchmark's P = 9,780 run of the scaling
+# stage at K = 200 stays within 0.0006 of the dense path for xqg and translate (docs/design.md)
+RENORMALISED = (0.2, 0.5)
 
 
 def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
@@ -33,12 +36,15 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
 
     The lists: each matrix's inner products; with ``covered`` (per matrix after the first, the (N,) passages
     it augments: a method's languages), per language the passages it covers ranked by ``q.p + q.item`` (a
-    fusion lifts them together) and by ``q.item``, and the passages it does not cover ranked by ``q.p`` (a
-    fusion that lowers the covered ones lifts them). Queries go in chunks of ``SCORE_FLOATS`` scores: memory
-    O(chunk x passages + queries x W)."""
+    fusion lifts them together), by ``q.item`` and, for each a of ``RENORMALISED``, by the renormalised fusion
+    ``q.p'`` with ``p' = ((1 - a) p + a item) |p| / |(1 - a) p + a item|`` (renormalising reorders passages by
+    their fused norm), and the passages it does not cover ranked by ``q.p`` (a fusion that lowers the covered
+    ones lifts them). Queries go in chunks of ``SCORE_FLOATS`` scores: memory O(chunk x passages + queries x W)."""
     queries = np.asarray(queries, dtype=np.float32)
     matrices = [np.asarray(m, dtype=np.float32) for m in matrices]
     n_queries, n = len(queries), len(matrices[0])
+    # per covered matrix and a of RENORMALISED: 1 / the renormalised fusion's norm relative to |p| (N,)
+    inverse = [] if covered is None else [renormalised_scales(matrices[0], m) for m in matrices[1:]]
     kk = min(k, n)
     step = max(1, SCORE_FLOATS // max(n * len(matrices), 1))
     parts: list[tuple[np.ndarray, list[np.ndarray]]] = []
@@ -47,8 +53,10 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
         scores = [queries[rows] @ m.T for m in matrices]
         allowed = None if judgements.masks is None else judgements.masks[judgements.mask_of[rows]]
         lists = list(scores) if covered is None else [scores[0]]
-        for s, has in zip(scores[1:], covered or []):
+        for s, has, scales in zip(scores[1:], covered or [], inverse):
             lists += [np.where(has, scores[0] + s, -np.inf), np.where(has, s, -np.inf)]
+            lists += [np.where(has, ((1 - a) * scores[0] + a * s) * scale, -np.inf)
+                      for a, scale in zip(RENORMALISED, scales)]
             if not has.all():
                 lists.append(np.where(has, -np.inf, scores[0]))
         tops = []
@@ -67,6 +75,16 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
     values = [np.concatenate([pad(v[i], 0) for _, v in parts]) if parts else np.zeros((0, 0), np.float32)
               for i in range(len(matrices))]
     return columns, values
+
+
+def renormalised_scales(passages: np.ndarray, items: np.ndarray) -> list[np.ndarray]:
+    """Per a of ``RENORMALISED``, (N,) float32 ``|p| / |(1 - a) p + a item|``: the factor by which renormalising
+    scales ``q.((1 - a) p + a item)`` (back to each passage's own norm, as ``xaug.fusion`` restores it)."""
+    pp = np.einsum("nd,nd->n", passages, passages, dtype=np.float64)
+    pm = np.einsum("nd,nd->n", passages, items, dtype=np.float64)
+    mm = np.einsum("nd,nd->n", items, items, dtype=np.float64)
+    return [np.sqrt(pp / np.maximum((1 - a) ** 2 * pp + 2 * a * (1 - a) * pm + a ** 2 * mm, 1e-24)).astype(np.float32)
+            for a in RENORMALISED]
 
 
 def union(*parts: np.ndarray) -> np.ndarray:
