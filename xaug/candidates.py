@@ -44,7 +44,8 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
     matrices = [np.asarray(m, dtype=np.float32) for m in matrices]
     n_queries, n = len(queries), len(matrices[0])
     # per covered matrix and a of RENORMALISED: 1 / the renormalised fusion's norm relative to |p| (N,)
-    inverse = [] if covered is None else [renormalised_scales(matrices[0], m) for m in matrices[1:]]
+    pp = None if covered is None else np.einsum("nd,nd->n", matrices[0], matrices[0], dtype=np.float64)
+    inverse = [] if covered is None else [renormalised_scales(matrices[0], m, pp) for m in matrices[1:]]
     kk = min(k, n)
     step = max(1, SCORE_FLOATS // max(n * len(matrices), 1))
     parts: list[tuple[np.ndarray, list[np.ndarray]]] = []
@@ -77,10 +78,10 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
     return columns, values
 
 
-def renormalised_scales(passages: np.ndarray, items: np.ndarray) -> list[np.ndarray]:
-    """Per a of ``RENORMALISED``, (N,) float32 ``|p| / |(1 - a) p + a item|``: the factor by which renormalising
-    scales ``q.((1 - a) p + a item)`` (back to each passage's own norm, as ``xaug.fusion`` restores it)."""
-    pp = np.einsum("nd,nd->n", passages, passages, dtype=np.float64)
+def renormalised_scales(passages: np.ndarray, items: np.ndarray, pp: np.ndarray) -> list[np.ndarray]:
+    """Per a of ``RENORMALISED``, (N,) float32 ``|p| / |(1 - a) p + a item|`` (``pp``: the passages' squared
+    norms): the factor by which renormalising scales ``q.((1 - a) p + a item)``, back to each passage's own
+    norm as ``xaug.fusion`` restores it (for unit passages, to 1, which |p| equals up to rounding)."""
     pm = np.einsum("nd,nd->n", passages, items, dtype=np.float64)
     mm = np.einsum("nd,nd->n", items, items, dtype=np.float64)
     return [np.sqrt(pp / np.maximum((1 - a) ** 2 * pp + 2 * a * (1 - a) * pm + a ** 2 * mm, 1e-24)).astype(np.float32)
