@@ -33,6 +33,26 @@ def test_pointer_loss_value_and_gradients_equal_the_autograd_formula(eps):
                                     (z, gate, copy_prob))
 
 
+def test_pointer_loss_of_a_gold_piece_outside_the_softmax_is_the_pointer_alone():
+    """A softmax over part of the vocabulary (the training targets' pieces): a gold id >= V gets no vocabulary
+    probability, only the copy mass, and its gradients are those of that formula."""
+    torch.manual_seed(3)
+    z = torch.randn(9, 13, dtype=torch.double, requires_grad=True)
+    gold = torch.tensor([0, 12, 13, 20, 5, 14, 3, 30, 7])  # four outside the 13 logits
+    gate = torch.rand(9, dtype=torch.double, requires_grad=True)
+    copy_prob = torch.rand(9, dtype=torch.double, requires_grad=True)
+    inside = gold < 13
+    logp = torch.log_softmax(z, -1)
+    q_gold = torch.where(inside, logp.gather(1, gold.clamp(max=12)[:, None])[:, 0].exp(), 0.0)
+    ref = -0.9 * torch.log(gate * q_gold + (1 - gate) * copy_prob) - 0.1 * logp.mean(-1)
+    ours = _PointerSmoothedNLL.apply(z, gold, gate, copy_prob, 0.1)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(ours[~inside], (-0.9 * torch.log((1 - gate) * copy_prob) - 0.1 * logp.mean(-1))[~inside])
+    for a, b in zip(torch.autograd.grad(ours.sum(), (z, gate, copy_prob)),
+                    torch.autograd.grad(ref.sum(), (z, gate, copy_prob))):
+        torch.testing.assert_close(a, b)
+
+
 def test_pointer_loss_without_pointer_is_label_smoothed_cross_entropy():
     torch.manual_seed(1)
     z = torch.randn(6, 20)

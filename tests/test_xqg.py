@@ -12,7 +12,7 @@ from xaug.formats import read_items
 from xaug.decoding import SamplingSettings
 from xaug.io import read_jsonl
 from xaug.models import load_backbone
-from xaug.warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
+from xaug.warm import WarmGenerator, WarmSettings, build_decoder, outputs_first, pruned_vocabulary
 from xaug.warm_training import EarlyStopping, example_lengths, train_warm, training_schedule, tune_batch, tune_loss
 from xaug.generators import load_generator
 from xaug.xqg_training import training_examples
@@ -56,22 +56,30 @@ def test_warm_decoder_copies_the_top_encoder_layers_and_learns(mini):
         gen.lang_id("hi")
 
 
-def test_pointer_decoding_step_matches_the_training_distribution(tiny_warm):
-    """The probabilities the decoding loop samples from are the ones the training loss scores."""
-    gen, passages, questions = tiny_warm
-    states, sources = gen.encode_passages(passages[:2]), gen.copy_sources(passages[:2])
-    target = gen.encode_targets(questions[:1], ["de"])[0]
+def loss_and_decoding_nll(gen, states, sources, target):
+    """The training loss of ``target`` for one passage, the decoding loop's -log p of each of its pieces
+    (teacher-forced through ``_step``; p floored at 1e-9 as the loss floors it) and the last step's
+    probabilities."""
     gen.train(False)
     with torch.no_grad():
-        loss = gen.loss(states[:1], [target], sources[:1]).item()
-        hidden, mask, src = gen.pad_states(states[:1], sources[:1])
+        loss = gen.loss(states, [target], sources).item()
+        hidden, mask, src = gen.pad_states(states, sources)
         keys = gen.copy_head.key(hidden)
         probs, cache = gen._step(torch.tensor([target[:2]]), None, hidden, mask, keys, src, None)
         nll = []
         for t, nxt in zip(target[1:-1], target[2:]):
             if t != target[1]:
                 probs, cache = gen._step(torch.tensor([[t]]), cache, hidden, mask, keys, src, None)
-            nll.append(-torch.log(probs[0, nxt]).item())
+            nll.append(-torch.log(probs[0, nxt].clamp(min=1e-9)).item())
+    return loss, nll, probs
+
+
+def test_pointer_decoding_step_matches_the_training_distribution(tiny_warm):
+    """The probabilities the decoding loop samples from are the ones the training loss scores."""
+    gen, passages, questions = tiny_warm
+    states, sources = gen.encode_passages(passages[:2]), gen.copy_sources(passages[:2])
+    target = gen.encode_targets(questions[:1], ["de"])[0]
+    loss, nll, probs = loss_and_decoding_nll(gen, states[:1], sources[:1], target)
     assert abs(loss - sum(nll) / len(nll)) < 1e-4
     assert probs.sum().item() == pytest.approx(1.0, abs=1e-4)  # vocabulary and copy mass together
 
@@ -88,6 +96,63 @@ def test_pointer_copies_source_pieces(tiny_warm):
     assert all(out)
     for row, ids in zip(src, out):
         assert set(ids) <= set(row)
+
+
+def test_targets_of_one_source_share_its_cross_attention_and_score_as_apart(tiny_warm):
+    """Rows with the same states get the keys and values computed once for the source: the loss and every
+    gradient equal those of projecting each row's states (a cache routed to the wrong rows fails)."""
+    gen, passages, questions = tiny_warm
+    states, sources = gen.encode_passages(passages[:3]), gen.copy_sources(passages[:3])
+    rows = [0, 1, 0, 2, 1, 0]  # three sources, six targets
+    targets = gen.encode_targets(questions[:6], ["de", "en", "de", "en", "de", "en"])
+    gen.train(False)  # no dropout: the two paths see the same arithmetic
+    losses, grads = [], []
+    for share in (True, False):
+        gen.decoder.zero_grad(set_to_none=True)
+        gen.copy_head.zero_grad(set_to_none=True)
+        loss = gen.loss([states[r] for r in rows], targets, [sources[r] for r in rows], share_sources=share)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad.clone() for p in gen.trainable() if p.grad is not None])
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    assert len(grads[0]) == len(grads[1]) > 10
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # the same loss as each row scored alone
+    alone = [gen.loss([states[r]], [t], [sources[r]]).item() * (len(t) - 2) for r, t in zip(rows, targets)]
+    assert losses[0].item() == pytest.approx(sum(alone) / sum(len(t) - 2 for t in targets), rel=1e-5)
+
+
+def test_a_softmax_over_the_training_targets_pieces_leaves_the_rest_to_the_pointer(tiny_warm, tmp_path):
+    """``output_vocabulary: targets``: the pieces of the targets come first in the vocabulary and only they
+    get vocabulary probability; other pieces of a passage are copied; decoding samples the distribution the
+    loss scores; saving keeps the split."""
+    gen0, passages, questions = tiny_warm
+    kept, outputs = outputs_first(gen0.tokenizer, questions[:5], passages)
+    assert outputs < len(kept) and len(set(kept)) == len(kept) and set(kept) == set(pruned_vocabulary(
+        gen0.tokenizer, questions[:5] + passages))
+    assert set(kept[:outputs]) == set(pruned_vocabulary(gen0.tokenizer, questions[:5]))
+    torch.manual_seed(0)
+    settings = WarmSettings(decoder_layers=2, label_smoothing=0.0, bf16=False, output_vocabulary="targets")
+    gen = WarmGenerator(gen0.encoder, gen0.tokenizer, build_decoder(gen0.encoder, kept, ["de", "en"], n_layers=2),
+                        kept, ["de", "en"], "", settings, outputs=outputs)
+    states, sources = gen.encode_passages(passages[:1]), gen.copy_sources(passages[:1])
+    target = gen.encode_targets(questions[7:8], ["de"])[0]
+    loss, nll, probs = loss_and_decoding_nll(gen, states, sources, target)
+    assert abs(loss - sum(nll) / len(nll)) < 1e-4
+    assert probs.shape[-1] == gen.vocab_size and probs.sum().item() == pytest.approx(1.0, abs=1e-4)
+    outside = torch.ones(gen.vocab_size, dtype=torch.bool)
+    outside[:outputs] = False
+    outside[[i for i in sources[0] if i >= 0]] = False
+    assert probs[0, outside].sum().item() == 0.0  # neither in the softmax nor in the passage: unreachable
+    copied = [i for i in sources[0] if i >= outputs]
+    assert copied and probs[0, copied].sum().item() > 0  # passage pieces outside the softmax: copied
+    gen.save(tmp_path / "g")
+    again = WarmGenerator.load(tmp_path / "g", gen.encoder, gen.tokenizer)
+    assert again.outputs == outputs and again.kept == kept
+    greedy = SamplingSettings(n_queries=1, do_sample=False, max_new_tokens=8)
+    assert again.generate([{"id": "p", "text": passages[0]}], "de", greedy) == \
+        gen.generate([{"id": "p", "text": passages[0]}], "de", greedy)
 
 
 def test_batched_decoding_equals_one_passage_at_a_time(tiny_warm):
@@ -206,6 +271,12 @@ def test_warm_settings_errors_name_their_params_group():
         WarmSettings.from_params({"batch_size": 0}, seed=0, group="translate.warm")
     with pytest.raises(ConfigError, match=r"^xqg\.warm\.max_step: unknown setting"):
         WarmSettings.from_params({"max_step": 10}, seed=0, group="xqg.warm")
+    with pytest.raises(ConfigError, match=r"^xqg\.warm\.batch_by: expected examples or sources"):
+        WarmSettings.from_params({"batch_by": "passages"}, seed=0, group="xqg.warm")
+    with pytest.raises(ConfigError, match=r"^translate\.warm\.output_vocabulary: expected all or targets"):
+        WarmSettings.from_params({"output_vocabulary": "questions"}, seed=0, group="translate.warm")
+    with pytest.raises(ConfigError, match=r"^xqg\.warm\.output_vocabulary: targets needs the pointer head"):
+        WarmSettings.from_params({"output_vocabulary": "targets", "copy": False}, seed=0, group="xqg.warm")
 
 
 def test_training_schedule_is_shuffled_epochs_of_length_sorted_batches_capped_at_max_steps():
@@ -222,6 +293,21 @@ def test_training_schedule_is_shuffled_epochs_of_length_sorted_batches_capped_at
     assert capped == batches[:2]  # the cap only cuts the same sequence short
     assert training_schedule(lengths, WarmSettings(epochs=3, batch_size=4, seed=2)) != batches
     assert len(training_schedule([1] * 10, WarmSettings(epochs=3, batch_size=4, seed=1))) == 9  # ragged last batch
+
+
+def test_a_schedule_by_sources_keeps_each_sources_examples_in_one_batch():
+    lengths = [37 * i % 101 for i in range(240)]
+    sources = [f"s{i // 4}" for i in range(240)]  # 60 sources of four examples each
+    settings = WarmSettings(epochs=2, batch_size=8, seed=1, batch_by="sources")
+    batches = training_schedule(lengths, settings, sources)
+    assert len(batches) == 60 and sorted(i for b in batches[:30] for i in b) == list(range(240))
+    assert all(len({sources[i] for i in b}) == 2 for b in batches)  # whole sources, two per batch
+    by_examples = training_schedule(lengths, WarmSettings(epochs=2, batch_size=8, seed=1), sources)
+    assert sum(len({sources[i] for i in b}) for b in by_examples) > 4 * 60  # shuffled one by one: mixed
+    assert training_schedule(lengths, WarmSettings(epochs=2, batch_size=8, seed=2, batch_by="sources"),
+                             sources) != batches
+    with pytest.raises(ValueError, match="needs each example's source"):
+        training_schedule(lengths, settings)
 
 
 def test_early_stopping_keeps_the_best_check_and_stops_after_patience(tiny_warm, mini):

@@ -14,6 +14,9 @@ of the warm generator on 2 cores). Its gradient has a closed form,
 
 so the forward keeps only the log-normaliser and the backward rebuilds ``q`` once. The value equals the
 autograd formula (``tests/test_xqg.py`` checks the gradients against it in double precision).
+
+A gold piece outside the logits (id >= V: a generator whose softmax covers only its training targets'
+pieces) has ``q_y = 0``: only the pointer can produce it.
 """
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ class _PointerSmoothedNLL(torch.autograd.Function):
     def forward(ctx, logits, gold, gate, copy_prob, eps: float):
         z = _wide(logits)
         lse = torch.logsumexp(z, -1)
-        q_gold = (z.gather(1, gold[:, None])[:, 0] - lse).exp()
+        inside = gold < z.shape[-1]
+        gold = torch.where(inside, gold, 0)
+        q_gold = torch.where(inside, (z.gather(1, gold[:, None])[:, 0] - lse).exp(), 0.0)
         p = gate * q_gold + (1 - gate) * copy_prob
         safe = p.clamp(min=1e-9)
         loss = -(1 - eps) * safe.log() - eps * (z.mean(-1) - lse)
@@ -47,7 +52,7 @@ class _PointerSmoothedNLL(torch.autograd.Function):
         w = (1 - eps) * gate * q_gold * inv
         dz = torch.exp(_wide(logits) - lse[:, None])  # q, rebuilt once
         dz.mul_((grad * (w + eps))[:, None]).sub_((grad * eps / vocab)[:, None])
-        dz.scatter_add_(1, gold[:, None], -(grad * w)[:, None])
+        dz.scatter_add_(1, gold[:, None], -(grad * w)[:, None])  # w = 0 where the gold piece is outside
         d_gate = -grad * (1 - eps) * (q_gold - copy_prob) * inv
         d_copy = -grad * (1 - eps) * (1 - gate) * inv
         return dz.to(logits.dtype), None, d_gate, d_copy, None
@@ -55,7 +60,8 @@ class _PointerSmoothedNLL(torch.autograd.Function):
 
 def pointer_smoothed_nll(logits: torch.Tensor, gold: torch.Tensor, gate: torch.Tensor | None = None,
                          copy_prob: torch.Tensor | None = None, eps: float = 0.0) -> torch.Tensor:
-    """Per-position loss [N] from logits [N, V] (any float dtype; the arithmetic is float32), gold ids [N],
+    """Per-position loss [N] from logits [N, V] (any float dtype; the arithmetic is float32), gold ids [N]
+    (ids >= V: outside the softmax, produced by the pointer alone),
     the generation gate [N] and the copy probability of the gold piece [N] (both None: no pointer, g = 1)."""
     if gate is None:
         gate, copy_prob = logits.new_ones(logits.shape[0]), logits.new_zeros(logits.shape[0])

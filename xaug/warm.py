@@ -50,6 +50,10 @@ class WarmSettings:
     cross_from_self: bool = True
     attention_dropout: float = 0.0  # on the decoder's attention probabilities
     copy: bool = True          # pointer head over the source pieces
+    batch_by: str = "examples"  # examples (shuffled one by one) | sources (a source's examples in one batch,
+    #                             sharing its cross-attention keys and values)
+    output_vocabulary: str = "all"  # the softmax's pieces: all (the pruned vocabulary) | targets (the training
+    #                                 targets' pieces; the pointer copies the rest)
     bf16: bool | str = True    # bfloat16 autocast for training and decoding: true | false | auto
     seed: int = 0
     group: str = "xqg.warm"    # the params.yaml group these came from, for error messages
@@ -65,6 +69,13 @@ class WarmSettings:
         if not isinstance(self.attention_dropout, (int, float)) or not 0 <= self.attention_dropout < 1:
             raise ConfigError(f"{self.group}.attention_dropout: expected a rate in [0, 1), "
                               f"got {self.attention_dropout!r}")
+        if self.batch_by not in ("examples", "sources"):
+            raise ConfigError(f"{self.group}.batch_by: expected examples or sources, got {self.batch_by!r}")
+        if self.output_vocabulary not in ("all", "targets"):
+            raise ConfigError(f"{self.group}.output_vocabulary: expected all or targets, got {self.output_vocabulary!r}")
+        if self.output_vocabulary == "targets" and not self.copy:
+            raise ConfigError(f"{self.group}.output_vocabulary: targets needs the pointer head ({self.group}.copy: true) "
+                              "to produce the pieces outside the training targets")
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"{self.group}.bf16: expected true, false or auto, got {self.bf16!r}")
 
@@ -81,6 +92,15 @@ def pruned_vocabulary(tokenizer, texts: Sequence[str]) -> list[int]:
         for ids in tokenizer(list(texts[start : start + 1000]), add_special_tokens=False, verbose=False)["input_ids"]:
             keep.update(ids)
     return sorted(keep)
+
+
+def outputs_first(tokenizer, targets: Sequence[str], texts: Sequence[str]) -> tuple[list[int], int]:
+    """The pruned vocabulary of ``targets`` and ``texts`` ordered so that the pieces of the targets (and the
+    special tokens) come first, and their number: a softmax over the first ones is a softmax over the
+    pieces the training targets hold."""
+    first = pruned_vocabulary(tokenizer, targets)
+    seen = set(first)
+    return first + [t for t in pruned_vocabulary(tokenizer, texts) if t not in seen], len(first)
 
 
 def build_decoder(encoder, kept: list[int], languages: Sequence[str], n_layers: int, cross_from_self: bool = True,
@@ -166,7 +186,9 @@ class WarmGenerator:
     """Frozen encoder + pruned-vocabulary decoder (+ pointer head); ``generate`` takes passages or states."""
 
     def __init__(self, encoder, tokenizer, decoder, kept: list[int], languages: list[str], passage_prefix: str,
-                 settings: WarmSettings, copy_head: CopyHead | None = None):
+                 settings: WarmSettings, copy_head: CopyHead | None = None, outputs: int | None = None):
+        """``outputs``: the softmax covers the first ``outputs`` pruned ids (``outputs_first``; default: all of
+        them and the language tokens)."""
         self.encoder, self.tokenizer, self.decoder = encoder.eval(), tokenizer, decoder
         self.kept, self.languages, self.prefix, self.settings = kept, list(languages), passage_prefix, settings
         for p in self.encoder.parameters():
@@ -175,6 +197,7 @@ class WarmGenerator:
             copy_head = CopyHead(decoder.config.hidden_size)
         self.copy_head = copy_head if settings.copy else None
         self._index = {full: i for i, full in enumerate(kept)}
+        self.outputs = self.vocab_size if outputs is None else outputs
         self.bos, self.eos = self._index[tokenizer.cls_token_id], self._index[tokenizer.sep_token_id]
         self.pad, self.unk = self._index[tokenizer.pad_token_id], self._index[tokenizer.unk_token_id]
         self.copy_vocabulary: set[int] | None = None
@@ -216,6 +239,15 @@ class WarmGenerator:
         self.decoder.train(mode)
         if self.copy_head is not None:
             self.copy_head.train(mode)
+
+    def logits(self, seq: torch.Tensor) -> torch.Tensor:
+        """Output-layer logits [..., outputs] of decoder states ``seq`` [..., hidden]: the tied output layer,
+        over the first ``outputs`` rows of its weight when the softmax covers the training targets only."""
+        head = self.decoder.cls.predictions
+        if self.outputs == self.vocab_size:
+            return head(seq)
+        return torch.nn.functional.linear(head.transform(seq), head.decoder.weight[: self.outputs],
+                                          head.decoder.bias[: self.outputs])
 
     def lang_id(self, lang: str) -> int:
         if lang not in self.languages:
@@ -293,13 +325,48 @@ class WarmGenerator:
             hidden, mask, src = hidden.to(device), mask.to(device), src.to(device)
         return hidden, mask, src
 
+    def _cross_cache(self, hidden: torch.Tensor, rows: torch.Tensor):
+        """Cross-attention keys and values of every decoder layer over the distinct sources ``hidden``
+        [U, L, H], each computed once and repeated to the batch's rows (``rows`` [B]: each row's source), as a
+        cache the decoder reads instead of projecting the states again; gradients flow through it."""
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache  # transformers: loaded on use
+
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        u, l, _ = hidden.shape
+        for i, layer in enumerate(self.decoder.bert.encoder.layer):
+            attn = layer.crossattention.self
+            shape = (u, l, -1, attn.attention_head_size)
+            keys = attn.key(hidden).view(shape).transpose(1, 2)[rows]
+            values = attn.value(hidden).view(shape).transpose(1, 2)[rows]
+            cache.cross_attention_cache.update(keys, values, i)
+            cache.is_updated[i] = True
+        return cache
+
     def loss(self, states: Sequence[torch.Tensor], targets: list[list[int]],
-             sources: Sequence[Sequence[int]] | None = None, label_smoothing: float | None = None) -> torch.Tensor:
+             sources: Sequence[Sequence[int]] | None = None, label_smoothing: float | None = None,
+             share_sources: bool | None = None) -> torch.Tensor:
         """Teacher-forced loss per predicted piece, label-smoothed by ``label_smoothing`` (default: the
         settings'). The output layer and the loss run on the predicted positions alone (not the padding),
-        the loss in one pass (``xaug.pointer_loss``)."""
+        the loss in one pass (``xaug.pointer_loss``). Rows with the same states (the same tensor: several
+        targets of one source) share their cross-attention keys and values and pointer keys, computed once
+        (``share_sources``, by default with ``batch_by: sources``, whose batches hold few sources; the same
+        loss up to rounding)."""
         low = torch.bfloat16 if use_bf16(self.settings.bf16, self.device) else None
-        hidden, mask, src = self.pad_states(states, sources, self.device, dtype=low)
+        first: dict[int, int] = {}  # id of a row's states -> the distinct source's number
+        rows = [first.setdefault(id(s), len(first)) for s in states]
+        if share_sources is None:
+            share_sources = self.settings.batch_by == "sources"
+        shared = share_sources and len(first) < len(states)
+        if shared:
+            at = [rows.index(u) for u in range(len(first))]  # each distinct source's first row
+            hidden_u, mask_u, src_u = self.pad_states([states[i] for i in at],
+                                                      None if sources is None else [sources[i] for i in at],
+                                                      self.device, dtype=low)
+            index = torch.tensor(rows, device=self.device)
+            mask, src = mask_u[index], src_u[index]
+            hidden = hidden_u.new_zeros(1, 1, 1).expand(len(states), hidden_u.shape[1], hidden_u.shape[2])
+        else:
+            hidden, mask, src = self.pad_states(states, sources, self.device, dtype=low)
         longest = max(len(t) for t in targets)
         inp = torch.full((len(targets), longest - 1), self.pad)
         labels = torch.full((len(targets), longest - 1), -1)
@@ -313,11 +380,14 @@ class WarmGenerator:
         rows, cols = rows.to(self.device), cols.to(self.device)
         gate = copy_prob = None
         with self._autocast():
+            cache = self._cross_cache(hidden_u, index) if shared else None
             seq = self.decoder.bert(input_ids=inp, attention_mask=dec_mask, encoder_hidden_states=hidden,
-                                    encoder_attention_mask=mask).last_hidden_state
-            logits = self.decoder.cls(seq[rows, cols])  # [predicted positions, vocabulary]
+                                    encoder_attention_mask=mask, past_key_values=cache,
+                                    use_cache=shared).last_hidden_state
+            logits = self.logits(seq[rows, cols])  # [predicted positions, outputs]
             if self.copy_head is not None:
-                attn, gates = self.copy_head(seq, self.copy_head.key(hidden), src >= 0)
+                keys = self.copy_head.key(hidden_u)[index] if shared else self.copy_head.key(hidden)
+                attn, gates = self.copy_head(seq, keys, src >= 0)
                 gate = gates[rows, cols, 0]
                 copy_prob = (attn[rows, cols] * (src[rows] == gold[:, None])).sum(-1)
         eps = self.settings.label_smoothing if label_smoothing is None else label_smoothing
@@ -333,12 +403,14 @@ class WarmGenerator:
             out = self.decoder.bert(input_ids=ids, encoder_hidden_states=enc, encoder_attention_mask=mask,
                                     past_key_values=cache, use_cache=True)
             seq = out.last_hidden_state[:, -1:]
-            logits = self.decoder.cls(seq)[:, 0].float()
+            logits = self.logits(seq)[:, 0].float()
             if self.copy_head is not None:
                 attn, gate = self.copy_head(seq, keys, src >= 0)
         if bias is not None:
-            logits = logits + bias
+            logits = logits + bias[:, : logits.shape[-1]]
         probs = logits.softmax(-1)
+        if probs.shape[-1] < self.vocab_size:  # pieces outside the softmax: the pointer's alone
+            probs = torch.nn.functional.pad(probs, (0, self.vocab_size - probs.shape[-1]))
         if self.copy_head is not None:
             g = gate[:, 0]
             probs = g * probs
@@ -445,7 +517,8 @@ class WarmGenerator:
         self.decoder.save_pretrained(path / "decoder")
         if self.copy_head is not None:
             save_file({k: v.cpu() for k, v in self.copy_head.state_dict().items()}, str(path / "copy_head.safetensors"))
-        (path / "warm.json").write_text(json.dumps({"kept": self.kept, "languages": self.languages,
+        split = {"outputs": self.outputs} if self.outputs < self.vocab_size else {}  # a softmax over part of kept
+        (path / "warm.json").write_text(json.dumps({"kept": self.kept, "languages": self.languages, **split,
                                                     "passage_prefix": self.prefix,
                                                     "settings": asdict(self.settings)}) + "\n")
 
@@ -463,7 +536,8 @@ class WarmGenerator:
         if settings.copy:
             head = CopyHead(decoder.config.hidden_size)
             head.load_state_dict(load_file(str(path / "copy_head.safetensors")))
-        return cls(encoder, tokenizer, decoder, meta["kept"], meta["languages"], meta["passage_prefix"], settings, head)
+        return cls(encoder, tokenizer, decoder, meta["kept"], meta["languages"], meta["passage_prefix"], settings, head,
+                   meta.get("outputs"))
 
 
 def load_warm(path, meta: dict) -> WarmGenerator:

@@ -12,7 +12,7 @@ import torch
 from .device import use_bf16
 from .models import load_backbone
 from .training import optimise, summarise_losses
-from .warm import WarmGenerator, WarmSettings, build_decoder, pruned_vocabulary
+from .warm import WarmGenerator, WarmSettings, build_decoder, outputs_first, pruned_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -20,20 +20,36 @@ log = logging.getLogger(__name__)
 SORT_WINDOW = 16  # batches whose examples are sorted by length together
 
 
-def training_schedule(lengths: Sequence[int], settings: WarmSettings) -> list[list[int]]:
+def training_schedule(lengths: Sequence[int], settings: WarmSettings,
+                      sources: Sequence[str] | None = None) -> list[list[int]]:
     """The example batches of a training run, in order, capped at ``max_steps``: each epoch shuffles the
     examples, sorts each window of ``SORT_WINDOW`` batches' worth by ``lengths`` (source and target pieces)
     and cuts it into batches, so a batch pads little, then shuffles the epoch's batches. Known up front,
-    so only the sources that training will read need encoding."""
+    so only the sources that training will read need encoding.
+
+    With ``settings.batch_by: sources`` (``sources``: each example's source key) the epoch shuffles and sorts
+    the sources instead, and a source's examples stay together, so a batch holds few sources and each
+    source's cross-attention keys and values are computed once for its examples (``WarmGenerator.loss``)."""
     n, size = len(lengths), settings.batch_size
     total = settings.epochs * math.ceil(n / size)
     total = min(total, settings.max_steps) if settings.max_steps else total
-    rng, order, batches = random.Random(settings.seed), list(range(n)), []
+    if settings.batch_by == "sources":
+        if sources is None or len(sources) != n:
+            raise ValueError("batch_by: sources needs each example's source")
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(sources):
+            groups.setdefault(key, []).append(i)
+        units = list(groups.values())
+    else:
+        units = [[i] for i in range(n)]
+    unit_length = [max(lengths[i] for i in unit) for unit in units]
+    per_window = max(1, size * SORT_WINDOW * len(units) // n)  # units in a window of SORT_WINDOW batches' examples
+    rng, order, batches = random.Random(settings.seed), list(range(len(units))), []
     while len(batches) < total:
         rng.shuffle(order)
         epoch = []
-        for w in range(0, n, size * SORT_WINDOW):
-            window = sorted(order[w : w + size * SORT_WINDOW], key=lambda i: lengths[i])
+        for w in range(0, len(units), per_window):
+            window = [i for u in sorted(order[w : w + per_window], key=unit_length.__getitem__) for i in units[u]]
             epoch.extend(window[b : b + size] for b in range(0, len(window), size))
         rng.shuffle(epoch)
         batches.extend(epoch)
@@ -143,16 +159,24 @@ def tune_batch(gen: WarmGenerator, examples: list[dict], limit: int) -> dict | N
 
 def build_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str],
                device: torch.device | str = "cpu"):
-    """A fresh warm generator for ``examples`` from the xDR's starting encoder (output vocabulary: the pieces
-    of the targets and of ``vocabulary_texts``); returns (generator, encoder, tokenizer)."""
+    """A fresh warm generator for ``examples`` from the xDR's starting encoder (vocabulary: the pieces of the
+    targets and of ``vocabulary_texts``; its softmax over all of them, or over the targets' pieces alone with
+    ``output_vocabulary: targets``); returns (generator, encoder, tokenizer)."""
     torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head, a tiny encoder) too
     langs = sorted({e["lang"] for e in examples})
     encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"),
                                           texts=[e["source"] for e in examples])
-    kept = pruned_vocabulary(tokenizer, [e["target"] for e in examples] + list(vocabulary_texts))
+    targets = [e["target"] for e in examples]
+    if settings.output_vocabulary == "targets":
+        kept, outputs = outputs_first(tokenizer, targets, vocabulary_texts)
+    else:
+        kept, outputs = pruned_vocabulary(tokenizer, targets + list(vocabulary_texts)), None
     decoder = build_decoder(encoder, kept, langs, settings.decoder_layers, settings.cross_from_self,
                             f"{settings.group}.decoder_layers", settings.attention_dropout)
-    gen = WarmGenerator(encoder, tokenizer, decoder, kept, langs, xdr.get("passage_prefix", ""), settings)
+    gen = WarmGenerator(encoder, tokenizer, decoder, kept, langs, xdr.get("passage_prefix", ""), settings,
+                        outputs=outputs)
+    log.info("%s: pruned vocabulary of %d pieces, a softmax over %d (%s)", settings.group, len(kept), gen.outputs,
+             settings.output_vocabulary)
     return gen.to(device), encoder, tokenizer
 
 
@@ -163,7 +187,7 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
     to ``out``; returns (history, meta)."""
     gen, encoder, tokenizer = build_warm(examples, xdr, settings, vocabulary_texts, device)
     sources = {e["passage_id"]: e["source"] for e in examples}
-    schedule = training_schedule(example_lengths(gen, examples), settings)
+    schedule = training_schedule(example_lengths(gen, examples), settings, [e["passage_id"] for e in examples])
     ids = sorted({examples[i]["passage_id"] for batch in schedule for i in batch})
     log.info("encoding the %d of %d training sources that %d steps read, once (frozen encoder)", len(ids),
              len(sources), len(schedule))
@@ -181,4 +205,6 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
     # a from-scratch encoder is saved inside the folder: recorded relative to it (the folder may move)
     meta = {"kind": "warm", "encoder": xdr["model"] if xdr["model"] != "tiny" else "./encoder",
             "vocabulary": len(gen.kept), "decoder_parameters": sum(p.numel() for p in gen.decoder.parameters())}
+    if gen.outputs < gen.vocab_size:
+        meta["softmax"] = gen.outputs  # the pieces of the training targets (output_vocabulary: targets)
     return history, meta
