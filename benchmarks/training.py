@@ -51,6 +51,17 @@ def examples_for(which: str, data: Path, params: dict) -> tuple[list[dict], list
     return examples, corpus, WarmSettings.from_params(section, params["seed"], group)
 
 
+def rng_state() -> tuple:
+    """torch's CPU random state, and the current CUDA device's where there is one (dropout draws there)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state() if torch.cuda.is_available() else None
+
+
+def set_rng_state(state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1])
+
+
 class Run:
     """One variant's model, optimizer and batches, ready to take timed steps."""
 
@@ -74,12 +85,12 @@ class Run:
         self.optimizer = adamw(self.params, settings.lr)
         gen.train(True)
         torch.manual_seed(settings.seed)
-        self.rng = torch.get_rng_state()  # each variant draws its own dropout stream, interleaved or alone
+        self.rng = rng_state()  # each variant draws its own dropout stream, interleaved or alone
         self.losses, self.times = [], []
 
     def step(self, batch, timed: bool = True) -> None:
         ex, gen = self.examples, self.gen
-        torch.set_rng_state(self.rng)
+        set_rng_state(self.rng)
         t0 = time.perf_counter()
         loss = gen.loss([self.states[ex[i]["passage_id"]] for i in batch], [self.targets[i] for i in batch],
                         [self.copy[ex[i]["passage_id"]] for i in batch])
@@ -90,7 +101,7 @@ class Run:
         self.losses.append(float(loss.detach()))
         if timed:
             self.times.append(time.perf_counter() - t0)
-        self.rng = torch.get_rng_state()
+        self.rng = rng_state()
 
     def report(self, steps: int) -> dict:
         times, gen = sorted(self.times), self.gen

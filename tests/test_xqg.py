@@ -308,6 +308,10 @@ def test_a_schedule_by_sources_keeps_each_sources_examples_in_one_batch():
                              sources) != batches
     with pytest.raises(ValueError, match="needs each example's source"):
         training_schedule(lengths, settings)
+    uneven = [f"s{i // 3}" for i in range(240)]  # sources of three: windows end in part-filled batches
+    full = training_schedule(lengths, WarmSettings(epochs=2, batch_size=8, seed=1, batch_by="sources"), uneven)
+    assert sorted(i for b in full for i in b) == sorted(list(range(240)) * 2)  # every example in every epoch
+    assert training_schedule([], settings, []) == []
 
 
 def test_early_stopping_keeps_the_best_check_and_stops_after_patience(tiny_warm, mini):

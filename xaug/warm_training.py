@@ -22,7 +22,8 @@ SORT_WINDOW = 16  # batches whose examples are sorted by length together
 
 def training_schedule(lengths: Sequence[int], settings: WarmSettings,
                       sources: Sequence[str] | None = None) -> list[list[int]]:
-    """The example batches of a training run, in order, capped at ``max_steps``: each epoch shuffles the
+    """The example batches of a training run, in order: ``epochs`` epochs capped at ``max_steps``; each epoch
+    holds every example once. Each epoch shuffles the
     examples, sorts each window of ``SORT_WINDOW`` batches' worth by ``lengths`` (source and target pieces)
     and cuts it into batches, so a batch pads little, then shuffles the epoch's batches. Known up front,
     so only the sources that training will read need encoding.
@@ -30,9 +31,9 @@ def training_schedule(lengths: Sequence[int], settings: WarmSettings,
     With ``settings.batch_by: sources`` (``sources``: each example's source key) the epoch shuffles and sorts
     the sources instead, and a source's examples stay together, so a batch holds few sources and each
     source's cross-attention keys and values are computed once for its examples (``WarmGenerator.loss``)."""
-    n, size = len(lengths), settings.batch_size
-    total = settings.epochs * math.ceil(n / size)
-    total = min(total, settings.max_steps) if settings.max_steps else total
+    n, size, cap = len(lengths), settings.batch_size, settings.max_steps
+    if n == 0:
+        return []
     if settings.batch_by == "sources":
         if sources is None or len(sources) != n:
             raise ValueError("batch_by: sources needs each example's source")
@@ -45,7 +46,9 @@ def training_schedule(lengths: Sequence[int], settings: WarmSettings,
     unit_length = [max(lengths[i] for i in unit) for unit in units]
     per_window = max(1, size * SORT_WINDOW * len(units) // n)  # units in a window of SORT_WINDOW batches' examples
     rng, order, batches = random.Random(settings.seed), list(range(len(units))), []
-    while len(batches) < total:
+    for _ in range(settings.epochs):  # batches by source: an epoch may need a few more than ceil(n / size)
+        if cap and len(batches) >= cap:
+            break
         rng.shuffle(order)
         epoch = []
         for w in range(0, len(units), per_window):
@@ -53,7 +56,7 @@ def training_schedule(lengths: Sequence[int], settings: WarmSettings,
             epoch.extend(window[b : b + size] for b in range(0, len(window), size))
         rng.shuffle(epoch)
         batches.extend(epoch)
-    return batches[:total]
+    return batches[: cap or None]
 
 
 def example_lengths(gen: WarmGenerator, examples: list[dict]) -> list[int]:
