@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from xaug.dropout import ByteDropout, use_byte_dropout
-from xaug.pointer_loss import _PointerSmoothedNLL, pointer_smoothed_nll
+from xaug.pointer_loss import ROWS, _PointerSmoothedNLL, pointer_smoothed_nll
 from xaug.training import adamw
 
 
@@ -16,16 +16,17 @@ def reference_loss(z, gold, gate, copy_prob, eps):
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
-def test_pointer_loss_value_and_gradients_equal_the_autograd_formula(eps):
+@pytest.mark.parametrize("n", [9, 2 * ROWS + 7])  # one block; several, the last one partial
+def test_pointer_loss_value_and_gradients_equal_the_autograd_formula(eps, n):
     torch.manual_seed(0)
-    z = torch.randn(9, 13, dtype=torch.double, requires_grad=True)
-    gold = torch.randint(0, 13, (9,))
-    gate = torch.rand(9, dtype=torch.double, requires_grad=True)
-    copy_prob = torch.rand(9, dtype=torch.double, requires_grad=True)
+    z = torch.randn(n, 13, dtype=torch.double, requires_grad=True)
+    gold = torch.randint(0, 13, (n,))
+    gate = torch.rand(n, dtype=torch.double, requires_grad=True)
+    copy_prob = torch.rand(n, dtype=torch.double, requires_grad=True)
     ours = _PointerSmoothedNLL.apply(z, gold, gate, copy_prob, eps)
     ref = reference_loss(z, gold, gate, copy_prob, eps)
     torch.testing.assert_close(ours, ref)
-    weights = torch.randn(9, dtype=torch.double)
+    weights = torch.randn(n, dtype=torch.double)
     for a, b in zip(torch.autograd.grad((ours * weights).sum(), (z, gate, copy_prob)),
                     torch.autograd.grad((ref * weights).sum(), (z, gate, copy_prob))):
         torch.testing.assert_close(a, b)

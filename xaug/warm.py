@@ -182,6 +182,29 @@ def next_pieces(probs: torch.Tensor, settings: SamplingSettings) -> torch.Tensor
     return torch.multinomial(probs, 1)[:, 0]
 
 
+def _held_cache(layers: int):
+    """An encoder-decoder cache of ``layers`` layers that hold the keys and values they are given. HF's
+    dynamic layers concatenate each update to what they hold, so a first update copies the keys and values
+    (and, in training, their gradients back); a teacher-forced pass updates each layer once, so holding them
+    is the same cache without the copies."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache  # loaded on use
+
+    class Held(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if self.is_initialized and self.keys.numel():
+                raise RuntimeError("a held cache layer takes one update (training's teacher-forced pass)")
+            self.dtype, self.device, self.is_initialized = key_states.dtype, key_states.device, True
+            self.keys, self.values = key_states, value_states
+            return key_states, value_states
+
+    caches = []
+    for _ in range(2):
+        cache = DynamicCache()
+        cache.layers = [Held() for _ in range(layers)]
+        caches.append(cache)
+    return EncoderDecoderCache(*caches)
+
+
 class WarmGenerator:
     """Frozen encoder + pruned-vocabulary decoder (+ pointer head); ``generate`` takes passages or states."""
 
@@ -328,16 +351,17 @@ class WarmGenerator:
     def _cross_cache(self, hidden: torch.Tensor, rows: torch.Tensor):
         """Cross-attention keys and values of every decoder layer over the distinct sources ``hidden``
         [U, L, H], each computed once and repeated to the batch's rows (``rows`` [B]: each row's source), as a
-        cache the decoder reads instead of projecting the states again; gradients flow through it."""
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache  # transformers: loaded on use
-
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        cache the decoder reads instead of projecting the states again; gradients flow through it. Its layers
+        hold what they are given (``_held_cache``): one teacher-forced pass reads each layer once."""
+        cache = _held_cache(len(self.decoder.bert.encoder.layer))
         u, l, _ = hidden.shape
         for i, layer in enumerate(self.decoder.bert.encoder.layer):
             attn = layer.crossattention.self
             shape = (u, l, -1, attn.attention_head_size)
-            keys = attn.key(hidden).view(shape).transpose(1, 2)[rows]
-            values = attn.value(hidden).view(shape).transpose(1, 2)[rows]
+            # index_select, not [rows]: its backward sums the rows' gradients with index_add (advanced
+            # indexing's index_put with accumulate is several times slower on CPU)
+            keys = attn.key(hidden).view(shape).transpose(1, 2).index_select(0, rows)
+            values = attn.value(hidden).view(shape).transpose(1, 2).index_select(0, rows)
             cache.cross_attention_cache.update(keys, values, i)
             cache.is_updated[i] = True
         return cache
@@ -383,10 +407,10 @@ class WarmGenerator:
             cache = self._cross_cache(hidden_u, index) if shared else None
             seq = self.decoder.bert(input_ids=inp, attention_mask=dec_mask, encoder_hidden_states=hidden,
                                     encoder_attention_mask=mask, past_key_values=cache,
-                                    use_cache=shared).last_hidden_state
+                                    use_cache=False).last_hidden_state
             logits = self.logits(seq[rows, cols])  # [predicted positions, outputs]
             if self.copy_head is not None:
-                keys = self.copy_head.key(hidden_u)[index] if shared else self.copy_head.key(hidden)
+                keys = self.copy_head.key(hidden_u).index_select(0, index) if shared else self.copy_head.key(hidden)
                 attn, gates = self.copy_head(seq, keys, src >= 0)
                 gate = gates[rows, cols, 0]
                 copy_prob = (attn[rows, cols] * (src[rows] == gold[:, None])).sum(-1)
