@@ -4,7 +4,8 @@
 `warm` (default): a BERT2BERT translator built like the warm query generator (frozen xDR encoder,
 decoder from its top layers, pruned vocabulary, target language first, pointer head), trained on the
 training split's parallel text: each question in its languages and the answer-bearing sentences of
-parallel contexts, English <-> L in both directions, until its loss on the tune split's pairs stops
+parallel contexts, English <-> L in both directions (translate.pairs: all adds every pair of two other
+languages of a question, both directions), until its loss on the tune split's English <-> L pairs stops
 falling (translate.warm.check_every, patience; learning curve in --metrics and --curve). A Hugging
 Face id or local path (NLLB-200, M2M100) is checked and recorded, not fine-tuned.
 Held-out quality: chrF (sacrebleu) of English -> L translations of evaluation-split questions and
@@ -19,7 +20,7 @@ from xaug.data import corpus_language
 from xaug.formats import write_curve
 from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.learning_curves import plot_learning_curve
-from xaug.translator_training import heldout_report, train_translator
+from xaug.translator_training import check_pairs, heldout_report, train_translator
 
 
 def arguments(ap):
@@ -32,6 +33,7 @@ def arguments(ap):
 
 def main(args, p, log):
     cfg = p.get_path("translate")
+    check_pairs(cfg)
     data = Path(args.data)
     contexts, queries, links = (read_jsonl(data / f"{name}.jsonl") for name in ("contexts", "queries", "links"))
     corpus = read_jsonl(data / "corpus.jsonl")

@@ -14,8 +14,8 @@ from xaug.errors import ConfigError
 from xaug.evaluation import Evaluator
 from xaug.formats import write_embeddings
 from xaug.io import read_jsonl
-from xaug.parallel_text import (answer_sentence, join_sentences, parallel_pairs, source_sentences, split_sentences,
-                                training_examples)
+from xaug.parallel_text import (answer_sentence, join_sentences, non_pivot_pairs, parallel_pairs, source_sentences,
+                                split_sentences, training_examples)
 from xaug.ranking import RankScorer
 from xaug.search import FaissSearcher
 from xaug.decoding import TranslateSettings
@@ -79,6 +79,22 @@ def test_parallel_pairs_hold_questions_and_answer_sentences(mini):
     assert len(examples) == 2 * len(pairs) and {e["lang"] for e in examples} == {"de", "zh", "en"}
     assert answer_sentence("A b. The answer is here. C d.", ["answer"]) == "The answer is here."
     assert answer_sentence("No match.", ["zzz"]) is None
+
+
+def test_non_pivot_pairs_join_two_other_languages_of_a_training_question(mini):
+    pairs = non_pivot_pairs(mini.contexts, mini.links, mini.queries, "train")
+    pivot = parallel_pairs(mini.contexts, mini.links, mini.queries, "train")
+    assert pairs and {(p["source_lang"], p["lang"]) for p in pairs} == {("de", "zh")}
+    assert {p["qid"] for p in pairs} <= {l["qid"] for l in mini.links if l["split"] == "train"}
+    assert {p["kind"] for p in pairs} == {"question", "sentence"}
+    text = {(p["qid"], p["kind"], p["lang"]): p["text"] for p in pivot}  # each side is that language's version
+    for p in pairs:
+        assert text[(p["qid"], p["kind"], "de")] == p["source"] and text[(p["qid"], p["kind"], "zh")] == p["text"]
+    examples = training_examples(pairs)
+    assert len(examples) == 2 * len(pairs)
+    assert examples[0] == {**examples[0], "source": pairs[0]["source"], "target": pairs[0]["text"], "lang": "zh"}
+    assert examples[1] == {**examples[1], "source": pairs[0]["text"], "target": pairs[0]["source"], "lang": "de"}
+    assert non_pivot_pairs(mini.contexts, mini.links, mini.queries, "eval") != pairs  # the split decides
 
 
 def test_parallel_setting_searches_only_paragraphs_with_a_parallel(tmp_path):

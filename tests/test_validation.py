@@ -97,6 +97,7 @@ WHERE_READ = [
     ("xqg.n_queries", 0, "xqg.n_queries", "positive integer"),
     ("xqg.warm.max_steps", -2, "xqg.warm.max_steps", "integer >= 0"),
     ("translate.max_sentences", -1, "translate.max_sentences", "integer >= 0"),
+    ("translate.pairs", "every", "translate.pairs", "expected one of"),
     ("tune.measure", "P@3", "tune.measure", "expected one of"),
     ("augment.xqg.alpha", 2, "augment.xqg.alpha", "[0, 1]"),
     ("scaling.resamples", 0, "scaling.resamples", "positive integer"),

@@ -28,7 +28,7 @@ XQG_GROUP_KEYS = ("model", "context_languages", "max_source_length", "warm", "ti
                   "backend", "ray_address", "ray_workers", "quality_passages")
 # keys of the `translate` params group read elsewhere than TranslateSettings (train_translator, the
 # quality report, the warm translator's own settings, the backend: xaug.backend)
-TRANSLATE_GROUP_KEYS = ("model", "quality_pairs", "warm", "backend", "ray_address", "ray_workers")
+TRANSLATE_GROUP_KEYS = ("model", "pairs", "quality_pairs", "warm", "backend", "ray_address", "ray_workers")
 
 
 @dataclass

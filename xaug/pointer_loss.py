@@ -15,7 +15,7 @@ of the warm generator on 2 cores). Its gradient has a closed form,
 so the forward keeps only the log-normaliser and the backward rebuilds ``q`` once. Both run over blocks of
 ``ROWS`` positions, so each block's float32 copy stays in cache through its passes (half the time of
 whole-matrix passes at 1,223 x 21,524 on 2 cores; the same values bit for bit). The value equals the
-autograd formula (``tests/test_xqg.py`` checks the gradients against it in double precision).
+autograd formula (``tests/test_training_ops.py`` checks the gradients against it in double precision).
 
 A gold piece outside the logits (id >= V: a generator whose softmax covers only its training targets'
 pieces) has ``q_y = 0``: only the pointer can produce it.
@@ -39,8 +39,7 @@ class _PointerSmoothedNLL(torch.autograd.Function):
         n, vocab = logits.shape
         inside = gold < vocab
         gold = torch.where(inside, gold, 0)
-        wide = torch.promote_types(logits.dtype, torch.float32)
-        lse, mean, z_gold = (torch.empty(n, dtype=wide, device=logits.device) for _ in range(3))
+        lse, mean, z_gold = (torch.empty(n, dtype=_wide(logits[:0]).dtype, device=logits.device) for _ in range(3))
         for a in range(0, n, ROWS):
             z = _wide(logits[a : a + ROWS])
             lse[a : a + ROWS] = torch.logsumexp(z, -1)

@@ -12,13 +12,24 @@ from .decoding import TRANSLATE_GROUP_KEYS, TranslateSettings
 from .errors import ConfigError
 from .formats import TRANSLATOR_FILE, write_kind
 from .params import check_int, from_params
-from .parallel_text import parallel_pairs, training_examples
+from .parallel_text import non_pivot_pairs, parallel_pairs, training_examples
 from .translators import load_hf_translator, load_translator
 from .warm import WarmSettings
 from .warm_training import fit_warm
 
 HELDOUT_NOTE = ("evaluation-split questions and answer sentences, for this report only; "
                 "nothing is trained or chosen on them")
+
+
+PAIRS = ("all", "pivot")  # translate.pairs: every language pair of a question's versions | pivot <-> L only
+
+
+def check_pairs(cfg: dict) -> str:
+    """``translate.pairs``, checked before any data is read."""
+    pairs = cfg.get("pairs", "pivot")
+    if pairs not in PAIRS:
+        raise ConfigError(f"translate.pairs: expected one of {list(PAIRS)}, got {pairs!r}")
+    return pairs
 
 
 def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
@@ -36,11 +47,14 @@ def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out
         pairs = parallel_pairs(contexts, links, queries, "train", pivot=pivot)
         if not pairs:
             raise ConfigError("translate: no parallel training pairs (is the training split empty?)")
+        others = non_pivot_pairs(contexts, links, queries, "train", pivot) if check_pairs(cfg) == "all" else []
         settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "translate.warm")
+        # the tune loss keeps to the pivot <-> L pairs: what translate_passages asks of the translator
         tune = training_examples(parallel_pairs(contexts, links, queries, "tune", pivot=pivot), pivot)
-        history, meta = fit_warm(training_examples(pairs, pivot), xdr, settings, [c["text"] for c in corpus], out,
-                                 device, tune)
-        history.update(pairs=len(pairs), questions=sum(p["kind"] == "question" for p in pairs))
+        history, meta = fit_warm(training_examples(pairs + others, pivot), xdr, settings,
+                                 [c["text"] for c in corpus], out, device, tune)
+        history.update(pairs=len(pairs), questions=sum(p["kind"] == "question" for p in pairs),
+                       non_pivot_pairs=len(others))
     else:
         load_hf_translator(spec, cfg.get("max_source_length", 128), pivot)  # fail now, not in every language's stage
         meta, history = {"kind": "hf", "model": spec}, {}

@@ -11,6 +11,7 @@ rows leave the batch. Used for query generation and passage translation.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -182,12 +183,10 @@ def next_pieces(probs: torch.Tensor, settings: SamplingSettings) -> torch.Tensor
     return torch.multinomial(probs, 1)[:, 0]
 
 
-def _held_cache(layers: int):
-    """An encoder-decoder cache of ``layers`` layers that hold the keys and values they are given. HF's
-    dynamic layers concatenate each update to what they hold, so a first update copies the keys and values
-    (and, in training, their gradients back); a teacher-forced pass updates each layer once, so holding them
-    is the same cache without the copies."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache  # loaded on use
+@functools.cache
+def _held_layer() -> type:
+    """HF's ``DynamicLayer`` holding the keys and values of its one update (transformers loaded on use)."""
+    from transformers.cache_utils import DynamicLayer
 
     class Held(DynamicLayer):
         def update(self, key_states, value_states, *args, **kwargs):
@@ -197,10 +196,21 @@ def _held_cache(layers: int):
             self.keys, self.values = key_states, value_states
             return key_states, value_states
 
+    return Held
+
+
+def _held_cache(layers: int):
+    """An encoder-decoder cache of ``layers`` layers that hold the keys and values they are given. HF's
+    dynamic layers concatenate each update to what they hold, so a first update copies the keys and values
+    (and, in training, their gradients back); a teacher-forced pass updates each layer once, so holding them
+    is the same cache without the copies."""
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    held = _held_layer()
     caches = []
     for _ in range(2):
         cache = DynamicCache()
-        cache.layers = [Held() for _ in range(layers)]
+        cache.layers = [held() for _ in range(layers)]
         caches.append(cache)
     return EncoderDecoderCache(*caches)
 
@@ -377,16 +387,16 @@ class WarmGenerator:
         loss up to rounding)."""
         low = torch.bfloat16 if use_bf16(self.settings.bf16, self.device) else None
         first: dict[int, int] = {}  # id of a row's states -> the distinct source's number
-        rows = [first.setdefault(id(s), len(first)) for s in states]
+        source_of = [first.setdefault(id(s), len(first)) for s in states]  # each row's distinct source
         if share_sources is None:
             share_sources = self.settings.batch_by == "sources"
         shared = share_sources and len(first) < len(states)
         if shared:
-            at = [rows.index(u) for u in range(len(first))]  # each distinct source's first row
+            at = [source_of.index(u) for u in range(len(first))]  # each distinct source's first row
             hidden_u, mask_u, src_u = self.pad_states([states[i] for i in at],
                                                       None if sources is None else [sources[i] for i in at],
                                                       self.device, dtype=low)
-            index = torch.tensor(rows, device=self.device)
+            index = torch.tensor(source_of, device=self.device)
             mask, src = mask_u[index], src_u[index]
             hidden = hidden_u.new_zeros(1, 1, 1).expand(len(states), hidden_u.shape[1], hidden_u.shape[2])
         else:

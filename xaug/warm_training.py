@@ -23,10 +23,10 @@ SORT_WINDOW = 16  # batches whose examples are sorted by length together
 def training_schedule(lengths: Sequence[int], settings: WarmSettings,
                       sources: Sequence[str] | None = None) -> list[list[int]]:
     """The example batches of a training run, in order: ``epochs`` epochs capped at ``max_steps``; each epoch
-    holds every example once. Each epoch shuffles the
-    examples, sorts each window of ``SORT_WINDOW`` batches' worth by ``lengths`` (source and target pieces)
-    and cuts it into batches, so a batch pads little, then shuffles the epoch's batches. Known up front,
-    so only the sources that training will read need encoding.
+    holds every example once. Each epoch shuffles the examples, sorts each window of ``SORT_WINDOW``
+    batches' worth by ``lengths`` (source and target pieces) and cuts it into batches, so a batch pads
+    little, then shuffles the epoch's batches. Known up front, so only the sources that training will read
+    need encoding.
 
     With ``settings.batch_by: sources`` (``sources``: each example's source key) the epoch shuffles and sorts
     the sources instead, and a source's examples stay together, so a batch holds few sources and each
