@@ -31,9 +31,9 @@ from xaug.decoding import TRANSLATE_GROUP_KEYS, SamplingSettings, TranslateSetti
 from xaug.device import use_bf16
 from xaug.encoding import DenseEncoder
 from xaug.errors import ConfigError
+from xaug.formats import read_embeddings
 from xaug.generators import load_generator
 from xaug.genquality import chrf_against_real, in_script, real_questions_by_passage, round_trip
-from xaug.formats import read_ids
 from xaug.io import read_jsonl, write_json
 from xaug.params import from_params
 from xaug.parallel_text import parallel_pairs
@@ -94,8 +94,7 @@ def main() -> None:
     out = {"xqg": {}, "translator": {}}
     if args.xqg:
         passages = tune_passages(corpus, links, pivot)
-        ids = read_ids(ws / "data" / "embeddings" / "passages.ids.txt")
-        passage_vectors = np.load(ws / "data" / "embeddings" / "passages.npy")
+        passage_vectors, ids = read_embeddings(ws / "data" / "embeddings" / "passages")
         row = {pid: k for k, pid in enumerate(ids)}
         encoder = DenseEncoder.load(ws / "models" / "xdr")
         bf16 = use_bf16(params["encode"].get("bf16", "auto"), torch.device("cpu"))
