@@ -25,9 +25,9 @@ from xaug.cli import run_stage, setup
 from xaug.device import use_bf16
 from xaug.errors import ConfigError
 from xaug.io import read_jsonl, write_json
-from xaug.parallel_text import non_pivot_pairs, parallel_pairs, training_examples as translation_examples
+from xaug.parallel_text import training_examples as translation_examples
 from xaug.training import adamw
-from xaug.translator_training import check_pairs
+from xaug.translator_training import training_pairs
 from xaug.warm import WarmSettings
 from xaug.warm_training import build_warm, example_lengths, training_schedule
 from xaug.xqg_training import training_examples as query_examples
@@ -46,10 +46,8 @@ def examples_for(which: str, data: Path, params: dict) -> tuple[list[dict], list
         examples = query_examples(contexts, queries, links, params["xqg"].get("context_languages", [pivot]))
         group = "xqg.warm"
     else:
-        pairs = parallel_pairs(contexts, links, queries, "train", pivot=pivot)
-        if check_pairs(params["translate"]) == "all":  # as train_translator: pivot pairs first, then the others
-            pairs += non_pivot_pairs(contexts, links, queries, "train", pivot)
-        examples = translation_examples(pairs, pivot)
+        pairs, others = training_pairs(params["translate"], contexts, queries, links, pivot)
+        examples = translation_examples(pairs + others, pivot)
         group = "translate.warm"
     section = params["xqg" if which == "xqg" else "translate"]["warm"]
     return examples, corpus, WarmSettings.from_params(section, params["seed"], group)

@@ -12,11 +12,12 @@ pipeline run (its prepared data, passage embeddings and xDR):
 - ``--translator``: chrF of corpus language -> L translations of the tune split's parallel questions and
   answer sentences (``--pairs`` per language and kind).
 
-Nothing is read from the evaluation split. ``docs/generators.md`` has the grids it scored and the rule
+A model is ``FOLDER`` or ``NAME=FOLDER`` (the name keys its scores in ``--out``). Nothing is read from the
+evaluation split. ``docs/generators.md`` has the grids it scored and the rule
 that chose from them. Sampling is seeded (``--seed``; each language from the same seed), so a model
 scores the same every time.
 
-    python benchmarks/tune_choice.py --xqg models/xqg /tmp/ls3/xqg --out /tmp/xqg_choice.json
+    python benchmarks/tune_choice.py --xqg models/xqg ls0.3=/tmp/ls3/xqg --out /tmp/xqg_choice.json
     python benchmarks/tune_choice.py --translator models/translator /tmp/all/translator
 """
 import argparse
@@ -34,7 +35,7 @@ from xaug.errors import ConfigError
 from xaug.formats import read_embeddings
 from xaug.generators import load_generator
 from xaug.genquality import chrf_against_real, in_script, real_questions_by_passage, round_trip
-from xaug.io import read_jsonl, write_json
+from xaug.io import read_json, read_jsonl, write_json
 from xaug.params import from_params
 from xaug.parallel_text import parallel_pairs
 from xaug.translator_training import translation_quality
@@ -69,12 +70,29 @@ def score_generator(folder: str, passages: list[dict], languages: list[str], enc
     return report
 
 
+TRAINING_KEYS = ("steps", "max_steps", "best_step", "tune_loss", "stopped")
+
+
+def training_record(folder: str) -> dict:
+    """How the model was trained, from the ``training.json`` its training stage writes beside it (if any)."""
+    path = Path(folder) / "training.json"
+    return {k: v for k, v in read_json(path).items() if k in TRAINING_KEYS} if path.is_file() else {}
+
+
+def named(models: list[str]) -> dict[str, str]:
+    """``FOLDER`` or ``NAME=FOLDER`` arguments, by name."""
+    pairs = [m.split("=", 1) if "=" in m else (m, m) for m in models]
+    if len({name for name, _ in pairs}) < len(pairs):
+        raise ConfigError(f"--xqg / --translator: a name is given twice in {models}")
+    return dict(pairs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", default=".", help="a pipeline run: data/mlqa, data/embeddings, models/xdr")
     ap.add_argument("--params", default=None, help="params.yaml (default: the workspace's)")
-    ap.add_argument("--xqg", nargs="*", default=[], help="warm query generator folders")
-    ap.add_argument("--translator", nargs="*", default=[], help="warm translator folders")
+    ap.add_argument("--xqg", nargs="*", default=[], help="warm query generators: FOLDER or NAME=FOLDER")
+    ap.add_argument("--translator", nargs="*", default=[], help="warm translators: FOLDER or NAME=FOLDER")
     ap.add_argument("--queries", type=int, default=3, help="sampled queries per passage and language")
     ap.add_argument("--pairs", type=int, default=100, help="tune pairs per language and kind (translators)")
     ap.add_argument("--seed", type=int, default=1)
@@ -102,10 +120,11 @@ def main() -> None:
         settings = SamplingSettings(n_queries=args.queries, top_k=params["xqg"]["top_k"],
                                     max_new_tokens=params["xqg"]["max_new_tokens"], seed=args.seed)
         log.info("%d tune-split corpus passages, %d queries each in %s", len(passages), args.queries, languages)
-        for folder in args.xqg:
-            r = out["xqg"][folder] = score_generator(folder, passages, languages, encoder, passage_vectors, row,
+        for name, folder in named(args.xqg).items():
+            r = out["xqg"][name] = score_generator(folder, passages, languages, encoder, passage_vectors, row,
                                                      real, settings, bf16)
-            log.info("%s: R@10 %.3f (%s), in script %.3f at the lowest, chrF %.2f", folder, r["R@10_average"],
+            r["training"] = training_record(folder)
+            log.info("%s: R@10 %.3f (%s), in script %.3f at the lowest, chrF %.2f", name, r["R@10_average"],
                      ", ".join(f"{l} {r[l]['R@10']:.3f}" for l in languages), r["in_script_lowest"],
                      r["chrF_average"])
     if args.translator:
@@ -113,14 +132,15 @@ def main() -> None:
                  if p["lang"] in languages]
         settings = from_params(TranslateSettings, params["translate"], others=TRANSLATE_GROUP_KEYS,
                                only=("max_new_tokens", "batch_size", "length_ratio"))
-        for folder in args.translator:
+        for name, folder in named(args.translator).items():
             torch.manual_seed(args.seed)
             r = translation_quality(load_translator(folder), pairs, settings, args.pairs)
             for kind in ("question", "sentence"):  # over the languages the tune split has such pairs in
                 scores = [r[l][f"chrF_{kind}"] for l in languages if f"chrF_{kind}" in r.get(l, {})]
                 r[f"chrF_{kind}_average"] = round(float(np.mean(scores)), 2) if scores else None
-            out["translator"][folder] = r
-            log.info("%s: chrF questions %s, sentences %s (%s)", folder, r["chrF_question_average"],
+            r["training"] = training_record(folder)
+            out["translator"][name] = r
+            log.info("%s: chrF questions %s, sentences %s (%s)", name, r["chrF_question_average"],
                      r["chrF_sentence_average"], ", ".join(f"{l} {r[l]['chrF_question']:.1f}" for l in languages
                                                            if "chrF_question" in r.get(l, {})))
     if args.out:

@@ -103,7 +103,7 @@ def _tiny(tmp_path):
                                            "in_script": 0.98, "chrF": 9.691, "duplicates": 0.0, "queries": 30}}},
         "translation.json": {"model": "warm", "steps": 5, "loss_first": 8.0, "loss_last": 7.0, "pairs": 20,
                              "heldout": {"de": {"chrF_question": 7.29, "n_question": 5, "chrF_sentence": 10.41,
-                                                "n_sentence": 5, "examples": [{"en": "Who?", "reference": "Wer?",
+                                                "n_sentence": 5, "examples": [{"qid": "q7", "kind": "question",
                                                                                "translation": "Wer | was?"}]}}},
         "train_xqg.json": {"model": "warm", "steps": 3, "max_steps": 4, "best_step": 2, "tune_loss": 5.43219,
                            "examples": 20, "loss_first": 8.1607, "loss_last": 5.9912},
@@ -133,7 +133,7 @@ def test_renders_the_values_it_is_given(tmp_path):
     assert "| global | -0.250 | 0.400 | 0.410 | +0.010 |" in text
     assert "| de | +0.007 |" in text
     assert "| de | 7.29 | 5 | 10.41 | 5 |" in text
-    assert "Wer \\| was?" in text  # a pipe in a text cell does not split the table
+    assert "| de | question | q7 | Wer \\| was? |" in text  # a pipe in a text cell does not split the table
     assert "| 1 | 1.2 | 1.9 |" in text  # hours with 1 decimal (round half to even)
     assert "| query generator | warm | 3 | 4 | 2 | 5.432 | 20 | 8.161 | 5.991 | — |" in text
     assert "| translator | warm | 5 | — | — | — | 20 | 8.000 | 7.000 |" in text  # trained without tune checks

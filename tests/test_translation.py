@@ -208,6 +208,8 @@ def test_translation_stages_end_to_end(tmp_path, mini, tiny_m2m100, model):
     run_script("train_translator", *params, "--data", "mlqa", "--out", "tr", "--metrics", "m/translation.json", cwd=tmp_path)
     report = json.loads((tmp_path / "m" / "translation.json").read_text())
     assert set(report["heldout"]) <= {"de", "zh"} and report["heldout"] and all("chrF_question" in r for r in report["heldout"].values())
+    examples = [e for r in report["heldout"].values() for e in r["examples"]]  # ids, not MLQA's text
+    assert examples and all(set(e) == {"qid", "kind", "translation"} for e in examples)
     run_script("encode_sources", *params, "--kind", "sentences", "--model", "tr", "--data", "mlqa", "--out", "st",
            cwd=tmp_path)
     for out in ("gen", "gen2"):

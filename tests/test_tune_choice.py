@@ -43,7 +43,7 @@ def _score(tmp_path, out, *args):
 
 def test_tune_choice_scores_on_the_tune_split_alone(tmp_path, shared_zip):
     _workspace(tmp_path, shared_zip)
-    models = ["--xqg", "models/xqg", "--translator", "models/translator"]
+    models = ["--xqg", "models/xqg", "--translator", "warm=models/translator"]  # FOLDER, NAME=FOLDER
     first = _score(tmp_path, tmp_path / "a.json", *models)
     assert first.returncode == 0, first.stderr[-3000:]
     scores = json.loads((tmp_path / "a.json").read_text())
@@ -51,7 +51,10 @@ def test_tune_choice_scores_on_the_tune_split_alone(tmp_path, shared_zip):
     xqg = scores["xqg"]["models/xqg"]
     assert all(0 <= xqg[l]["R@10"] <= 1 and 0 <= xqg[l]["in_script"] <= 1 for l in languages)
     assert xqg["in_script_lowest"] == min(xqg[l]["in_script"] for l in languages)
-    translator = scores["translator"]["models/translator"]
+    trained = json.loads((tmp_path / "models" / "xqg" / "training.json").read_text())
+    keys = ("steps", "max_steps", "best_step", "tune_loss", "stopped")  # best_step, tune_loss: with tune checks
+    assert xqg["training"]["steps"] == 4 and xqg["training"] == {k: trained[k] for k in keys if k in trained}
+    translator = scores["translator"]["warm"]
     assert all(translator[l]["n_question"] <= 3 for l in translator if l in languages)
     queries = read_jsonl(tmp_path / "data" / "mlqa" / "queries.jsonl")
     assert {q["split"] for q in queries} == {"train", "tune", "eval"}

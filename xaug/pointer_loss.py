@@ -25,9 +25,14 @@ from __future__ import annotations
 import torch
 
 
+def _wide_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 at least (bf16 / fp16 widened; float64 kept)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _wide(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in float32 at least (bf16 / fp16 logits widened; float64 kept)."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+    """``x`` in :func:`_wide_dtype`."""
+    return x.to(_wide_dtype(x.dtype))
 
 
 ROWS = 64  # positions per block: a block's float32 logits stay in cache through its passes
@@ -39,7 +44,7 @@ class _PointerSmoothedNLL(torch.autograd.Function):
         n, vocab = logits.shape
         inside = gold < vocab
         gold = torch.where(inside, gold, 0)
-        lse, mean, z_gold = (torch.empty(n, dtype=_wide(logits[:0]).dtype, device=logits.device) for _ in range(3))
+        lse, mean, z_gold = (torch.empty(n, dtype=_wide_dtype(logits.dtype), device=logits.device) for _ in range(3))
         for a in range(0, n, ROWS):
             z = _wide(logits[a : a + ROWS])
             lse[a : a + ROWS] = torch.logsumexp(z, -1)

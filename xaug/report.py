@@ -503,9 +503,12 @@ def _generators(generation: dict, translation: dict, train_xqg: dict, train_xdr:
     out += table(["language", "chrF questions", "questions", "chrF sentences", "sentences"],
                  [[lang, quantity(h["chrF_question"], 2), count(h["n_question"]), quantity(h["chrF_sentence"], 2),
                    count(h["n_sentence"])] for lang, h in held.items()])
-    out += ["Translation examples (held-out questions and answer sentences):", ""]
-    out += table(["language", "English", "reference", "translation"],
-                 [[lang, e["en"], e["reference"], e["translation"]] for lang, h in held.items() for e in h["examples"]])
+    out += ["Translation examples (held-out questions and answer sentences): the translation of the first "
+            "pair of each language and kind. MLQA's text stays out of the repository: the question id finds "
+            "the English question and its reference in `data/mlqa/queries.jsonl` (the answer sentence lies in "
+            "that question's contexts), and train_translator's log prints all three.", ""]
+    out += table(["language", "kind", "question id", "translation"],
+                 [[lang, e["kind"], e["qid"], e["translation"]] for lang, h in held.items() for e in h["examples"]])
     out += ["Training (`metrics/train_xqg.json`, `metrics/train_xdr.json`, `metrics/translation.json`): "
             "optimisation steps run (of the schedule's cap), the step whose weights were kept (the lowest tune-split "
             "loss of the checks, the stopping rule of `xqg.warm` / `translate.warm`) and that loss (negative "

@@ -3,6 +3,7 @@ training split; a Hugging Face id/path: checked and recorded) and its held-out q
 pivot -> L translations of evaluation-split parallel questions and answer sentences)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sacrebleu.metrics import CHRF
@@ -16,6 +17,8 @@ from .parallel_text import non_pivot_pairs, parallel_pairs, training_examples
 from .translators import load_hf_translator, load_translator
 from .warm import WarmSettings
 from .warm_training import fit_warm
+
+log = logging.getLogger(__name__)
 
 HELDOUT_NOTE = ("evaluation-split questions and answer sentences, for this report only; "
                 "nothing is trained or chosen on them")
@@ -32,6 +35,16 @@ def check_pairs(cfg: dict) -> str:
     return pairs
 
 
+def training_pairs(cfg: dict, contexts, queries, links, pivot: str) -> tuple[list[dict], list[dict]]:
+    """The warm translator's training pairs: pivot <-> L pairs of the training split, and with
+    ``translate.pairs: all`` the pairs of two other languages of one training question (in this order)."""
+    pairs = parallel_pairs(contexts, links, queries, "train", pivot=pivot)
+    if not pairs:
+        raise ConfigError("translate: no parallel training pairs (is the training split empty?)")
+    others = non_pivot_pairs(contexts, links, queries, "train", pivot) if check_pairs(cfg) == "all" else []
+    return pairs, others
+
+
 def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
                      device="cpu") -> dict:
     """``translate.model``: ``warm`` is trained here (on ``device``); a Hugging Face id/path is only recorded
@@ -44,10 +57,7 @@ def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out
         raise ConfigError("translate.model: 'oracle' is gone; MLQA's parallel contexts are the parallel_contexts "
                           "method (add it to `methods`)")
     if spec == "warm":
-        pairs = parallel_pairs(contexts, links, queries, "train", pivot=pivot)
-        if not pairs:
-            raise ConfigError("translate: no parallel training pairs (is the training split empty?)")
-        others = non_pivot_pairs(contexts, links, queries, "train", pivot) if check_pairs(cfg) == "all" else []
+        pairs, others = training_pairs(cfg, contexts, queries, links, pivot)
         settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "translate.warm")
         # the tune loss keeps to the pivot <-> L pairs: what translate_passages asks of the translator
         tune = training_examples(parallel_pairs(contexts, links, queries, "tune", pivot=pivot), pivot)
@@ -65,7 +75,9 @@ def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out
 
 
 def translation_quality(translator, pairs: list[dict], settings: TranslateSettings, per_language: int) -> dict:
-    """chrF (sacrebleu) of English -> L translations of held-out parallel questions and sentences."""
+    """chrF (sacrebleu) of English -> L translations of held-out parallel questions and sentences. One
+    example of each language and kind: its question id and the translation (MLQA's own text, the source
+    and the reference, stays out of the report, which is committed; the log prints all three)."""
     report = {}
     for lang in sorted({p["lang"] for p in pairs}):
         for kind in ("question", "sentence"):
@@ -76,8 +88,10 @@ def translation_quality(translator, pairs: list[dict], settings: TranslateSettin
             score = CHRF().corpus_score(hyps, [[p["text"] for p in sample]]).score
             report.setdefault(lang, {})[f"chrF_{kind}"] = round(score, 2)
             report[lang][f"n_{kind}"] = len(sample)
-            report[lang].setdefault("examples", []).append({"en": sample[0]["en"], "reference": sample[0]["text"],
+            report[lang].setdefault("examples", []).append({"qid": sample[0]["qid"], "kind": kind,
                                                             "translation": hyps[0]})
+            log.info("%s %s %s: %r -> %r (reference %r)", lang, kind, sample[0]["qid"], sample[0]["en"], hyps[0],
+                     sample[0]["text"])
     return report
 
 
