@@ -9,19 +9,23 @@ gradient clipping, AdamW). Several ``--params`` files are variants, timed in one
 interleaved (step i of each, then step i + 1), so the machine's load hits them alike. It prints the seconds
 per step and the loss of each step (the loss curve a faster step must reproduce) and, with ``--profile``,
 torch's operator tables (self CPU time) over four more steps of each variant. ``--out`` writes the figures
-as JSON. Needs the prepared data of the pipeline (``dvc repro prepare``).
+as JSON. The process runs with the training stages' glibc malloc settings (``xaug.cli.MALLOC_ENV``: freed
+memory stays in the heap, so the large tensors a step allocates need no fresh pages); ``--system-malloc``
+times it with glibc's defaults instead. Needs the prepared data of the pipeline (``dvc repro prepare``).
 
     python benchmarks/training.py --which xqg --steps 20 --profile
     python benchmarks/training.py --params params.yaml /tmp/variant.yaml --out /tmp/training.json
 """
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
 
-from xaug.cli import run_stage, setup
+from xaug.cli import reexec_with_malloc_settings, run_stage, setup
 from xaug.device import use_bf16
 from xaug.errors import ConfigError
 from xaug.io import read_jsonl, write_json
@@ -110,6 +114,7 @@ class Run:
         return {"model": self.which, "params": self.label, "steps": steps, "batch_size": self.settings.batch_size,
                 "batch_by": self.settings.batch_by, "output_vocabulary": self.settings.output_vocabulary,
                 "threads": torch.get_num_threads(),
+                "malloc": "heap" if os.environ.get("XAUG_MALLOC_SET") == "1" else "system",
                 "bf16": use_bf16(self.settings.bf16, gen.device, f"{self.settings.group}.bf16"),
                 "vocabulary": gen.vocab_size, "softmax": gen.outputs,
                 "sources_per_batch": round(sum(len({self.examples[i]["passage_id"] for i in b})
@@ -157,6 +162,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="print torch's operator table over 4 more steps")
     ap.add_argument("--out", default=None, help="write the figures as JSON")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="glibc's default malloc settings, not the training stages' (the allocator's share of a step)")
     args = ap.parse_args()
     log = setup()
     if args.steps < 1 or args.warmup < 0:
@@ -170,4 +177,6 @@ def main():
 
 
 if __name__ == "__main__":
+    if "--system-malloc" not in sys.argv[1:]:
+        reexec_with_malloc_settings()  # as the training stages run
     run_stage(main)

@@ -32,10 +32,10 @@ from xaug.decoding import TRANSLATE_GROUP_KEYS, SamplingSettings, TranslateSetti
 from xaug.device import use_bf16
 from xaug.encoding import DenseEncoder
 from xaug.errors import ConfigError
-from xaug.formats import read_embeddings
+from xaug.formats import read_embeddings, read_training
 from xaug.generators import load_generator
 from xaug.genquality import chrf_against_real, in_script, real_questions_by_passage, round_trip
-from xaug.io import read_json, read_jsonl, write_json
+from xaug.io import read_jsonl, write_json
 from xaug.params import from_params
 from xaug.parallel_text import parallel_pairs
 from xaug.translator_training import translation_quality
@@ -74,9 +74,8 @@ TRAINING_KEYS = ("steps", "max_steps", "best_step", "tune_loss", "stopped")
 
 
 def training_record(folder: str) -> dict:
-    """How the model was trained, from the ``training.json`` its training stage writes beside it (if any)."""
-    path = Path(folder) / "training.json"
-    return {k: v for k, v in read_json(path).items() if k in TRAINING_KEYS} if path.is_file() else {}
+    """How the model was trained, from the record its training stage writes beside it (if any)."""
+    return {k: v for k, v in read_training(folder).items() if k in TRAINING_KEYS}
 
 
 def named(models: list[str]) -> dict[str, str]:

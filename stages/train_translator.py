@@ -15,9 +15,9 @@ alone, and the `tune` split's pairs decide when it stops.
 """
 from pathlib import Path
 
-from xaug.cli import run
+from xaug.cli import reexec_with_malloc_settings, run
 from xaug.data import corpus_language
-from xaug.formats import write_curve
+from xaug.formats import write_curve, write_training
 from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.learning_curves import plot_learning_curve
 from xaug.translator_training import check_pairs, heldout_report, train_translator
@@ -41,8 +41,7 @@ def main(args, p, log):
     with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
         history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, out,
                                    seed=p.seed(), device=device)
-        # what was learnt, without the wall-clock seconds (logged): the folder's hash then moves only with the model
-        write_json(out / "training.json", {k: v for k, v in history.items() if k != "seconds"})
+        write_training(out, history)
         report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"},
                   **heldout_report(cfg, out, contexts, queries, links, corpus_language(data), device)}
         for lang, r in report["heldout"].items():  # its examples are logged in full as they are translated
@@ -55,4 +54,7 @@ def main(args, p, log):
 
 
 if __name__ == "__main__":
+    # each step frees and allocates the same large tensors (the tied embedding's gradient: 34-46 MB); kept
+    # in the heap they need no fresh pages (a quarter of the query generator's step; docs/testing.md)
+    reexec_with_malloc_settings()
     run(main, __doc__, arguments, threads="translate.threads")

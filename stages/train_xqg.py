@@ -12,9 +12,9 @@ A warm generator trains until its loss on tune-split pairs stops falling (`xqg.w
 """
 from pathlib import Path
 
-from xaug.cli import run
+from xaug.cli import reexec_with_malloc_settings, run
 from xaug.data import corpus_language
-from xaug.formats import write_curve
+from xaug.formats import write_curve, write_training
 from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.learning_curves import plot_learning_curve
 from xaug.xqg_training import generator_settings, train_generator
@@ -38,8 +38,7 @@ def main(args, p, log):
         history = train_generator(cfg, p.get_path("xdr"), contexts, read_jsonl(data / "queries.jsonl"),
                                   read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == pivot],
                                   out, seed=p.seed(), device=p.device())
-        # what was learnt, without the wall-clock seconds (logged): the folder's hash then moves only with the model
-        write_json(out / "training.json", {k: v for k, v in history.items() if k != "seconds"})
+        write_training(out, history)
     write_json(args.metrics, {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}})
     write_curve(args.curve, history.get("curve", []))
     plot_learning_curve(history.get("curve", []), Path(args.curve).with_suffix(".png"),
@@ -48,4 +47,7 @@ def main(args, p, log):
 
 
 if __name__ == "__main__":
+    # each step frees and allocates the same large tensors (the tied embedding's gradient: 34-46 MB); kept
+    # in the heap they need no fresh pages (a quarter of the query generator's step; docs/testing.md)
+    reexec_with_malloc_settings()
     run(main, __doc__, arguments, threads="xqg.threads")

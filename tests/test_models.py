@@ -67,10 +67,18 @@ def test_me5_is_a_real_retriever(me5):
 
 
 def test_me5_cache_gives_the_same_model(tmp_path, monkeypatch):
+    """The converted and the cached mE5-small are the same model and tokenizer, and neither load draws from
+    torch's random stream (a seeded warm decoder built after it would otherwise depend on the cache)."""
     monkeypatch.setenv("XAUG_CACHE", str(tmp_path))
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
     fresh, fresh_tok, provenance = load_backbone("me5-small")  # converts and fills the cache
+    assert torch.equal(torch.rand(4), expected)
     assert len(list(tmp_path.glob("me5-small-*/provenance.json"))) == 1
+    torch.manual_seed(7)
     cached, cached_tok, cached_provenance = load_backbone("me5-small")
+    assert torch.equal(torch.rand(4), expected)
     assert cached_provenance == provenance
     texts = ["passage: " + t for t in SEVEN.values()]
     a, b = fresh_tok(texts, padding=True, return_tensors="pt"), cached_tok(texts, padding=True, return_tensors="pt")

@@ -1,5 +1,6 @@
 """benchmarks/training.py on the hand-made archive with a tiny backbone: it trains, reports per-step losses and
-times, and refuses a schedule shorter than the steps asked for."""
+times (with the training stages' malloc settings or glibc's defaults, the same losses), and refuses a schedule
+shorter than the steps asked for."""
 import json
 import subprocess
 import sys
@@ -25,6 +26,10 @@ def test_training_benchmark_times_steps_and_reports_the_losses(tmp_path, mini):
     assert report["softmax"] == report["vocabulary"] and report["batch_by"] == "examples"
     _run(tmp_path, "--steps", "2", "--warmup", "1", "--out", str(tmp_path / "again.json"))
     assert json.loads((tmp_path / "again.json").read_text())["xqg"][0]["losses"] == report["losses"]  # seeded
+    # the training stages' malloc settings by default; glibc's own with --system-malloc, the same arithmetic
+    _run(tmp_path, "--steps", "2", "--warmup", "1", "--system-malloc", "--out", str(tmp_path / "system.json"))
+    [system] = json.loads((tmp_path / "system.json").read_text())["xqg"]
+    assert (report["malloc"], system["malloc"]) == ("heap", "system") and system["losses"] == report["losses"]
     too_long = _run(tmp_path, "--steps", "1000")
     assert too_long.returncode == 2 and "--steps: the committed schedule has" in too_long.stderr
 

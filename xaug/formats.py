@@ -51,6 +51,7 @@ GENERATOR_FILE = "xqg.json"     # a train_xqg folder's kind file
 TRANSLATOR_FILE = "translator.json"  # a train_translator folder's kind file
 SOURCE_FILE = "source.json"     # the download stage's provenance: written by write_source, read by read_source
 DATASET_FILE = "dataset.json"   # {"corpus_language", "languages"}: written by write_dataset, read by read_dataset
+TRAINING_FILE = "training.json"  # how a trained model folder's model was trained: write_training, read_training
 
 
 @contextlib.contextmanager
@@ -441,6 +442,19 @@ def write_curve(path, curve: Sequence[dict]) -> None:
     loss since the previous check and the tune loss (header only when training made no checks)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_table(path, pd.DataFrame(list(curve), columns=list(CURVE_COLUMNS)))
+
+
+def write_training(folder, history: dict) -> None:
+    """A trained model folder's training record (steps, losses, learning curve), without its wall-clock
+    ``seconds`` (they go to the log): the folder's hash then moves only with the model."""
+    write_json(Path(folder) / TRAINING_FILE, {k: v for k, v in history.items() if k != "seconds"})
+
+
+def read_training(folder) -> dict:
+    """The training record of a model folder (``write_training``); empty when it has none (a Hugging Face
+    translator is recorded, not trained)."""
+    path = Path(folder) / TRAINING_FILE
+    return read_json(path) if path.is_file() else {}
 
 
 def write_kind(folder, name: str, meta: dict) -> None:

@@ -140,12 +140,24 @@ def _me5_small() -> tuple:
 
 
 def load_backbone(spec: str, *, tiny_config: dict | None = None, texts: Iterable[str] = ()) -> tuple:
-    """(model, tokenizer, provenance) for ``xdr.model``: ``me5-small``, ``tiny`` or a HF id/path."""
-    if spec == "me5-small":
-        return _me5_small()
+    """(model, tokenizer, provenance) for ``xdr.model``: ``me5-small``, ``tiny`` or a HF id/path.
+
+    A pretrained backbone is loaded without drawing from torch's random stream (converting mE5-small builds
+    a randomly initialised BERT before copying the weights in; its cached copy draws nothing), so what a
+    seeded caller draws next (a warm decoder's fresh weights) is the same whether the cache existed or not.
+    ``tiny`` is initialised from the stream."""
     if spec == "tiny":
         model, tokenizer = tiny_bert(tiny_config or {}, texts)
         return model, tokenizer, {"model": spec}
+    import torch  # heavy: loaded only when a model is built
+
+    with torch.random.fork_rng(devices=[]):
+        return _pretrained(spec)
+
+
+def _pretrained(spec: str) -> tuple:
+    if spec == "me5-small":
+        return _me5_small()
     from transformers import AutoModel, AutoTokenizer  # heavy: loaded only when a model is built
 
     tokenizer = from_pretrained(AutoTokenizer, spec, "xdr.model")
