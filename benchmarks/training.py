@@ -17,7 +17,6 @@ times it with glibc's defaults instead. Needs the prepared data of the pipeline 
     python benchmarks/training.py --params params.yaml /tmp/variant.yaml --out /tmp/training.json
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from xaug.cli import reexec_with_malloc_settings, run_stage, setup
+from xaug.cli import malloc_settings_on, reexec_with_malloc_settings, run_stage, setup
 from xaug.device import use_bf16
 from xaug.errors import ConfigError
 from xaug.io import read_jsonl, write_json
@@ -114,7 +113,7 @@ class Run:
         return {"model": self.which, "params": self.label, "steps": steps, "batch_size": self.settings.batch_size,
                 "batch_by": self.settings.batch_by, "output_vocabulary": self.settings.output_vocabulary,
                 "threads": torch.get_num_threads(),
-                "malloc": "heap" if os.environ.get("XAUG_MALLOC_SET") == "1" else "system",
+                "malloc": "heap" if malloc_settings_on() else "system",
                 "bf16": use_bf16(self.settings.bf16, gen.device, f"{self.settings.group}.bf16"),
                 "vocabulary": gen.vocab_size, "softmax": gen.outputs,
                 "sources_per_batch": round(sum(len({self.examples[i]["passage_id"] for i in b})

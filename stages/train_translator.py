@@ -17,7 +17,7 @@ from pathlib import Path
 
 from xaug.cli import reexec_with_malloc_settings, run
 from xaug.data import corpus_language
-from xaug.formats import write_curve, write_training
+from xaug.formats import training_record, write_curve, write_training
 from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.learning_curves import plot_learning_curve
 from xaug.translator_training import check_pairs, heldout_report, train_translator
@@ -42,7 +42,7 @@ def main(args, p, log):
         history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, out,
                                    seed=p.seed(), device=device)
         write_training(out, history)
-        report = {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"},
+        report = {"model": cfg["model"], **training_record(history),
                   **heldout_report(cfg, out, contexts, queries, links, corpus_language(data), device)}
         for lang, r in report["heldout"].items():  # its examples are logged in full as they are translated
             log.info("%s: chrF questions %.1f, sentences %.1f", lang, r.get("chrF_question", float("nan")),
@@ -54,7 +54,7 @@ def main(args, p, log):
 
 
 if __name__ == "__main__":
-    # each step frees and allocates the same large tensors (the tied embedding's gradient: 34-46 MB); kept
-    # in the heap they need no fresh pages (a quarter of the query generator's step; docs/testing.md)
+    # each step frees and allocates the same large tensors (the output layer's gradient: 14-33 MB); kept in
+    # the heap they need no fresh pages, which saves time when fresh pages are costly (docs/testing.md)
     reexec_with_malloc_settings()
     run(main, __doc__, arguments, threads="translate.threads")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from xaug.cli import reexec_with_malloc_settings, run
 from xaug.data import corpus_language
-from xaug.formats import write_curve, write_training
+from xaug.formats import training_record, write_curve, write_training
 from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.learning_curves import plot_learning_curve
 from xaug.xqg_training import generator_settings, train_generator
@@ -39,7 +39,7 @@ def main(args, p, log):
                                   read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == pivot],
                                   out, seed=p.seed(), device=p.device())
         write_training(out, history)
-    write_json(args.metrics, {"model": cfg["model"], **{k: v for k, v in history.items() if k != "seconds"}})
+    write_json(args.metrics, {"model": cfg["model"], **training_record(history)})
     write_curve(args.curve, history.get("curve", []))
     plot_learning_curve(history.get("curve", []), Path(args.curve).with_suffix(".png"),
                         "warm query generator: learning curve")
@@ -47,7 +47,7 @@ def main(args, p, log):
 
 
 if __name__ == "__main__":
-    # each step frees and allocates the same large tensors (the tied embedding's gradient: 34-46 MB); kept
-    # in the heap they need no fresh pages (a quarter of the query generator's step; docs/testing.md)
+    # each step frees and allocates the same large tensors (the output layer's gradient: 14-33 MB); kept in
+    # the heap they need no fresh pages, which saves time when fresh pages are costly (docs/testing.md)
     reexec_with_malloc_settings()
     run(main, __doc__, arguments, threads="xqg.threads")

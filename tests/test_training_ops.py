@@ -114,18 +114,3 @@ def test_fused_adamw_takes_the_same_steps_as_the_plain_one():
             opt.step()
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y)
-
-
-def test_a_held_cache_layer_returns_what_it_is_given_and_takes_one_update():
-    """The shared path's cache (xaug.warm._held_cache): no copy of the keys and values (HF's dynamic layers
-    concatenate to an empty tensor), the decoder's cache length still 0 before the pass, one update only."""
-    from xaug.warm import _held_cache
-
-    cache = _held_cache(2)
-    keys, values = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
-    assert cache.get_seq_length() == 0
-    out_k, out_v = cache.cross_attention_cache.update(keys, values, 1)
-    assert out_k is keys and out_v is values
-    assert cache.cross_attention_cache.layers[1].keys is keys
-    with pytest.raises(RuntimeError, match="one update"):
-        cache.cross_attention_cache.update(keys, values, 1)

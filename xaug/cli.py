@@ -34,9 +34,14 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "2000000000", "MALLOC_TRIM_THRESHOLD_": 
               "MALLOC_TOP_PAD_": str(256 << 20)}
 
 
+def malloc_settings_on() -> bool:
+    """Whether this process runs with ``MALLOC_ENV`` (``reexec_with_malloc_settings``)."""
+    return os.environ.get("XAUG_MALLOC_SET") == "1"
+
+
 def reexec_with_malloc_settings() -> None:
     """Restart this script with ``MALLOC_ENV`` set (glibc reads it only at process start); call it first."""
-    if os.environ.get("XAUG_MALLOC_SET") != "1":
+    if not malloc_settings_on():
         os.environ.update(MALLOC_ENV, XAUG_MALLOC_SET="1")
         os.execv(sys.executable, [sys.executable, *sys.argv])
 

@@ -22,9 +22,16 @@ class ByteDropout(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
-        n = x.numel()
-        draws = torch.empty((n + 3) // 4, dtype=torch.int32, device=x.device).random_(-2 ** 31, 2 ** 31)
-        keep = draws.view(torch.uint8)[:n].view(x.shape) >= self.threshold
+        return self.apply_mask(x, self.keep_mask(x.shape, x.device))
+
+    def keep_mask(self, shape, device) -> torch.Tensor:
+        """A fresh mask of ``shape`` (True: keep), drawn as ``forward`` draws it."""
+        n = torch.Size(shape).numel()
+        draws = torch.empty((n + 3) // 4, dtype=torch.int32, device=device).random_(-2 ** 31, 2 ** 31)
+        return draws.view(torch.uint8)[:n].view(shape) >= self.threshold
+
+    def apply_mask(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``x`` with the elements off ``keep`` dropped and the rest scaled to keep the mean."""
         return x * keep.to(x.dtype) * (256 / (256 - self.threshold))
 
     def extra_repr(self) -> str:

@@ -444,10 +444,15 @@ def write_curve(path, curve: Sequence[dict]) -> None:
     write_table(path, pd.DataFrame(list(curve), columns=list(CURVE_COLUMNS)))
 
 
+def training_record(history: dict) -> dict:
+    """A training history (steps, losses, learning curve) without its wall-clock ``seconds`` (they go to the
+    log): what the model folder and the metrics keep, so their hashes move only with the model."""
+    return {k: v for k, v in history.items() if k != "seconds"}
+
+
 def write_training(folder, history: dict) -> None:
-    """A trained model folder's training record (steps, losses, learning curve), without its wall-clock
-    ``seconds`` (they go to the log): the folder's hash then moves only with the model."""
-    write_json(Path(folder) / TRAINING_FILE, {k: v for k, v in history.items() if k != "seconds"})
+    """A trained model folder's training record (``training_record``)."""
+    write_json(Path(folder) / TRAINING_FILE, training_record(history))
 
 
 def read_training(folder) -> dict:

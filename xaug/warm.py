@@ -11,7 +11,6 @@ rows leave the batch. Used for query generation and passage translation.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ from .encoding import length_batches
 from .errors import ConfigError
 from .models import load_backbone
 from .params import check_int, from_params
+from .packed_decoder import Packing, teacher_forced_states
 from .pointer_loss import pointer_smoothed_nll
 
 log = logging.getLogger(__name__)
@@ -183,38 +183,6 @@ def next_pieces(probs: torch.Tensor, settings: SamplingSettings) -> torch.Tensor
     return torch.multinomial(probs, 1)[:, 0]
 
 
-@functools.cache
-def _held_layer() -> type:
-    """HF's ``DynamicLayer`` holding the keys and values of its one update (transformers loaded on use)."""
-    from transformers.cache_utils import DynamicLayer
-
-    class Held(DynamicLayer):
-        def update(self, key_states, value_states, *args, **kwargs):
-            if self.is_initialized and self.keys.numel():
-                raise RuntimeError("a held cache layer takes one update (training's teacher-forced pass)")
-            self.dtype, self.device, self.is_initialized = key_states.dtype, key_states.device, True
-            self.keys, self.values = key_states, value_states
-            return key_states, value_states
-
-    return Held
-
-
-def _held_cache(layers: int):
-    """An encoder-decoder cache of ``layers`` layers that hold the keys and values they are given. HF's
-    dynamic layers concatenate each update to what they hold, so a first update copies the keys and values
-    (and, in training, their gradients back); a teacher-forced pass updates each layer once, so holding them
-    is the same cache without the copies."""
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
-    held = _held_layer()
-    caches = []
-    for _ in range(2):
-        cache = DynamicCache()
-        cache.layers = [held() for _ in range(layers)]
-        caches.append(cache)
-    return EncoderDecoderCache(*caches)
-
-
 class WarmGenerator:
     """Frozen encoder + pruned-vocabulary decoder (+ pointer head); ``generate`` takes passages or states."""
 
@@ -237,6 +205,23 @@ class WarmGenerator:
         prefix_ids = tokenizer(passage_prefix, add_special_tokens=False)["input_ids"] if passage_prefix else []
         self._prefix_ids, self._prefix_len = set(prefix_ids), len(prefix_ids)
         self._pick_attention()
+        self._bind_rows()
+
+    def _bind_rows(self) -> None:
+        """The rows of the tied word embedding that training reads, as parameters of their own sharing its
+        storage: the softmax's pieces (``outputs_first``) and the language tokens. Teacher forcing feeds
+        target pieces, all among them, so the other rows (passage pieces the pointer alone emits) would get
+        a zero gradient and only weight decay; holding them out spares each step two gradients of the whole
+        table (the lookup's and the output layer's, 34 MB each for the query generator) and their updates.
+        With a softmax over every piece the table is trained whole."""
+        weight = self.decoder.bert.embeddings.word_embeddings.weight
+        if self.outputs == self.vocab_size:
+            self._rows = None
+            weight.requires_grad_(True)
+            return
+        weight.requires_grad_(False)
+        table = weight.detach()
+        self._rows = (torch.nn.Parameter(table[: self.outputs]), torch.nn.Parameter(table[len(self.kept):]))
 
     def _pick_attention(self) -> None:
         """Eager attention on the CPU: for one-token decoding steps over a cache, torch's bf16 SDPA kernel
@@ -253,6 +238,7 @@ class WarmGenerator:
             if module is not None:
                 module.to(device)
         self._pick_attention()
+        self._bind_rows()
         return self
 
     def shared_encoder(self) -> "WarmGenerator":
@@ -266,7 +252,20 @@ class WarmGenerator:
 
     def trainable(self) -> list[torch.nn.Parameter]:
         modules = [self.decoder] + ([self.copy_head] if self.copy_head is not None else [])
-        return [p for m in modules for p in m.parameters() if p.requires_grad]
+        return [p for m in modules for p in m.parameters() if p.requires_grad] + list(self._rows or ())
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word embeddings of ``ids`` from the trained rows (``_bind_rows``), other pieces' from the table."""
+        table = self.decoder.bert.embeddings.word_embeddings
+        if self._rows is None:
+            return table(ids)
+        head, languages = self._rows
+        first_language = len(self.kept)
+        rows = torch.nn.functional.embedding
+        out = torch.where((ids < self.outputs)[:, None], rows(ids.clamp(max=self.outputs - 1), head),
+                          rows(ids.clamp(min=first_language) - first_language, languages))
+        other = (ids >= self.outputs) & (ids < first_language)
+        return torch.where(other[:, None], table.weight[ids.clamp(max=first_language - 1)], out) if other.any() else out
 
     def train(self, mode: bool = True) -> None:
         self.decoder.train(mode)
@@ -279,8 +278,7 @@ class WarmGenerator:
         head = self.decoder.cls.predictions
         if self.outputs == self.vocab_size:
             return head(seq)
-        return torch.nn.functional.linear(head.transform(seq), head.decoder.weight[: self.outputs],
-                                          head.decoder.bias[: self.outputs])
+        return torch.nn.functional.linear(head.transform(seq), self._rows[0], head.decoder.bias[: self.outputs])
 
     def lang_id(self, lang: str) -> int:
         if lang not in self.languages:
@@ -358,24 +356,6 @@ class WarmGenerator:
             hidden, mask, src = hidden.to(device), mask.to(device), src.to(device)
         return hidden, mask, src
 
-    def _cross_cache(self, hidden: torch.Tensor, rows: torch.Tensor):
-        """Cross-attention keys and values of every decoder layer over the distinct sources ``hidden``
-        [U, L, H], each computed once and repeated to the batch's rows (``rows`` [B]: each row's source), as a
-        cache the decoder reads instead of projecting the states again; gradients flow through it. Its layers
-        hold what they are given (``_held_cache``): one teacher-forced pass reads each layer once."""
-        cache = _held_cache(len(self.decoder.bert.encoder.layer))
-        u, l, _ = hidden.shape
-        for i, layer in enumerate(self.decoder.bert.encoder.layer):
-            attn = layer.crossattention.self
-            shape = (u, l, -1, attn.attention_head_size)
-            # index_select, not [rows]: its backward sums the rows' gradients with index_add (advanced
-            # indexing's index_put with accumulate is several times slower on CPU)
-            keys = attn.key(hidden).view(shape).transpose(1, 2).index_select(0, rows)
-            values = attn.value(hidden).view(shape).transpose(1, 2).index_select(0, rows)
-            cache.cross_attention_cache.update(keys, values, i)
-            cache.is_updated[i] = True
-        return cache
-
     def loss(self, states: Sequence[torch.Tensor], targets: list[list[int]],
              sources: Sequence[Sequence[int]] | None = None, label_smoothing: float | None = None,
              share_sources: bool | None = None) -> torch.Tensor:
@@ -384,46 +364,35 @@ class WarmGenerator:
         the loss in one pass (``xaug.pointer_loss``). Rows with the same states (the same tensor: several
         targets of one source) share their cross-attention keys and values and pointer keys, computed once
         (``share_sources``, by default with ``batch_by: sources``, whose batches hold few sources; the same
-        loss up to rounding)."""
+        loss up to rounding). The decoder runs over the real target tokens alone (``xaug.packed_decoder``)."""
         low = torch.bfloat16 if use_bf16(self.settings.bf16, self.device) else None
-        first: dict[int, int] = {}  # id of a row's states -> the distinct source's number
-        source_of = [first.setdefault(id(s), len(first)) for s in states]  # each row's distinct source
         if share_sources is None:
             share_sources = self.settings.batch_by == "sources"
-        shared = share_sources and len(first) < len(states)
-        if shared:
-            at = [source_of.index(u) for u in range(len(first))]  # each distinct source's first row
-            hidden_u, mask_u, src_u = self.pad_states([states[i] for i in at],
-                                                      None if sources is None else [sources[i] for i in at],
-                                                      self.device, dtype=low)
-            index = torch.tensor(source_of, device=self.device)
-            mask, src = mask_u[index], src_u[index]
-            hidden = hidden_u.new_zeros(1, 1, 1).expand(len(states), hidden_u.shape[1], hidden_u.shape[2])
-        else:
-            hidden, mask, src = self.pad_states(states, sources, self.device, dtype=low)
+        first: dict[int, int] = {}  # id of a row's states -> the distinct source's number
+        source_of = [first.setdefault(id(s), len(first)) if share_sources else i for i, s in enumerate(states)]
+        at = [source_of.index(u) for u in range(max(source_of) + 1)]  # each distinct source's first row
+        hidden, mask, src = self.pad_states([states[i] for i in at], None if sources is None else
+                                            [sources[i] for i in at], self.device, dtype=low)  # [U, L, ...]
         longest = max(len(t) for t in targets)
         inp = torch.full((len(targets), longest - 1), self.pad)
         labels = torch.full((len(targets), longest - 1), -1)
         for i, t in enumerate(targets):
             inp[i, : len(t) - 1] = torch.tensor(t[:-1])
             labels[i, 1 : len(t) - 1] = torch.tensor(t[2:])  # the language token is given, not predicted
-        dec_mask = (torch.arange(longest - 1)[None, :] < torch.tensor([len(t) - 1 for t in targets])[:, None]).long()
         rows, cols = (labels >= 0).nonzero(as_tuple=True)
         gold = labels[rows, cols].to(self.device)
-        inp, dec_mask = inp.to(self.device), dec_mask.to(self.device)
-        rows, cols = rows.to(self.device), cols.to(self.device)
+        packing = Packing([len(t) - 1 for t in targets], source_of, self.device)
+        predicted = packing.index(rows.to(self.device), cols.to(self.device))  # packed index of each gold piece
         gate = copy_prob = None
         with self._autocast():
-            cache = self._cross_cache(hidden_u, index) if shared else None
-            seq = self.decoder.bert(input_ids=inp, attention_mask=dec_mask, encoder_hidden_states=hidden,
-                                    encoder_attention_mask=mask, past_key_values=cache,
-                                    use_cache=False).last_hidden_state
-            logits = self.logits(seq[rows, cols])  # [predicted positions, outputs]
-            if self.copy_head is not None:
-                keys = self.copy_head.key(hidden_u).index_select(0, index) if shared else self.copy_head.key(hidden)
-                attn, gates = self.copy_head(seq, keys, src >= 0)
-                gate = gates[rows, cols, 0]
-                copy_prob = (attn[rows, cols] * (src[rows] == gold[:, None])).sum(-1)
+            packed = teacher_forced_states(self.decoder.bert, inp.to(self.device), packing, hidden, mask, self.embed)
+            logits = self.logits(packed[predicted])  # [predicted positions, outputs]
+            if self.copy_head is not None:  # attention over each source, its rows' tokens side by side
+                attn, gates = self.copy_head(packing.pad_by_source(packed), self.copy_head.key(hidden), src >= 0)
+                at_source = packing.by_source[predicted]  # each gold piece's place in that layout
+                gate = gates.flatten()[at_source]
+                attn = attn.flatten(0, 1)[at_source]
+                copy_prob = (attn * (src[at_source // packing.slots] == gold[:, None])).sum(-1)
         eps = self.settings.label_smoothing if label_smoothing is None else label_smoothing
         losses = pointer_smoothed_nll(logits, gold, gate, copy_prob, eps)
         return losses.sum() / max(1, len(gold))
