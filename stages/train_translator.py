@@ -6,7 +6,8 @@ decoder from its top layers, pruned vocabulary, target language first, pointer h
 training split's parallel text: each question in its languages and the answer-bearing sentences of
 parallel contexts, English <-> L in both directions (translate.pairs: all adds every pair of two other
 languages of a question, both directions), until its loss on the tune split's English <-> L pairs stops
-falling (translate.warm.check_every, patience; learning curve in --metrics and --curve). A Hugging
+falling (translate.warm.check_every, patience; learning curve in --metrics and --curve); the sources'
+encoder states come from --states (the translator_training_states stage, the same for every seed). A Hugging
 Face id or local path (NLLB-200, M2M100) is checked and recorded, not fine-tuned.
 Held-out quality: chrF (sacrebleu) of English -> L translations of evaluation-split questions and
 answer sentences, in --metrics, with one example per language to read. They are read after training,
@@ -29,6 +30,8 @@ def arguments(ap):
     ap.add_argument("--metrics", default="metrics/translation.json")
     ap.add_argument("--curve", default="plots/training/translator.csv",
                     help="the learning curve (tune checks); its figure beside it (.png)")
+    ap.add_argument("--states", default=None,
+                    help="the sources' encoder states (stages/training_states.py); default: encode them here")
 
 
 def main(args, p, log):
@@ -40,7 +43,7 @@ def main(args, p, log):
     device = p.device()
     with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
         history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, out,
-                                   seed=p.seed(), device=device)
+                                   seed=p.seed(), device=device, states=args.states)
         write_training(out, history)
         report = {"model": cfg["model"], **training_record(history),
                   **heldout_report(cfg, out, contexts, queries, links, corpus_language(data), device)}

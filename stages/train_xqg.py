@@ -6,7 +6,8 @@ layers, pruned vocabulary, language token first), `tiny` (a small T5 from scratc
 seq2seq id / path (the paper: google/mt5-base), fine-tuned with the paper's prompt.
 xqg.context_languages: the context languages X to train on: `all` (the default) for every X/Y
 combination MLQA gives, or a list such as [en] (the language generation reads).
-A warm generator trains until its loss on tune-split pairs stops falling (`xqg.warm.check_every`,
+A warm generator reads its sources' encoder states from --states (the xqg_training_states stage: the
+frozen encoder's, the same for every seed) and trains until its loss on tune-split pairs stops falling (`xqg.warm.check_every`,
 `patience`; the step cap `max_steps`) and keeps the best check's weights; the learning curve goes to
 --metrics and --curve.
 """
@@ -26,6 +27,8 @@ def arguments(ap):
     ap.add_argument("--metrics", default="metrics/train_xqg.json")
     ap.add_argument("--curve", default="plots/training/xqg.csv",
                     help="the learning curve (tune checks); its figure beside it (.png)")
+    ap.add_argument("--states", default=None,
+                    help="the sources' encoder states (stages/training_states.py); default: encode them here")
 
 
 def main(args, p, log):
@@ -37,7 +40,7 @@ def main(args, p, log):
     with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
         history = train_generator(cfg, p.get_path("xdr"), contexts, read_jsonl(data / "queries.jsonl"),
                                   read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == pivot],
-                                  out, seed=p.seed(), device=p.device())
+                                  out, seed=p.seed(), device=p.device(), states=args.states)
         write_training(out, history)
     write_json(args.metrics, {"model": cfg["model"], **training_record(history)})
     write_curve(args.curve, history.get("curve", []))

@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .formats import TRANSLATOR_FILE, write_kind
 from .params import check_int, from_params
 from .parallel_text import non_pivot_pairs, parallel_pairs, training_examples
+from .training_states import read_training_states
 from .translators import load_hf_translator, load_translator
 from .warm import WarmSettings
 from .warm_training import fit_warm
@@ -45,11 +46,23 @@ def training_pairs(cfg: dict, contexts, queries, links, pivot: str) -> tuple[lis
     return pairs, others
 
 
+def warm_examples(cfg: dict, contexts, queries, links, pivot: str) -> tuple[list[dict], list[dict], dict]:
+    """The warm translator's training examples (both directions of ``training_pairs``), the tune examples of
+    its stopping rule (the tune split's pivot <-> L pairs: what translate_passages asks of the translator)
+    and the pairs' counts."""
+    pairs, others = training_pairs(cfg, contexts, queries, links, pivot)
+    tune = training_examples(parallel_pairs(contexts, links, queries, "tune", pivot=pivot), pivot)
+    counts = {"pairs": len(pairs), "questions": sum(p["kind"] == "question" for p in pairs),
+              "non_pivot_pairs": len(others)}
+    return training_examples(pairs + others, pivot), tune, counts
+
+
 def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
-                     device="cpu") -> dict:
+                     device="cpu", states=None) -> dict:
     """``translate.model``: ``warm`` is trained here (on ``device``); a Hugging Face id/path is only recorded
     (no fine-tuning). The source language is the corpus language (that of the ``corpus`` rows), recorded
-    as ``source_lang``."""
+    as ``source_lang``. ``states``: the folder of the sources' encoder states (``xaug.training_states``) for
+    a warm translator (None: encoded here)."""
     spec = cfg["model"]
     pivot = corpus_language_of(corpus)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,14 +70,11 @@ def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out
         raise ConfigError("translate.model: 'oracle' is gone; MLQA's parallel contexts are the parallel_contexts "
                           "method (add it to `methods`)")
     if spec == "warm":
-        pairs, others = training_pairs(cfg, contexts, queries, links, pivot)
+        examples, tune, counts = warm_examples(cfg, contexts, queries, links, pivot)
         settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "translate.warm")
-        # the tune loss keeps to the pivot <-> L pairs: what translate_passages asks of the translator
-        tune = training_examples(parallel_pairs(contexts, links, queries, "tune", pivot=pivot), pivot)
-        history, meta = fit_warm(training_examples(pairs + others, pivot), xdr, settings,
-                                 [c["text"] for c in corpus], out, device, tune)
-        history.update(pairs=len(pairs), questions=sum(p["kind"] == "question" for p in pairs),
-                       non_pivot_pairs=len(others))
+        encoded = None if states is None else read_training_states(states, xdr, settings, examples, tune)
+        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device, tune, encoded)
+        history.update(counts)
     else:
         load_hf_translator(spec, cfg.get("max_source_length", 128), pivot)  # fail now, not in every language's stage
         meta, history = {"kind": "hf", "model": spec}, {}

@@ -149,15 +149,30 @@ def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch
     return history
 
 
-def tune_batch(gen: WarmGenerator, examples: list[dict], limit: int) -> dict | None:
-    """``limit`` tune examples spread evenly over ``examples`` (every language), encoded for ``tune_loss``
-    (None when there are none)."""
-    examples = examples[:: max(1, len(examples) // limit)][:limit]
+def tune_selection(examples: list[dict], limit: int) -> list[dict]:
+    """The ``limit`` tune examples of the stopping rule, spread evenly over ``examples`` (every language)."""
+    return examples[:: max(1, len(examples) // limit)][:limit]
+
+
+def tune_batch(gen: WarmGenerator, examples: list[dict], limit: int, states: list | None = None) -> dict | None:
+    """The tune examples of ``tune_selection``, encoded for ``tune_loss`` (None when there are none); their
+    sources' encoder states are computed here unless given (``states``, in the selection's order)."""
+    examples = tune_selection(examples, limit)
     if not examples:
         return None
     texts = [e["source"] for e in examples]
-    return {"states": gen.encode_passages(texts), "sources": gen.copy_sources(texts),
+    if states is None:
+        states = gen.encode_passages(texts)
+    elif len(states) != len(texts):
+        raise ValueError(f"{len(states)} tune states for {len(texts)} tune examples")
+    return {"states": states, "sources": gen.copy_sources(texts),
             "targets": gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])}
+
+
+def training_sources(examples: list[dict]) -> dict[str, str]:
+    """Every distinct training source, text by key, in key order (the order training encodes them in)."""
+    sources = {e["passage_id"]: e["source"] for e in examples}
+    return {key: sources[key] for key in sorted(sources)}
 
 
 def build_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str],
@@ -165,10 +180,12 @@ def build_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabula
     """A fresh warm generator for ``examples`` from the xDR's starting encoder (vocabulary: the pieces of the
     targets and of ``vocabulary_texts``; its softmax over all of them, or over the targets' pieces alone with
     ``output_vocabulary: targets``); returns (generator, encoder, tokenizer)."""
-    torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head, a tiny encoder) too
     langs = sorted({e["lang"] for e in examples})
-    encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"),
-                                          texts=[e["source"] for e in examples])
+    with torch.random.fork_rng(devices=[]):  # the frozen encoder, a tiny one too, never depends on the seed
+        torch.manual_seed(0)
+        encoder, tokenizer, _ = load_backbone(xdr["model"], tiny_config=xdr.get("tiny"),
+                                              texts=[e["source"] for e in examples])
+    torch.manual_seed(settings.seed)  # the fresh weights (cross-attention, pointer head)
     targets = [e["target"] for e in examples]
     if settings.output_vocabulary == "targets":
         kept, outputs = outputs_first(tokenizer, targets, vocabulary_texts)
@@ -184,18 +201,26 @@ def build_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabula
 
 
 def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary_texts: Sequence[str], out: Path,
-             device: torch.device | str = "cpu", tune_examples: Sequence[dict] = ()):
+             device: torch.device | str = "cpu", tune_examples: Sequence[dict] = (), encoded=None):
     """Build a warm generator (``build_warm``), train it on ``examples`` (``passage_id``, ``source``, ``target``,
     ``lang``) on ``device``, stopping by its loss on ``tune_examples`` (``settings.check_every``), and save it
-    to ``out``; returns (history, meta)."""
+    to ``out``; returns (history, meta). ``encoded``: the sources' encoder states computed beforehand
+    (``xaug.training_states``: a mapping of training source keys, and the tune states), else encoded here."""
     gen, encoder, tokenizer = build_warm(examples, xdr, settings, vocabulary_texts, device)
-    sources = {e["passage_id"]: e["source"] for e in examples}
+    sources = training_sources(examples)
     schedule = training_schedule(example_lengths(gen, examples), settings, [e["passage_id"] for e in examples])
     ids = sorted({examples[i]["passage_id"] for batch in schedule for i in batch})
-    log.info("encoding the %d of %d training sources that %d steps read, once (frozen encoder)", len(ids),
-             len(sources), len(schedule))
-    states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
-    tune = tune_batch(gen, list(tune_examples), settings.tune_examples) if settings.check_every else None
+    tune_states = None
+    if encoded is None:
+        log.info("encoding the %d of %d training sources that %d steps read, once (frozen encoder)", len(ids),
+                 len(sources), len(schedule))
+        states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
+    else:  # one tensor per source (rows of a source share it: WarmGenerator.loss)
+        train_states, tune_states = encoded
+        states = {i: train_states[i] for i in ids}  # on the CPU, as encode_passages leaves them
+        log.info("the %d of %d training sources that %d steps read: states of the training_states stage",
+                 len(ids), len(sources), len(schedule))
+    tune = tune_batch(gen, list(tune_examples), settings.tune_examples, tune_states) if settings.check_every else None
     history = train_warm(gen, examples, states, dict(zip(ids, gen.copy_sources([sources[i] for i in ids]))),
                          schedule, tune)
     history["tune_examples"] = len(tune["targets"]) if tune else 0

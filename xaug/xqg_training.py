@@ -12,6 +12,7 @@ from .formats import GENERATOR_FILE, write_kind
 from .languages import check_languages
 from .seq2seq import Seq2SeqGenerator, load_seq2seq
 from .seq2seq_training import train_seq2seq
+from .training_states import read_training_states
 from .warm import WarmSettings
 from .warm_training import fit_warm
 
@@ -43,21 +44,32 @@ def generator_settings(cfg: dict, seed: int) -> WarmSettings | None:
     return WarmSettings.from_params(cfg.get("warm", {}), seed, "xqg.warm") if cfg["model"] == "warm" else None
 
 
+def generator_examples(cfg: dict, contexts, queries, links, corpus, corpus_language: str | None = None,
+                       split: str = "train") -> list[dict]:
+    """The generator's examples of ``split`` (``training_examples``); ``xqg.context_languages`` defaults to
+    ``[corpus_language]`` (when None: the language of the ``corpus`` rows)."""
+    ctx_langs = cfg.get("context_languages", [corpus_language or corpus_language_of(corpus)])
+    examples = training_examples(contexts, queries, links, ctx_langs, split)
+    if split == "train" and not examples:
+        raise ConfigError("xqg: no training examples (is the training split empty?)")
+    return examples
+
+
 def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out: Path, seed: int,
-                    device="cpu", corpus_language: str | None = None) -> dict:
+                    device="cpu", corpus_language: str | None = None, states=None) -> dict:
     """Train the generator ``cfg['model']`` on ``device`` and save it to ``out``; returns the training log.
-    ``xqg.context_languages`` defaults to ``[corpus_language]`` (when None: the language of the ``corpus`` rows)."""
+    ``states``: the folder of the sources' encoder states (``xaug.training_states``) for a warm generator
+    (None: encoded here)."""
     spec = cfg["model"]
     settings = generator_settings(cfg, seed)
+    examples = generator_examples(cfg, contexts, queries, links, corpus, corpus_language)
     ctx_langs = cfg.get("context_languages", [corpus_language or corpus_language_of(corpus)])
-    examples = training_examples(contexts, queries, links, ctx_langs)
-    if not examples:
-        raise ConfigError("xqg: no training examples (is the training split empty?)")
     langs = sorted({e["lang"] for e in examples})
     out.mkdir(parents=True, exist_ok=True)
     if spec == "warm":
-        tune = training_examples(contexts, queries, links, ctx_langs, "tune")
-        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device, tune)
+        tune = generator_examples(cfg, contexts, queries, links, corpus, corpus_language, "tune")
+        encoded = None if states is None else read_training_states(states, xdr, settings, examples, tune)
+        history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device, tune, encoded)
     else:
         torch.manual_seed(seed)  # a `tiny` model's initial weights
         model, tokenizer = load_seq2seq(spec, cfg.get("tiny"), [e["source"] for e in examples] +

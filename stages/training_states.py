@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""training_states: the frozen encoder's states of a warm model's training sources, once for every seed.
+
+--model xqg: the warm query generator's sources (contexts of the training split's questions, in
+xqg.context_languages) and its stopping rule's tune examples; --model translator: the warm translator's
+(both sides of the training split's parallel pairs, translate.pairs) and its tune pairs. They are encoded as
+the training stage would encode them (xaug/training_states.py), with the xDR's starting encoder, which
+training keeps frozen, so train_xqg and train_translator of any seed read them (--states) instead of
+encoding them each time. A model that is not `warm` has no frozen encoder: the folder is written empty.
+"""
+from pathlib import Path
+
+from xaug.cli import run, setup
+from xaug.data import corpus_language
+from xaug.io import atomic_dir, read_jsonl
+from xaug.params import check_int
+from xaug.training_states import write_training_states
+from xaug.translator_training import check_pairs, warm_examples
+from xaug.warm import WarmSettings
+from xaug.xqg_training import generator_examples, generator_settings
+
+GROUPS = {"xqg": "xqg", "translator": "translate"}
+
+
+def arguments(ap):
+    ap.add_argument("--model", choices=sorted(GROUPS), required=True)
+    ap.add_argument("--data", default="data/mlqa")
+    ap.add_argument("--out", required=True, help="the states folder (data/training_states/<model>)")
+
+
+def main(args, p, log):
+    group = GROUPS[args.model]
+    cfg = p.get_path(group)
+    threads = p.get_path(f"{group}.threads", None)  # the training stage's threads: the same arithmetic
+    if threads is not None:
+        check_int(threads, f"{group}.threads")
+        setup(threads)
+    if args.model == "xqg":
+        settings = generator_settings(cfg, p.seed())  # the parameters first, before the data is read
+    else:
+        check_pairs(cfg)
+        settings = WarmSettings.from_params(cfg.get("warm", {}), p.seed(), "translate.warm") \
+            if cfg["model"] == "warm" else None
+    if cfg["model"] != "warm":
+        with atomic_dir(args.out):
+            pass
+        log.info("%s.model is %r: no frozen encoder, nothing to encode", group, cfg["model"])
+        return
+    data = Path(args.data)
+    contexts, queries, links = (read_jsonl(data / f"{name}.jsonl") for name in ("contexts", "queries", "links"))
+    pivot = corpus_language(data)
+    if args.model == "xqg":  # as train_xqg reads them
+        corpus = [c for c in contexts if c["lang"] == pivot]
+        examples = generator_examples(cfg, contexts, queries, links, corpus, pivot)
+        tune = generator_examples(cfg, contexts, queries, links, corpus, pivot, "tune")
+    else:  # as train_translator reads them
+        corpus = read_jsonl(data / "corpus.jsonl")
+        examples, tune, _ = warm_examples(cfg, contexts, queries, links, pivot)
+    ident = write_training_states(args.out, examples, tune, p.get_path("xdr"), settings,
+                                  [c["text"] for c in corpus], p.device())
+    log.info("%s: states of %d training sources and %d tune examples", args.model, ident["sources"], ident["tune"])
+
+
+if __name__ == "__main__":
+    run(main, __doc__, arguments)
