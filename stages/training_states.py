@@ -17,15 +17,25 @@ from xaug.params import check_int
 from xaug.training_states import write_training_states
 from xaug.translator_training import check_pairs, warm_examples
 from xaug.warm import WarmSettings
-from xaug.xqg_training import generator_examples, generator_settings
+from xaug.xqg_training import generator_examples
 
 GROUPS = {"xqg": "xqg", "translator": "translate"}
+STATES_KEYS = ("max_source_length", "bf16", "check_every", "tune_examples")  # of <group>.warm
 
 
 def arguments(ap):
     ap.add_argument("--model", choices=sorted(GROUPS), required=True)
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", required=True, help="the states folder (data/training_states/<model>)")
+
+
+def encoder_settings(p, group: str) -> WarmSettings:
+    """The `<group>.warm` settings the states depend on (the source length, bf16, the tune checks); the rest
+    of the group is the training stage's, and a one-layer decoder stands in for the trained one (the states
+    are the encoder's alone)."""
+    warm = {k: p.get_path(f"{group}.warm.{k}", None) for k in STATES_KEYS}
+    return WarmSettings.from_params({**{k: v for k, v in warm.items() if v is not None}, "decoder_layers": 1},
+                                    0, f"{group}.warm")
 
 
 def main(args, p, log):
@@ -35,17 +45,14 @@ def main(args, p, log):
     if threads is not None:
         check_int(threads, f"{group}.threads")
         setup(threads)
-    if args.model == "xqg":
-        settings = generator_settings(cfg, p.seed())  # the parameters first, before the data is read
-    else:
+    if args.model == "translator":
         check_pairs(cfg)
-        settings = WarmSettings.from_params(cfg.get("warm", {}), p.seed(), "translate.warm") \
-            if cfg["model"] == "warm" else None
     if cfg["model"] != "warm":
         with atomic_dir(args.out):
             pass
         log.info("%s.model is %r: no frozen encoder, nothing to encode", group, cfg["model"])
         return
+    settings = encoder_settings(p, group)  # the parameters first, before the data is read
     data = Path(args.data)
     contexts, queries, links = (read_jsonl(data / f"{name}.jsonl") for name in ("contexts", "queries", "links"))
     pivot = corpus_language(data)
