@@ -7,12 +7,13 @@ export PATH := $(BIN):$(PATH)
 SOURCE ?=
 # QUICK=1: a quick look, as an experiment: three of the six languages, half of the articles (of both
 # archives), one generated query per passage and language, a fifth of the training steps (one tune check
-# each), 5 shuffled permutations (README)
+# each), 5 shuffled permutations, one draw of the trained models (README)
 QUICK ?=
 QUICK_PARAMS := -S 'languages=[ar,de,zh]' -S n_languages=3 -S data.max_articles=260 -S xquad.max_articles=24 \
 	-S xqg.n_queries=1 \
 	-S 'tune.n_queries_used=[1]' -S xqg.warm.max_steps=80 -S xqg.warm.check_every=80 \
-	-S translate.warm.max_steps=160 -S translate.warm.check_every=160 -S scaling.permutations=5
+	-S translate.warm.max_steps=160 -S translate.warm.check_every=160 -S scaling.permutations=5 \
+	-S 'scaling.seeds=[]'
 
 .PHONY: repro test bench clean-venv
 

@@ -17,7 +17,7 @@ from xaug.cli import run
 from xaug.decoding import XQG_GROUP_KEYS, SamplingSettings
 from xaug.formats import write_texts
 from xaug.io import read_jsonl
-from xaug.params import from_params
+from xaug.params import check_int, from_params
 from xaug.xqg import GenerationJob, generate_for_corpus
 
 
@@ -27,12 +27,15 @@ def arguments(ap):
     ap.add_argument("--data", default="data/mlqa")
     ap.add_argument("--out", default="data/generated/xqg")
     ap.add_argument("--work", default="data/work/xqg", help="scratch folder for resumable chunks")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="the sampling seed (default: the `seed` parameter); the *_seed stages pass each of scaling.seeds")
     ap.add_argument("--states", default=None, help="encoder states of the passages (stages/encode_sources.py)")
 
 
 def main(args, p, log):
     cfg = p.get_path("xqg")
-    settings = from_params(SamplingSettings, cfg, others=XQG_GROUP_KEYS, seed=p.seed())
+    settings = from_params(SamplingSettings, cfg, others=XQG_GROUP_KEYS,
+                           seed=p.seed() if args.seed is None else check_int(args.seed, "--seed", minimum=0))
     backend = BackendSettings.from_params(cfg, "xqg")
     chunk_size = cfg.get("chunk_size", 64)
     corpus_path = Path(args.data) / "corpus.jsonl"

@@ -21,6 +21,7 @@ from xaug.data import corpus_language
 from xaug.formats import training_record, write_curve, write_training
 from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.learning_curves import plot_learning_curve
+from xaug.params import check_int
 from xaug.translator_training import check_pairs, heldout_report, train_translator
 
 
@@ -32,18 +33,21 @@ def arguments(ap):
                     help="the learning curve (tune checks); its figure beside it (.png)")
     ap.add_argument("--states", default=None,
                     help="the sources' encoder states (stages/training_states.py); default: encode them here")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="the training seed (default: the `seed` parameter); the *_seed stages pass each of scaling.seeds")
 
 
 def main(args, p, log):
     cfg = p.get_path("translate")
     check_pairs(cfg)
+    seed = p.seed() if args.seed is None else check_int(args.seed, "--seed", minimum=0)
     data = Path(args.data)
     contexts, queries, links = (read_jsonl(data / f"{name}.jsonl") for name in ("contexts", "queries", "links"))
     corpus = read_jsonl(data / "corpus.jsonl")
     device = p.device()
     with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
         history = train_translator(cfg, p.get_path("xdr"), contexts, queries, links, corpus, out,
-                                   seed=p.seed(), device=device, states=args.states)
+                                   seed=seed, device=device, states=args.states)
         write_training(out, history)
         report = {"model": cfg["model"], **training_record(history),
                   **heldout_report(cfg, out, contexts, queries, links, corpus_language(data), device)}

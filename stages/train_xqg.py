@@ -18,6 +18,7 @@ from xaug.data import corpus_language
 from xaug.formats import training_record, write_curve, write_training
 from xaug.io import atomic_dir, read_jsonl, write_json
 from xaug.learning_curves import plot_learning_curve
+from xaug.params import check_int
 from xaug.xqg_training import generator_settings, train_generator
 
 
@@ -29,18 +30,21 @@ def arguments(ap):
                     help="the learning curve (tune checks); its figure beside it (.png)")
     ap.add_argument("--states", default=None,
                     help="the sources' encoder states (stages/training_states.py); default: encode them here")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="the training seed (default: the `seed` parameter); the *_seed stages pass each of scaling.seeds")
 
 
 def main(args, p, log):
     cfg = p.get_path("xqg")
-    generator_settings(cfg, p.seed())  # the parameters first, before the data is read
+    seed = p.seed() if args.seed is None else check_int(args.seed, "--seed", minimum=0)
+    generator_settings(cfg, seed)  # the parameters first, before the data is read
     data = Path(args.data)
     contexts = read_jsonl(data / "contexts.jsonl")
     pivot = corpus_language(data)  # the corpus language prepare recorded
     with atomic_dir(args.out) as out:  # the model folder is replaced as a whole
         history = train_generator(cfg, p.get_path("xdr"), contexts, read_jsonl(data / "queries.jsonl"),
                                   read_jsonl(data / "links.jsonl"), [c for c in contexts if c["lang"] == pivot],
-                                  out, seed=p.seed(), device=p.device(), states=args.states)
+                                  out, seed=seed, device=p.device(), states=args.states)
         write_training(out, history)
     write_json(args.metrics, {"model": cfg["model"], **training_record(history)})
     write_curve(args.curve, history.get("curve", []))

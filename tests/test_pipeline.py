@@ -154,8 +154,10 @@ def pipeline(tmp_path_factory):
         "xqg.warm.decoder_layers": 1, "xqg.warm.epochs": 1, "xqg.warm.max_source_length": 64,
         "augment.xqg.n_queries_used": 2, "translate.warm.decoder_layers": 1, "translate.warm.max_steps": 10,
         "translate.max_new_tokens": 8, "translate.quality_pairs": 5, "tune.n_queries_used": [1, 2],
-        "scaling.permutations": 4, "scaling.resamples": 999,
+        "scaling.permutations": 4, "scaling.resamples": 999, "scaling.seeds": [14],
     })
+    (root / "data" / "seeds").mkdir(parents=True)  # the seeds stage's dependency, kept in git by its README
+    shutil.copy(REPO / "data" / "seeds" / "README.md", root / "data" / "seeds" / "README.md")
     (root / ".gitignore").write_text("/data/\n/models/\n/plots/*.png\n/.params_reads/\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
@@ -216,6 +218,33 @@ def test_repro_writes_metrics_that_beat_random(pipeline):
 
 
 @pytest.mark.slow
+def test_seeds_pool_the_draws_and_the_first_draw_is_the_sweep(pipeline):
+    """The *_seed stages train and sample again with seed 14; the seeds stage pools both draws, and the first
+    draw's rows are the scaling stage's configured-fusion rows (the same alphas, the same sweep)."""
+    root, _ = pipeline
+    seed14 = root / "data" / "seeds" / "14"
+    assert (seed14 / "models" / "xqg").is_dir() and (seed14 / "metrics" / "generation.json").is_file()
+    table = pd.read_csv(root / "plots" / "seeds.csv")
+    assert set(table["draws"]) == {2} and set(table["kind"]) == {"gain", "method-centroid", "method-normalisation",
+                                                                  "between-methods"}
+    scaling = pd.read_csv(root / "plots" / "scaling.csv")
+    for method in ("xqg", "translate"):
+        ours = table[(table["kind"] == "gain") & (table["a"] == method) & (table["measure"] == "nDCG@10")]
+        theirs = scaling[(scaling["method"] == method) & scaling["primary"] & (scaling["group"].isin(["all", "in-set",
+                                                                                                       "out-of-set"]))]
+        merged = ours.merge(theirs, on=["setting", "k", "group"])
+        assert len(merged) == len(ours) == 2 * (3 + 2), method  # settings x groups (k = 2: no out-of-set)
+        np.testing.assert_allclose(merged["delta_13"], merged["delta_nDCG@10"], atol=2e-6)
+        assert (merged["delta_14"] != merged["delta_13"]).any(), method  # another draw, other items
+    report = json.loads((root / "metrics" / "seeds.json").read_text())
+    assert report["seeds"] == [13, 14] and set(report["tuning"]) == {"13", "14"}
+    tuning = json.loads((root / "metrics" / "tuning.json").read_text())["choices"]["xqg"]["fixed"]["renormalized"]
+    assert {k: c["alpha"] for k, c in report["tuning"]["13"]["xqg"].items()} == \
+        {k: c["alpha"] for k, c in tuning["by_k"].items()}
+    assert (root / "plots" / "seeds.png").is_file()
+
+
+@pytest.mark.slow
 def test_xquad_runs_both_ceilings_over_every_passage(pipeline):
     root, _ = pipeline
     covered = json.loads((root / "metrics" / "xquad" / "coverage.json").read_text())["parallel"]
@@ -264,6 +293,7 @@ def _covers(declared: str, read: str) -> bool:
 READ_ELSEWHERE = {
     "download": {"data.expected_size", "data.expected_sha256"},  # checked for a URL source (here a local zip)
     "train_xqg": {"xqg.max_source_length", "xqg.tiny", "xqg.train"},  # the tiny / HF seq2seq generators
+    "train_xqg_seed": {"xqg.max_source_length", "xqg.tiny", "xqg.train"},
 }
 
 

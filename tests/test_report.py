@@ -21,7 +21,7 @@ def _copy_inputs(tmp_path):
     (tmp_path / "plots").mkdir()
     for name in METRIC_FILES:
         shutil.copy(REPO / "metrics" / name, tmp_path / "metrics" / name)
-    for name in TABLE_FILES + ("answer.csv",):
+    for name in TABLE_FILES + ("answer.csv", "seeds.csv"):
         shutil.copy(REPO / "plots" / name, tmp_path / "plots" / name)
 
 
@@ -82,8 +82,25 @@ def _tiny(tmp_path):
     pd.DataFrame([{"dataset": "XQuAD", "setting": "parallel", "side": "query", "method": "real_questions", "k": 1,
                    "alpha": 0.005, "gain": 0.0004, "ci_low": -0.001, "ci_high": 0.0012, "p_holm": 1.0,
                    "device_hours": 207.44, "generated_tokens": 2.9e9}]).to_csv(plots / "answer.csv", index=False)
+    seed_row = {"setting": "global", "k": 1, "group": "all", "measure": "nDCG@10", "draws": 2, "clusters": 9,
+                "delta_13": 0.0048, "delta_14": 0.0084, "sd_draws": 0.0025}
+    pd.DataFrame([
+        {**seed_row, "kind": "gain", "a": "xqg", "b": "baseline", "delta": 0.0066, "ci_low": 0.0011, "ci_high": 0.0131,
+         "p": 0.02, "p_holm": 0.024, "p_tost": None},
+        {**seed_row, "kind": "between-methods", "a": "xqg", "b": "translate", "delta": -0.0048, "ci_low": -0.0094,
+         "ci_high": 0.0002, "p": 0.3, "p_holm": 0.396, "p_tost": 0.011, "delta_13": -0.0083, "delta_14": -0.0031},
+    ]).to_csv(plots / "seeds.csv", index=False)
     test = {"delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p": 0.002}
     files = {
+        "seeds.json": {"seeds": [13, 14], "equivalence_margin": 0.01,
+                       "quality": {"13": {"xqg_tune_loss": 6.1222, "xqg_round_trip_R@10": 0.3805,
+                                          "translator_tune_loss": 6.0874, "translator_chrF_question": 13.29,
+                                          "translator_chrF_sentence": 11.49},
+                                   "14": {"xqg_tune_loss": 6.1373, "xqg_round_trip_R@10": 0.2474,
+                                          "translator_tune_loss": 6.1407, "translator_chrF_question": 11.34,
+                                          "translator_chrF_sentence": 9.53}},
+                       "tuning": {"13": {"xqg": {"1": {"alpha": 0.1, "n_queries_used": 1}}},
+                                  "14": {"xqg": {"1": {"alpha": 0.2, "n_queries_used": 2}}}}},
         "transfer.json": {"global": {"xqg": {"languages": ["de"], "gain": [[0.0071]], "diagonal": test,
                                              "off_diagonal": test, "diagonal_minus_off_diagonal": test}}},
         "coverage.json": {"global": {"xqg": {"de": {"passages": 1.0, "relevant": 1.0, "queries": 10}}},
@@ -128,6 +145,10 @@ def test_renders_the_values_it_is_given(tmp_path):
     assert "±0.010" in text
     assert "| xqg | fixed | renormalized | global | 1 | 0.250 | 2 | 0.400 | 0.450 | +0.050 |" in text
     assert "| xqg | global | 0.250 (2 q) |" in text  # alpha per k
+    assert "| 14 | 6.137 | 0.247 | 6.141 | 11.34 | 9.53 | 0.200/2q |" in text  # each draw's models
+    assert "| xqg | +0.007 [+0.001, +0.013] (p 0.024) |" in text  # pooled over draws (Holm p)
+    assert "| xqg − translate | -0.005 [-0.009, +0.000] (p 0.396; TOST 0.011) |" in text
+    assert "| xqg − translate | -0.008 -0.003 (sd 0.003) |" in text  # each draw's delta, sd between draws
     assert "| xqg, raw | +0.000 [+0.001, +0.023] (p 0.0457) |" in text  # the other renormalize state
     assert "no augmentation), all cross-lingual queries: +0.003" in text
     assert "| global | -0.250 | 0.400 | 0.410 | +0.010 |" in text
@@ -162,7 +183,7 @@ def test_renders_a_second_archive_from_its_sweep_alone(tmp_path):
     assert "| passage | 0 | 0.100 |" in text  # each mix's own alpha
 
 
-@pytest.mark.parametrize("missing", ["metrics/cost.json", "plots/contrasts.csv"])
+@pytest.mark.parametrize("missing", ["metrics/cost.json", "plots/contrasts.csv", "plots/seeds.csv"])
 def test_a_missing_file_is_a_one_line_error_naming_it(tmp_path, missing):
     metrics, plots = _tiny(tmp_path)
     (tmp_path / missing).unlink()

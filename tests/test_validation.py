@@ -37,8 +37,10 @@ def first_stage(param: str, default: str | None = None) -> tuple[str, str]:
         item = None
         if isinstance(loop, str):
             loop_param = loop.strip("${} ")
-            values = PARAMS[loop_param]
-            item = values[0]
+            values = PARAMS
+            for part in loop_param.split("."):
+                values = values[part]
+            item = values[0] if values else None
             declared.append(loop_param)
         declared = [d.replace("${item}", str(item)) for d in declared]
         if any(param == d or param.startswith(d + ".") for d in declared):
@@ -84,6 +86,9 @@ AT_LOAD = [
     ("scaling.resample", 9, "scaling.resample", "unknown setting"),
     ("scaling.candidates", 50, "scaling.candidates", "below evaluate.depth (100)"),
     ("scaling.candidates", -1, "scaling.candidates", "integer >= 0"),
+    ("scaling.seeds", [13, 14], "scaling.seeds", "other than seed (13)"),
+    ("scaling.seeds", [14, 14], "scaling.seeds", "distinct"),
+    ("scaling.seeds", ["a"], "scaling.seeds", "integer >= 0"),
 ]
 WHERE_READ = [
     ("data.holdout_fraction", 2, "data.holdout_fraction", "expected"),
@@ -124,6 +129,7 @@ def test_first_stage_follows_the_dag_order():
     assert first_stage("data.corpus_language")[0] == "prepare"
     assert first_stage("languages")[0] == "generate_queries"  # a new language: its generation runs first
     assert first_stage("n_languages")[0] == "augment"
+    assert first_stage("scaling.seeds")[0] == "train_xqg_seed"  # a further seed: its training runs first
 
 
 def test_load_time_key_lists_are_the_settings_fields():

@@ -144,7 +144,8 @@ GROUP_KEYS = {
     "index": ("factory", "search_params"),
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
-    "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates"),
+    "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates",
+                "seeds"),
 }
 
 
@@ -167,7 +168,8 @@ def check_cross_parameters(data: dict) -> None:
     loaded, so that the first stage that runs refuses them within seconds (whatever that stage reads):
     ``seed`` an integer >= 0, ``languages`` a list of distinct known codes without the corpus language
     (``data.corpus_language``), ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at
-    least ``evaluate.depth`` (fewer would cut every ranking short). The raw values are read here
+    least ``evaluate.depth`` (fewer would cut every ranking short), ``scaling.seeds`` distinct integers >= 0
+    other than ``seed`` (the *_seed stages' names and outputs are keyed by them). The raw values are read here
     (not recorded as the stage's reads)."""
     if "seed" in data:
         check_int(data["seed"], "seed", minimum=0)
@@ -187,6 +189,15 @@ def check_cross_parameters(data: dict) -> None:
         if isinstance(depth, int) and 0 < candidates < depth:
             raise ConfigError(f"scaling.candidates: {candidates} is below evaluate.depth ({depth}); "
                               f"use 0 (every passage) or at least {depth}")
+    if "seeds" in scaling:
+        seeds = scaling["seeds"]
+        if not isinstance(seeds, list):
+            raise ConfigError(f"scaling.seeds: expected a list of integers >= 0 (other than seed), got {seeds!r}")
+        for s in seeds:
+            check_int(s, "scaling.seeds", minimum=0, note="each a training-and-sampling seed")
+        if len(set(seeds)) != len(seeds) or data.get("seed") in seeds:
+            raise ConfigError(f"scaling.seeds: expected distinct seeds other than seed ({data.get('seed')!r}), "
+                              f"got {seeds!r}")
 
 
 def load_params(path="params.yaml") -> Params:

@@ -15,10 +15,11 @@ from .tables import TESTED
 
 # one meaning per line style in every figure: the method (solid), its controls (dashed, dotted), the
 # growing per-item weight (dash-dot, weight_modes.png), and in variants.png one alpha for every k, equal
-# items at every k, and the method with the other renormalize state
+# items at every k, and the method with the other renormalize state; in seeds.png one draw of the
+# trained models (thin), beside the draws pooled (solid)
 STYLE = {"method": ("-", "o"), "shuffled": ("--", "s"), "centroid": (":", "^"), "per_item": ("-.", "D"),
          "one_alpha": ((0, (3, 1, 1, 1, 1, 1)), "v"), "equal_items": ((0, (8, 3)), "P"),
-         "flipped": ((0, (1, 1)), "x")}
+         "flipped": ((0, (1, 1)), "x"), "draw": ((0, (2, 2)), ".")}
 
 
 def primary(gains: pd.DataFrame) -> pd.DataFrame:
@@ -343,6 +344,54 @@ def plot_answer(table: pd.DataFrame, path, title: str) -> None:
     axes[0][0].set_ylabel("nDCG@10 gain over the baseline")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(textwrap.fill(title, 150), fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_seeds(table: pd.DataFrame, seeds: list[int], path) -> None:
+    """The seeds stage's rows (``xaug.seeds.pooled_table``) of the first corpus setting, all cross-lingual
+    queries: columns = each seeded method's gain over the baseline and the contrast between them, rows = tested
+    measures; thin dashed lines = each draw (seed), solid = the draws pooled with its 95% CI (draws and passages
+    resampled together), filled markers = Holm p < 0.05."""
+    plt = _pyplot()
+    setting = str(table["setting"].iloc[0]) if len(table) else ""
+    data = table[(table["setting"] == setting) & (table["group"] == "all")] if len(table) else table
+    panels = [(f"{a} gain", data[(data["kind"] == "gain") & (data["a"] == a)]) for a in
+              dict.fromkeys(data[data["kind"] == "gain"]["a"])] if len(data) else []
+    panels += [(f"{a} - {b}", part) for (a, b), part in data[data["kind"] == "between-methods"].groupby(
+        ["a", "b"], sort=False)] if len(data) else []
+    fig, axes = plt.subplots(len(TESTED), max(len(panels), 1), figsize=(5 * max(len(panels), 1), 3.4 * len(TESTED)),
+                             squeeze=False, sharex=True)
+    for r, measure in enumerate(TESTED):
+        for c, (title, part) in enumerate(panels):
+            ax = axes[r][c]
+            part = part[part["measure"] == measure].sort_values("k")
+            k = part["k"].to_numpy(dtype=float)
+            for i, seed in enumerate(seeds):
+                style, marker = STYLE["draw"]
+                ax.plot(k, part[f"delta_{seed}"].to_numpy(dtype=float), linestyle=style, marker=marker,
+                        color=f"C{i + 2}", lw=0.9, label=f"seed {seed}")
+            delta = part["delta"].to_numpy(dtype=float)
+            err = np.abs(np.stack([delta - part["ci_low"].to_numpy(dtype=float),
+                                   part["ci_high"].to_numpy(dtype=float) - delta]))
+            style, marker = STYLE["method"]
+            ax.errorbar(k, delta, yerr=err, linestyle=style, marker=marker, mfc="none", color="C0", capsize=2,
+                        lw=1.4, ms=5, label=f"pooled ({len(seeds)} draws)")
+            sig = part["p_holm"].to_numpy(dtype=float) < 0.05
+            ax.plot(k[sig], delta[sig], marker, color="C0", ms=5, linestyle="none")
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_title(f"{title}: {setting} corpus, all queries", fontsize=9)
+            ax.set_ylabel(f"{measure} difference")
+            ax.grid(alpha=0.3)
+            if r == len(TESTED) - 1:
+                ax.set_xlabel("k target languages (mean over subsets)")
+            if r == 0 and c == 0:
+                ax.legend(fontsize=7)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no seeded method in `methods`", ha="center", va="center")
+    fig.suptitle("Draws of the trained generator and translator (seeds): thin dashed = one draw; solid = pooled, "
+                 "bars = 95% CI resampling draws and relevant passages together; filled: Holm p < 0.05", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

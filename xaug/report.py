@@ -20,7 +20,7 @@ from .io import atomic_path, read_json
 from .methods import METHODS
 
 METRIC_FILES = ("retrieval.json", "retrieval_parallel.json", "transfer.json", "coverage.json", "tuning.json",
-                "generation.json", "translation.json", "train_xqg.json", "train_xdr.json", "cost.json")
+                "generation.json", "translation.json", "train_xqg.json", "train_xdr.json", "cost.json", "seeds.json")
 TABLE_FILES = ("scaling.csv", "contrasts.csv")
 SWEEP_FILES = ("transfer.json", "coverage.json", "tuning.json", "generation.json", "dial.json")  # a second archive's
 DATASET_NAMES = {"xquad": "XQuAD"}
@@ -274,6 +274,56 @@ def _contrast_tables(part: pd.DataFrame, label=None) -> list[str]:
             rows.append([label(a, b, kind, renorm) if label else f"{a} − {b}"] + cells)
         out += [f"### {setting} corpus", ""] + table(["contrast"] + [f"k = {k}" for k in ks], rows)
     return out
+
+
+SEED_ROWS = {"gain": "{a}", "between-methods": "{a} − {b}", "method-centroid": "{a} − centroid control",
+             "method-normalisation": "{a} − normalisation baseline"}
+
+
+def _seeds(report: dict, frame: pd.DataFrame, figures: str) -> list[str]:
+    seeds = [int(s) for s in report["seeds"]]
+    out = ["## Draws of the trained models (seeds)", "",
+           f"The query generator and the translator are trained, the queries sampled, alpha (and xqg's number of "
+           f"queries) tuned per k and the sweep run once per seed ({', '.join(map(str, seeds))}: `seed` and "
+           "`scaling.seeds`; `plots/seeds.csv`, `metrics/seeds.json`), for the configured fusion and the centroid "
+           "controls. Each draw's models:", ""]
+    rows = []
+    for s in seeds:
+        q = report["quality"].get(str(s)) or {}
+        tuned = report["tuning"].get(str(s), {})
+        rows.append([str(s), num(q.get("xqg_tune_loss")), num(q.get("xqg_round_trip_R@10")),
+                     num(q.get("translator_tune_loss")), quantity(q.get("translator_chrF_question"), 2),
+                     quantity(q.get("translator_chrF_sentence"), 2)]
+                    + [" ".join(num(c["alpha"]) + ("" if c.get("n_queries_used") is None else
+                                                   f"/{count(c['n_queries_used'])}q") for c in by_k.values())
+                       for by_k in tuned.values()])
+    methods = list(next(iter(report["tuning"].values()), {}))
+    out += table(["seed", "xqg tune loss", "round-trip R@10", "translator tune loss", "chrF questions",
+                  "chrF sentences"] + [f"{m}: alpha by k" for m in methods], rows)
+    out += [f"Pooled over the {len(seeds)} draws, {MEASURE}, all cross-lingual queries: the mean over draws and "
+            "relevant passages, its 95% CI and p from resampling draws and passages together (the interval "
+            "holds the spread between draws as well as between passages; p Holm-adjusted over methods and k "
+            "within each kind; TOST within the equivalence margin, "
+            f"±{num(report['equivalence_margin'])}); then each draw's own delta and the standard deviation "
+            "between draws.", ""]
+    part = frame[(frame["group"] == "all") & (frame["measure"] == MEASURE)] if len(frame) else frame
+    for setting in _in_order(part["setting"]) if len(part) else []:
+        here = part[part["setting"] == setting]
+        ks = sorted(int(k) for k in _in_order(here["k"]))
+        pooled, draws = [], []
+        for (kind, a, b), sel in here.groupby(["kind", "a", "b"], sort=False):
+            by_k = {int(r["k"]): r for _, r in sel.iterrows()}
+            label = SEED_ROWS.get(kind, "{a} − {b}").format(a=a, b=b)
+            pooled.append([label] + [_tested(r["delta"], r["ci_low"], r["ci_high"], r["p_holm"],
+                                             r["p_tost"] if kind != "gain" else None)
+                                     if (r := by_k.get(k)) is not None else NONE for k in ks])
+            if kind in ("gain", "between-methods"):
+                draws.append([label] + [" ".join(gain(r[f"delta_{s}"]) for s in seeds) + f" (sd {num(r['sd_draws'])})"
+                                        if (r := by_k.get(k)) is not None else NONE for k in ks])
+        out += [f"### {setting} corpus, pooled", ""] + table(["row"] + [f"k = {k}" for k in ks], pooled)
+        out += [f"### {setting} corpus, each draw (seeds {', '.join(map(str, seeds))})", ""] + table(
+            ["row"] + [f"k = {k}" for k in ks], draws)
+    return out + _figure(figures, "seeds.png", "each draw's gain and the pooled gain against k")
 
 
 def _normalisation(scaling: pd.DataFrame, contrasts: pd.DataFrame, figures: str) -> list[str]:
@@ -594,8 +644,9 @@ def render(metrics: str | os.PathLike = "metrics", plots: str | os.PathLike = "p
                    f"delta_{MEASURE}"):
         _column(scaling, column, "scaling.csv")
     weight = _primary_weight(contrasts)
-    lines = (_header(tables=TABLE_FILES + ("answer.csv",)) + _answer(read_table(Path(plots) / "answer.csv"), f["cost.json"], figures) + _baseline(scaling)
+    lines = (_header(tables=TABLE_FILES + ("answer.csv", "seeds.csv")) + _answer(read_table(Path(plots) / "answer.csv"), f["cost.json"], figures) + _baseline(scaling)
              + _headline(scaling, weight, figures) + _contrasts(contrasts)
+             + _seeds(f["seeds.json"], read_table(Path(plots) / "seeds.csv"), figures)
              + _normalisation(scaling, contrasts, figures) + _alpha_per_k(scaling, f["tuning.json"])
              + _items(scaling, contrasts)
              + _transfer(f["transfer.json"], figures) + _coverage(f["coverage.json"]) + _weight_modes(scaling, figures)

@@ -10,6 +10,8 @@ from the same generator and the same p-values (test), with each resample batch's
 matrix product (scipy gathers the resampled data element by element). Many tests over the same clusters run
 as one call (one row each). Holm corrects over the family that a table reports;
 ``family_resamples`` gives a family enough resamples that its smallest adjusted p can fall below 0.05.
+Several draws of a trained model (seeds) and the clusters are crossed, not nested: ``crossed_test``
+resamples both together (Owen 2007), so its interval holds the spread between draws too.
 """
 from __future__ import annotations
 
@@ -166,3 +168,58 @@ def holm(pvalues) -> np.ndarray:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted
+
+
+@dataclass
+class CrossedTest:
+    """Per row, pooled over draws: the mean over draws and clusters, its 95% CI and two-sided p, the TOST p
+    within a margin (NaN without one), and the standard deviation of the draws' own means."""
+
+    delta: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    p: np.ndarray
+    p_tost: np.ndarray
+    between: np.ndarray
+    draws: int
+    clusters: int
+
+
+def crossed_test(diffs: np.ndarray, resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
+                 margin: float | None = None) -> CrossedTest:
+    """Rows of differences measured under several draws of a trained model, ``diffs`` (draws, rows, clusters):
+    every draw scores the same clusters. The estimate is the mean over draws and clusters; each resample
+    draws the draws and the clusters with replacement, independently (the pigeonhole bootstrap of a crossed
+    design, Owen 2007, Ann. Appl. Stat. 1(1)), and weighs every (draw, cluster) cell by the product of their
+    counts, so the percentile CI carries the spread between draws as well as between clusters (with one draw
+    it is the clusters' bootstrap). ``p``: two-sided, the smallest level whose percentile interval excludes 0
+    ((count + 1) / (resamples + 1) per side); ``p_tost``: the larger one-sided p of lying beyond -margin and
+    +margin, likewise. Rows with a NaN give NaN; rows all zero p = 1."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    if diffs.ndim != 3:
+        raise ValueError(f"diffs: expected (draws, rows, clusters), got shape {diffs.shape}")
+    draws, rows, n = diffs.shape
+    per_draw = diffs.mean(axis=2)  # (draws, rows)
+    delta = per_draw.mean(axis=0)
+    between = per_draw.std(axis=0, ddof=1) if draws > 1 else np.zeros(rows)
+    rng = np.random.default_rng(seed)
+    estimates = np.empty((resamples, rows))
+    for start in range(0, resamples, RESAMPLE_BATCH):
+        size = min(RESAMPLE_BATCH, resamples - start)
+        w_draws = np.stack([np.bincount(r, minlength=draws) for r in rng.integers(0, draws, (size, draws))])
+        w_clusters = np.stack([np.bincount(r, minlength=n) for r in rng.integers(0, n, (size, n))])
+        by_draw = np.einsum("src,bc->bsr", diffs, w_clusters.astype(np.float64)) / n  # (batch, draws, rows)
+        estimates[start:start + size] = np.einsum("bs,bsr->br", w_draws.astype(np.float64), by_draw) / draws
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(estimates, [tail, 1 - tail], axis=0)
+
+    def side(mask):
+        return (np.count_nonzero(mask, axis=0) + 1) / (resamples + 1)
+
+    p = np.minimum(2 * np.minimum(side(estimates <= 0), side(estimates >= 0)), 1.0)
+    p = np.where(np.all(diffs == 0, axis=(0, 2)), 1.0, p)
+    p_tost = np.full(rows, np.nan) if margin is None else \
+        np.minimum(np.maximum(side(estimates <= -margin), side(estimates >= margin)), 1.0)
+    undefined = np.isnan(diffs).any(axis=(0, 2))
+    low, high, p, p_tost = (np.where(undefined, np.nan, x) for x in (low, high, p, p_tost))
+    return CrossedTest(delta, low, high, p, p_tost, between, draws, n)

@@ -48,6 +48,7 @@ class ScalingSettings:
     workers: int = 2         # processes running the sweeps (results do not depend on it)
     equivalence_margin: float = 0.01  # TOST margin of "no difference" between contrasted systems (nDCG@10, R@2kt)
     candidates: int = 0      # 0: every passage scored (exact); K: each query's candidates (xaug.candidates)
+    seeds: list[int] = field(default_factory=list)  # further training-and-sampling seeds (xaug.seeds; checked on load)
 
     def __post_init__(self):
         check_subsets(self.subsets)
