@@ -1,14 +1,18 @@
 #!/usr/bin/env python
 """The candidate-based engine against the dense one on a finished run: the scaling stage of a workspace
 (its data/ and metrics/tuning.json, e.g. a clean clone after `make repro`) run again with
-``scaling.candidates`` = 0 (every passage) and each K of ``--candidates``, each in a scratch folder with
-this repository's params.yaml set there (the way ``dvc exp run -S`` sets it). Per K: the stage's wall time and
-peak memory, and how far its gains table (plots/scaling.csv) is from the dense one: the largest absolute
+``scaling.candidates`` = 0 (every passage) and each K of ``--candidates`` (each list's top K found exactly,
+``scaling.candidate_index: Flat``), and with each K and each ``--index`` (``FACTORY|PARAMS``: the lists'
+top K from faiss indexes, ``scaling.candidate_index`` and ``candidate_search``), each in a scratch folder with
+this repository's params.yaml set there (the way ``dvc exp run -S`` sets it). Per run: the stage's wall time
+and peak memory, and how far its gains table (plots/scaling.csv) is from the dense one: the largest absolute
 difference of any per-row mean measure and gain, the share of rows equal to 1e-9, and the share of Holm
 decisions (p_holm < 0.05) that agree. Writes ``--out`` (JSON) and a table on stdout.
 
     python benchmarks/candidates.py --workspace ../cc/main --candidates 100 200 400 \\
         --out benchmarks/results/candidates.json
+    python benchmarks/candidates.py --workspace /tmp/scale/P10000 --params /tmp/scale/P10000/params.yaml \\
+        --candidates 200 --index 'IVF256,Flat|nprobe=16' --out /tmp/c.json
 """
 from __future__ import annotations
 
@@ -39,21 +43,28 @@ def stage_command(root: Path) -> str:
     return cmd.replace("python stages/", f"{sys.executable} {REPO}/stages/")
 
 
-def run_k(workspace: Path, scratch: Path, k: int, timeout: float, params: Path = REPO / "params.yaml") -> dict:
-    """The scaling stage with ``scaling.candidates`` = k in ``scratch`` (data/ and metrics/ linked from the
-    workspace; ``params`` there with K set, plots/ and the stage's JSON outputs written there)."""
+def run_name(k: int, index: str = "Flat", search: str = "") -> str:
+    return f"k{k}" if index == "Flat" else f"k{k}-{index}-{search}".replace(",", "_").replace("=", "")
+
+
+def run_k(workspace: Path, scratch: Path, k: int, timeout: float, params: Path = REPO / "params.yaml",
+          index: str = "Flat", search: str = "") -> dict:
+    """The scaling stage with ``scaling.candidates`` = k (and ``candidate_index`` / ``candidate_search``) in
+    ``scratch`` (data/ and metrics/ linked from the workspace; ``params`` there with K set, plots/ and the
+    stage's JSON outputs written there)."""
     from dvc.utils.hydra import apply_overrides
 
-    folder = scratch / f"k{k}"
+    folder = scratch / run_name(k, index, search)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    shutil.copy(params, folder / "params.yaml")  # the run's parameters, but for K
-    apply_overrides(folder / "params.yaml", [f"scaling.candidates={k}"])
+    shutil.copy(params, folder / "params.yaml")  # the run's parameters, but for K and the candidate index
+    apply_overrides(folder / "params.yaml", [f"scaling.candidates={k}", f"++scaling.candidate_index='{index}'",
+                                             f"++scaling.candidate_search='{search}'"])
     (folder / "data").symlink_to((workspace / "data").resolve())
     (folder / "metrics").mkdir()
     shutil.copy(workspace / "metrics" / "tuning.json", folder / "metrics" / "tuning.json")
     row = run_stage_command(stage_command(REPO), folder, dict(os.environ), timeout)
-    row["k"] = k
+    row.update(k=k, candidate_index=index, candidate_search=search, run=folder.name)
     return row
 
 
@@ -83,20 +94,26 @@ def main():
     ap.add_argument("--candidates", type=int, nargs="+", required=True, help="values of K (each >= evaluate.depth)")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml",
                     help="the run's parameters (default: this commit's; e.g. a scale benchmark workspace's)")
+    ap.add_argument("--index", nargs="*", default=[], metavar="FACTORY|PARAMS",
+                    help="candidate indexes run with each K, e.g. 'IVF256,Flat|nprobe=16'")
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/xaug-candidates"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
-    rows = [run_k(args.workspace, args.scratch, k, args.timeout, args.params) for k in [0, *args.candidates]]
-    failed = [r for r in rows if r["exit"] != 0]
-    if failed:
-        sys.exit(f"error: scaling with candidates={failed[0]['k']}: {failed[0].get('error')}")
-    tables = {r["k"]: pd.read_csv(args.scratch / f"k{r['k']}" / "plots" / "scaling.csv") for r in rows}
+    runs = [(k, "Flat", "") for k in [0, *args.candidates]]
+    runs += [(k, *(spec.split("|", 1) + [""])[:2]) for spec in args.index for k in args.candidates]
+    rows = []
+    for k, index, search in runs:
+        rows.append(run_k(args.workspace, args.scratch, k, args.timeout, args.params, index, search))
+        if rows[-1]["exit"] != 0:
+            sys.exit(f"error: scaling with candidates={k}, candidate_index={index!r}: {rows[-1].get('error')}")
+        print({key: rows[-1][key] for key in ("run", "seconds", "peak_rss_mb") if key in rows[-1]}, flush=True)
+    tables = {r["run"]: pd.read_csv(args.scratch / r["run"] / "plots" / "scaling.csv") for r in rows}
     for r in rows:
-        r.update(compare(tables[0], tables[r["k"]]))
+        r.update(compare(tables["k0"], tables[r["run"]]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"workspace": str(args.workspace), "results": rows}, indent=1) + "\n")
-    print(pd.DataFrame(rows).set_index("k").to_string())
+    print(pd.DataFrame(rows).set_index("run").to_string())
 
 
 if __name__ == "__main__":

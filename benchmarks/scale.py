@@ -51,6 +51,7 @@ PRESET = {
     "translate.warm.max_steps": 20, "translate.warm.check_every": 0,
     "scaling.permutations": 2,
     "scaling.candidates": 200,  # the engine for large corpora (docs/design.md): memory queries x K
+    "scaling.seeds": [],  # one draw of the trained models (the seeds stages would repeat training and generation)
 }
 # the MLQA branch: every stage but XQuAD's and those that need it (the answer, the reports, the cost table)
 SKIP = re.compile(r"^(xquad_|answer$|report$|cost$)")

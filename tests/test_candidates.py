@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from xaug.data import MlqaArchive
+from xaug.errors import ConfigError
 from xaug.evaluation import Evaluator
 from xaug.formats import write_embeddings
 from xaug.preparation import prepare, save_prepared
-from xaug.candidates import RENORMALISED, candidate_scores, correction_at, pairs_matrix, slots, union
+from xaug.candidates import RENORMALISED, CandidateSearch, candidate_scores, correction_at, pairs_matrix, slots, union
 from xaug.fusion import FusionSettings, LanguageItems
 from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
@@ -192,6 +193,45 @@ def test_the_candidates_hold_the_top_k_of_a_renormalised_fusion_of_one_language(
             top = np.argsort(-scores, kind="stable")[:k]
             missed += len(set(top[np.isfinite(scores[top])].tolist()) - set(columns[row].tolist()))
     assert missed == 0
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_index_probing_every_cell_finds_the_flat_candidates(masked):
+    """An IVF index searched in all its cells ranks every passage of a list: the candidates are the Flat search's
+    and their scores are the same inner products, for one matrix and for a method's lists (items covering part of
+    the passages), so every fusion measures as with the Flat search; probing few cells finds fewer of them."""
+    queries, passages, items = _world(seed=6, n_queries=120, n_passages=400, masked=masked)
+    flat = dataclasses.replace(queries, candidates=20)
+    full = dataclasses.replace(flat, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
+    few = dataclasses.replace(flat, search=CandidateSearch("IVF8,Flat", "nprobe=1"))
+    means = [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
+    covered = [it.counts > 0 for it in items]
+    assert not covered[0].all()
+    exact = candidate_scores(queries.vectors, [passages, *means], 20, queries.judgements, covered=covered)
+    indexed = candidate_scores(queries.vectors, [passages, *means], 20, queries.judgements, covered=covered,
+                               search=full.search)
+    np.testing.assert_array_equal(indexed[0], exact[0])
+    for a, b in zip(indexed[1], exact[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    found = candidate_scores(queries.vectors, [passages, *means], 20, queries.judgements, covered=covered,
+                             search=few.search)[0]
+    recall = np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / (b >= 0).sum() for a, b in zip(found, exact[0])])
+    assert 0.2 < recall < 0.95
+    np.testing.assert_array_equal(full.score(passages), flat.score(passages))
+    dense, sparse = SubsetScorer(flat, passages, items), SubsetScorer(full, passages, items)
+    for subset in [(0,), (0, 1)]:
+        for renormalize in (True, False):
+            fusion = FusionSettings(0.4, "per_item", renormalize)
+            np.testing.assert_allclose(sparse(subset, fusion), dense(subset, fusion), atol=1e-6)
+
+
+def test_a_candidate_index_faiss_cannot_build_is_a_one_line_error():
+    queries, passages, _ = _world()
+    bad = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF4096,Flat"))
+    with pytest.raises(ConfigError, match=r"^scaling.candidate_index: faiss cannot build 'IVF4096,Flat' over 120"):
+        bad.score(passages)
+    with pytest.raises(ConfigError, match="scaling.candidate_index: faiss rejects 'IVF'"):
+        CandidateSearch("IVF")
 
 
 def test_a_leave_out_correction_moves_to_its_slot():

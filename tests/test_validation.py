@@ -86,6 +86,8 @@ AT_LOAD = [
     ("scaling.resample", 9, "scaling.resample", "unknown setting"),
     ("scaling.candidates", 50, "scaling.candidates", "below evaluate.depth (100)"),
     ("scaling.candidates", -1, "scaling.candidates", "integer >= 0"),
+    ("scaling.candidate_index", "IVF", "scaling.candidate_index", "faiss rejects"),
+    ("scaling.candidate_search", "nprobe=x", "scaling.candidate_search", "faiss rejects"),
     ("scaling.seeds", [13, 14], "scaling.seeds", "other than seed (13)"),
     ("scaling.seeds", [14, 14], "scaling.seeds", "distinct"),
     ("scaling.seeds", ["a"], "scaling.seeds", "integer >= 0"),

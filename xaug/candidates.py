@@ -13,12 +13,27 @@ Exact for a system scored from its own matrix when K >= evaluate.depth (nothing 
 enter its top ``depth``, and the relevant passage is always scored, so a rank beyond K reads as beyond the
 depth). For a fusion scored through the projection, approximate: a passage outside every list's top K that
 the fusion lifts into the top ``depth`` is missed (measured against the dense path in docs/design.md).
+
+How each list's top K is found (``CandidateSearch``, ``scaling.candidate_index``): ``Flat`` scores every
+passage (exact, O(queries x passages) work); a faiss index-factory string (``IVF1024,Flat``, ``HNSW32``)
+searches an index of that list's vectors instead, sublinear per query and approximate (a passage the
+index misses is not a candidate; the candidates' scores stay exact). Every list ranks by an inner
+product with one vector per passage, so each is an index of its own: the passages, ``p + item``, the
+mean item, the renormalised fusions ``((1 - a) p + a item) |p| / |..|``. A trainable index is trained
+once per call, on the passages, and copied for every list (its cells are the passages' clusters); the
+parallel setting's masks get an index per mask row. (Centring each list on its mean keeps its ranking but
+lowered an IVF index's recall on the scale benchmark's passages: docs/design.md.)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import faiss
 import numpy as np
 
+from .errors import ConfigError
 from .leave_out import Correction
+from .params import check_candidate_index
 
 SCORE_FLOATS = 1 << 25   # query x passage scores held per chunk of queries (128 MB)
 # alphas of the renormalised-fusion lists: with these two, the scale benchmark's P = 9,780 run of the scaling
@@ -26,9 +41,26 @@ SCORE_FLOATS = 1 << 25   # query x passage scores held per chunk of queries (128
 RENORMALISED = (0.2, 0.5)
 
 
+@dataclass(frozen=True)
+class CandidateSearch:
+    """How each candidate list's top K is found: ``index`` ``Flat`` (every passage scored, exact) or a faiss
+    index-factory string (``scaling.candidate_index``), searched with the faiss ParameterSpace string
+    ``params`` (``scaling.candidate_search``, e.g. ``nprobe=32``)."""
+
+    index: str = "Flat"
+    params: str = ""
+
+    def __post_init__(self):
+        check_candidate_index(self.index, self.params)
+
+    @property
+    def exact(self) -> bool:
+        return self.index == "Flat"
+
+
 def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
-                     extra: tuple[np.ndarray, ...] = (), covered: list[np.ndarray] | None = None
-                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+                     extra: tuple[np.ndarray, ...] = (), covered: list[np.ndarray] | None = None,
+                     search: CandidateSearch = CandidateSearch()) -> tuple[np.ndarray, list[np.ndarray]]:
     """Each query's candidates and every matrix's scores there: ``columns`` (Q, W), the union of the top ``k``
     passages of each list among those the query may rank (``judgements``' masks), its relevant passage
     (``judgements.relevant``) and ``extra`` ((Q, m) passage positions, -1: none), in ``union``'s layout;
@@ -39,9 +71,12 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
     fusion lifts them together), by ``q.item`` and, for each a of ``RENORMALISED``, by the renormalised fusion
     ``q.p'`` with ``p' = ((1 - a) p + a item) |p| / |(1 - a) p + a item|`` (renormalising reorders passages by
     their fused norm), and the passages it does not cover ranked by ``q.p`` (a fusion that lowers the covered
-    ones lifts them). Queries go in chunks of ``SCORE_FLOATS`` scores: memory O(chunk x passages + queries x W)."""
+    ones lifts them). Queries go in chunks of ``SCORE_FLOATS`` scores: memory O(chunk x passages + queries x W).
+    ``search``: each list's top K from every passage (Flat) or from an index of the list (``indexed_scores``)."""
     queries = np.asarray(queries, dtype=np.float32)
     matrices = [np.asarray(m, dtype=np.float32) for m in matrices]
+    if not search.exact:
+        return indexed_scores(queries, matrices, k, judgements, extra, covered, search)
     n_queries, n = len(queries), len(matrices[0])
     # per covered matrix and a of RENORMALISED: 1 / the renormalised fusion's norm relative to |p| (N,)
     pp = None if covered is None else np.einsum("nd,nd->n", matrices[0], matrices[0], dtype=np.float64)
@@ -76,6 +111,95 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
     values = [np.concatenate([pad(v[i], 0) for _, v in parts]) if parts else np.zeros((0, 0), np.float32)
               for i in range(len(matrices))]
     return columns, values
+
+
+def list_vectors(matrices: list[np.ndarray], covered: list[np.ndarray] | None):
+    """``candidate_scores``' lists as (vectors (N, d) float32, passages it ranks (N,) bool or None: all), one at
+    a time: each list scores ``q . vectors[n]``."""
+    p = matrices[0]
+    yield p, None
+    if covered is None:
+        for m in matrices[1:]:
+            yield m, None
+        return
+    pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
+    for m, has in zip(matrices[1:], covered):
+        yield p + m, has
+        yield m, has
+        for a, scale in zip(RENORMALISED, renormalised_scales(p, m, pp)):
+            yield ((1 - a) * p + a * m) * scale[:, None], has
+        if not has.all():
+            yield p, ~has
+
+
+def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
+                   extra: tuple[np.ndarray, ...], covered: list[np.ndarray] | None, search: CandidateSearch
+                   ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``candidate_scores`` with each list's top K from a faiss index of ``search.index`` over the list's
+    vectors and the passages it ranks; per mask row of ``judgements`` (the parallel setting), an
+    index of the passages that row allows. The scores at the candidates are exact inner products."""
+    n_queries, n = len(queries), len(matrices[0])
+    masks = np.ones((1, n), bool) if judgements.masks is None else np.asarray(judgements.masks, bool)
+    mask_of = np.zeros(n_queries, np.int64) if judgements.masks is None else np.asarray(judgements.mask_of)
+    template = _trained_template(matrices[0], search)
+    groups = [(r, np.flatnonzero(mask_of == r)) for r in range(len(masks))]
+    groups = [(r, rows) for r, rows in groups if len(rows)]
+    tops = {r: [] for r, _ in groups}
+    for vectors, has in list_vectors(matrices, covered):
+        for r, rows in groups:
+            members = masks[r] if has is None else masks[r] & has
+            ids = np.flatnonzero(members)
+            if len(ids) <= k:  # every passage the list ranks for these queries is a candidate
+                tops[r].append(np.broadcast_to(ids.astype(np.int32), (len(rows), len(ids))))
+                continue
+            index = faiss.clone_index(template)
+            if search.params:
+                faiss.ParameterSpace().set_index_parameters(index, search.params)
+            index.add(np.ascontiguousarray(vectors[ids]))
+            _, found = index.search(queries[rows], k)
+            tops[r].append(np.where(found >= 0, ids[np.maximum(found, 0)], -1).astype(np.int32))
+            del index
+    parts = []  # (rows, their union): in chunks of rows, so that the stacked lists stay O(chunk x lists x K)
+    step = max(1, SCORE_FLOATS // max(sum(t.shape[1] for t in next(iter(tops.values()), [])), 1))
+    for r, rows in groups:
+        for start in range(0, len(rows), step):
+            at = slice(start, start + step)
+            parts.append((rows[at], union(judgements.relevant[rows[at], None], *[t[at] for t in tops[r]],
+                                          *[np.asarray(e)[rows[at]] for e in extra])))
+        tops[r] = None
+    width = max((c.shape[1] for _, c in parts), default=0)
+    columns = np.full((n_queries, width), -1, np.int64)
+    for rows, c in parts:
+        columns[rows, :c.shape[1]] = c
+    return columns, [values_at(queries, m, columns) for m in matrices]
+
+
+def _trained_template(passages: np.ndarray, search: CandidateSearch):
+    """An empty faiss index of ``search.index`` (inner product), trained on ``passages`` if it needs training; a one-line error naming ``scaling.candidate_index`` if faiss rejects it."""
+    try:
+        index = faiss.index_factory(passages.shape[1], search.index, faiss.METRIC_INNER_PRODUCT)
+        if not index.is_trained:
+            index.train(np.ascontiguousarray(passages))
+    except RuntimeError as exc:
+        line = next((l.strip() for l in str(exc).splitlines() if l.strip()), type(exc).__name__)
+        raise ConfigError(f"scaling.candidate_index: faiss cannot build {search.index!r} over {len(passages)} "
+                          f"passages of dimension {passages.shape[1]} ({line[:160]})") from None
+    return index
+
+
+def values_at(queries: np.ndarray, matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """(Q, W) float32 inner products of each query with ``matrix``'s rows at ``columns`` (0 at padding), in
+    chunks of ``SCORE_FLOATS`` gathered floats."""
+    out = np.zeros(columns.shape, np.float32)
+    if not columns.size:
+        return out
+    step = max(1, SCORE_FLOATS // max(columns.shape[1] * matrix.shape[1], 1))
+    for start in range(0, len(columns), step):
+        c = columns[start:start + step]
+        gathered = matrix[np.maximum(c, 0)]                       # (q, W, d)
+        v = np.matmul(gathered, queries[start:start + step, :, None])[..., 0]
+        out[start:start + step] = np.where(c >= 0, v, 0)
+    return out
 
 
 def renormalised_scales(passages: np.ndarray, items: np.ndarray, pp: np.ndarray) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .evaluation import EvaluateSettings, Evaluator
+from .candidates import CandidateSearch
 from .formats import read_embeddings
 from .methods import MethodItems, check_methods, load_method
 from .params import from_params
@@ -26,6 +27,7 @@ class Experiment:
     depth: int
     index: IndexSettings
     candidates: int = 0  # scaling.candidates
+    search: CandidateSearch = CandidateSearch()  # scaling.candidate_index, scaling.candidate_search
 
     @classmethod
     def from_params(cls, p, passages_prefix, generated_root, items_root=None) -> "Experiment":
@@ -34,15 +36,17 @@ class Experiment:
         in ``generated_root/<method>``, items in ``items_root/<method>``, by default the same folder)."""
         languages = list(p.get_path("languages"))
         names = check_methods(p.get_path("methods"))
-        scaling = from_params(ScalingSettings, p.get_path("scaling"), only=("weights", "candidates"))
+        scaling = from_params(ScalingSettings, p.get_path("scaling"), only=("weights", "candidates", "candidate_index",
+                                                                         "candidate_search"))
         depth = from_params(EvaluateSettings, p.get_path("evaluate"), only=("depth",)).depth
         index = from_params(IndexSettings, p.get_path("index"))
         passages, passage_ids = read_embeddings(passages_prefix)  # the files once the parameters are known good
         items_root = Path(generated_root if items_root is None else items_root)
         methods = {m: load_method(Path(generated_root) / m, m, languages, items_root / m) for m in names}
-        return cls(languages, scaling.weights, passages, passage_ids, methods, depth, index, scaling.candidates)
+        return cls(languages, scaling.weights, passages, passage_ids, methods, depth, index, scaling.candidates,
+                   CandidateSearch(scaling.candidate_index, scaling.candidate_search))
 
     def queries(self, data_dir, queries_prefix, setting: str = "global", split: str = "eval") -> QuerySet:
         evaluator = Evaluator(data_dir, queries_prefix, self.languages, self.depth, setting, split=split)
         return QuerySet.from_evaluator(evaluator, self.languages, self.passage_ids, self.index.factory,
-                                       self.index.search_params, self.candidates)
+                                       self.index.search_params, self.candidates, self.search)

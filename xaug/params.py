@@ -145,7 +145,7 @@ GROUP_KEYS = {
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
     "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates",
-                "seeds"),
+                "candidate_index", "candidate_search", "seeds"),
 }
 
 
@@ -168,7 +168,8 @@ def check_cross_parameters(data: dict) -> None:
     loaded, so that the first stage that runs refuses them within seconds (whatever that stage reads):
     ``seed`` an integer >= 0, ``languages`` a list of distinct known codes without the corpus language
     (``data.corpus_language``), ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at
-    least ``evaluate.depth`` (fewer would cut every ranking short), ``scaling.seeds`` distinct integers >= 0
+    least ``evaluate.depth`` (fewer would cut every ranking short), ``scaling.candidate_index`` and
+    ``candidate_search`` accepted by faiss, ``scaling.seeds`` distinct integers >= 0
     other than ``seed`` (the *_seed stages' names and outputs are keyed by them). The raw values are read here
     (not recorded as the stage's reads)."""
     if "seed" in data:
@@ -189,6 +190,8 @@ def check_cross_parameters(data: dict) -> None:
         if isinstance(depth, int) and 0 < candidates < depth:
             raise ConfigError(f"scaling.candidates: {candidates} is below evaluate.depth ({depth}); "
                               f"use 0 (every passage) or at least {depth}")
+    if "candidate_index" in scaling or "candidate_search" in scaling:
+        check_candidate_index(scaling.get("candidate_index", "Flat"), scaling.get("candidate_search", ""))
     if "seeds" in scaling:
         seeds = scaling["seeds"]
         if not isinstance(seeds, list):
@@ -239,3 +242,35 @@ def check_int(value, name: str, minimum: int = 1, maximum: int | None = None, no
             expected = f"an integer >= {minimum}"
         raise ConfigError(f"{name}: expected {expected}{f' ({note})' if note else ''}, got {value!r}")
     return value
+
+
+# the dimensions a candidate index factory is tried with when params.yaml is loaded (the embeddings' own is
+# known only once they are read; faiss rejects some factories for some dimensions, e.g. PQ16 for 100)
+CHECK_DIMENSIONS = (128, 256, 384, 768, 1024)
+
+
+def check_candidate_index(index, params="") -> None:
+    """A one-line ``ConfigError`` naming ``scaling.candidate_index`` / ``scaling.candidate_search`` unless faiss
+    accepts the factory (for one of ``CHECK_DIMENSIONS``) and its search parameters."""
+    if not isinstance(index, str) or not index.strip():
+        raise ConfigError(f"scaling.candidate_index: expected Flat or a faiss index-factory string, got {index!r}")
+    if not isinstance(params, str):
+        raise ConfigError(f"scaling.candidate_search: expected a faiss ParameterSpace string, got {params!r}")
+    if index == "Flat" and not params:
+        return
+    import faiss  # only when an index is asked for (every stage loads params.yaml)
+
+    built = None
+    for dim in CHECK_DIMENSIONS:
+        try:
+            built = faiss.index_factory(dim, index, faiss.METRIC_INNER_PRODUCT)
+            break
+        except RuntimeError:
+            continue
+    if built is None:
+        raise ConfigError(f"scaling.candidate_index: faiss rejects {index!r} (tried dimensions {list(CHECK_DIMENSIONS)})")
+    if params:
+        try:
+            faiss.ParameterSpace().set_index_parameters(built, params)
+        except RuntimeError:
+            raise ConfigError(f"scaling.candidate_search: faiss rejects {params!r} for {index!r}") from None

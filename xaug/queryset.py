@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .candidates import candidate_scores, correction_at, pairs_matrix, slots, union
+from .candidates import CandidateSearch, candidate_scores, correction_at, pairs_matrix, slots, union
 from .leave_out import Correction
 from .metrics import ALL_MEASURES
 from .ranking import Judgements, RankScorer
@@ -30,17 +30,19 @@ class QuerySet:
     questions: np.ndarray | None = None  # (Q,) the question id each query asks (shared by its translations)
     candidates: int = 0       # 0: every passage is scored; K: each query's candidates (xaug.candidates)
     columns: np.ndarray | None = None    # (Q, W): the passages this view's score matrices hold, per query
+    search: CandidateSearch = CandidateSearch()  # how each candidate list's top K is found (Flat: exactly)
 
     @classmethod
     def from_evaluator(cls, evaluator, languages: list[str], passage_ids: list[str], factory: str = "Flat",
-                       search_params: str = "", candidates: int = 0) -> "QuerySet":
+                       search_params: str = "", candidates: int = 0,
+                       search: CandidateSearch = CandidateSearch()) -> "QuerySet":
         index = {lang: i for i, lang in enumerate(languages)}
         lang = np.array([index.get(evaluator.query_lang[q], -1) for q in evaluator.query_ids])
         clusters = np.array([evaluator.query_cluster[q] for q in evaluator.query_ids])
         questions = np.array([evaluator.query_question[q] for q in evaluator.query_ids])
         return cls(np.ascontiguousarray(evaluator.query_vectors, dtype=np.float32), lang, clusters,
                    Judgements.from_evaluator(evaluator, passage_ids), evaluator.setting, factory, search_params,
-                   questions, candidates)
+                   questions, candidates, search=search)
 
     @cached_property
     def scorer(self) -> RankScorer:
@@ -63,7 +65,7 @@ class QuerySet:
         the same)."""
         same = [(self.vectors, other.vectors), (self.lang, other.lang), (self.clusters, other.clusters)]
         return (self.factory == other.factory and self.search_params == other.search_params
-                and self.candidates == other.candidates and np.array_equal(self.questions, other.questions)
+                and self.candidates == other.candidates and self.search == other.search and np.array_equal(self.questions, other.questions)
                 and all(x.shape == y.shape and np.array_equal(x, y) for x, y in same)
                 and self.judgements.equals(other.judgements))
 
@@ -98,7 +100,8 @@ class QuerySet:
         fixed = np.zeros((len(self.vectors), 0), np.int64) if correction is None else \
             pairs_matrix(correction.rows, correction.cols, len(self.vectors))
         if self.factory == "Flat":
-            columns, (scores,) = candidate_scores(self.vectors, [passages], self.candidates, self.judgements, (fixed,))
+            columns, (scores,) = candidate_scores(self.vectors, [passages], self.candidates, self.judgements, (fixed,),
+                                                  search=self.search)
         else:  # the index's top K (over the whole corpus; the parallel setting's mask applies after)
             searcher = FaissSearcher.build(passages, [str(i) for i in range(len(passages))], self.factory,
                                            self.search_params)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .candidates import candidate_scores, correction_at
+from .candidates import CandidateSearch, candidate_scores, correction_at
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
@@ -48,11 +48,14 @@ class ScalingSettings:
     workers: int = 2         # processes running the sweeps (results do not depend on it)
     equivalence_margin: float = 0.01  # TOST margin of "no difference" between contrasted systems (nDCG@10, R@2kt)
     candidates: int = 0      # 0: every passage scored (exact); K: each query's candidates (xaug.candidates)
+    candidate_index: str = "Flat"  # how each candidate list's top K is found: Flat (exact) or a faiss factory
+    candidate_search: str = ""     # its faiss ParameterSpace string, e.g. nprobe=32
     seeds: list[int] = field(default_factory=list)  # further training-and-sampling seeds (xaug.seeds; checked on load)
 
     def __post_init__(self):
         check_subsets(self.subsets)
         check_int(self.candidates, "scaling.candidates", minimum=0)
+        CandidateSearch(self.candidate_index, self.candidate_search)  # faiss accepts them (one-line error)
         check_weights(self.weights)
         check_int(self.permutations, "scaling.permutations", minimum=0)
         check_int(self.resamples, "scaling.resamples")
@@ -108,7 +111,7 @@ class Projection:
             means = [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
             self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *means], queries.candidates,
                                                             queries.judgements, tuple(extra),
-                                                            [it.counts > 0 for it in items])
+                                                            [it.counts > 0 for it in items], queries.search)
             safe = np.maximum(self.columns, 0)
             self.qs = [(m * it.counts[safe]).astype(np.float32) for m, it in zip(qm, items)]
         else:
