@@ -14,10 +14,20 @@ passage). The stages run one after the other as ``dvc repro`` would order them (
 itself; each stage's wall time and the peak resident memory of its largest process (``wait4``) go to
 ``--out`` (JSON), a table on stdout and ``--plot`` (time and memory against P, log-log), with each stage's
 growth exponent between consecutive sizes. A stage that fails (out of memory, a time limit) is recorded
-with its last error line, and the stages after it are not run for that size.
+with its last error line, and the stages after it are not run for that size. Each stage's user + system
+CPU seconds (all its processes) are recorded beside its wall time: they are what the machine's cores
+spent, and they move far less than wall time when something else shares the machine.
+
+A size's progress is kept in its work folder (``progress.json``, after every stage). ``--resume`` keeps
+the work folder and its finished stages and goes on from the first unfinished one; the text stages
+resume from their finished chunks (``xaug/chunks.py``), so a stage interrupted (SIGINT / SIGTERM to the
+benchmark stops the stage too) records ``attempts`` and the seconds of every attempt added up. ``--previous``
+takes the sizes not run now from an earlier ``--out`` (each size names the commit it ran).
 
     python benchmarks/scale.py --source ../shared/data/MLQA_V1_dev.zip --sizes 1000 10000 \\
         --out benchmarks/results/scale.json --plot benchmarks/results/scale.png
+    python benchmarks/scale.py --sizes 100000 --work /tmp/scale --resume --previous benchmarks/results/scale.json \\
+        --set scaling.candidate_index=IVF1024,Flat --set scaling.candidate_search=nprobe=64 --out /tmp/scale.json
 """
 from __future__ import annotations
 
@@ -28,6 +38,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -126,30 +137,84 @@ def pipeline_stages(root: Path) -> list[tuple[str, str]]:
     return [(s.name, s.cmd) for s in order if not SKIP.match(s.name)]
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM reached the benchmark while a stage ran (the stage was stopped with it)."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
-    """Wall seconds, peak RSS (MB, the largest process) and status of one stage command."""
+    """Wall seconds, CPU seconds (user + system of all its processes), peak RSS (MB, the largest process)
+    and status of one stage command. An interruption stops the stage's process group and re-raises with
+    the row so far (``exit`` None)."""
     started = time.perf_counter()
     log = cwd / "stage.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                os.killpg(proc.pid, 9)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.2)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() > deadline:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.2)
+        except Interrupted as exc:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, _, usage = os.wait4(proc.pid, 0)
+            exc.row = {"seconds": round(time.perf_counter() - started, 1),
+                       "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+                       "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": None}
+            raise
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
-    row = {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": code}
+    row = {"seconds": round(seconds, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+           "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": code}
     if code != 0:
         lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
         row["error"] = "time limit" if seconds > timeout else (lines[-1][:300] if lines else f"exit {code}")
     return row
+
+
+def _add_attempt(before: dict | None, row: dict) -> dict:
+    """``row`` with the seconds of earlier interrupted attempts of the stage added (and their count)."""
+    if not before:
+        return row
+    out = dict(row)
+    for key in ("seconds", "cpu_seconds"):
+        out[key] = round(before.get(key, 0) + row.get(key, 0), 1)
+    out["peak_rss_mb"] = max(before.get("peak_rss_mb", 0), row.get("peak_rss_mb", 0))
+    out["attempts"] = before.get("attempts", 1) + 1
+    return out
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def _copy_tracked(work: Path, skip: tuple[str, ...] = ()) -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if name not in skip:
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, work / name)
+
+
+def _prepare_work(work: Path, size: int, args, replicas: int) -> dict:
+    """A fresh copy of the repository's tracked files, its synthetic archive and params; the size's counts."""
+    shutil.rmtree(work, ignore_errors=True)
+    _copy_tracked(work)
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)  # DVC wants a repository to read its DAG
+    set_params(work / "params.yaml", {**PRESET, **dict(kv.split("=", 1) for kv in args.set),
+                                      "data.source": "synthetic.zip"})  # a bad --set fails before the archive
+    return synthetic_archive(args.source, replicas, work / "synthetic.zip")
 
 
 def run_size(size: int, args, log) -> dict:
@@ -158,29 +223,43 @@ def run_size(size: int, args, log) -> dict:
     paragraphs = sum(len(a["paragraphs"]) for a in archive.read(split, "en", "en")["data"])
     replicas = max(1, round(size / paragraphs))
     work = Path(args.work) / f"P{size}"
-    shutil.rmtree(work, ignore_errors=True)
-    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, work / name)
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)  # DVC wants a repository to read its DAG
-    counts = synthetic_archive(args.source, replicas, work / "synthetic.zip")
-    set_params(work / "params.yaml", {**PRESET, **dict(kv.split("=", 1) for kv in args.set),
-                                      "data.source": "synthetic.zip"})
+    progress = work / "progress.json"
+    if args.resume and progress.is_file():
+        result = json.loads(progress.read_text())
+        if result.get("set") != args.set:
+            raise ConfigError(f"--resume: {progress} was run with --set {result.get('set')}, not {args.set}")
+        log.info("P ~ %d: resuming %s (%d stages finished)", size, work,
+                 sum(1 for r in result["stages"].values() if r.get("exit") == 0))
+        if args.sync:  # the checkout's code for the stages still to run (params.yaml stays the size's own)
+            _copy_tracked(work, skip=("params.yaml",))
+    else:
+        counts = _prepare_work(work, size, args, replicas)
+        result = {"target": size, "replicas": replicas, "passages": counts["paragraphs"].get("en"),
+                  "questions": counts["questions"], "commit": _commit(), "set": args.set, "stages": {}}
+        progress.write_text(json.dumps(result, indent=2) + "\n")
     # the copy's own xaug, not the editable install's (the checkout may change while the benchmark runs)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "PYTHONPATH": str(work.resolve())}
-    result = {"target": size, "replicas": replicas, "passages": counts["paragraphs"].get("en"),
-              "questions": counts["questions"], "stages": {}}
     log.info("P ~ %d: %d replicas, %s English paragraphs", size, replicas, result["passages"])
     for name, cmd in pipeline_stages(work):
-        row = run_stage_command(cmd, work, env, args.timeout)
+        before = result["stages"].get(name)
+        if before and before.get("exit") == 0:
+            continue
+        try:
+            row = _add_attempt(before, {**run_stage_command(cmd, work, env, args.timeout), "commit": _commit()})
+        except Interrupted as exc:
+            result["stages"][name] = _add_attempt(before, exc.row)
+            progress.write_text(json.dumps(result, indent=2) + "\n")
+            log.info("P ~ %d  %-32s interrupted after %.1f s (%s); --resume goes on from it",
+                     size, name, exc.row["seconds"], exc)
+            raise
         result["stages"][name] = row
-        log.info("P ~ %d  %-32s %8.1f s %7d MB%s", size, name, row["seconds"], row["peak_rss_mb"],
-                 f"  FAILED: {row['error']}" if row["exit"] else "")
+        progress.write_text(json.dumps(result, indent=2) + "\n")
+        log.info("P ~ %d  %-32s %8.1f s %8.1f cpu-s %7d MB%s", size, name, row["seconds"], row["cpu_seconds"],
+                 row["peak_rss_mb"], f"  FAILED: {row['error']}" if row["exit"] else "")
         if row["exit"]:
             break
-    if not args.keep:
+    if not args.keep and not args.resume:
         shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -192,7 +271,7 @@ def growth(results: list[dict]) -> dict:
         ratio = math.log(b["passages"] / a["passages"])
         for name, row in b["stages"].items():
             old = a["stages"].get(name)
-            if old and not old["exit"] and not row["exit"] and old["seconds"] > 0.5:
+            if old and old["exit"] == 0 and row["exit"] == 0 and old["seconds"] > 0.5:
                 out.setdefault(name, []).append({
                     "from": a["passages"], "to": b["passages"],
                     "time": round(math.log(max(row["seconds"], 1e-3) / old["seconds"]) / ratio, 2),
@@ -210,10 +289,10 @@ def plot(results: list[dict], path: Path, top: int = 10) -> None:
     import matplotlib.pyplot as plt
 
     def ok(r, name):
-        return name in r["stages"] and not r["stages"][name]["exit"]
+        return name in r["stages"] and r["stages"][name]["exit"] == 0
 
     last = results[-1]["stages"]
-    names = sorted((n for n in last if not last[n]["exit"]), key=lambda n: -last[n]["seconds"])[:top]
+    names = sorted((n for n in last if last[n]["exit"] == 0), key=lambda n: -last[n]["seconds"])[:top]
     colours = plt.get_cmap("tab10").colors
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for i, name in enumerate(names):
@@ -249,14 +328,34 @@ def main():
     ap.add_argument("--work", default="/tmp/xaug-scale", help="scratch folder (one repository copy per size)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds a stage may run")
     ap.add_argument("--keep", action="store_true", help="keep each size's work folder")
+    ap.add_argument("--resume", action="store_true",
+                    help="go on from a size's progress.json in --work (keeps the work folder)")
+    ap.add_argument("--sync", action="store_true",
+                    help="with --resume: copy the checkout's tracked files (not params.yaml) into the work folder first")
+    ap.add_argument("--previous", default=None, metavar="JSON",
+                    help="an earlier --out: its sizes not in --sizes join the report")
     ap.add_argument("--out", default=None, help="write the figures as JSON")
     ap.add_argument("--plot", default=None, help="write the figure (PNG)")
     args = ap.parse_args()
     log = setup()
     if not Path(args.source).is_file():
         raise ConfigError(f"--source: {args.source}: no such archive")
-    results = [run_size(size, args, log) for size in sorted(args.sizes)]
-    report = {"preset": PRESET, "set": args.set, "sizes": results, "growth": growth(results)}
+    previous = []
+    if args.previous:
+        try:
+            old = json.loads(Path(args.previous).read_text())
+            previous = [{"set": old.get("set", []), **r} for r in old["sizes"] if r["target"] not in args.sizes]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"--previous: {args.previous}: {exc}") from None
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        results = [run_size(size, args, log) for size in sorted(args.sizes)]
+    except Interrupted as exc:
+        log.error("interrupted (%s): each size's progress is in its work folder; --resume goes on", exc)
+        sys.exit(130)
+    results = sorted(previous + results, key=lambda r: r["target"])
+    report = {"preset": PRESET, "sizes": results, "growth": growth(results)}
     names = list(dict.fromkeys(n for r in results for n in r["stages"]))
     print("| stage | " + " | ".join(f"P = {r['passages']}: s / MB" for r in results) + " |")
     print("|---|" + "---|" * len(results))

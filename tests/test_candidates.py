@@ -13,7 +13,8 @@ from xaug.errors import ConfigError
 from xaug.evaluation import Evaluator
 from xaug.formats import write_embeddings
 from xaug.preparation import prepare, save_prepared
-from xaug.candidates import RENORMALISED, CandidateSearch, candidate_scores, correction_at, pairs_matrix, slots, union
+from xaug.candidates import (RENORMALISED, CandidateSearch, candidate_scores, correction_at, pairs_matrix, slots, union,
+                             values_at)
 from xaug.fusion import FusionSettings, LanguageItems
 from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
@@ -225,10 +226,24 @@ def test_an_index_probing_every_cell_finds_the_flat_candidates(masked):
             np.testing.assert_allclose(sparse(subset, fusion), dense(subset, fusion), atol=1e-6)
 
 
+def test_values_at_are_the_inner_products_at_the_columns_and_zero_at_padding():
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((50, 24)).astype(np.float32)
+    queries = rng.standard_normal((7, 48)).astype(np.float32)[:, ::2]  # not contiguous
+    columns = union(rng.integers(-1, 50, (7, 9)), rng.integers(0, 50, (7, 3)))
+    values = values_at(queries, matrix, columns)
+    expected = np.where(columns >= 0, np.einsum("qd,qwd->qw", queries.astype(np.float64),
+                                                 matrix[np.maximum(columns, 0)].astype(np.float64)), 0)
+    assert values.dtype == np.float32 and values.shape == columns.shape
+    assert (columns < 0).any() and (values[columns < 0] == 0).all()
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-5)
+    assert values_at(queries, matrix, np.zeros((7, 0), np.int64)).shape == (7, 0)
+
+
 def test_a_candidate_index_faiss_cannot_build_is_a_one_line_error():
     queries, passages, _ = _world()
     bad = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF4096,Flat"))
-    with pytest.raises(ConfigError, match=r"^scaling.candidate_index: faiss cannot build 'IVF4096,Flat' over 120"):
+    with pytest.raises(ConfigError, match=r"^scaling.candidate_index: cannot train 'IVF4096,Flat' on 120 vectors"):
         bad.score(passages)
     with pytest.raises(ConfigError, match="scaling.candidate_index: faiss rejects 'IVF'"):
         CandidateSearch("IVF")

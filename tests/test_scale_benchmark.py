@@ -85,3 +85,54 @@ def test_the_candidates_benchmark_compares_gains_tables_row_by_row():
     assert moved["max_abs_gain_nDCG@10"] == pytest.approx(0.0005) and moved["holm_decisions_agree"] == pytest.approx(2 / 3, abs=1e-4)
     cmd = bench.stage_command(REPO)
     assert f"{REPO}/stages/scaling.py" in cmd and "--plots plots" in cmd
+
+
+def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_attempts(tmp_path, mini_zip,
+                                                                                       monkeypatch):
+    import argparse
+    import json
+    import logging
+
+    scale = _scale()
+    work = tmp_path / "P5"
+    work.mkdir()
+    done = {"seconds": 1.0, "cpu_seconds": 0.5, "peak_rss_mb": 10, "exit": 0}
+    stopped = {"seconds": 2.0, "cpu_seconds": 1.5, "peak_rss_mb": 99999, "exit": None}
+    (work / "progress.json").write_text(json.dumps({"target": 5, "passages": 3, "set": [],
+                                                    "stages": {"a": done, "b": stopped}}))
+    monkeypatch.setattr(scale, "pipeline_stages", lambda root: [
+        ("a", "exit 3"), ("b", "echo b > b.txt"), ("c", "echo broken; exit 1"), ("d", "touch d.txt")])
+    args = argparse.Namespace(source=str(mini_zip), work=str(tmp_path), resume=True, sync=False, set=[],
+                              timeout=60, keep=False)
+    result = scale.run_size(5, args, logging.getLogger("test"))
+    stages = result["stages"]
+    assert stages["a"] == done  # finished: not run again (its command would fail)
+    assert stages["b"]["exit"] == 0 and stages["b"]["attempts"] == 2 and stages["b"]["seconds"] >= 2.0
+    assert stages["b"]["cpu_seconds"] >= 1.5 and stages["b"]["peak_rss_mb"] == 99999 and (work / "b.txt").is_file()
+    assert stages["c"]["exit"] == 1 and stages["c"]["error"] == "broken"
+    assert "d" not in stages and not (work / "d.txt").exists()  # nothing runs after a failed stage
+    assert json.loads((work / "progress.json").read_text())["stages"] == stages
+    with pytest.raises(ConfigError, match="--resume: .* was run with --set"):
+        scale.run_size(5, argparse.Namespace(**{**vars(args), "set": ["seed=3"]}), logging.getLogger("test"))
+
+
+def test_an_interrupted_stage_is_stopped_with_the_benchmark(tmp_path):
+    import os
+    import signal
+    import time
+
+    scale = _scale()
+    old = signal.signal(signal.SIGALRM, scale._interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(scale.Interrupted) as caught:
+            scale.run_stage_command("echo $$ > pid; sleep 30", tmp_path, dict(os.environ), timeout=60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.perf_counter() - started < 10
+    assert caught.value.row["exit"] is None and 0.3 < caught.value.row["seconds"] < 10
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the stage's shell is gone

@@ -169,7 +169,7 @@ def check_cross_parameters(data: dict) -> None:
     ``seed`` an integer >= 0, ``languages`` a list of distinct known codes without the corpus language
     (``data.corpus_language``), ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at
     least ``evaluate.depth`` (fewer would cut every ranking short), ``scaling.candidate_index`` and
-    ``candidate_search`` accepted by faiss, ``scaling.seeds`` distinct integers >= 0
+    ``candidate_search``, ``index.factory`` and ``search_params`` accepted by faiss, ``scaling.seeds`` distinct integers >= 0
     other than ``seed`` (the *_seed stages' names and outputs are keyed by them). The raw values are read here
     (not recorded as the stage's reads)."""
     if "seed" in data:
@@ -191,7 +191,11 @@ def check_cross_parameters(data: dict) -> None:
             raise ConfigError(f"scaling.candidates: {candidates} is below evaluate.depth ({depth}); "
                               f"use 0 (every passage) or at least {depth}")
     if "candidate_index" in scaling or "candidate_search" in scaling:
-        check_candidate_index(scaling.get("candidate_index", "Flat"), scaling.get("candidate_search", ""))
+        check_faiss_index(scaling.get("candidate_index", "Flat"), scaling.get("candidate_search", ""))
+    index = data.get("index") if isinstance(data.get("index"), dict) else {}
+    if index:
+        check_faiss_index(index.get("factory", "Flat"), index.get("search_params") or "",
+                          "index.factory", "index.search_params")
     if "seeds" in scaling:
         seeds = scaling["seeds"]
         if not isinstance(seeds, list):
@@ -244,33 +248,34 @@ def check_int(value, name: str, minimum: int = 1, maximum: int | None = None, no
     return value
 
 
-# the dimensions a candidate index factory is tried with when params.yaml is loaded (the embeddings' own is
-# known only once they are read; faiss rejects some factories for some dimensions, e.g. PQ16 for 100)
+# the dimensions an index factory is tried with when params.yaml is loaded (the embeddings' own is known
+# only once they are read; faiss rejects some factories for some dimensions, e.g. PQ16 for 100)
 CHECK_DIMENSIONS = (128, 256, 384, 768, 1024)
 
 
-def check_candidate_index(index, params="") -> None:
-    """A one-line ``ConfigError`` naming ``scaling.candidate_index`` / ``scaling.candidate_search`` unless faiss
-    accepts the factory (for one of ``CHECK_DIMENSIONS``) and its search parameters."""
-    if not isinstance(index, str) or not index.strip():
-        raise ConfigError(f"scaling.candidate_index: expected Flat or a faiss index-factory string, got {index!r}")
-    if not isinstance(params, str):
-        raise ConfigError(f"scaling.candidate_search: expected a faiss ParameterSpace string, got {params!r}")
-    if index == "Flat" and not params:
+def check_faiss_index(factory, search="", factory_key="scaling.candidate_index",
+                      search_key="scaling.candidate_search") -> None:
+    """A one-line ``ConfigError`` naming ``factory_key`` / ``search_key`` unless faiss accepts the index-factory
+    string ``factory`` (for one of ``CHECK_DIMENSIONS``) and its ParameterSpace string ``search``."""
+    if not isinstance(factory, str) or not factory.strip():
+        raise ConfigError(f"{factory_key}: expected Flat or a faiss index-factory string, got {factory!r}")
+    if not isinstance(search, str):
+        raise ConfigError(f"{search_key}: expected a faiss ParameterSpace string, got {search!r}")
+    if factory == "Flat" and not search:
         return
     import faiss  # only when an index is asked for (every stage loads params.yaml)
 
     built = None
     for dim in CHECK_DIMENSIONS:
         try:
-            built = faiss.index_factory(dim, index, faiss.METRIC_INNER_PRODUCT)
+            built = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
             break
         except RuntimeError:
             continue
     if built is None:
-        raise ConfigError(f"scaling.candidate_index: faiss rejects {index!r} (tried dimensions {list(CHECK_DIMENSIONS)})")
-    if params:
+        raise ConfigError(f"{factory_key}: faiss rejects {factory!r} (tried dimensions {list(CHECK_DIMENSIONS)})")
+    if search:
         try:
-            faiss.ParameterSpace().set_index_parameters(built, params)
+            faiss.ParameterSpace().set_index_parameters(built, search)
         except RuntimeError:
-            raise ConfigError(f"scaling.candidate_search: faiss rejects {params!r} for {index!r}") from None
+            raise ConfigError(f"{search_key}: faiss rejects {search!r} for {factory!r}") from None

@@ -41,15 +41,7 @@ class FaissSearcher:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(ids):
             raise ConfigError(f"embeddings: expected a (n, dim) matrix for {len(ids)} ids, got shape {vectors.shape}")
-        try:
-            index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as exc:
-            raise ConfigError(f"index.factory: faiss rejects {factory!r} for dimension {vectors.shape[1]} ({_first_line(exc)})") from None
-        if not index.is_trained:
-            try:
-                index.train(vectors)
-            except RuntimeError as exc:
-                raise ConfigError(f"index.factory: cannot train {factory!r} on {len(vectors)} vectors ({_first_line(exc)})") from None
+        index = build_index(vectors, factory, "index.factory")
         index.add(vectors)
         searcher = cls(index, list(ids))
         searcher.set_search_params(search_params)
@@ -57,11 +49,7 @@ class FaissSearcher:
 
     def set_search_params(self, search_params: str) -> None:
         """faiss ParameterSpace syntax, e.g. ``nprobe=16`` (IVF) or ``efSearch=128`` (HNSW)."""
-        if search_params:
-            try:
-                faiss.ParameterSpace().set_index_parameters(self.index, search_params)
-            except RuntimeError as exc:
-                raise ConfigError(f"index.search_params: faiss rejects {search_params!r} ({_first_line(exc)})") from None
+        set_search(self.index, search_params, "index.search_params")
 
     def search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and insertion positions (-1 where the index found fewer than k)."""
@@ -86,6 +74,32 @@ class FaissSearcher:
         searcher = cls(faiss.read_index(str(path)), read_ids(path.with_suffix(".ids.txt")))
         searcher.set_search_params(search_params)
         return searcher
+
+
+def build_index(vectors: np.ndarray, factory: str, key: str):
+    """An empty faiss index of the index-factory string ``factory`` (inner product) for ``vectors``' dimension,
+    trained on ``vectors`` if it needs training; a one-line error naming the parameter ``key`` if faiss
+    cannot build or train it."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    try:
+        index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise ConfigError(f"{key}: faiss rejects {factory!r} for dimension {vectors.shape[1]} ({_first_line(exc)})") from None
+    if not index.is_trained:
+        try:
+            index.train(vectors)
+        except RuntimeError as exc:
+            raise ConfigError(f"{key}: cannot train {factory!r} on {len(vectors)} vectors ({_first_line(exc)})") from None
+    return index
+
+
+def set_search(index, search_params: str, key: str) -> None:
+    """Set faiss ParameterSpace values (``nprobe=16``) on ``index``; a one-line error naming ``key``."""
+    if search_params:
+        try:
+            faiss.ParameterSpace().set_index_parameters(index, search_params)
+        except RuntimeError as exc:
+            raise ConfigError(f"{key}: faiss rejects {search_params!r} ({_first_line(exc)})") from None
 
 
 def _first_line(exc: Exception) -> str:
