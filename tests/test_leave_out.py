@@ -256,3 +256,58 @@ def test_the_dial_tunes_each_mix_with_the_question_left_out(world):
             means.append(cluster_means(by_k[k].all[i][cross], queries.clusters[cross]).mean())
         assert means[alphas.index(fusion[k].alpha)] == pytest.approx(max(means), abs=1e-9)
         assert (fusion[k].weight, fusion[k].renormalize) == ("fixed", True)
+
+
+@pytest.mark.parametrize("setting", ["global", "parallel"])
+def test_query_blocks_give_the_measures_of_one_block(world, setting):
+    """With candidates, the sweeps (the method, its controls, equal items) and the tune grid score the queries
+    in blocks of scaling.query_block: the measures side by side are those of all queries at once, bit for bit,
+    and a leave-out method still leaves each query's own question out."""
+    import xaug.scaling as scaling
+    import xaug.tuning as tuning
+    from xaug.methods import METHODS
+    from xaug.sweep import subset_plan
+
+    tmp, data, passages, pids, method, _ = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=3, setting=setting)
+    whole = QuerySet.from_evaluator(ev, LANGS, pids, candidates=3)
+    blocked = replace(whole, block=2)
+    assert len(blocked.blocks()) == -(-len(whole.vectors) // 2) > 2 and len(whole.blocks()) == 1
+    assert len(replace(whole, candidates=0, block=2).blocks()) == 1  # blocks only with candidates
+    if setting == "parallel":
+        assert whole.judgements.masks is not None
+    plan = subset_plan(2, "all")
+    fusion = {(w, r): {1: FusionSettings(0.4, w, r), 2: FusionSettings(0.6, w, r)} for w in ("fixed",) for r in (True, False)}
+    runs = (("method", "fixed", True), ("method", "fixed", False), ("one_alpha", "fixed", True))
+    tasks = [("real_questions", "method", 0, runs), ("real_questions", "shuffled", 1, runs[:1]),
+             ("real_questions", "centroid", 0, runs[:1]), ("real_questions", "equal_items", 0, runs[:1])]
+
+    def swept(qs):
+        scaling._TASK_CONTEXT.update(queries=qs, passages=passages, methods={"real_questions": method},
+                                     settings={"real_questions": fusion}, plan=plan, seed=0)
+        try:
+            return [scaling._run_items(task) for task in tasks]
+        finally:
+            scaling._TASK_CONTEXT.clear()
+
+    for one, many in zip(swept(whole), swept(blocked)):
+        assert list(one) == list(many)
+        for run in one:
+            (by_k, singles), (by_k_blocked, singles_blocked) = one[run], many[run]
+            assert list(by_k) == list(by_k_blocked) == [1, 2] and list(singles) == list(singles_blocked)
+            for k in by_k:
+                for group in ("all", "inset", "outset"):
+                    np.testing.assert_array_equal(getattr(by_k[k], group), getattr(by_k_blocked[k], group))
+            for lang in singles:
+                np.testing.assert_array_equal(singles[lang], singles_blocked[lang])
+
+    def grid(qs):
+        tuning._CONTEXT.update(query_sets={METHODS["real_questions"].setting: qs}, passages=passages,
+                               methods={"real_questions": method}, plan=plan, alphas=[0.0, 0.3, 0.9],
+                               measure="nDCG@10")
+        try:
+            return tuning._grid_task(("real_questions", None, (("fixed", True), ("per_item", False))))
+        finally:
+            tuning._CONTEXT.clear()
+
+    assert grid(whole) == grid(blocked)

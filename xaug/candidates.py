@@ -20,7 +20,8 @@ searches an index of that list's vectors instead, sublinear per query and approx
 index misses is not a candidate; the candidates' scores stay exact). Every list ranks by an inner
 product with one vector per passage, so each is an index of its own: the passages, ``p + item``, the
 mean item, the renormalised fusions ``((1 - a) p + a item) |p| / |..|``. A trainable index is trained
-once per call, on the passages, and copied for every list (its cells are the passages' clusters); the
+on the passages once (kept while they are the same array) and copied for every list (its cells are the
+passages' clusters); the
 parallel setting's masks get an index per mask row. (Centring each list on its mean keeps its ranking but
 lowered an IVF index's recall on the scale benchmark's passages: docs/design.md.)
 """
@@ -142,7 +143,7 @@ def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judg
     n_queries, n = len(queries), len(matrices[0])
     masks = np.ones((1, n), bool) if judgements.masks is None else np.asarray(judgements.masks, bool)
     mask_of = np.zeros(n_queries, np.int64) if judgements.masks is None else np.asarray(judgements.mask_of)
-    template = build_index(matrices[0], search.index, "scaling.candidate_index")  # trained once, on the passages
+    template = _trained(matrices[0], search)
     groups = [(r, np.flatnonzero(mask_of == r)) for r in range(len(masks))]
     groups = [(r, rows) for r, rows in groups if len(rows)]
     tops = {r: [] for r, _ in groups}
@@ -171,6 +172,20 @@ def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judg
     for rows, c in parts:
         columns[rows, :c.shape[1]] = c
     return columns, [values_at(queries, m, columns) for m in matrices]
+
+
+_TRAINED: list = []  # (passages, search, empty trained index): the last one, reused while the passages are the same
+
+
+def _trained(passages: np.ndarray, search: CandidateSearch):
+    """An empty index of ``search.index`` trained on ``passages`` (faiss's training is seeded: the same index
+    each time), kept for the next call with the same passages array (every set of items and query block of a
+    stage scores the same passages)."""
+    if _TRAINED and _TRAINED[0] is passages and _TRAINED[1] == search:
+        return _TRAINED[2]
+    index = build_index(passages, search.index, "scaling.candidate_index")
+    _TRAINED[:] = [passages, search, index]
+    return index
 
 
 def values_at(queries: np.ndarray, matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -31,6 +31,10 @@ class OwnItems:
     position: np.ndarray  # (R,) int64: its slot among the passage's items
     vectors: np.ndarray   # (R, dim) float32
 
+    def take(self, rows: np.ndarray) -> "OwnItems":
+        """The owners ``rows``, in that order."""
+        return OwnItems(self.passage[rows], self.position[rows], self.vectors[rows])
+
     def moved(self, destination: np.ndarray) -> "OwnItems":
         """The same items after passage i's items moved to passage ``destination[i]`` (a shuffled control)."""
         held = self.passage >= 0

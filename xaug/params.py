@@ -145,7 +145,7 @@ GROUP_KEYS = {
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
     "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates",
-                "candidate_index", "candidate_search", "seeds"),
+                "candidate_index", "candidate_search", "query_block", "seeds"),
 }
 
 

@@ -31,18 +31,19 @@ class QuerySet:
     candidates: int = 0       # 0: every passage is scored; K: each query's candidates (xaug.candidates)
     columns: np.ndarray | None = None    # (Q, W): the passages this view's score matrices hold, per query
     search: CandidateSearch = CandidateSearch()  # how each candidate list's top K is found (Flat: exactly)
+    block: int = 0            # with candidates: queries scored at once (``blocks``); 0: all
 
     @classmethod
     def from_evaluator(cls, evaluator, languages: list[str], passage_ids: list[str], factory: str = "Flat",
                        search_params: str = "", candidates: int = 0,
-                       search: CandidateSearch = CandidateSearch()) -> "QuerySet":
+                       search: CandidateSearch = CandidateSearch(), block: int = 0) -> "QuerySet":
         index = {lang: i for i, lang in enumerate(languages)}
         lang = np.array([index.get(evaluator.query_lang[q], -1) for q in evaluator.query_ids])
         clusters = np.array([evaluator.query_cluster[q] for q in evaluator.query_ids])
         questions = np.array([evaluator.query_question[q] for q in evaluator.query_ids])
         return cls(np.ascontiguousarray(evaluator.query_vectors, dtype=np.float32), lang, clusters,
                    Judgements.from_evaluator(evaluator, passage_ids), evaluator.setting, factory, search_params,
-                   questions, candidates, search=search)
+                   questions, candidates, search=search, block=block)
 
     @cached_property
     def scorer(self) -> RankScorer:
@@ -54,6 +55,24 @@ class QuerySet:
     def restrict(self, columns: np.ndarray) -> "QuerySet":
         """A view that scores (Q, W) matrices whose row q holds passages ``columns[q]`` (``xaug.candidates``)."""
         return dataclasses.replace(self, columns=np.asarray(columns, dtype=np.int64))
+
+    def blocks(self) -> list[np.ndarray]:
+        """The rows of each block of at most ``block`` queries that the engine scores at once: with candidates,
+        memory is O(block x candidates) per scorer; every query's measures are its own, so the blocks' measures
+        side by side equal those of one block. One block without candidates or ``block`` (0)."""
+        n = len(self.vectors)
+        if not self.candidates or not self.block or n <= self.block:
+            return [np.arange(n)]
+        return np.array_split(np.arange(n), -(-n // self.block))
+
+    def take(self, rows: np.ndarray) -> "QuerySet":
+        """The queries ``rows`` (distinct, ascending) as a query set of their own (itself for every row)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == len(self.vectors) and np.array_equal(rows, np.arange(len(rows))):
+            return self
+        return dataclasses.replace(self, vectors=self.vectors[rows], lang=self.lang[rows], clusters=self.clusters[rows],
+                                   judgements=self.judgements.take(rows), columns=None,
+                                   questions=None if self.questions is None else self.questions[rows])
 
     def candidate_columns(self, *parts: np.ndarray) -> np.ndarray:
         """``parts`` (each (Q, m) passage positions, -1: none) with every query's relevant passage."""

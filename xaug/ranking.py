@@ -5,6 +5,7 @@ queries each have one relevant passage, but scores a whole (queries x passages) 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -91,6 +92,15 @@ class AnswerEnds:
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where((columns >= 0) & (self.keys[at] == keys), self.ends[at], NO_ANSWER).astype(np.int32)
 
+    def take(self, rows: np.ndarray) -> "AnswerEnds":
+        """The ends of queries ``rows`` (distinct), as rows 0..len(rows)-1."""
+        rows = np.asarray(rows, dtype=np.int64)
+        query, passage = np.divmod(self.keys, self.shape[1])
+        new = np.full(self.shape[0], -1, dtype=np.int64)
+        new[rows] = np.arange(len(rows))
+        keep = new[query] >= 0
+        return AnswerEnds.from_pairs(new[query[keep]], passage[keep], self.ends[keep], len(rows), self.shape[1])
+
     def equals(self, other: "AnswerEnds") -> bool:
         return self.shape == other.shape and np.array_equal(self.keys, other.keys) and np.array_equal(self.ends, other.ends)
 
@@ -139,6 +149,12 @@ class Judgements:
                                dtype=np.int64)
         return cls(np.array(relevant, dtype=np.int64), np.array([len(t) for t in tokens], dtype=np.int64), ends,
                    evaluator.depth if depth is None else depth, masks, mask_of)
+
+    def take(self, rows: np.ndarray) -> "Judgements":
+        """The judgements of queries ``rows`` (distinct), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return dataclasses.replace(self, relevant=self.relevant[rows], ends=self.ends.take(rows),
+                                   mask_of=None if self.mask_of is None else self.mask_of[rows])
 
     @property
     def n_passages(self) -> int:

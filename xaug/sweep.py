@@ -8,6 +8,7 @@ passages (exact for a Flat index). ``ScalingSettings`` is the experiment's param
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -50,11 +51,13 @@ class ScalingSettings:
     candidates: int = 0      # 0: every passage scored (exact); K: each query's candidates (xaug.candidates)
     candidate_index: str = "Flat"  # how each candidate list's top K is found: Flat (exact) or a faiss factory
     candidate_search: str = ""     # its faiss ParameterSpace string, e.g. nprobe=32
+    query_block: int = 10000       # with candidates: queries scored at once (QuerySet.blocks); 0: all
     seeds: list[int] = field(default_factory=list)  # further training-and-sampling seeds (xaug.seeds; checked on load)
 
     def __post_init__(self):
         check_subsets(self.subsets)
         check_int(self.candidates, "scaling.candidates", minimum=0)
+        check_int(self.query_block, "scaling.query_block", minimum=0, note="0 = all queries at once")
         CandidateSearch(self.candidate_index, self.candidate_search)  # faiss accepts them (one-line error)
         check_weights(self.weights)
         check_int(self.permutations, "scaling.permutations", minimum=0)
@@ -166,6 +169,27 @@ class KResult:
 
     def group(self, name: str) -> np.ndarray:
         return {"all": self.all, "in-set": self.inset, "out-of-set": self.outset, SAME: self.all}[name]
+
+    @classmethod
+    def side_by_side(cls, parts: list["KResult"]) -> "KResult":
+        """One result of the query blocks ``parts`` (``QuerySet.blocks``, in order): their measures side by side."""
+        if len(parts) == 1:
+            return parts[0]
+        return dataclasses.replace(parts[0], **{f: np.concatenate([getattr(p, f) for p in parts], axis=1)
+                                                for f in ("all", "inset", "outset")})
+
+
+def by_k_side_by_side(parts: list[dict[int, KResult]]) -> dict[int, KResult]:
+    """k -> KResult of each query block (in order) as that of all the queries."""
+    return {k: KResult.side_by_side([p[k] for p in parts]) for k in parts[0]}
+
+
+def blocks_side_by_side(parts: list[tuple[dict[int, KResult], dict[int, np.ndarray]]]
+                        ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
+    """``sweep``'s (by_k, singles) of each query block (in order) as those of all the queries."""
+    singles = {i: parts[0][1][i] if len(parts) == 1 else np.concatenate([s[i] for _, s in parts], axis=1)
+               for i in parts[0][1]}
+    return by_k_side_by_side([b for b, _ in parts]), singles
 
 
 @dataclass

@@ -66,16 +66,30 @@ def alpha_grid(scorer: SubsetScorer, plan: dict[int, list[tuple[int, ...]]], alp
                renormalize: bool, n_used: int | None, name: str, measure: str) -> dict[int, list[dict]]:
     """k -> one grid point per alpha: the question-level mean of ``measure`` over the cross-lingual queries of
     ``scorer``, averaged over the planned subsets of k languages."""
-    queries = scorer.queries
+    values = grid_values(scorer, plan, alphas, weight, renormalize, n_used, name, measure)
+    return grid_points(values, scorer.queries, alphas, n_used, measure)
+
+
+def grid_values(scorer: SubsetScorer, plan: dict[int, list[tuple[int, ...]]], alphas: list[float], weight: str,
+                renormalize: bool, n_used: int | None, name: str, measure: str) -> dict[int, np.ndarray]:
+    """k -> (subsets, alphas, Q) per-query ``measure`` of ``scorer``'s queries under each planned subset and alpha."""
+    return {k: np.array([[scorer(subset, FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}"),
+                                 [measure])[0] for alpha in alphas] for subset in subsets])
+            for k, subsets in plan.items()}
+
+
+def grid_points(values: dict[int, np.ndarray], queries, alphas: list[float], n_used: int | None,
+                measure: str) -> dict[int, list[dict]]:
+    """``alpha_grid``'s points from ``grid_values`` (of every query of ``queries``): per subset the
+    question-level mean over the cross-lingual queries, averaged over the subsets."""
     cross = queries.lang >= 0
     out = {}
-    for k, subsets in plan.items():
+    for k, per_subset in values.items():
         sums = np.zeros(len(alphas))
-        for subset in subsets:
-            for j, alpha in enumerate(alphas):
-                values = scorer(subset, FusionSettings(alpha, weight, renormalize, n_used, f"augment.{name}"), [measure])
-                sums[j] += _question_mean(values[0], cross, queries.clusters)
-        out[k] = [{"alpha": alpha, "n_queries_used": n_used, measure: round(float(s / len(subsets)), 6)}
+        for subset_values in per_subset:
+            for j in range(len(alphas)):
+                sums[j] += _question_mean(subset_values[j], cross, queries.clusters)
+        out[k] = [{"alpha": alpha, "n_queries_used": n_used, measure: round(float(s / len(per_subset)), 6)}
                   for alpha, s in zip(alphas, sums)]
     return out
 
@@ -92,14 +106,22 @@ _CONTEXT: dict = {}  # what forked workers inherit: passages, query sets, method
 
 def _grid_task(task: tuple[str, int | None, tuple]) -> dict[tuple[str, bool], dict[int, list[dict]]]:
     """One method's items (``n_used`` per passage and language) under each (weight mode, renormalize state) of
-    ``fusions``: -> k -> its grid points (alpha). One scorer serves them all (its candidates are found once)."""
+    ``fusions``: -> k -> its grid points (alpha). One scorer per query block serves them all (its candidates
+    are found once); the blocks' per-query values are joined before the question-level means."""
     name, n_used, fusions = task
     ctx = _CONTEXT
     queries = ctx["query_sets"][METHODS[name].setting]
     method = ctx["methods"][name]
-    scorer = SubsetScorer(queries, ctx["passages"], method.reduced(n_used), method.own(queries.questions))
-    return {(weight, renormalize): alpha_grid(scorer, ctx["plan"], ctx["alphas"], weight, renormalize, n_used, name,
-                                              ctx["measure"]) for weight, renormalize in fusions}
+    items, own = method.reduced(n_used), method.own(queries.questions)
+    parts = []  # per query block: (weight, renormalize) -> k -> (subsets, alphas, block) values
+    for rows in queries.blocks():
+        some = queries.take(rows)
+        scorer = SubsetScorer(some, ctx["passages"], items, None if own is None else [o.take(rows) for o in own])
+        parts.append({fusion: grid_values(scorer, ctx["plan"], ctx["alphas"], *fusion, n_used, name, ctx["measure"])
+                      for fusion in fusions})
+        del scorer
+    return {fusion: grid_points({k: np.concatenate([p[fusion][k] for p in parts], axis=-1) for k in parts[0][fusion]},
+                                queries, ctx["alphas"], n_used, ctx["measure"]) for fusion in fusions}
 
 
 def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str, AugmentSettings], n_generated: int,
