@@ -21,7 +21,8 @@ spent, and they move far less than wall time when something else shares the mach
 A size's progress is kept in its work folder (``progress.json``, after every stage). ``--resume`` keeps
 the work folder and its finished stages and goes on from the first unfinished one; the text stages
 resume from their finished chunks (``xaug/chunks.py``), so a stage interrupted (SIGINT / SIGTERM to the
-benchmark stops the stage too) records ``attempts`` and the seconds of every attempt added up. ``--previous``
+benchmark stops the stage too) records its ``attempts`` and the wall seconds of the interrupted ones
+(``interrupted_seconds``); its other figures are those of the attempt that finished. ``--previous``
 takes the sizes not run now from an earlier ``--out`` (each size names the commit it ran).
 
     python benchmarks/scale.py --source ../shared/data/MLQA_V1_dev.zip --sizes 1000 10000 \\
@@ -167,10 +168,8 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
                 time.sleep(0.2)
         except Interrupted as exc:
             os.killpg(proc.pid, signal.SIGKILL)
-            _, _, usage = os.wait4(proc.pid, 0)
-            exc.row = {"seconds": round(time.perf_counter() - started, 1),
-                       "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-                       "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": None}
+            os.wait4(proc.pid, 0)
+            exc.row = {"seconds": round(time.perf_counter() - started, 1), "exit": None}
             raise
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
@@ -183,15 +182,12 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
 
 
 def _add_attempt(before: dict | None, row: dict) -> dict:
-    """``row`` with the seconds of earlier interrupted attempts of the stage added (and their count)."""
-    if not before:
+    """``row`` (an attempt of a stage) after the earlier interrupted attempts ``before``: their count and wall
+    seconds (``interrupted_seconds``; a killed stage's CPU time and memory are not known); the row's own figures
+    are its attempt's (a text stage resumes from its finished chunks, so they leave those chunks out)."""
+    if not before or before.get("exit") is not None:
         return row
-    out = dict(row)
-    for key in ("seconds", "cpu_seconds"):
-        out[key] = round(before.get(key, 0) + row.get(key, 0), 1)
-    out["peak_rss_mb"] = max(before.get("peak_rss_mb", 0), row.get("peak_rss_mb", 0))
-    out["attempts"] = before.get("attempts", 1) + 1
-    return out
+    return {**row, "attempts": before.get("attempts", 1) + 1, "interrupted_seconds": before.get("interrupted_seconds", 0)}
 
 
 def _commit() -> str:
@@ -248,7 +244,10 @@ def run_size(size: int, args, log) -> dict:
         try:
             row = _add_attempt(before, {**run_stage_command(cmd, work, env, args.timeout), "commit": _commit()})
         except Interrupted as exc:
-            result["stages"][name] = _add_attempt(before, exc.row)
+            so_far = before if before and before.get("exit") is None else {}
+            result["stages"][name] = {"exit": None, "attempts": so_far.get("attempts", 0) + 1,
+                                      "interrupted_seconds": round(so_far.get("interrupted_seconds", 0)
+                                                                   + exc.row["seconds"], 1)}
             progress.write_text(json.dumps(result, indent=2) + "\n")
             log.info("P ~ %d  %-32s interrupted after %.1f s (%s); --resume goes on from it",
                      size, name, exc.row["seconds"], exc)

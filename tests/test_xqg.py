@@ -359,3 +359,25 @@ def test_encoder_states_stream_into_shards_under_bf16_autocast(tiny_warm, tmp_pa
     assert sorted(blocked) == list(range(n))
     for i in range(n):
         torch.testing.assert_close(blocked[i].float(), expected[i].float(), atol=0.05, rtol=0.05)
+
+
+def test_states_in_order_stream_each_texts_states_as_its_block_finishes(tiny_warm, monkeypatch):
+    gen, passages, _ = tiny_warm
+    texts = passages * 3
+    computed = dict(gen.iter_states(texts, block=len(texts)))  # the batches training computes
+    streamed = list(gen.states_in_order(texts))
+    assert len(streamed) == len(texts)
+    for i, state in enumerate(streamed):
+        assert torch.equal(state, computed[i])
+    # in blocks of 2 texts: the first text's states come out before the last block is encoded
+    blocks = []
+    original = gen.iter_states
+
+    def in_blocks(texts, batch_size=128, max_tokens=2048):
+        for start in range(0, len(texts), 2):
+            blocks.append(start)
+            yield from ((start + i, s) for i, s in original(texts[start:start + 2], batch_size, max_tokens))
+
+    monkeypatch.setattr(gen, "iter_states", in_blocks)
+    first = next(iter(gen.states_in_order(texts)))
+    assert blocks == [0] and first.shape[0] > 0

@@ -43,8 +43,9 @@ def write_training_states(out, examples: list[dict], tune_examples: list[dict], 
              len(sources), len(tune))
     ident = identity(xdr, settings, examples, tune_examples)
     with atomic_dir(out) as tmp:
-        save_states(tmp / "train", list(sources), gen.encode_passages(list(sources.values())))
-        save_states(tmp / "tune", [str(i) for i in range(len(tune))], gen.encode_passages([e["source"] for e in tune]))
+        # streamed: each source's states go to the shards as their block finishes (memory: one block's states)
+        save_states(tmp / "train", list(sources), gen.states_in_order(list(sources.values())))
+        save_states(tmp / "tune", [str(i) for i in range(len(tune))], gen.states_in_order([e["source"] for e in tune]))
         write_json(tmp / IDENTITY_FILE, ident)
     return ident
 

@@ -317,10 +317,18 @@ class WarmGenerator:
 
     def encode_passages(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048):
         """Encoder states (list of [len, hidden] float16 tensors), computed once per passage."""
-        states: list = [None] * len(texts)
+        return list(self.states_in_order(texts, batch_size, max_tokens))
+
+    def states_in_order(self, texts: Sequence[str], batch_size: int = 128,
+                        max_tokens: int = 2048) -> Iterator[torch.Tensor]:
+        """Each text's states in ``texts``' order, as ``iter_states`` computes them (the same batches): only
+        the states of the block being encoded are held, so a writer can stream the corpus's."""
+        pending, done = {}, 0
         for i, state in self.iter_states(texts, batch_size, max_tokens):
-            states[i] = state
-        return states
+            pending[i] = state
+            while done in pending:
+                yield pending.pop(done)
+                done += 1
 
     def iter_states(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048,
                     block: int = SOURCE_BLOCK) -> Iterator[tuple[int, torch.Tensor]]:
