@@ -5,8 +5,11 @@
 xqg.context_languages) and its stopping rule's tune examples; --model translator: the warm translator's
 (both sides of the training split's parallel pairs, translate.pairs) and its tune pairs. They are encoded as
 the training stage would encode them (xaug/training_states.py), with the xDR's starting encoder, which
-training keeps frozen, so train_xqg and train_translator of any seed read them (--states) instead of
-encoding them each time. A model that is not `warm` has no frozen encoder: the folder is written empty.
+training keeps frozen, so train_xqg and train_translator of every draw read them (--states) instead of
+encoding them each time. Only the sources that training reads are encoded: each draw's batches (`seed` and
+`scaling.seeds`, the batch size, epochs and `max_steps` of <group>.warm) are known up front, so a run capped at
+a few steps reads a few batches' sources, however large the training split. A model that is not `warm` has
+no frozen encoder: the folder is written empty.
 """
 from pathlib import Path
 
@@ -20,7 +23,9 @@ from xaug.warm import WarmSettings
 from xaug.xqg_training import generator_examples
 
 GROUPS = {"xqg": "xqg", "translator": "translate"}
-STATES_KEYS = ("max_source_length", "bf16", "check_every", "tune_examples")  # of <group>.warm
+# of <group>.warm: the encoder's input, the tune checks, and the schedule of batches (which sources are read)
+STATES_KEYS = ("max_source_length", "bf16", "check_every", "tune_examples", "max_target_length", "epochs",
+               "batch_size", "max_steps", "batch_by")
 
 
 def arguments(ap):
@@ -30,12 +35,17 @@ def arguments(ap):
 
 
 def encoder_settings(p, group: str) -> WarmSettings:
-    """The `<group>.warm` settings the states depend on (the source length, bf16, the tune checks); the rest
-    of the group is the training stage's, and a one-layer decoder stands in for the trained one (the states
-    are the encoder's alone)."""
+    """The `<group>.warm` settings the states depend on (the source length, bf16, the tune checks, the
+    schedule); the rest of the group is the training stage's, and a one-layer decoder stands in for the
+    trained one (the states are the encoder's alone)."""
     warm = {k: p.get_path(f"{group}.warm.{k}", None) for k in STATES_KEYS}
     return WarmSettings.from_params({**{k: v for k, v in warm.items() if v is not None}, "decoder_layers": 1},
-                                    0, f"{group}.warm")
+                                    p.seed(), f"{group}.warm")
+
+
+def draw_seeds(p) -> list[int]:
+    """The training seed of every draw: `seed` and `scaling.seeds` (checked when params.yaml loads)."""
+    return [p.seed(), *p.get_path("scaling.seeds", [])]
 
 
 def main(args, p, log):
@@ -64,8 +74,9 @@ def main(args, p, log):
         corpus = read_jsonl(data / "corpus.jsonl")
         examples, tune, _ = warm_examples(cfg, contexts, queries, links, pivot)
     ident = write_training_states(args.out, examples, tune, p.get_path("xdr"), settings,
-                                  [c["text"] for c in corpus], p.device())
-    log.info("%s: states of %d training sources and %d tune examples", args.model, ident["sources"], ident["tune"])
+                                  [c["text"] for c in corpus], p.device(), seeds=draw_seeds(p))
+    log.info("%s: states of %d training sources and %d tune examples", args.model, len(ident["sources"]),
+             ident["tune"])
 
 
 if __name__ == "__main__":

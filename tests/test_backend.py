@@ -82,6 +82,25 @@ def test_ray_backend_resumes_and_equals_the_local_loop(tmp_path, ray_cluster):
             pass
 
 
+def test_the_local_length_pass_runs_in_blocks_in_order(monkeypatch):
+    import xaug.backend as backend
+
+    class Sized(Draw):
+        def __init__(self):
+            self.calls = []
+
+        def lengths(self, items):
+            self.calls.append(len(items))
+            return super().lengths(items)
+
+    monkeypatch.setattr(backend, "LENGTH_BLOCK", 3)
+    items = [{"id": str(i), "text": "x" * ((7 * i) % 11)} for i in range(14)]
+    job = Sized()
+    with open_pool(job, BackendSettings()) as pool:
+        assert pool.lengths(items) == Draw().lengths(items) and pool.lengths([]) == []
+    assert job.calls == [3, 3, 3, 3, 2]  # never the whole list at once
+
+
 @needs_ray
 def test_the_ray_length_pass_runs_in_blocks_over_the_actors_in_order(monkeypatch, ray_cluster):
     import xaug.backend as backend

@@ -361,23 +361,56 @@ def test_encoder_states_stream_into_shards_under_bf16_autocast(tiny_warm, tmp_pa
         torch.testing.assert_close(blocked[i].float(), expected[i].float(), atol=0.05, rtol=0.05)
 
 
-def test_states_in_order_stream_each_texts_states_as_its_block_finishes(tiny_warm, monkeypatch):
+def test_training_states_are_written_as_their_batch_finishes(tiny_warm, tmp_path, monkeypatch):
+    """The training_states stage's writer: each source's states, as encode_passages computes them (the same
+    batches), under its key, put to the shards as soon as its batch yields them (nothing held back to restore
+    the sources' order: a block of long passages in order is gigabytes of states)."""
+    from xaug import formats
+    from xaug.training_states import _write_streamed
+
     gen, passages, _ = tiny_warm
     texts = passages * 3
-    computed = dict(gen.iter_states(texts, block=len(texts)))  # the batches training computes
-    streamed = list(gen.states_in_order(texts))
-    assert len(streamed) == len(texts)
-    for i, state in enumerate(streamed):
-        assert torch.equal(state, computed[i])
-    # in blocks of 2 texts: the first text's states come out before the last block is encoded
-    blocks = []
-    original = gen.iter_states
+    keys = [f"s{i}" for i in range(len(texts))]
+    put, yielded = [], []
+    original_put, original_iter = formats.StatesWriter.put, gen.iter_states
 
-    def in_blocks(texts, batch_size=128, max_tokens=2048):
-        for start in range(0, len(texts), 2):
-            blocks.append(start)
-            yield from ((start + i, s) for i, s in original(texts[start:start + 2], batch_size, max_tokens))
+    def counting_put(self, key, states):
+        put.append(key)
+        return original_put(self, key, states)
 
-    monkeypatch.setattr(gen, "iter_states", in_blocks)
-    first = next(iter(gen.states_in_order(texts)))
-    assert blocks == [0] and first.shape[0] > 0
+    def watched(texts, *args, **kwargs):
+        for i, state in original_iter(texts, *args, **kwargs):
+            assert len(put) == len(yielded)  # every earlier source is already with the writer
+            yielded.append(i)
+            yield i, state
+
+    monkeypatch.setattr(formats.StatesWriter, "put", counting_put)
+    monkeypatch.setattr(gen, "iter_states", watched)
+    _write_streamed(tmp_path / "s", keys, texts, gen)
+    assert put == [keys[i] for i in yielded] and sorted(yielded) == list(range(len(texts)))
+    assert yielded != sorted(yielded)  # length-sorted batches: not the sources' order
+    monkeypatch.setattr(gen, "iter_states", original_iter)
+    read, expected = formats.load_states(tmp_path / "s"), gen.encode_passages(texts)
+    assert len(read) == len(texts)
+    assert all(torch.equal(read[k], e) for k, e in zip(keys, expected))
+
+
+def test_tokenizing_in_blocks_gives_the_pieces_of_one_call(tiny_warm, monkeypatch):
+    """Sources and targets are tokenized TOKENIZE_BLOCK texts at a time (a whole training split's tokenizer
+    output is gigabytes at P = 100k): the same pieces as one call, and the same schedule lengths."""
+    from xaug import warm
+    from xaug.warm_training import example_lengths
+
+    gen, passages, _ = tiny_warm
+    texts = passages * 3
+    langs = [gen.languages[i % len(gen.languages)] for i in range(len(texts))]
+    examples = [{"passage_id": f"p{i % 4}", "source": texts[i % 4], "target": t[:60], "lang": l}
+                for i, (t, l) in enumerate(zip(texts, langs))]
+    whole = gen._source_ids(texts), gen.encode_targets(texts, langs), example_lengths(gen, examples)
+    monkeypatch.setattr(warm, "TOKENIZE_BLOCK", 2)
+    import xaug.warm_training as warm_training
+    monkeypatch.setattr(warm_training, "TOKENIZE_BLOCK", 2)
+    assert (gen._source_ids(texts), gen.encode_targets(texts, langs), example_lengths(gen, examples)) == whole
+    direct = gen.tokenizer([gen.prefix + t for t in texts], truncation=True,
+                           max_length=gen.settings.max_source_length)["input_ids"]
+    assert whole[0] == direct

@@ -104,7 +104,9 @@ class LocalPool:
         self.devices = [device_name(getattr(self.fn, "device", None))]
 
     def lengths(self, items: list[dict]) -> list[int]:
-        return list(self.fn.lengths(items))
+        """The sort key of every item, ``LENGTH_BLOCK`` items at a time (as the Ray actors take them): a tokenizer's
+        output for the whole corpus at once is gigabytes at 100k passages."""
+        return [n for i in range(0, len(items), LENGTH_BLOCK) for n in self.fn.lengths(items[i : i + LENGTH_BLOCK])]
 
     def imap(self, tasks: Iterable[tuple[int, list[dict]]]) -> Iterator[tuple[int, list[dict], float]]:
         for index, chunk in tasks:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import EvaluateSettings, Evaluator
 from .candidates import CandidateSearch
+from .evaluation import EvaluateSettings, Evaluator
 from .formats import read_embeddings
 from .methods import MethodItems, check_methods, load_method
 from .params import from_params

@@ -34,7 +34,7 @@ class Packing:
         lengths_t = torch.tensor(lengths)
         real = torch.arange(self.length)[None, :] < lengths_t[:, None]
         flat = real.flatten().nonzero()[:, 0]  # [N] positions in the flattened [batch, length] layout
-        self.offsets = torch.cumsum(lengths_t, 0) - lengths_t  # each row's first packed index
+        offsets = torch.cumsum(lengths_t, 0) - lengths_t  # each row's first packed index
         start, used = [], {}
         for row, u in enumerate(source):  # each row's first slot in its source's run
             start.append(used.get(u, 0))
@@ -43,7 +43,7 @@ class Packing:
         rows, positions = flat // self.length, flat % self.length
         by_source = torch.tensor(source)[rows] * self.slots + torch.tensor(start)[rows] + positions
         self.flat, self.positions, self.by_source = flat.to(device), positions.to(device), by_source.to(device)
-        self.offsets = self.offsets.to(device)
+        self.offsets = offsets.to(device)
 
     @staticmethod
     def _scatter(x: torch.Tensor, at: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:

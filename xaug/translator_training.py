@@ -72,7 +72,7 @@ def train_translator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out
     if spec == "warm":
         examples, tune, counts = warm_examples(cfg, contexts, queries, links, pivot)
         settings = WarmSettings.from_params(cfg.get("warm", {}), seed, "translate.warm")
-        encoded = None if states is None else read_training_states(states, xdr, settings, examples, tune)
+        encoded = None if states is None else read_training_states(states, xdr, settings, tune)
         history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device, tune, encoded)
         history.update(counts)
     else:

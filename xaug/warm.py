@@ -33,6 +33,8 @@ from .pointer_loss import pointer_smoothed_nll
 
 log = logging.getLogger(__name__)
 SOURCE_BLOCK = 32768  # sources tokenized and length-sorted at a time by ``iter_states``
+TOKENIZE_BLOCK = 4096  # texts per tokenizer call: its output for a whole training split (Rust encodings,
+# masks) is gigabytes at the scale benchmark's P = 100k; only the ids are kept
 
 
 @dataclass
@@ -286,14 +288,21 @@ class WarmGenerator:
         return len(self.kept) + self.languages.index(lang)
 
     def encode_targets(self, texts: Sequence[str], langs: Sequence[str]) -> list[list[int]]:
-        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
-                             max_length=self.settings.max_target_length)["input_ids"]
-        return [[self.bos, self.lang_id(l)] + [self._index.get(t, self.unk) for t in row] + [self.eos]
-                for row, l in zip(ids, langs)]
+        out = []
+        for start in range(0, len(texts), TOKENIZE_BLOCK):
+            ids = self.tokenizer(list(texts[start : start + TOKENIZE_BLOCK]), add_special_tokens=False,
+                                 truncation=True, max_length=self.settings.max_target_length)["input_ids"]
+            out.extend([self.bos, self.lang_id(l)] + [self._index.get(t, self.unk) for t in row] + [self.eos]
+                       for row, l in zip(ids, langs[start : start + TOKENIZE_BLOCK]))
+        return out
 
     def _source_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer([self.prefix + t for t in texts], truncation=True,
-                              max_length=self.settings.max_source_length, verbose=False)["input_ids"]
+        out = []
+        for start in range(0, len(texts), TOKENIZE_BLOCK):
+            block = [self.prefix + t for t in texts[start : start + TOKENIZE_BLOCK]]
+            out.extend(self.tokenizer(block, truncation=True, max_length=self.settings.max_source_length,
+                                      verbose=False)["input_ids"])
+        return out
 
     def source_lengths(self, passages: Sequence[dict], lang: str | None = None) -> list[int]:
         """Source pieces of each passage (the passage prefix included; the same in every target language)."""
@@ -317,18 +326,10 @@ class WarmGenerator:
 
     def encode_passages(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048):
         """Encoder states (list of [len, hidden] float16 tensors), computed once per passage."""
-        return list(self.states_in_order(texts, batch_size, max_tokens))
-
-    def states_in_order(self, texts: Sequence[str], batch_size: int = 128,
-                        max_tokens: int = 2048) -> Iterator[torch.Tensor]:
-        """Each text's states in ``texts``' order, as ``iter_states`` computes them (the same batches): only
-        the states of the block being encoded are held, so a writer can stream the corpus's."""
-        pending, done = {}, 0
+        out = [None] * len(texts)
         for i, state in self.iter_states(texts, batch_size, max_tokens):
-            pending[i] = state
-            while done in pending:
-                yield pending.pop(done)
-                done += 1
+            out[i] = state
+        return out
 
     def iter_states(self, texts: Sequence[str], batch_size: int = 128, max_tokens: int = 2048,
                     block: int = SOURCE_BLOCK) -> Iterator[tuple[int, torch.Tensor]]:

@@ -12,7 +12,7 @@ import torch
 from .device import use_bf16
 from .models import load_backbone
 from .training import optimise, summarise_losses
-from .warm import WarmGenerator, WarmSettings, build_decoder, outputs_first, pruned_vocabulary
+from .warm import TOKENIZE_BLOCK, WarmGenerator, WarmSettings, build_decoder, outputs_first, pruned_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,13 @@ def training_schedule(lengths: Sequence[int], settings: WarmSettings,
 def example_lengths(gen: WarmGenerator, examples: list[dict]) -> list[int]:
     """Source plus target pieces of each example (the sort key of ``training_schedule``)."""
     sources = {e["passage_id"]: e["source"] for e in examples}
-    ids = list(sources)
-    source_length = dict(zip(ids, (len(x) for x in gen._source_ids([sources[i] for i in ids]))))
-    targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
-    return [source_length[e["passage_id"]] + len(t) for e, t in zip(examples, targets)]
+    ids, block = list(sources), TOKENIZE_BLOCK  # a block of pieces at a time: only the lengths are kept
+    source_length = {i: len(x) for b in range(0, len(ids), block)
+                     for i, x in zip(ids[b : b + block], gen._source_ids([sources[i] for i in ids[b : b + block]]))}
+    return [source_length[e["passage_id"]] + len(t) for b in range(0, len(examples), block)
+            for e, t in zip(examples[b : b + block],
+                            gen.encode_targets([e["target"] for e in examples[b : b + block]],
+                                               [e["lang"] for e in examples[b : b + block]]))]
 
 
 def tune_loss(gen: WarmGenerator, tune: dict) -> float:
@@ -127,7 +130,9 @@ def train_warm(gen: WarmGenerator, examples: list[dict], states: dict[str, torch
     until the stopping rule on ``tune`` (``tune_batch``; None: no checks) or the schedule's end."""
     s = gen.settings
     torch.manual_seed(s.seed)
-    targets = gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])
+    read = sorted({i for batch in batches for i in batch})  # the targets of the examples the batches read
+    targets = dict(zip(read, gen.encode_targets([examples[i]["target"] for i in read],
+                                                [examples[i]["lang"] for i in read])))
     total = len(batches)
     stopping = EarlyStopping(gen, tune, s.check_every, s.patience)
     gen.train(True)
@@ -169,6 +174,11 @@ def tune_batch(gen: WarmGenerator, examples: list[dict], limit: int, states: lis
             "targets": gen.encode_targets([e["target"] for e in examples], [e["lang"] for e in examples])}
 
 
+def scheduled_sources(examples: list[dict], schedule: list[list[int]]) -> list[str]:
+    """The keys of the sources the batches of ``schedule`` read, in key order (the order training encodes them in)."""
+    return sorted({examples[i]["passage_id"] for batch in schedule for i in batch})
+
+
 def training_sources(examples: list[dict]) -> dict[str, str]:
     """Every distinct training source, text by key, in key order (the order training encodes them in)."""
     sources = {e["passage_id"]: e["source"] for e in examples}
@@ -205,19 +215,18 @@ def fit_warm(examples: list[dict], xdr: dict, settings: WarmSettings, vocabulary
     """Build a warm generator (``build_warm``), train it on ``examples`` (``passage_id``, ``source``, ``target``,
     ``lang``) on ``device``, stopping by its loss on ``tune_examples`` (``settings.check_every``), and save it
     to ``out``; returns (history, meta). ``encoded``: the sources' encoder states computed beforehand
-    (``xaug.training_states``: a mapping of training source keys, and the tune states), else encoded here."""
+    (``xaug.training_states.TrainingStates``), else encoded here."""
     gen, encoder, tokenizer = build_warm(examples, xdr, settings, vocabulary_texts, device)
     sources = training_sources(examples)
     schedule = training_schedule(example_lengths(gen, examples), settings, [e["passage_id"] for e in examples])
-    ids = sorted({examples[i]["passage_id"] for batch in schedule for i in batch})
+    ids = scheduled_sources(examples, schedule)
     tune_states = None
     if encoded is None:
         log.info("encoding the %d of %d training sources that %d steps read, once (frozen encoder)", len(ids),
                  len(sources), len(schedule))
         states = dict(zip(ids, gen.encode_passages([sources[i] for i in ids])))
-    else:  # one tensor per source (rows of a source share it: WarmGenerator.loss)
-        train_states, tune_states = encoded
-        states = {i: train_states[i] for i in ids}  # on the CPU, as encode_passages leaves them
+    else:  # one tensor per source (rows of a source share it: WarmGenerator.loss), on the CPU as encode_passages
+        states, tune_states = encoded.for_sources({i: sources[i] for i in ids}), encoded.tune
         log.info("the %d of %d training sources that %d steps read: states of the training_states stage",
                  len(ids), len(sources), len(schedule))
     tune = tune_batch(gen, list(tune_examples), settings.tune_examples, tune_states) if settings.check_every else None

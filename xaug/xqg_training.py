@@ -68,7 +68,7 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
     out.mkdir(parents=True, exist_ok=True)
     if spec == "warm":
         tune = generator_examples(cfg, contexts, queries, links, corpus, corpus_language, "tune")
-        encoded = None if states is None else read_training_states(states, xdr, settings, examples, tune)
+        encoded = None if states is None else read_training_states(states, xdr, settings, tune)
         history, meta = fit_warm(examples, xdr, settings, [c["text"] for c in corpus], out, device, tune, encoded)
     else:
         torch.manual_seed(seed)  # a `tiny` model's initial weights
