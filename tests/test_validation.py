@@ -133,7 +133,9 @@ def test_first_stage_follows_the_dag_order():
     assert first_stage("data.corpus_language")[0] == "prepare"
     assert first_stage("languages")[0] == "generate_queries"  # a new language: its generation runs first
     assert first_stage("n_languages")[0] == "augment"
-    assert first_stage("scaling.seeds")[0] == "train_xqg_seed"  # a further seed: its training runs first
+    # a further seed: the states of the sources its batches read are encoded first, then it trains
+    assert first_stage("scaling.seeds")[0] == "xqg_training_states"
+    assert [name for name, stage in DVC.items() if "scaling.seeds" in str(stage.get("foreach", ""))][0] == "train_xqg_seed"
 
 
 def test_load_time_key_lists_are_the_settings_fields():
