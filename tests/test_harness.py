@@ -4,6 +4,7 @@ import ast
 import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from xaug.encoding import EncodeSettings
 from xaug.errors import ConfigError
 from xaug.formats import (flat_items, items_writer, read_embeddings, read_item_sources, read_items, write_embeddings,
                           write_items, write_texts)
-from xaug.io import atomic_dir
+from xaug.io import atomic_dir, atomic_path, remove_stale
 from xaug.methods import fusion_settings
 from xaug.params import Params, field_names, from_params
 
@@ -95,6 +96,46 @@ def test_atomic_dir_replaces_a_folder_as_a_whole(tmp_path):
         (tmp / "a.txt").write_text("new a")
     assert sorted(p.name for p in out.iterdir()) == ["a.txt"] and (out / "a.txt").read_text() == "new a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def _writer(out, hold: str, signame: str) -> str:
+    """A process that writes ``out`` atomically under the stage harness and is stopped mid-write."""
+    return (f"import os, signal, time; from pathlib import Path; from xaug.cli import run_stage; "
+            f"from xaug.io import atomic_dir, atomic_path\n"
+            f"def main():\n"
+            f"    with atomic_dir({str(out)!r}) as tmp, atomic_path({str(out) + '.json'!r}) as f:\n"
+            f"        (tmp / 'a.txt').write_text('new'); f.write_text('new'); Path({hold!r}).write_text('x')\n"
+            f"        os.kill(os.getpid(), signal.{signame}); time.sleep(30)\n"
+            f"run_stage(main)\n")
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_stage_leaves_its_previous_outputs_and_no_temporary_files(tmp_path, signame):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "a.txt").write_text("old")
+    (tmp_path / "model.json").write_text("old")
+    hold = tmp_path / "held"
+    done = subprocess.run([sys.executable, "-c", _writer(out, str(hold), signame)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert hold.exists() and done.returncode == (143 if signame == "SIGTERM" else -9), done.stderr
+    if signame == "SIGTERM":  # unwound like Ctrl-C: the temporary outputs are gone, one line says so
+        assert done.stderr.strip().splitlines()[-1] == "error: stopped by SIGTERM (no output was replaced)"
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert bool(left) == (signame == "SIGKILL")  # killed outright, nothing could run: the next writer sweeps
+    with atomic_path(tmp_path / "other.json") as f:
+        f.write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["held", "model", "model.json", "other.json"]
+    assert (out / "a.txt").read_text() == "old" and (tmp_path / "model.json").read_text() == "old"
+
+
+def test_an_output_moved_aside_by_a_killed_writer_is_put_back(tmp_path):
+    out = tmp_path / "model"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    aside = tmp_path / f".model.old-{socket.gethostname()}-{int(dead.stdout)}"
+    aside.mkdir()
+    (aside / "a.txt").write_text("old")
+    assert remove_stale(tmp_path) == [aside] and (out / "a.txt").read_text() == "old"
 
 
 def test_files_that_belong_together_are_replaced_together(tmp_path, monkeypatch):

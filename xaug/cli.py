@@ -7,7 +7,9 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 
 from .errors import ConfigError
@@ -56,12 +58,27 @@ def one_blas_thread() -> None:
         os.environ.setdefault(var, "1")
 
 
+class _Stopped(BaseException):
+    """SIGTERM, raised where the stage is, so that its ``finally`` blocks (atomic outputs) run."""
+
+
+def _stop(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise _Stopped
+
+
 def run_stage(main) -> None:
     """Run ``main()``; bad input (or a full disk, a missing file) exits 2 with a single ``error:`` line;
-    outputs are written atomically, so nothing is half-written."""
+    outputs are written atomically, so nothing is half-written. SIGTERM (a scheduler's or DVC's stop) unwinds
+    like Ctrl-C, so the stage's temporary outputs are removed on the way out (exit 143)."""
     started = time.perf_counter()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if main_thread else None
     try:
         main()
+    except _Stopped:
+        print("error: stopped by SIGTERM (no output was replaced)", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -71,6 +88,9 @@ def run_stage(main) -> None:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc} (no output was replaced)", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     logging.getLogger("xaug").info("done in %.1fs", time.perf_counter() - started)
 
 

@@ -5,6 +5,8 @@ import contextlib
 import json
 import os
 import shutil
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -12,12 +14,65 @@ from typing import Iterable, Iterator
 from .errors import ConfigError
 
 
+def _owner() -> str:
+    """This process, as the temporary files beside an output name their writer: host and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_SWEPT: set[Path] = set()
+
+
+def _sweep_once(folder: Path) -> None:
+    """``remove_stale(folder)`` the first time this process writes into ``folder`` (a chunk folder holds
+    thousands of files: once, not once per file)."""
+    key = folder.resolve()
+    if key not in _SWEPT:
+        _SWEPT.add(key)
+        remove_stale(folder)
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Remove the temporary files and folders in ``folder`` (``atomic_path`` / ``atomic_dir``) whose writer on
+    this host is gone: a stage killed outright (SIGKILL, out of memory) cannot clean up after itself. Writers
+    on other hosts (a shared file system) and live ones are left alone; a previous output moved aside by a
+    writer killed before the new one took its place is put back. Returns what was removed or restored."""
+    host = re.escape(socket.gethostname())
+    stale = re.compile(rf"^\.(?P<name>.+)\.(?:{host}-(?P<pid>\d+)\.[^.]*\.part|old-{host}-(?P<old>\d+))$")
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        m = stale.match(entry.name)
+        if m is None or _alive(int(m.group("pid") or m.group("old"))):
+            continue
+        target = folder / m.group("name")
+        if m.group("old") and not os.path.lexists(target):  # killed between moving it aside and the new one in
+            os.replace(entry, target)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    _sweep_once(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
@@ -37,7 +92,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     block succeeds, so a failed stage leaves its previous outputs, never a mix of old and new files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    _sweep_once(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner()}.", suffix=".part", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
@@ -47,7 +103,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f".{path.name}.old-{_owner()}")
             os.replace(path, old)
         os.replace(tmp, path)
         if old is not None:

@@ -30,21 +30,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .controls import centroid_items, permutation_plan, shuffle
 from .coverage import coverage
-from .leave_out import correction
-from .equal_items import drawn_items
 from .formats import write_table
-from .fusion import combine
 from .hubness import centred
 from .io import write_json
 from .metrics import ALL_MEASURES
 from .plots import plot_cost, plot_scaling, plot_transfer, plot_variants, plot_weight_modes, write_plot_tables
 from .pool import forked_map
 from .queryset import QuerySet
-from .sweep import (KResult, ScalingSettings, SubsetScorer, Sweep, average, blocks_side_by_side, by_k_side_by_side,
-                    group_means, subset_plan, sweep)
+from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan
 from .tables import baseline_rows, comparison_report, contrast_table, gain_table, transfer
+from .variants import items_sweeps
 
 
 VARIANTS = ("method", "shuffled", "centroid", "one_alpha", "equal_items")
@@ -52,74 +48,18 @@ _TASK_CONTEXT: dict = {}  # what forked workers inherit: queries, passages, meth
 
 
 def _run_items(task: tuple[str, str, int, tuple]) -> dict[tuple[str, str, bool], tuple[dict, dict]]:
-    """The sweeps of one set of items of method ``name``: its own (``kind`` method), its shuffled permutation
-    ``perm``, its centroids, or equal items; under each run of ``runs`` ((variant, weight, renormalize): the
-    method with alpha per k, with one alpha (the largest k's) at every k, a control), -> (by_k, singles) per run.
-    The runs share one scorer per items count and query block, so the candidates of each query (most of a
-    sweep's time with ``scaling.candidates``: the top K of every list over the corpus) are found once per set
-    of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory."""
+    """``items_sweeps`` of one set of items of method ``name`` (``kind``, permutation ``perm``) under each run of
+    ``runs`` ((variant, weight, renormalize): the method with alpha per k, with one alpha (the largest k's) at
+    every k, a control), with the queries, passages and fusion settings the workers inherit."""
     name, kind, perm, runs = task
     ctx = _TASK_CONTEXT
-    method, plan, queries = ctx["methods"][name], ctx["plan"], ctx["queries"]
     fusions = {}
     for variant, weight, renormalize in runs:
         fusion = ctx["settings"][name][weight, renormalize]  # k -> FusionSettings
         fusions[variant, weight, renormalize] = {k: fusion[max(fusion)] for k in fusion} if variant == "one_alpha" \
             else fusion
-    blocks = queries.blocks()
-    if kind == "equal_items":
-        return {run: (by_k_side_by_side([_equal_items_sweep(method, fusion, plan, ctx, queries.take(rows))
-                                         for rows in blocks]), {}) for run, fusion in fusions.items()}
-    if kind == "shuffled":
-        plan = permutation_plan(plan, perm)
-    parts = [{run: ({}, {}) for run in runs} for _ in blocks]  # per query block
-    own = method.own(queries.questions)  # a leave-out method: each query's own question's items
-    for n_used in dict.fromkeys(f.n_items_used for fusion in fusions.values() for f in fusion.values()):
-        items, held = method.reduced(n_used), own  # one scorer per items count and query block
-        if kind == "shuffled":
-            items, moves = shuffle(items, np.random.default_rng([ctx["seed"], perm]))
-            held = None if own is None else [o.moved(d) for o, d in zip(own, moves)]
-        elif kind == "centroid":
-            items, held = centroid_items(items), None
-        for rows, results in zip(blocks, parts):
-            some = queries.take(rows)
-            some_held = None if held is None else [o.take(rows) for o in held]
-            scorer = SubsetScorer(some, ctx["passages"], items, some_held)
-            for run, fusion in fusions.items():
-                ks = [k for k in plan if fusion[k].n_items_used == n_used]
-                if ks:
-                    b, s = sweep(some, ctx["passages"], items, fusion, {k: plan[k] for k in ks}, method.seconds,
-                                 method.tokens, some_held, scorer=scorer)
-                    results[run][0].update(b)
-                    results[run][1].update(s)
-            del scorer
-    return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts]) for run in runs}
-
-
-def _equal_items_sweep(method, fusion: dict, plan: dict, ctx: dict, queries: QuerySet) -> dict[int, KResult]:
-    """The method with as many items per passage at every k as one language gives at k = 1, and k = 1's fusion
-    (alpha) at every k: only the number of languages the items come from changes (``xaug.equal_items``)."""
-    passages = ctx["passages"]
-    fusion = {k: fusion[1] for k in fusion}
-    total = fusion[1].n_items_used or max(items.shape[1] for items, _ in method.raw)
-    generated = [items.shape[1] for items, _ in method.raw]  # items generated per passage, per language
-    own = method.own(queries.questions)
-    by_k = {}
-    for k, subsets in plan.items():
-        def values_of(position, subset):
-            pooled, taken = drawn_items(method.raw, subset, total, np.random.default_rng([ctx["seed"], k, position]))
-            fix = None if own is None else correction(queries.vectors, passages, [pooled],
-                                                      [(own[s], taken[:, j]) for j, s in enumerate(subset)], fusion[k])
-            return queries.score(combine(passages, [pooled], fusion[k]), fix)
-
-        by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
-                          # the cost of `total` items: that share of a language's generation, mean over s
-                          float(np.mean([np.mean([method.seconds[i] * total / generated[i] for i in s])
-                                         for s in subsets])),
-                          float(np.mean([np.mean([method.tokens[i] * total / generated[i] for i in s])
-                                         for s in subsets])),
-                          fusion[k].alpha, total)
-    return by_k
+    return items_sweeps(ctx["queries"], ctx["passages"], ctx["methods"][name], fusions, ctx["plan"], kind, perm,
+                        ctx["seed"])
 
 
 def _constant(s: Sweep, ks, variant: str, k_from: int | None = None) -> Sweep:

@@ -30,15 +30,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .controls import centroid_items
 from .hubness import centred
 from .io import read_json
 from .methods import fusion_settings, load_method
 from .metrics import ALL_MEASURES
 from .stats import cluster_means, cluster_test, crossed_test, family_resamples, holm
-from .sweep import CROSS, sweep
+from .sweep import CROSS
 from .tables import TESTED
 from .tuning import tune
+from .variants import items_sweeps
 
 SEEDED = ("xqg", "translate")  # the methods whose items a trained model produces
 KINDS = ("gain", "method-centroid", "method-normalisation", "between-methods")
@@ -82,18 +82,8 @@ def draw_experiment(experiment, generated_root, items_root):
 
 def method_sweep(queries, passages, method, fusion: dict, plan: dict, control: bool = False) -> dict:
     """k -> KResult of ``method``'s items (``control``: its centroid control) under ``fusion`` (k -> FusionSettings),
-    one scorer per items count, as the scaling stage sweeps them."""
-    by_k = {}
-    for n_used in dict.fromkeys(f.n_items_used for f in fusion.values()):
-        items = method.reduced(n_used)
-        own = None if control else method.own(queries.questions)
-        if control:
-            items = centroid_items(items)
-        ks = [k for k in plan if fusion[k].n_items_used == n_used]
-        found, _ = sweep(queries, passages, items, fusion, {k: plan[k] for k in ks}, method.seconds, method.tokens,
-                         own)
-        by_k.update(found)
-    return dict(sorted(by_k.items()))
+    as the scaling stage sweeps them (``xaug.variants.items_sweeps``)."""
+    return items_sweeps(queries, passages, method, {"run": fusion}, plan, "centroid" if control else "method")["run"][0]
 
 
 def draw_rows(p, experiment, tune_sets: dict, eval_sets: dict, tune_settings, augment: dict, plan: dict,

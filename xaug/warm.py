@@ -236,11 +236,15 @@ class WarmGenerator:
         return device_of(self.decoder)
 
     def to(self, device) -> "WarmGenerator":
+        """Moved to ``device``; the trained rows (``_bind_rows``) are bound afresh only when the table moved (an
+        optimizer holding them keeps training the table's own storage)."""
+        before = self.device
         for module in (self.encoder, self.decoder, self.copy_head):
             if module is not None:
                 module.to(device)
-        self._pick_attention()
-        self._bind_rows()
+        if self.device != before:
+            self._pick_attention()
+            self._bind_rows()
         return self
 
     def shared_encoder(self) -> "WarmGenerator":

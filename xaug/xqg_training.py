@@ -44,12 +44,16 @@ def generator_settings(cfg: dict, seed: int) -> WarmSettings | None:
     return WarmSettings.from_params(cfg.get("warm", {}), seed, "xqg.warm") if cfg["model"] == "warm" else None
 
 
+def context_languages(cfg: dict, corpus, corpus_language: str | None = None):
+    """``xqg.context_languages`` (a list of codes, or ``all``); unset, ``[corpus_language]`` (when None: the
+    language of the ``corpus`` rows)."""
+    return cfg.get("context_languages", [corpus_language or corpus_language_of(corpus)])
+
+
 def generator_examples(cfg: dict, contexts, queries, links, corpus, corpus_language: str | None = None,
                        split: str = "train") -> list[dict]:
-    """The generator's examples of ``split`` (``training_examples``); ``xqg.context_languages`` defaults to
-    ``[corpus_language]`` (when None: the language of the ``corpus`` rows)."""
-    ctx_langs = cfg.get("context_languages", [corpus_language or corpus_language_of(corpus)])
-    examples = training_examples(contexts, queries, links, ctx_langs, split)
+    """The generator's examples of ``split`` (``training_examples``) from the contexts in ``context_languages``."""
+    examples = training_examples(contexts, queries, links, context_languages(cfg, corpus, corpus_language), split)
     if split == "train" and not examples:
         raise ConfigError("xqg: no training examples (is the training split empty?)")
     return examples
@@ -63,7 +67,6 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
     spec = cfg["model"]
     settings = generator_settings(cfg, seed)
     examples = generator_examples(cfg, contexts, queries, links, corpus, corpus_language)
-    ctx_langs = cfg.get("context_languages", [corpus_language or corpus_language_of(corpus)])
     langs = sorted({e["lang"] for e in examples})
     out.mkdir(parents=True, exist_ok=True)
     if spec == "warm":
@@ -80,6 +83,6 @@ def train_generator(cfg: dict, xdr: dict, contexts, queries, links, corpus, out:
                                 seed=seed, max_steps=t.get("max_steps", 0))
         gen.save(out / "model")
         meta = {"kind": "seq2seq", "model": spec, "max_source_length": gen.max_source_length}
-    meta.update(languages=langs, examples=len(examples), context_languages=ctx_langs)
+    meta.update(languages=langs, examples=len(examples), context_languages=context_languages(cfg, corpus, corpus_language))
     write_kind(out, GENERATOR_FILE, meta)
     return {**history, "examples": len(examples)}

@@ -1,0 +1,84 @@
+"""The sweeps of one set of a method's items, the variants the scaling stage and the seeds stage run: the method's
+own items, a shuffled permutation of them, their centroids (``xaug.controls``), or equal items per passage at
+every k (``xaug.equal_items``), each under one or more fusions sharing a scorer (``xaug.sweep``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .controls import centroid_items, permutation_plan, shuffle
+from .equal_items import drawn_items
+from .fusion import combine
+from .leave_out import correction
+from .queryset import QuerySet
+from .sweep import KResult, SubsetScorer, blocks_side_by_side, group_means, sweep
+
+
+def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict, plan: dict, kind: str = "method",
+                 perm: int = 0, seed: int = 0) -> dict:
+    """The sweeps of one set of items of ``method``: its own (``kind`` method), its shuffled permutation ``perm``,
+    its centroids, or equal items; under each fusion of ``fusions`` (run -> k -> FusionSettings) -> run ->
+    (by_k, singles). The runs share one scorer per items count and query block, so the candidates of each query
+    (most of a sweep's time with ``scaling.candidates``: the top K of every list over the corpus) are found once
+    per set of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory."""
+    blocks = queries.blocks()
+    if kind == "equal_items":
+        return {run: (_equal_items_sweep(method, fusion, plan, seed, queries, passages, blocks), {})
+                for run, fusion in fusions.items()}
+    if kind == "shuffled":
+        plan = permutation_plan(plan, perm)
+    parts = [{run: ({}, {}) for run in fusions} for _ in blocks]  # per query block
+    own = method.own(queries.questions)  # a leave-out method: each query's own question's items
+    for n_used in dict.fromkeys(f.n_items_used for fusion in fusions.values() for f in fusion.values()):
+        items, held = method.reduced(n_used), own  # one scorer per items count and query block
+        if kind == "shuffled":
+            items, moves = shuffle(items, np.random.default_rng([seed, perm]))
+            held = None if own is None else [o.moved(d) for o, d in zip(own, moves)]
+        elif kind == "centroid":
+            items, held = centroid_items(items), None
+        for rows, results in zip(blocks, parts):
+            some = queries.take(rows)
+            some_held = None if held is None else [o.take(rows) for o in held]
+            scorer = SubsetScorer(some, passages, items, some_held)
+            for run, fusion in fusions.items():
+                ks = [k for k in plan if fusion[k].n_items_used == n_used]
+                if ks:
+                    b, s = sweep(some, passages, items, fusion, {k: plan[k] for k in ks}, method.seconds,
+                                 method.tokens, some_held, scorer=scorer)
+                    results[run][0].update(b)
+                    results[run][1].update(s)
+            del scorer
+    return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts])
+            for run in fusions}
+
+
+def _equal_items_sweep(method, fusion: dict, plan: dict, seed: int, queries: QuerySet, passages: np.ndarray,
+                       blocks: list[np.ndarray]) -> dict[int, KResult]:
+    """The method with as many items per passage at every k as one language gives at k = 1, and k = 1's fusion
+    (alpha) at every k: only the number of languages the items come from changes (``xaug.equal_items``). Each
+    subset's items are drawn and fused once and scored block by block (``QuerySet.blocks``)."""
+    fusion = {k: fusion[1] for k in fusion}
+    total = fusion[1].n_items_used or max(items.shape[1] for items, _ in method.raw)
+    generated = [items.shape[1] for items, _ in method.raw]  # items generated per passage, per language
+    own = method.own(queries.questions)
+    parts = [(queries.take(rows), None if own is None else [o.take(rows) for o in own]) for rows in blocks]
+    by_k = {}
+    for k, subsets in plan.items():
+        def values_of(position, subset):
+            pooled, taken = drawn_items(method.raw, subset, total, np.random.default_rng([seed, k, position]))
+            fused = combine(passages, [pooled], fusion[k])
+            values = []
+            for some, some_own in parts:
+                fix = None if own is None else correction(some.vectors, passages, [pooled],
+                                                          [(some_own[s], taken[:, j]) for j, s in enumerate(subset)],
+                                                          fusion[k])
+                values.append(some.score(fused, fix))
+            return values[0] if len(values) == 1 else np.concatenate(values, axis=1)
+
+        by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
+                          # the cost of `total` items: that share of a language's generation, mean over s
+                          float(np.mean([np.mean([method.seconds[i] * total / generated[i] for i in s])
+                                         for s in subsets])),
+                          float(np.mean([np.mean([method.tokens[i] * total / generated[i] for i in s])
+                                         for s in subsets])),
+                          fusion[k].alpha, total)
+    return by_k
