@@ -71,10 +71,9 @@ def main(args, p, log):
         examples = generator_examples(cfg, contexts, queries, links, corpus, pivot)
         tune = generator_examples(cfg, contexts, queries, links, corpus, pivot, "tune")
     else:  # as train_translator reads them
-        corpus = read_jsonl(data / "corpus.jsonl")
         examples, tune, _ = warm_examples(cfg, contexts, queries, links, pivot)
-    ident = write_training_states(args.out, examples, tune, p.get_path("xdr"), settings,
-                                  [c["text"] for c in corpus], p.device(), seeds=draw_seeds(p))
+    ident = write_training_states(args.out, examples, tune, p.get_path("xdr"), settings, p.device(),
+                                  seeds=draw_seeds(p))
     log.info("%s: states of %d training sources and %d tune examples", args.model, len(ident["sources"]),
              ident["tune"])
 

@@ -204,6 +204,22 @@ def test_bad_tiny_dimensions(field, value):
         load_backbone("tiny", tiny_config=config, texts=TEXTS)
 
 
+def test_a_tiny_tokenizer_learns_from_an_evenly_spaced_sample(monkeypatch):
+    import xaug.models as models
+
+    texts = [f"{w} text number {i} about {w}s" for i, w in enumerate(["river", "castle", "music", "engine"] * 6)]
+    assert models.tokenizer_sample(texts, 5) == [texts[0], texts[4], texts[9], texts[14], texts[19]]
+    assert models.tokenizer_sample(texts[:3], 5) == texts[:3]
+    config = {"vocab_size": 60, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 64}
+    monkeypatch.setattr(models, "TOKENIZER_TEXTS", 5)
+    _, capped = models.tiny_bert(config, texts)
+    monkeypatch.setattr(models, "TOKENIZER_TEXTS", 1000)
+    _, sampled = models.tiny_bert(config, models.tokenizer_sample(texts, 5))
+    _, whole = models.tiny_bert(config, texts)
+    assert capped.get_vocab() == sampled.get_vocab() != whole.get_vocab()
+
+
 def test_bad_encoder_settings():
     with pytest.raises(ConfigError, match="xdr.pooling"):
         EncoderSettings(pooling="max")

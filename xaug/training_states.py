@@ -45,30 +45,32 @@ def identity(xdr: dict, settings: WarmSettings, sources: dict[str, str], tune: l
             "sources": {k: _text_digest(t) for k, t in sources.items()}}
 
 
-def sources_read(gen, examples: list[dict], settings: WarmSettings, seeds) -> dict[str, str]:
-    """The training sources (text by key, in key order) that a run of ``settings`` reads with any of ``seeds``:
-    each draw's schedule (``training_schedule``: its shuffles, batches and step cap) is known up front, so a
-    capped run reads only its batches' sources, whatever the size of the training split."""
+def sources_read(gen, examples: list[dict], settings: WarmSettings, seeds) -> tuple[dict[str, str], int]:
+    """The training sources (text by key, in key order) that a run of ``settings`` reads with any of ``seeds``,
+    and the number of training sources: each draw's schedule (``training_schedule``: its shuffles, batches and
+    step cap) is known up front, so a capped run reads only its batches' sources, whatever the size of the
+    training split."""
     sources = training_sources(examples)
     lengths, keys = example_lengths(gen, examples), [e["passage_id"] for e in examples]
     read: set[str] = set()
     for seed in seeds:
         read.update(scheduled_sources(examples, training_schedule(lengths, replace(settings, seed=seed), keys)))
-    return {k: t for k, t in sources.items() if k in read}
+    return {k: t for k, t in sources.items() if k in read}, len(sources)
 
 
 def write_training_states(out, examples: list[dict], tune_examples: list[dict], xdr: dict, settings: WarmSettings,
-                          vocabulary_texts, device="cpu", seeds=None) -> dict:
+                          device="cpu", seeds=None) -> dict:
     """Encode the training sources of ``examples`` that training with any of ``seeds`` (default: ``settings.seed``)
     reads, and the stopping rule's tune sources, with the encoder a warm model of ``settings`` gets, into ``out``
-    (replaced whole); returns the identity written."""
-    gen, _, _ = build_warm(examples, xdr, settings, vocabulary_texts, device)
+    (replaced whole); returns the identity written. The states, and the schedule's lengths, are the encoder's
+    and the tokenizer's alone: the warm model built here has the targets' vocabulary only (training adds the
+    corpus's pieces, a pass over every passage that the states do not need)."""
+    gen, _, _ = build_warm(examples, xdr, settings, (), device)
     seeds = [settings.seed] if seeds is None else list(seeds)
-    sources = sources_read(gen, examples, settings, seeds)
+    sources, total = sources_read(gen, examples, settings, seeds)
     tune = tune_selection(tune_examples, settings.tune_examples) if settings.check_every else []
     log.info("%s: encoding the %d of %d training sources that %d steps read with seeds %s, and %d tune examples "
-             "(frozen encoder)", settings.group, len(sources), len(training_sources(examples)), settings.max_steps,
-             seeds, len(tune))
+             "(frozen encoder)", settings.group, len(sources), total, settings.max_steps, seeds, len(tune))
     ident = identity(xdr, settings, sources, tune)
     with atomic_dir(out) as tmp:
         _write_streamed(tmp / "train", list(sources), list(sources.values()), gen)
