@@ -228,6 +228,7 @@ def run_size(size: int, args, log) -> dict:
                  sum(1 for r in result["stages"].values() if r.get("exit") == 0))
         if args.sync:  # the checkout's code for the stages still to run (params.yaml stays the size's own)
             _copy_tracked(work, skip=("params.yaml",))
+            result["code"] = _commit()
     else:
         counts = _prepare_work(work, size, args, replicas)
         result = {"target": size, "replicas": replicas, "passages": counts["paragraphs"].get("en"),
@@ -242,7 +243,9 @@ def run_size(size: int, args, log) -> dict:
         if before and before.get("exit") == 0:
             continue
         try:
-            row = _add_attempt(before, {**run_stage_command(cmd, work, env, args.timeout), "commit": _commit()})
+            # the commit whose code the work folder holds (the checkout may have moved on since it was copied)
+            row = _add_attempt(before, {**run_stage_command(cmd, work, env, args.timeout),
+                                        "commit": result.get("code", result.get("commit"))})
         except Interrupted as exc:
             so_far = before if before and before.get("exit") is None else {}
             result["stages"][name] = {"exit": None, "attempts": so_far.get("attempts", 0) + 1,

@@ -98,7 +98,7 @@ def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_at
     work.mkdir()
     done = {"seconds": 1.0, "cpu_seconds": 0.5, "peak_rss_mb": 10, "exit": 0}
     stopped = {"exit": None, "attempts": 1, "interrupted_seconds": 2.0}
-    (work / "progress.json").write_text(json.dumps({"target": 5, "passages": 3, "set": [],
+    (work / "progress.json").write_text(json.dumps({"target": 5, "passages": 3, "set": [], "commit": "0000abc",
                                                     "stages": {"a": done, "b": stopped}}))
     monkeypatch.setattr(scale, "pipeline_stages", lambda root: [
         ("a", "exit 3"), ("b", "echo b > b.txt"), ("c", "echo broken; exit 1"), ("d", "touch d.txt")])
@@ -110,6 +110,7 @@ def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_at
     assert stages["b"]["exit"] == 0 and stages["b"]["attempts"] == 2 and stages["b"]["interrupted_seconds"] == 2.0
     assert stages["b"]["seconds"] < 2.0 and stages["b"]["peak_rss_mb"] < 99999 and (work / "b.txt").is_file()
     assert stages["c"]["exit"] == 1 and stages["c"]["error"] == "broken"
+    assert stages["b"]["commit"] == stages["c"]["commit"] == "0000abc"  # the work folder's code, not the checkout's
     assert "d" not in stages and not (work / "d.txt").exists()  # nothing runs after a failed stage
     assert json.loads((work / "progress.json").read_text())["stages"] == stages
     with pytest.raises(ConfigError, match="--resume: .* was run with --set"):

@@ -90,13 +90,7 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
         rows = np.arange(start, min(start + step, n_queries))
         scores = [queries[rows] @ m.T for m in matrices]
         allowed = None if judgements.masks is None else judgements.masks[judgements.mask_of[rows]]
-        lists = list(scores) if covered is None else [scores[0]]
-        for s, has, scales in zip(scores[1:], covered or [], inverse):
-            lists += [np.where(has, scores[0] + s, -np.inf), np.where(has, s, -np.inf)]
-            lists += [np.where(has, ((1 - a) * scores[0] + a * s) * scale, -np.inf)
-                      for a, scale in zip(RENORMALISED, scales)]
-            if not has.all():
-                lists.append(np.where(has, -np.inf, scores[0]))
+        lists = [list_scores(spec, scores, inverse) for spec in candidate_lists(len(matrices), covered)]
         tops = []
         for s in lists:
             ranked = s if allowed is None else np.where(allowed, s, -np.inf)
@@ -115,23 +109,57 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
     return columns, values
 
 
-def list_vectors(matrices: list[np.ndarray], covered: list[np.ndarray] | None):
-    """``candidate_scores``' lists as (vectors (N, d) float32, passages it ranks (N,) bool or None: all), one at
-    a time: each list scores ``q . vectors[n]``."""
-    p = matrices[0]
-    yield p, None
+def candidate_lists(n_matrices: int, covered: list[np.ndarray] | None):
+    """``candidate_scores``' lists, each as (matrix j, fusion, passages it ranks (N,) bool or None: all): without
+    ``covered``, each matrix's own inner products (fusion ``own``); with it, the passages' (matrix 0, ``own``),
+    then per covered matrix j ``sum`` (p + item), ``item`` and, for each a of ``RENORMALISED``, that a (the
+    renormalised fusion) over the passages it covers, and ``own`` of matrix 0 over those it does not cover.
+    ``list_scores`` (from the matrices' scores) and ``list_vectors`` (as vectors an index holds) follow it."""
+    yield 0, "own", None
     if covered is None:
-        for m in matrices[1:]:
-            yield m, None
+        for j in range(1, n_matrices):
+            yield j, "own", None
         return
-    pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
-    for m, has in zip(matrices[1:], covered):
-        yield p + m, has
-        yield m, has
-        for a, scale in zip(RENORMALISED, renormalised_scales(p, m, pp)):
-            yield ((1 - a) * p + a * m) * scale[:, None], has
+    for j, has in enumerate(covered, 1):
+        yield j, "sum", has
+        yield j, "item", has
+        for a in RENORMALISED:
+            yield j, a, has
         if not has.all():
-            yield p, ~has
+            yield 0, "own", ~has
+
+
+def list_scores(spec, scores: list[np.ndarray], inverse: list[list[np.ndarray]]) -> np.ndarray:
+    """A list of ``candidate_lists`` as (Q, N) scores from each matrix's (``scores``; -inf where it does not rank)
+    and the renormalised fusions' scales (``inverse``: per covered matrix, ``renormalised_scales``)."""
+    j, fusion, has = spec
+    if fusion == "own":
+        ranked = scores[j]
+    elif fusion == "sum":
+        ranked = scores[0] + scores[j]
+    elif fusion == "item":
+        ranked = scores[j]
+    else:
+        ranked = ((1 - fusion) * scores[0] + fusion * scores[j]) * inverse[j - 1][RENORMALISED.index(fusion)]
+    return ranked if has is None else np.where(has, ranked, -np.inf)
+
+
+def list_vectors(matrices: list[np.ndarray], covered: list[np.ndarray] | None):
+    """``candidate_lists`` as (vectors (N, d) float32, passages it ranks (N,) bool or None: all), one at a time:
+    each list scores ``q . vectors[n]``."""
+    p = matrices[0]
+    pp = None if covered is None else np.einsum("nd,nd->n", p, p, dtype=np.float64)
+    scales = {}
+    for j, fusion, has in candidate_lists(len(matrices), covered):
+        m = matrices[j]
+        if fusion == "own" or fusion == "item":
+            yield m, has
+        elif fusion == "sum":
+            yield p + m, has
+        else:
+            if j not in scales:
+                scales = {j: renormalised_scales(p, m, pp)}  # one covered matrix at a time
+            yield ((1 - fusion) * p + fusion * m) * scales[j][RENORMALISED.index(fusion)][:, None], has
 
 
 def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
