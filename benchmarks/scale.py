@@ -33,6 +33,7 @@ takes the sizes not run now from an earlier ``--out`` (each size names the commi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -65,6 +66,7 @@ PRESET = {
     "scaling.candidates": 200,  # the engine for large corpora (docs/design.md): memory queries x K
     "scaling.seeds": [],  # one draw of the trained models (the seeds stages would repeat training and generation)
 }
+STOP_GRACE = 10.0  # seconds a stopped stage has to clean up after SIGTERM before SIGKILL
 # the MLQA branch: every stage but XQuAD's and those that need it (the answer, the reports, the cost table)
 SKIP = re.compile(r"^(xquad_|answer$|report$|cost$)")
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
@@ -162,13 +164,11 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
                 if pid:
                     break
                 if time.perf_counter() > deadline:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    pid, status, usage = os.wait4(proc.pid, 0)
+                    pid, status, usage = _stop(proc.pid)
                     break
                 time.sleep(0.2)
         except Interrupted as exc:
-            os.killpg(proc.pid, signal.SIGKILL)
-            os.wait4(proc.pid, 0)
+            _stop(proc.pid)
             exc.row = {"seconds": round(time.perf_counter() - started, 1), "exit": None}
             raise
     seconds = time.perf_counter() - started
@@ -179,6 +179,26 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
         lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
         row["error"] = "time limit" if seconds > timeout else (lines[-1][:300] if lines else f"exit {code}")
     return row
+
+
+def _stop(pid: int, grace: float = STOP_GRACE):
+    """Stop a stage's process group: SIGTERM (the stage harness unwinds, removing its temporary outputs), then,
+    for whatever of the group is left after ``grace`` seconds, SIGKILL; -> ``os.wait4``'s (pid, status, usage)
+    of the group's leader (the shell, which may end before the stage it runs)."""
+    os.killpg(pid, signal.SIGTERM)
+    done, until = None, time.perf_counter() + grace
+    while time.perf_counter() < until:
+        if done is None:
+            reaped = os.wait4(pid, os.WNOHANG)
+            done = reaped if reaped[0] else None
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break  # the whole group is gone
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    return done or os.wait4(pid, 0)
 
 
 def _add_attempt(before: dict | None, row: dict) -> dict:

@@ -139,6 +139,25 @@ def test_an_interrupted_stage_is_stopped_with_the_benchmark(tmp_path):
         os.kill(pid, 0)  # the stage's shell is gone
 
 
+def test_a_stopped_stage_gets_sigterm_first_and_cleans_up(tmp_path):
+    """Stopped (an interruption or its time limit), a stage under the harness gets SIGTERM first, so it removes
+    its temporary outputs; one that ignores SIGTERM is killed after the grace period."""
+    import os
+    import sys
+
+    scale = _scale()
+    stage = (f"{sys.executable} -c \"from xaug.cli import run_stage; from xaug.io import atomic_path; import time\n"
+             f"def main():\n    with atomic_path('{tmp_path}/out.json') as t:\n        t.write_text('x'); time.sleep(30)\n"
+             f"run_stage(main)\"")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    row = scale.run_stage_command(stage, tmp_path, env, timeout=8)
+    assert row["exit"] != 0 and row["error"] == "time limit"
+    assert "error: stopped by SIGTERM" in (tmp_path / "stage.log").read_text()  # the stage unwound ...
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage.log"]  # ... and left no temporary file
+    row = scale.run_stage_command("trap '' TERM; sleep 60", tmp_path, dict(os.environ), timeout=1)
+    assert row["exit"] == -9 and row["seconds"] < 30
+
+
 def test_an_interruption_is_kept_in_the_progress_for_resume(tmp_path, mini_zip, monkeypatch):
     import argparse
     import json
