@@ -5,9 +5,11 @@ projection of fusions with K = depth."""
 import dataclasses
 import zlib
 
+import faiss
 import numpy as np
 import pytest
 
+from xaug import candidates as candidates_module
 from xaug.data import MlqaArchive
 from xaug.errors import ConfigError
 from xaug.evaluation import Evaluator
@@ -20,7 +22,7 @@ from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
 from xaug.queryset import QuerySet
 from xaug.ranking import AnswerEnds, Judgements, answer_end_pairs, answer_ends
-from xaug.sweep import SubsetScorer
+from xaug.sweep import SubsetScorer, found_tops
 
 
 def test_union_is_sorted_distinct_and_padded_at_the_end():
@@ -224,6 +226,48 @@ def test_an_index_probing_every_cell_finds_the_flat_candidates(masked):
         for renormalize in (True, False):
             fusion = FusionSettings(0.4, "per_item", renormalize)
             np.testing.assert_allclose(sparse(subset, fusion), dense(subset, fusion), atol=1e-6)
+
+
+def test_a_list_index_is_trained_on_the_lists_own_vectors():
+    """Items that share one large component (a weak generator's, or any list of another distribution than the
+    passages) fall into a few cells of an index trained on the passages, and a query probing those cells scans
+    most of the list; an index trained on the list itself splits it evenly."""
+    rng = np.random.default_rng(12)
+    passages = rng.standard_normal((4000, 16)).astype(np.float32)
+    passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    shared = 3 * rng.standard_normal(16).astype(np.float32)
+    items = (shared + 0.3 * rng.standard_normal(passages.shape)).astype(np.float32)
+    search = CandidateSearch("IVF32,Flat", "nprobe=4")
+
+    def largest_cell(template):
+        index = faiss.clone_index(template)
+        index.add(items)
+        return max(index.invlists.list_size(c) for c in range(index.nlist)) / len(items)
+
+    assert largest_cell(candidates_module._trained(passages, search)) > 0.25
+    assert largest_cell(candidates_module._template(items, None, passages, search)) < 0.1
+    assert candidates_module._template(passages, None, passages, search) is candidates_module._trained(passages, search)
+    # a list too small to train the index on is searched exactly
+    small = candidates_module._template(items, np.arange(len(items)) < 20, passages, search)
+    assert isinstance(small, faiss.IndexFlatIP)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_tops_found_once_for_all_queries_equal_each_blocks_own(masked):
+    """The scaling and tune stages search each candidate list once for all their queries (``found_tops``) and
+    score them block by block: every block's candidates and measures equal those it finds on its own."""
+    queries, passages, items = _world(seed=8, n_queries=150, n_passages=400, masked=masked)
+    queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"), block=40)
+    tops = found_tops(queries, passages, items)
+    assert len(tops) > 1 and all(t.shape == (150, 20) for t in tops)
+    fusion = FusionSettings(0.3, "fixed", True)
+    for rows in queries.blocks():
+        some = queries.take(rows)
+        alone = SubsetScorer(some, passages, items)
+        shared = SubsetScorer(some, passages, items, tops=[t[rows] for t in tops])
+        np.testing.assert_array_equal(shared.projection.columns, alone.projection.columns)
+        np.testing.assert_array_equal(shared((0, 1), fusion), alone((0, 1), fusion))
+    assert found_tops(dataclasses.replace(queries, search=CandidateSearch()), passages, items) is None
 
 
 def test_values_at_are_the_inner_products_at_the_columns_and_zero_at_padding():

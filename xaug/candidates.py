@@ -20,10 +20,10 @@ searches an index of that list's vectors instead, sublinear per query and approx
 index misses is not a candidate; the candidates' scores stay exact). Every list ranks by an inner
 product with one vector per passage, so each is an index of its own: the passages, ``p + item``, the
 mean item, the renormalised fusions ``((1 - a) p + a item) |p| / |..|``. A trainable index is trained
-on the passages once (kept while they are the same array) and copied for every list (its cells are the
-passages' clusters); the
-parallel setting's masks get an index per mask row. (Centring each list on its mean keeps its ranking but
-lowered an IVF index's recall on the scale benchmark's passages: docs/design.md.)
+on each list's own vectors (the passages' once, kept while they are the same array), so that its cells
+split that list evenly; the parallel setting's masks get a copy per mask row. A stage finds the tops of
+every list for all its queries at once (``list_tops``), each index built once, and scores them block by
+block.
 """
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ class CandidateSearch:
 
 def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
                      extra: tuple[np.ndarray, ...] = (), covered: list[np.ndarray] | None = None,
-                     search: CandidateSearch = CandidateSearch()) -> tuple[np.ndarray, list[np.ndarray]]:
+                     search: CandidateSearch = CandidateSearch(), tops: list[np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Each query's candidates and every matrix's scores there: ``columns`` (Q, W), the union of the top ``k``
     passages of each list among those the query may rank (``judgements``' masks), its relevant passage
     (``judgements.relevant``) and ``extra`` ((Q, m) passage positions, -1: none), in ``union``'s layout;
@@ -74,11 +75,12 @@ def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, ju
     ``q.p'`` with ``p' = ((1 - a) p + a item) |p| / |(1 - a) p + a item|`` (renormalising reorders passages by
     their fused norm), and the passages it does not cover ranked by ``q.p`` (a fusion that lowers the covered
     ones lifts them). Queries go in chunks of ``SCORE_FLOATS`` scores: memory O(chunk x passages + queries x W).
-    ``search``: each list's top K from every passage (Flat) or from an index of the list (``indexed_scores``)."""
+    ``search``: each list's top K from every passage (Flat) or from an index of the list (``indexed_scores``;
+    ``tops``: these queries' ``list_tops``, found beforehand for a larger set of queries)."""
     queries = np.asarray(queries, dtype=np.float32)
     matrices = [np.asarray(m, dtype=np.float32) for m in matrices]
     if not search.exact:
-        return indexed_scores(queries, matrices, k, judgements, extra, covered, search)
+        return indexed_scores(queries, matrices, k, judgements, extra, covered, search, tops)
     n_queries, n = len(queries), len(matrices[0])
     # per covered matrix and a of RENORMALISED: 1 / the renormalised fusion's norm relative to |p| (N,)
     pp = None if covered is None else np.einsum("nd,nd->n", matrices[0], matrices[0], dtype=np.float64)
@@ -162,39 +164,57 @@ def list_vectors(matrices: list[np.ndarray], covered: list[np.ndarray] | None):
             yield ((1 - fusion) * p + fusion * m) * scales[j][RENORMALISED.index(fusion)][:, None], has
 
 
-def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
-                   extra: tuple[np.ndarray, ...], covered: list[np.ndarray] | None, search: CandidateSearch
-                   ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``candidate_scores`` with each list's top K from a faiss index of ``search.index`` over the list's
-    vectors and the passages it ranks; per mask row of ``judgements`` (the parallel setting), an
-    index of the passages that row allows. The scores at the candidates are exact inner products."""
+def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
+              covered: list[np.ndarray] | None, search: CandidateSearch) -> list[np.ndarray]:
+    """Per list of ``candidate_lists``, (Q, k) int32: each query's top ``k`` passages of that list among those its
+    mask row of ``judgements`` allows (-1 padding), from a faiss index of ``search.index`` over the list's vectors.
+    Each list's index is built once and searched by every query (per mask row of the parallel setting, a copy
+    holding the passages that row allows): a stage finds the tops of all its query blocks in one pass, so that
+    no index is built once per block. A trainable index is trained on the list's own vectors (``_template``)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries, n = len(queries), len(matrices[0])
     masks = np.ones((1, n), bool) if judgements.masks is None else np.asarray(judgements.masks, bool)
     mask_of = np.zeros(n_queries, np.int64) if judgements.masks is None else np.asarray(judgements.mask_of)
-    template = _trained(matrices[0], search)
     groups = [(r, np.flatnonzero(mask_of == r)) for r in range(len(masks))]
     groups = [(r, rows) for r, rows in groups if len(rows)]
-    tops = {r: [] for r, _ in groups}
+    tops = []
     for vectors, has in list_vectors(matrices, covered):
+        top = np.full((n_queries, k), -1, np.int32)
+        template = None
         for r, rows in groups:
             members = masks[r] if has is None else masks[r] & has
             ids = np.flatnonzero(members)
             if len(ids) <= k:  # every passage the list ranks for these queries is a candidate
-                tops[r].append(np.broadcast_to(ids.astype(np.int32), (len(rows), len(ids))))
+                top[rows, :len(ids)] = ids
                 continue
+            if template is None:
+                template = _template(vectors, has, matrices[0], search)
             index = faiss.clone_index(template)
             set_search(index, search.params, "scaling.candidate_search")
             index.add(np.ascontiguousarray(vectors[ids]))
             _, found = index.search(queries[rows], k)
-            tops[r].append(np.where(found >= 0, ids[np.maximum(found, 0)], -1).astype(np.int32))
+            top[rows] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
+            del index
+        tops.append(top)
+    return tops
+
+
+def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
+                   extra: tuple[np.ndarray, ...], covered: list[np.ndarray] | None, search: CandidateSearch,
+                   tops: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``candidate_scores`` with each list's top K from a faiss index of ``search.index`` over the list's
+    vectors (``list_tops``, or ``tops``: those of these queries, found beforehand); the scores at the
+    candidates are exact inner products."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if tops is None:
+        tops = list_tops(queries, matrices, k, judgements, covered, search)
+    n_queries = len(queries)
     parts = []  # (rows, their union): in chunks of rows, so that the stacked lists stay O(chunk x lists x K)
-    step = max(1, SCORE_FLOATS // max(sum(t.shape[1] for t in next(iter(tops.values()), [])), 1))
-    for r, rows in groups:
-        for start in range(0, len(rows), step):
-            at = slice(start, start + step)
-            parts.append((rows[at], union(judgements.relevant[rows[at], None], *[t[at] for t in tops[r]],
-                                          *[np.asarray(e)[rows[at]] for e in extra])))
-        tops[r] = None
+    step = max(1, SCORE_FLOATS // max(sum(t.shape[1] for t in tops), 1))
+    for start in range(0, n_queries, step):
+        at = slice(start, start + step)
+        parts.append((np.arange(n_queries)[at], union(judgements.relevant[at, None], *[t[at] for t in tops],
+                                                      *[np.asarray(e)[at] for e in extra])))
     width = max((c.shape[1] for _, c in parts), default=0)
     columns = np.full((n_queries, width), -1, np.int64)
     for rows, c in parts:
@@ -203,6 +223,25 @@ def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judg
 
 
 _TRAINED: list = []  # (passages, search, empty trained index): the last one, reused while the passages are the same
+
+
+def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray, search: CandidateSearch):
+    """An empty index of ``search.index`` for a list's ``vectors`` (those of the passages ``has``), trained on
+    them: an index trained on the passages (``_trained``) would put vectors of another distribution (a mean
+    item, ``p + item``, whose shared component moves them all towards a few cells) into a few large cells, and
+    every query probing them would scan most of the list (measured on the scale benchmark's P = 100k: 93% of
+    the xqg items in 10 of 1024 cells, searches 6 to 25 times slower). The passages' own lists reuse the
+    passages' index. A list too small to train the index on (fewer vectors than the passages) is searched
+    exactly."""
+    if vectors is passages:
+        return _trained(passages, search)
+    own = vectors if has is None else vectors[has]
+    try:
+        return build_index(own, search.index, "scaling.candidate_index")
+    except ConfigError:
+        if len(own) >= len(passages):
+            raise
+        return faiss.IndexFlatIP(vectors.shape[1])
 
 
 def _trained(passages: np.ndarray, search: CandidateSearch):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .candidates import CandidateSearch, candidate_scores, correction_at
+from .candidates import CandidateSearch, candidate_scores, correction_at, list_tops
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
@@ -87,6 +87,22 @@ def subset_plan(n: int, mode: str, seed: int = 0) -> dict[int, list[tuple[int, .
     return plan
 
 
+def item_means(items: list[LanguageItems]) -> list[np.ndarray]:
+    """Per language, (N, d) the mean item of each passage (0 where it has none)."""
+    return [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
+
+
+def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems]) -> list[np.ndarray] | None:
+    """The candidate lists' tops (``xaug.candidates.list_tops``) of every query of ``queries`` for a set of
+    ``items``, found once before its query blocks are scored (``SubsetScorer(..., tops=[t[rows] ...])``), so
+    that each list's index is built once per set of items, not once per block; None where there is no index
+    to search (no candidates, or the Flat search, which scores each block's lists directly)."""
+    if not queries.candidates or queries.search.exact or queries.factory != "Flat":
+        return None
+    return list_tops(queries.vectors, [np.asarray(passages, dtype=np.float32), *item_means(items)],
+                     queries.candidates, queries.judgements, [it.counts > 0 for it in items], queries.search)
+
+
 class Projection:
     """Query scores of any fusion of a set of languages, without building the fused passages.
 
@@ -102,7 +118,7 @@ class Projection:
     positions, e.g. where a leave-out overwrites scores)."""
 
     def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
-                 extra: list[np.ndarray] = ()):
+                 extra: list[np.ndarray] = (), tops: list[np.ndarray] | None = None):
         self.queries = queries
         p = np.asarray(passages, dtype=np.float32)
         self.pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
@@ -111,10 +127,9 @@ class Projection:
         self.restore = None if unit_passages(self.pp) else np.sqrt(self.pp)
         self.columns = None
         if queries.candidates:  # candidates: top K of the baseline, and per language of its covered and uncovered lists
-            means = [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
-            self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *means], queries.candidates,
-                                                            queries.judgements, tuple(extra),
-                                                            [it.counts > 0 for it in items], queries.search)
+            self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *item_means(items)],
+                                                            queries.candidates, queries.judgements, tuple(extra),
+                                                            [it.counts > 0 for it in items], queries.search, tops)
             safe = np.maximum(self.columns, 0)
             self.qs = [(m * it.counts[safe]).astype(np.float32) for m, it in zip(qm, items)]
         else:
@@ -235,10 +250,10 @@ class SubsetScorer:
     those items left out of that query's scores. The one scorer of the sweep, the tune grid and the dial."""
 
     def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
-                 own: list[OwnItems] | None = None):
+                 own: list[OwnItems] | None = None, tops: list[np.ndarray] | None = None):
         self.queries, self.passages, self.items, self.own = queries, passages, items, own
         extra = [] if own is None else [o.passage[:, None] for o in own]  # the passages a leave-out overwrites
-        self.projection = Projection(queries, passages, items, extra) if queries.factory == "Flat" else None
+        self.projection = Projection(queries, passages, items, extra, tops) if queries.factory == "Flat" else None
         self.view = queries if self.projection is None or self.projection.columns is None else \
             queries.restrict(self.projection.columns)
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items

@@ -10,7 +10,7 @@ from .equal_items import drawn_items
 from .fusion import combine
 from .leave_out import correction
 from .queryset import QuerySet
-from .sweep import KResult, SubsetScorer, blocks_side_by_side, group_means, sweep
+from .sweep import KResult, SubsetScorer, blocks_side_by_side, found_tops, group_means, sweep
 
 
 def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict, plan: dict, kind: str = "method",
@@ -35,10 +35,11 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
             held = None if own is None else [o.moved(d) for o, d in zip(own, moves)]
         elif kind == "centroid":
             items, held = centroid_items(items), None
+        tops = found_tops(queries, passages, items)  # each candidate list searched once for every block
         for rows, results in zip(blocks, parts):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
-            scorer = SubsetScorer(some, passages, items, some_held)
+            scorer = SubsetScorer(some, passages, items, some_held, None if tops is None else [t[rows] for t in tops])
             for run, fusion in fusions.items():
                 ks = [k for k in plan if fusion[k].n_items_used == n_used]
                 if ks:
