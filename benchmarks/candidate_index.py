@@ -40,7 +40,7 @@ from xaug.experiment import Experiment  # noqa: E402
 from xaug.fusion import FusionSettings  # noqa: E402
 from xaug.methods import METHODS  # noqa: E402
 from xaug.params import load_params  # noqa: E402
-from xaug.sweep import SubsetScorer  # noqa: E402
+from xaug.sweep import SubsetScorer, item_means  # noqa: E402
 
 ALPHAS = (0.01, 0.1, 0.3, 0.5, 0.9)
 MEASURE = "nDCG@10"
@@ -76,7 +76,7 @@ def cell_shares(exp, items, search: CandidateSearch) -> dict | None:
     passages = np.asarray(exp.passages, dtype=np.float32)
     template = candidates._trained(passages, search)  # kept referenced: faiss frees an index with its owner
     has = items[0].counts > 0
-    means = (items[0].sums / np.maximum(items[0].counts, 1)[:, None])[has]
+    means = item_means(items[:1])[0][has]
     own = candidates._template(means, None, passages, search)
     return {"passages_index": largest_cells(means, template), "own_index": largest_cells(means, own)}
 

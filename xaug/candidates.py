@@ -194,7 +194,6 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
             index.add(np.ascontiguousarray(vectors[ids]))
             _, found = index.search(queries[rows], k)
             top[rows] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
-            del index
         tops.append(top)
     return tops
 
@@ -213,8 +212,8 @@ def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judg
     step = max(1, SCORE_FLOATS // max(sum(t.shape[1] for t in tops), 1))
     for start in range(0, n_queries, step):
         at = slice(start, start + step)
-        parts.append((np.arange(n_queries)[at], union(judgements.relevant[at, None], *[t[at] for t in tops],
-                                                      *[np.asarray(e)[at] for e in extra])))
+        parts.append((at, union(judgements.relevant[at, None], *[t[at] for t in tops],
+                                *[np.asarray(e)[at] for e in extra])))
     width = max((c.shape[1] for _, c in parts), default=0)
     columns = np.full((n_queries, width), -1, np.int64)
     for rows, c in parts:
@@ -229,8 +228,8 @@ def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray,
     """An empty index of ``search.index`` for a list's ``vectors`` (those of the passages ``has``), trained on
     them: an index trained on the passages (``_trained``) would put vectors of another distribution (a mean
     item, ``p + item``, whose shared component moves them all towards a few cells) into a few large cells, and
-    every query probing them would scan most of the list (measured on the scale benchmark's P = 100k: 93% of
-    the xqg items in 10 of 1024 cells, searches 6 to 25 times slower). The passages' own lists reuse the
+    every query probing them would scan most of the list (the scale benchmark's P = 100k: 93% of the xqg mean
+    items in 10 of 1,024 cells, ``benchmarks/candidate_index.py``). The passages' own lists reuse the
     passages' index. A list too small to train the index on (fewer vectors than the passages) is searched
     exactly."""
     if vectors is passages:
