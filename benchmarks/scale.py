@@ -233,6 +233,23 @@ def _prepare_work(work: Path, size: int, args, replicas: int) -> dict:
     return synthetic_archive(args.source, replicas, work / "synthetic.zip")
 
 
+def _redo(result: dict, work: Path, args) -> dict:
+    """``--redo STAGE``: forget ``STAGE`` and every stage after it (kept under ``redone``, with the --set they
+    ran with), and apply the --set values that differ from the work folder's to its params.yaml."""
+    names = [name for name, _ in pipeline_stages(work)]
+    if args.redo not in names:
+        raise ConfigError(f"--redo: {args.redo!r} is not a benchmarked stage ({', '.join(names)})")
+    later = names[names.index(args.redo):]
+    redone = {name: result["stages"].pop(name) for name in later if name in result["stages"]}
+    result.setdefault("redone", []).append({"set": result.get("set"), "stages": redone})
+    changed = [kv for kv in args.set if kv not in (result.get("set") or [])]
+    if changed:
+        set_params(work / "params.yaml", dict(kv.split("=", 1) for kv in changed))
+    result["set"] = args.set
+    (work / "progress.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def run_size(size: int, args, log) -> dict:
     archive = MlqaArchive(args.source)
     split = archive.splits()[0]
@@ -242,7 +259,9 @@ def run_size(size: int, args, log) -> dict:
     progress = work / "progress.json"
     if args.resume and progress.is_file():
         result = json.loads(progress.read_text())
-        if result.get("set") != args.set:
+        if args.redo:
+            result = _redo(result, work, args)
+        elif result.get("set") != args.set:
             raise ConfigError(f"--resume: {progress} was run with --set {result.get('set')}, not {args.set}")
         log.info("P ~ %d: resuming %s (%d stages finished)", size, work,
                  sum(1 for r in result["stages"].values() if r.get("exit") == 0))
@@ -354,11 +373,17 @@ def main():
                     help="go on from a size's progress.json in --work (keeps the work folder)")
     ap.add_argument("--sync", action="store_true",
                     help="with --resume: copy the checkout's tracked files (not params.yaml) into the work folder first")
+    ap.add_argument("--redo", default=None, metavar="STAGE",
+                    help="with --resume: run STAGE and every stage after it again, with the --set values given (those "
+                         "that differ from the work folder's are applied to its params.yaml; the stages before keep "
+                         "their results)")
     ap.add_argument("--previous", default=None, metavar="JSON",
                     help="an earlier --out: its sizes not in --sizes join the report")
     ap.add_argument("--out", default=None, help="write the figures as JSON")
     ap.add_argument("--plot", default=None, help="write the figure (PNG)")
     args = ap.parse_args()
+    if args.redo and not args.resume:
+        ap.error("--redo needs --resume (a work folder to go on from)")
     log = setup()
     if not Path(args.source).is_file():
         raise ConfigError(f"--source: {args.source}: no such archive")

@@ -17,12 +17,12 @@ from xaug.formats import write_embeddings
 from xaug.preparation import prepare, save_prepared
 from xaug.candidates import (RENORMALISED, CandidateSearch, candidate_scores, correction_at, pairs_matrix, slots, union,
                              values_at)
-from xaug.fusion import FusionSettings, LanguageItems
+from xaug.fusion import FusionSettings, LanguageItems, combine
 from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
 from xaug.queryset import QuerySet
 from xaug.ranking import AnswerEnds, Judgements, answer_end_pairs, answer_ends
-from xaug.sweep import SubsetScorer, found_tops
+from xaug.sweep import SubsetScorer, found_tops, item_means
 
 
 def test_union_is_sorted_distinct_and_padded_at_the_end():
@@ -97,6 +97,18 @@ def test_sparse_answer_ends_equal_the_dense_scan():
     cols = np.array([[0, 1, -1], [3, 0, 1], [0, 1, 2], [2, 1, 0]])
     np.testing.assert_array_equal(pairs.gather(cols), np.take_along_axis(pairs.dense(), np.maximum(cols, 0), 1)
                                   * (cols >= 0) + (cols < 0) * pairs.dense().max())
+
+
+@pytest.mark.parametrize("rows", [[3, 4, 5], [5, 0, 2], [1], [], [0, 1, 2, 3, 4, 5, 6]])
+def test_answer_ends_of_some_queries_are_those_rows_of_the_dense_matrix(rows):
+    rng = np.random.default_rng(4)
+    dense = np.where(rng.random((7, 9)) < 0.3, rng.integers(1, 40, (7, 9)), -1)
+    dense[6] = -1  # a query with no answer anywhere
+    q, p = np.nonzero(dense > 0)
+    ends = AnswerEnds.from_pairs(q, p, dense[q, p], 7, 9)
+    taken = ends.take(np.array(rows, dtype=np.int64))
+    assert taken.shape == (len(rows), 9) and (np.diff(taken.keys) > 0).all()
+    np.testing.assert_array_equal(taken.dense(), ends.dense()[np.array(rows, dtype=np.int64)])
 
 
 def _world(seed=3, n_queries=80, n_passages=120, dim=16, masked=False, depth=10):
@@ -268,6 +280,74 @@ def test_tops_found_once_for_all_queries_equal_each_blocks_own(masked):
         np.testing.assert_array_equal(shared.projection.columns, alone.projection.columns)
         np.testing.assert_array_equal(shared((0, 1), fusion), alone((0, 1), fusion))
     assert found_tops(dataclasses.replace(queries, search=CandidateSearch()), passages, items) is None
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_passages_list_is_searched_once_for_every_set_of_items(masked, monkeypatch):
+    """Every set of items of a stage ranks the same passages for the same queries: their list's tops are found
+    once and equal a fresh search; another set of items' own lists are searched."""
+    queries, passages, items = _world(seed=10, n_queries=120, n_passages=400, masked=masked)
+    queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"))
+    monkeypatch.setattr(candidates_module, "_PASSAGE_TOPS", [])
+    first = found_tops(queries, passages, items)
+    searched = []
+    monkeypatch.setattr(candidates_module, "_template",
+                        lambda vectors, has, *a: searched.append((vectors, has))
+                        or candidates_module_template(vectors, has, *a))
+    shuffled = [LanguageItems(it.sums[::-1].copy(), it.counts[::-1].copy()) for it in items]
+    second = found_tops(queries, passages, shuffled)
+    assert searched and not any(v is passages and has is None for v, has in searched)
+    np.testing.assert_array_equal(second[0], first[0])
+    monkeypatch.setattr(candidates_module, "_PASSAGE_TOPS", [])
+    np.testing.assert_array_equal(found_tops(queries, passages, shuffled)[0], first[0])
+
+
+candidates_module_template = candidates_module._template
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_list_of_one_vector_takes_its_first_allowed_passages_without_an_index(masked, monkeypatch):
+    """The centroid control's mean items are one vector per language: every covered passage scores the same, so
+    the list's top K are its first K allowed passages (equal scores rank the lower position first), found
+    without an index; the other lists are searched as before."""
+    queries, passages, items = _world(seed=12, n_queries=60, n_passages=400, masked=masked)
+    has = items[0].counts > 0
+    centroid = LanguageItems(np.where(has[:, None], items[0].sums[has].mean(0), 0).astype(np.float32) * items[0].counts[:, None],
+                             items[0].counts)
+    search = CandidateSearch("IVF8,Flat", "nprobe=2")
+    built = []
+    monkeypatch.setattr(candidates_module, "_template",
+                        lambda vectors, has, *a: built.append(vectors) or candidates_module_template(vectors, has, *a))
+    means = item_means([centroid])[0]
+    tops = candidates_module.list_tops(queries.vectors, [passages, means], 20, queries.judgements, [has], search)
+    lists = list(candidates_module.candidate_lists(2, [has]))
+    item = tops[[fusion for _, fusion, _ in lists].index("item")]
+    for row in range(60):
+        allowed = has if queries.judgements.masks is None else has & queries.judgements.masks[queries.judgements.mask_of[row]]
+        np.testing.assert_array_equal(item[row], np.flatnonzero(allowed)[:20])
+    assert len(built) == len(lists) - 1 and not any(v is means for v in built)  # every list's index but the items'
+    assert not candidates_module._one_vector(passages, None) and not candidates_module._one_vector(passages, has)
+    three = LanguageItems(3 * centroid.sums, 3 * centroid.counts)  # three copies: the mean up to rounding
+    assert candidates_module._one_vector(item_means([three])[0], has)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_matrix_searched_once_for_all_queries_scores_each_block_as_its_own_search(masked):
+    """Equal items score each subset's fused passages block by block: their index is searched once for all the
+    queries (``QuerySet.found_tops``) and each block's measures equal those of the block searching it alone."""
+    queries, passages, items = _world(seed=9, n_queries=150, n_passages=400, masked=masked)
+    queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"), block=40)
+    fused = combine(passages, items, FusionSettings(0.4, "fixed", True))
+    tops = queries.found_tops(fused)
+    assert tops.shape == (150, 20) and (tops >= 0).all()
+    blocks = queries.blocks()
+    assert len(blocks) == 4
+    for rows in blocks:
+        some = queries.take(rows)
+        np.testing.assert_array_equal(some.score(fused, tops=tops[rows]), some.score(fused))
+    assert np.isfinite(queries.score(fused, tops=tops)).all()
+    assert dataclasses.replace(queries, search=CandidateSearch()).found_tops(fused) is None
+    assert dataclasses.replace(queries, candidates=0).found_tops(fused) is None
 
 
 def test_values_at_are_the_inner_products_at_the_columns_and_zero_at_padding():

@@ -195,3 +195,21 @@ def test_from_evaluator_uses_its_fields():
     assert_measures_equal(RankScorer(scorer.relevant, scorer.lengths, scorer.ends, 2, scorer.allowed,
                                      {"R@4t": 4, "R@5t": 5}).score(scores),
                           {**{m: want[m] for m in RANK_MEASURES}, "R@4t": [0, 1], "R@5t": [1, 1]})
+
+
+def test_best_positions_are_argpartitions_with_or_without_ties_at_the_cut():
+    """``RankScorer._best`` (a value partition where exactly k scores reach the k-th highest) returns what
+    ``argpartition`` does in every row: the k highest, ascending; with ties at the cut or -inf, its choice."""
+    rng = np.random.default_rng(11)
+    scores = rng.standard_normal((40, 90)).astype(np.float32)
+    scores[:8, :30] = 0.25                   # ties across the cut
+    scores[8, 6:] = -np.inf                  # fewer found than k
+    scores[9] = np.floor(scores[9] * 2)      # few distinct values
+    for k in (1, 10, 89):
+        expected = np.sort(np.argpartition(scores, 90 - k, axis=1)[:, 90 - k:], axis=1)
+        best = RankScorer._best(scores, k)
+        np.testing.assert_array_equal(best, expected)
+        top = -np.sort(-scores, axis=1)[:, k - 1:k]
+        clean = ((scores >= top).sum(1) == k)
+        assert clean[10:].all() and (k == 1 or not clean[:10].all())  # both paths taken
+        assert (np.take_along_axis(scores, best, 1)[clean] >= top[clean]).all()

@@ -103,7 +103,7 @@ def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_at
     monkeypatch.setattr(scale, "pipeline_stages", lambda root: [
         ("a", "exit 3"), ("b", "echo b > b.txt"), ("c", "echo broken; exit 1"), ("d", "touch d.txt")])
     args = argparse.Namespace(source=str(mini_zip), work=str(tmp_path), resume=True, sync=False, set=[],
-                              timeout=60, keep=False)
+                              timeout=60, keep=False, redo=None)
     result = scale.run_size(5, args, logging.getLogger("test"))
     stages = result["stages"]
     assert stages["a"] == done  # finished: not run again (its command would fail)
@@ -115,6 +115,32 @@ def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_at
     assert json.loads((work / "progress.json").read_text())["stages"] == stages
     with pytest.raises(ConfigError, match="--resume: .* was run with --set"):
         scale.run_size(5, argparse.Namespace(**{**vars(args), "set": ["seed=3"]}), logging.getLogger("test"))
+
+
+def test_a_redo_runs_a_stage_and_those_after_it_again_with_the_new_settings(tmp_path, mini_zip, monkeypatch):
+    import argparse
+    import json
+    import logging
+
+    scale = _scale()
+    work = tmp_path / "P5"
+    work.mkdir()
+    (work / "params.yaml").write_text("seed: 13\nscaling:\n  subsets: all\n")
+    done = {"seconds": 1.0, "cpu_seconds": 0.5, "peak_rss_mb": 10, "exit": 0}
+    (work / "progress.json").write_text(json.dumps({"target": 5, "passages": 3, "set": ["seed=13"], "commit": "0000abc",
+                                                    "stages": {"a": done, "b": done, "c": done}}))
+    monkeypatch.setattr(scale, "pipeline_stages", lambda root: [("a", "exit 3"), ("b", "touch b.txt"),
+                                                                ("c", "touch c.txt")])
+    args = argparse.Namespace(source=str(mini_zip), work=str(tmp_path), resume=True, sync=False, timeout=60,
+                              keep=False, set=["seed=13", "scaling.subsets=random:1"], redo="b")
+    result = scale.run_size(5, args, logging.getLogger("test"))
+    assert result["stages"]["a"] == done and (work / "b.txt").is_file() and (work / "c.txt").is_file()
+    assert result["stages"]["b"]["exit"] == 0 and result["stages"]["b"] != done
+    assert result["set"] == ["seed=13", "scaling.subsets=random:1"]
+    assert result["redone"] == [{"set": ["seed=13"], "stages": {"b": done, "c": done}}]
+    assert "subsets: random:1" in (work / "params.yaml").read_text()
+    with pytest.raises(ConfigError, match="--redo: 'x' is not a benchmarked stage"):
+        scale.run_size(5, argparse.Namespace(**{**vars(args), "redo": "x"}), logging.getLogger("test"))
 
 
 def test_an_interrupted_stage_is_stopped_with_the_benchmark(tmp_path):
@@ -177,7 +203,7 @@ def test_an_interruption_is_kept_in_the_progress_for_resume(tmp_path, mini_zip, 
 
     monkeypatch.setattr(scale, "run_stage_command", stopped)
     args = argparse.Namespace(source=str(mini_zip), work=str(tmp_path), resume=True, sync=False, set=[],
-                              timeout=60, keep=False)
+                              timeout=60, keep=False, redo=None)
     with pytest.raises(scale.Interrupted):
         scale.run_size(5, args, logging.getLogger("test"))
     row = json.loads((work / "progress.json").read_text())["stages"]["a"]

@@ -170,7 +170,9 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
     mask row of ``judgements`` allows (-1 padding), from a faiss index of ``search.index`` over the list's vectors.
     Each list's index is built once and searched by every query (per mask row of the parallel setting, a copy
     holding the passages that row allows): a stage finds the tops of all its query blocks in one pass, so that
-    no index is built once per block. A trainable index is trained on the list's own vectors (``_template``)."""
+    no index is built once per block. A trainable index is trained on the list's own vectors (``_template``). A
+    list whose passages all hold one vector (the centroid control's mean items) ranks them by position: its first
+    ``k`` allowed passages, without an index (whose one cell every query would scan)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries, n = len(queries), len(matrices[0])
     masks = np.ones((1, n), bool) if judgements.masks is None else np.asarray(judgements.masks, bool)
@@ -179,13 +181,19 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
     groups = [(r, rows) for r, rows in groups if len(rows)]
     tops = []
     for vectors, has in list_vectors(matrices, covered):
+        if vectors is matrices[0] and has is None and _PASSAGE_TOPS and _PASSAGE_TOPS[0] is queries \
+                and _PASSAGE_TOPS[1] is vectors and _PASSAGE_TOPS[2:4] == [k, search] \
+                and _PASSAGE_TOPS[4] is judgements.masks and _PASSAGE_TOPS[5] is judgements.mask_of:
+            tops.append(_PASSAGE_TOPS[6])  # the passages' own list: the same for every set of items
+            continue
         top = np.full((n_queries, k), -1, np.int32)
         template = None
+        tied = _one_vector(vectors, has)  # every passage scores the same (a centroid control's mean items)
         for r, rows in groups:
             members = masks[r] if has is None else masks[r] & has
             ids = np.flatnonzero(members)
-            if len(ids) <= k:  # every passage the list ranks for these queries is a candidate
-                top[rows, :len(ids)] = ids
+            if len(ids) <= k or tied:  # every passage the list ranks, or its first k: equal scores rank the
+                top[rows, :min(k, len(ids))] = ids[:k]  # lower position first (an index would scan them all)
                 continue
             if template is None:
                 template = _template(vectors, has, matrices[0], search)
@@ -195,7 +203,21 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
             _, found = index.search(queries[rows], k)
             top[rows] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
         tops.append(top)
+        if vectors is matrices[0] and has is None:
+            _PASSAGE_TOPS[:] = [queries, vectors, k, search, judgements.masks, judgements.mask_of, top]
     return tops
+
+
+def _one_vector(vectors: np.ndarray, has: np.ndarray | None, tolerance: float = 1e-5) -> bool:
+    """Whether the passages ``has`` (None: all) of a list all hold one vector up to float rounding (a mean of
+    ``count`` copies of it), so that the list ranks them by position alone."""
+    own = vectors if has is None else vectors[has]
+    if len(own) < 2:
+        return False
+    scale = tolerance * max(float(np.abs(own[0]).max()), 1e-30)
+    if np.abs(own[-1] - own[0]).max() > scale:  # a cheap first look: most lists differ there already
+        return False
+    return bool(np.abs(own - own[0]).max() <= scale)
 
 
 def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
@@ -222,6 +244,9 @@ def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judg
 
 
 _TRAINED: list = []  # (passages, search, empty trained index): the last one, reused while the passages are the same
+# (queries, passages, k, search, masks, mask_of, tops): the passages' own list's tops, the last ones, reused while the
+# same arrays are searched again (every set of items of a stage ranks the same passages for the same queries)
+_PASSAGE_TOPS: list = []
 
 
 def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray, search: CandidateSearch):

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .candidates import CandidateSearch, candidate_scores, correction_at, pairs_matrix, slots, union
+from .candidates import CandidateSearch, candidate_scores, correction_at, list_tops, pairs_matrix, slots, union
 from .leave_out import Correction
 from .metrics import ALL_MEASURES
 from .ranking import Judgements, RankScorer
@@ -94,15 +94,26 @@ class QuerySet:
         values = self.scorer.score(scores, names)
         return np.stack([values[m] for m in names])
 
+    def found_tops(self, passages: np.ndarray) -> np.ndarray | None:
+        """(Q, K): every query's top K of ``passages`` from an index of ``search.index`` over them
+        (``xaug.candidates.list_tops``), found once so that ``score`` can take each query block's rows (``tops``)
+        instead of building that index once per block; None where ``score`` searches no such index (no
+        candidates, a Flat search, or the corpus index of ``factory``)."""
+        if not self.candidates or self.search.exact or self.factory != "Flat":
+            return None
+        return list_tops(self.vectors, [np.asarray(passages, dtype=np.float32)], self.candidates, self.judgements,
+                         None, self.search)[0]
+
     def score(self, passages: np.ndarray, correction: Correction | None = None,
-              names: list[str] | None = None) -> np.ndarray:
+              names: list[str] | None = None, tops: np.ndarray | None = None) -> np.ndarray:
         """Every measure of ALL_MEASURES (or of ``names``) per query, (M, Q), for the corpus as ``passages``;
         ``correction``: scores to overwrite (``xaug.leave_out``; with an approximate index, those passages are
         scored exactly whether or not the index found them). With candidates, each query scores the top K of
-        the search and its relevant and corrected passages (exact for a Flat index and K >= depth)."""
+        the search and its relevant and corrected passages (exact for a Flat index and K >= depth); ``tops``:
+        these queries' rows of ``found_tops(passages)``, found beforehand for a larger set of queries."""
         passages = np.asarray(passages, dtype=np.float32)
         if self.candidates:
-            return self._score_candidates(passages, correction, names)
+            return self._score_candidates(passages, correction, names, tops)
         if self.factory == "Flat":
             scores = self.vectors @ passages.T
         else:  # an approximate index ranks only what it finds
@@ -115,12 +126,12 @@ class QuerySet:
         return self.measures(scores if correction is None else correction.apply(scores), names)
 
     def _score_candidates(self, passages: np.ndarray, correction: Correction | None,
-                          names: list[str] | None) -> np.ndarray:
+                          names: list[str] | None, tops: np.ndarray | None = None) -> np.ndarray:
         fixed = np.zeros((len(self.vectors), 0), np.int64) if correction is None else \
             pairs_matrix(correction.rows, correction.cols, len(self.vectors))
         if self.factory == "Flat":
             columns, (scores,) = candidate_scores(self.vectors, [passages], self.candidates, self.judgements, (fixed,),
-                                                  search=self.search)
+                                                  search=self.search, tops=None if tops is None else [tops])
         else:  # the index's top K (over the whole corpus; the parallel setting's mask applies after)
             searcher = FaissSearcher.build(passages, [str(i) for i in range(len(passages))], self.factory,
                                            self.search_params)

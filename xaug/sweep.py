@@ -130,8 +130,8 @@ class Projection:
             self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *item_means(items)],
                                                             queries.candidates, queries.judgements, tuple(extra),
                                                             [it.counts > 0 for it in items], queries.search, tops)
-            safe = np.maximum(self.columns, 0)
-            self.qs = [(m * it.counts[safe]).astype(np.float32) for m, it in zip(qm, items)]
+            self._safe = np.maximum(self.columns, 0)  # padding (-1) reads passage 0, at columns never ranked
+            self.qs = [(m * it.counts[self._safe]).astype(np.float32) for m, it in zip(qm, items)]
         else:
             self.qp = queries.vectors @ p.T
             self.qs = [queries.vectors @ it.sums.T for it in items]
@@ -140,6 +140,8 @@ class Projection:
                      for a in range(len(items)) for b in range(a, len(items))}
         self.counts = [it.counts for it in items]
         self._items, self._scores = np.empty_like(self.qp), np.empty_like(self.qp)
+        if self.columns is not None:
+            self._scale0, self._scale1 = np.empty_like(self.qp), np.empty_like(self.qp)
 
     def scores(self, subset: tuple[int, ...], settings: FusionSettings) -> np.ndarray:
         count = sum(self.counts[i] for i in subset)
@@ -155,15 +157,16 @@ class Projection:
             if self.restore is not None:
                 norm = norm / self.restore
             scale0, scale1 = w0 / norm, w1 / norm
-        if self.columns is not None:  # per passage -> per query and candidate
-            safe = np.maximum(self.columns, 0)
-            scale0, scale1 = np.broadcast_to(scale0, self.pp.shape)[safe], np.broadcast_to(scale1, self.pp.shape)[safe]
+        scale0, scale1 = scale0.astype(np.float32), scale1.astype(np.float32)
+        if self.columns is not None:  # per passage -> per query and candidate, gathered into reused buffers
+            scale0 = np.take(scale0, self._safe, out=self._scale0, mode="clip")
+            scale1 = np.take(scale1, self._safe, out=self._scale1, mode="clip")
         # in two buffers reused across subsets (the returned scores are valid until the next call)
         qt = np.copyto(self._items, self.qs[subset[0]]) or self._items
         for i in subset[1:]:
             qt += self.qs[i]
-        qt *= scale1.astype(np.float32)
-        out = np.multiply(self.qp, scale0.astype(np.float32), out=self._scores)
+        qt *= scale1
+        out = np.multiply(self.qp, scale0, out=self._scores)
         out += qt
         return out
 

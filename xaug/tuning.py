@@ -179,11 +179,13 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
                              " ".join(f"{c['alpha']:g}" + ("" if c["n_queries_used"] is None else
                                                            f"/{c['n_queries_used']}q")
                                       for c in entry["by_k"].values()))
-    normalisation = {}
-    for setting, queries in query_sets.items():
-        grid = [{"beta": beta, measure: round(_question_mean(queries.score(centred(passages, beta), names=[measure])[0],
-                                                              queries.lang >= 0, queries.clusters), 6)}
-                for beta in centring_grid(settings.alphas)]
+    normalisation, grids = {}, {setting: [] for setting in query_sets}
+    for beta in centring_grid(settings.alphas):
+        moved = centred(passages, beta)  # one matrix for every setting: its candidate index is trained once
+        for setting, queries in query_sets.items():
+            grids[setting].append({"beta": beta, measure: round(_question_mean(
+                queries.score(moved, names=[measure])[0], queries.lang >= 0, queries.clusters), 6)})
+    for setting, grid in grids.items():
         best = max(grid, key=lambda g: (g[measure], -abs(g["beta"])))
         normalisation[setting] = {"beta": best["beta"], measure: best[measure],
                                   "gain": round(best[measure] - baselines[setting], 6), "grid": grid}

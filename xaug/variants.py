@@ -56,23 +56,25 @@ def _equal_items_sweep(method, fusion: dict, plan: dict, seed: int, queries: Que
                        blocks: list[np.ndarray]) -> dict[int, KResult]:
     """The method with as many items per passage at every k as one language gives at k = 1, and k = 1's fusion
     (alpha) at every k: only the number of languages the items come from changes (``xaug.equal_items``). Each
-    subset's items are drawn and fused once and scored block by block (``QuerySet.blocks``)."""
+    subset's items are drawn and fused once, its candidates found once (``QuerySet.found_tops``) and scored block
+    by block (``QuerySet.blocks``)."""
     fusion = {k: fusion[1] for k in fusion}
     total = fusion[1].n_items_used or max(items.shape[1] for items, _ in method.raw)
     generated = [items.shape[1] for items, _ in method.raw]  # items generated per passage, per language
     own = method.own(queries.questions)
-    parts = [(queries.take(rows), None if own is None else [o.take(rows) for o in own]) for rows in blocks]
+    parts = [(rows, queries.take(rows), None if own is None else [o.take(rows) for o in own]) for rows in blocks]
     by_k = {}
     for k, subsets in plan.items():
         def values_of(position, subset):
             pooled, taken = drawn_items(method.raw, subset, total, np.random.default_rng([seed, k, position]))
             fused = combine(passages, [pooled], fusion[k])
+            tops = queries.found_tops(fused)  # its index built and searched once for every block
             values = []
-            for some, some_own in parts:
+            for rows, some, some_own in parts:
                 fix = None if own is None else correction(some.vectors, passages, [pooled],
                                                           [(some_own[s], taken[:, j]) for j, s in enumerate(subset)],
                                                           fusion[k])
-                values.append(some.score(fused, fix))
+                values.append(some.score(fused, fix, tops=None if tops is None else tops[rows]))
             return values[0] if len(values) == 1 else np.concatenate(values, axis=1)
 
         by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
