@@ -440,3 +440,20 @@ def test_on_the_shared_dev_archive_k_twice_the_depth_is_within_the_stated_tolera
     assert all(worst[m] <= 0.001 for m in ("nDCG@10", "RR@10", "R@1", "R@5")), worst
     assert all(v <= 0.01 for v in worst.values()) and max(changed) <= 0.02, (worst, max(changed))
     np.testing.assert_array_equal(sparse.score(passages), dense.score(passages))  # one matrix: exact
+
+
+def test_judgements_are_equal_when_every_query_may_rank_the_same_passages():
+    """``Judgements.equals`` (a setting that ranks like an earlier one takes its results): compared per distinct
+    pair of mask rows, never as queries x passages matrices; no mask and an all-true mask are the same."""
+    rng = np.random.default_rng(13)
+    judged = _judgements(rng, 30, 50, masked=True)
+    assert judged.equals(judged)
+    swapped = dataclasses.replace(judged, masks=judged.masks[::-1].copy(), mask_of=1 - judged.mask_of)
+    assert judged.equals(swapped) and swapped.equals(judged)  # the same rows per query, stored in another order
+    other = judged.mask_of.copy()
+    other[np.flatnonzero(judged.mask_of == 0)[0]] = 1  # one query may rank every passage
+    assert not judged.equals(dataclasses.replace(judged, mask_of=other))
+    open_ = dataclasses.replace(judged, masks=None, mask_of=None)
+    all_true = dataclasses.replace(judged, masks=np.ones((2, 50), bool))
+    assert open_.equals(all_true) and all_true.equals(open_) and not open_.equals(judged)
+    assert not judged.equals(judged.take(np.arange(29)))

@@ -41,26 +41,26 @@ def answer_end_pairs(doc_tokens: list[list[str]], answers: list[list[list[str]]]
         return passage[ok], at[ok] - first_token[passage[ok]] + len(answer)
 
     single: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
-    rows: dict[tuple, list[int]] = {}
-    for q, query_answers in enumerate(answers):
-        rows.setdefault(tuple(tuple(a) for a in query_answers if a), []).append(q)
-    parts_q, parts_p, parts_e = [], [], []
-    for answer_set, queries in rows.items():
-        for answer in answer_set:
-            if answer not in single:
-                single[answer] = ends_of(answer)
-        passage = np.concatenate([single[a][0] for a in answer_set] or [np.zeros(0, np.int64)])
-        end = np.concatenate([single[a][1] for a in answer_set] or [np.zeros(0, np.int64)])
-        order = np.lexsort((end, passage))  # per passage its smallest end first
-        passage, end = passage[order], end[order]
-        first = np.r_[True, passage[1:] != passage[:-1]] if len(passage) else np.zeros(0, bool)
-        passage, end = passage[first], end[first]
-        parts_q.append(np.repeat(np.asarray(queries, dtype=np.int64), len(passage)))
-        parts_p.append(np.tile(passage, len(queries)))
-        parts_e.append(np.tile(end, len(queries)))
-    return AnswerEnds.from_pairs(np.concatenate(parts_q or [np.zeros(0, np.int64)]),
-                                 np.concatenate(parts_p or [np.zeros(0, np.int64)]),
-                                 np.concatenate(parts_e or [np.zeros(0, np.int64)]), len(answers), len(doc_tokens))
+    by_set: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # an answer set's passages (ascending) and ends
+    keys, ends = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)]
+    for q, query_answers in enumerate(answers):  # in query order, each query's passages ascending: sorted keys
+        answer_set = tuple(tuple(a) for a in query_answers if a)
+        if answer_set not in by_set:
+            for answer in answer_set:
+                if answer not in single:
+                    single[answer] = ends_of(answer)
+            passage = np.concatenate([single[a][0] for a in answer_set] or [np.zeros(0, np.int64)])
+            end = np.concatenate([single[a][1] for a in answer_set] or [np.zeros(0, np.int64)])
+            order = np.lexsort((end, passage))  # per passage its smallest end first
+            passage, end = passage[order], end[order]
+            first = np.r_[True, passage[1:] != passage[:-1]] if len(passage) else np.zeros(0, bool)
+            by_set[answer_set] = (passage[first], end[first].astype(np.int32))
+        passage, end = by_set[answer_set]
+        keys.append(q * len(doc_tokens) + passage)
+        ends.append(end)
+    # 12 bytes a pair and one copy (a pair per query and passage that holds its answer: 67 million at the scale
+    # benchmark's P = 100k, every answer in each of a paragraph's 102 replicas)
+    return AnswerEnds(np.concatenate(keys), np.concatenate(ends), (len(answers), len(doc_tokens)))
 
 
 @dataclass(eq=False)
@@ -166,11 +166,11 @@ class Judgements:
         """(Q, N) bool, or None where every query may rank every passage."""
         return None if self.masks is None else self.masks[self.mask_of]
 
-    def _canonical_masks(self) -> np.ndarray:
-        masks = np.ones((1, self.n_passages), bool) if self.masks is None else self.masks
-        rows = np.zeros(len(self.relevant), np.int64) if self.masks is None else self.mask_of
-        unique, inverse = np.unique(masks, axis=0, return_inverse=True)
-        return unique[np.asarray(inverse).reshape(-1)[rows]] if len(rows) else unique[:0]
+    def _mask_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, N) mask rows and (Q,) each query's row; no mask is one all-true row."""
+        if self.masks is None:
+            return np.ones((1, self.n_passages), bool), np.zeros(len(self.relevant), np.int64)
+        return np.asarray(self.masks, bool), np.asarray(self.mask_of, np.int64)
 
     def equals(self, other: "Judgements") -> bool:
         """The same relevant passages, answers, lengths, depth, budgets and passages each query may rank (no
@@ -178,8 +178,13 @@ class Judgements:
         if not (self.depth == other.depth and self.budgets == other.budgets and self.ends.equals(other.ends)
                 and np.array_equal(self.relevant, other.relevant) and np.array_equal(self.lengths, other.lengths)):
             return False
-        a, b = self._canonical_masks(), other._canonical_masks()
-        return a.shape == b.shape and np.array_equal(a, b)
+        (a, rows_a), (b, rows_b) = self._mask_rows(), other._mask_rows()
+        if a.shape[1] != b.shape[1] or rows_a.shape != rows_b.shape:
+            return False
+        # every query's two rows equal, compared once per distinct pair of rows (not as (Q, N) matrices: 8 GB
+        # each at 80k queries and 100k passages)
+        pairs = np.unique(np.stack([rows_a, rows_b], axis=1), axis=0) if len(rows_a) else np.zeros((0, 2), np.int64)
+        return all(np.array_equal(a[i], b[j]) for i, j in pairs)
 
     def dense(self) -> "RankScorer":
         return RankScorer(self.relevant, self.lengths, self.ends.dense(), self.depth, self.allowed(), self.budgets)
