@@ -215,10 +215,17 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+# what --sync leaves as the work folder has it: its own params and the stages' outputs that git tracks in the
+# checkout (the committed run's metrics and plots would replace the size's own, e.g. the tuning a resumed
+# scaling stage reads)
+SYNC_SKIP = ("params.yaml", "dvc.lock", "metrics/", "plots/")
+
+
 def _copy_tracked(work: Path, skip: tuple[str, ...] = ()) -> None:
+    """The checkout's tracked files into ``work``, but those named in ``skip`` or under a folder of it (``a/``)."""
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
-        if name not in skip:
+        if not any(name == s or s.endswith("/") and name.startswith(s) for s in skip):
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, work / name)
 
@@ -265,8 +272,8 @@ def run_size(size: int, args, log) -> dict:
             raise ConfigError(f"--resume: {progress} was run with --set {result.get('set')}, not {args.set}")
         log.info("P ~ %d: resuming %s (%d stages finished)", size, work,
                  sum(1 for r in result["stages"].values() if r.get("exit") == 0))
-        if args.sync:  # the checkout's code for the stages still to run (params.yaml stays the size's own)
-            _copy_tracked(work, skip=("params.yaml",))
+        if args.sync:  # the checkout's code for the stages still to run (its params and outputs stay the size's own)
+            _copy_tracked(work, skip=SYNC_SKIP)
             result["code"] = _commit()
     else:
         counts = _prepare_work(work, size, args, replicas)
@@ -372,7 +379,8 @@ def main():
     ap.add_argument("--resume", action="store_true",
                     help="go on from a size's progress.json in --work (keeps the work folder)")
     ap.add_argument("--sync", action="store_true",
-                    help="with --resume: copy the checkout's tracked files (not params.yaml) into the work folder first")
+                    help="with --resume: copy the checkout's code into the work folder first (not params.yaml, "
+                         "dvc.lock, metrics/ or plots/, which stay the size's own)")
     ap.add_argument("--redo", default=None, metavar="STAGE",
                     help="with --resume: run STAGE and every stage after it again, with the --set values given (those "
                          "that differ from the work folder's are applied to its params.yaml; the stages before keep "

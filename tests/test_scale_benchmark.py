@@ -208,3 +208,18 @@ def test_an_interruption_is_kept_in_the_progress_for_resume(tmp_path, mini_zip, 
         scale.run_size(5, args, logging.getLogger("test"))
     row = json.loads((work / "progress.json").read_text())["stages"]["a"]
     assert row == {"exit": None, "attempts": 2, "interrupted_seconds": 7.0}
+
+
+def test_a_sync_copies_the_code_but_keeps_the_sizes_own_params_and_outputs(tmp_path):
+    """--sync (with --resume) brings the checkout's code into a work folder; the size's params.yaml, dvc.lock and
+    the outputs git tracks in the checkout (metrics/, plots/: the committed run's) stay the size's own."""
+    scale = _scale()
+    own = {"params.yaml": "seed: 3\n", "dvc.lock": "own\n", "metrics/tuning.json": "{\"own\": 1}\n",
+           "plots/scaling.csv": "own\n"}
+    for name, text in own.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    scale._copy_tracked(tmp_path, skip=scale.SYNC_SKIP)
+    assert {name: (tmp_path / name).read_text() for name in own} == own
+    assert (tmp_path / "xaug" / "ranking.py").read_text() == (REPO / "xaug" / "ranking.py").read_text()
+    assert (tmp_path / "stages" / "scaling.py").is_file() and (tmp_path / "docs" / "testing.md").is_file()
