@@ -181,10 +181,11 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
     groups = [(r, rows) for r, rows in groups if len(rows)]
     tops = []
     for vectors, has in list_vectors(matrices, covered):
-        if vectors is matrices[0] and has is None and _PASSAGE_TOPS and _PASSAGE_TOPS[0] is queries \
-                and _PASSAGE_TOPS[1] is vectors and _PASSAGE_TOPS[2:4] == [k, search] \
-                and _PASSAGE_TOPS[4] is judgements.masks and _PASSAGE_TOPS[5] is judgements.mask_of:
-            tops.append(_PASSAGE_TOPS[6])  # the passages' own list: the same for every set of items
+        own_list = vectors is matrices[0] and has is None  # the passages' own: the same for every set of items
+        key = (queries, vectors, judgements.masks, judgements.mask_of, k, search)
+        if own_list and _PASSAGE_TOPS and all(a is b for a, b in zip(_PASSAGE_TOPS[0][:4], key[:4])) \
+                and _PASSAGE_TOPS[0][4:] == key[4:]:
+            tops.append(_PASSAGE_TOPS[1])
             continue
         top = np.full((n_queries, k), -1, np.int32)
         template = None
@@ -203,21 +204,23 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
             _, found = index.search(queries[rows], k)
             top[rows] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
         tops.append(top)
-        if vectors is matrices[0] and has is None:
-            _PASSAGE_TOPS[:] = [queries, vectors, k, search, judgements.masks, judgements.mask_of, top]
+        if own_list:
+            _PASSAGE_TOPS[:] = [key, top]
     return tops
 
 
 def _one_vector(vectors: np.ndarray, has: np.ndarray | None, tolerance: float = 1e-5) -> bool:
     """Whether the passages ``has`` (None: all) of a list all hold one vector up to float rounding (a mean of
     ``count`` copies of it), so that the list ranks them by position alone."""
+    at = np.arange(len(vectors)) if has is None else np.flatnonzero(has)
+    if len(at) < 2:
+        return False
+    first = vectors[at[0]]
+    scale = tolerance * max(float(np.abs(first).max()), 1e-30)
+    if np.abs(vectors[at[-1]] - first).max() > scale:  # a cheap first look, before any copy: most lists differ
+        return False
     own = vectors if has is None else vectors[has]
-    if len(own) < 2:
-        return False
-    scale = tolerance * max(float(np.abs(own[0]).max()), 1e-30)
-    if np.abs(own[-1] - own[0]).max() > scale:  # a cheap first look: most lists differ there already
-        return False
-    return bool(np.abs(own - own[0]).max() <= scale)
+    return bool(np.abs(own - first).max() <= scale)
 
 
 def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
@@ -244,8 +247,8 @@ def indexed_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judg
 
 
 _TRAINED: list = []  # (passages, search, empty trained index): the last one, reused while the passages are the same
-# (queries, passages, k, search, masks, mask_of, tops): the passages' own list's tops, the last ones, reused while the
-# same arrays are searched again (every set of items of a stage ranks the same passages for the same queries)
+# ((queries, passages, masks, mask_of, k, search), tops): the passages' own list's tops, the last ones, reused while
+# the same arrays are searched again (every set of items of a stage ranks the same passages for the same queries)
 _PASSAGE_TOPS: list = []
 
 
