@@ -17,6 +17,7 @@ from xaug.formats import write_embeddings
 from xaug.preparation import prepare, save_prepared
 from xaug.candidates import (RENORMALISED, CandidateSearch, candidate_scores, correction_at, pairs_matrix, slots, union,
                              values_at)
+from xaug.controls import shuffled_items
 from xaug.fusion import FusionSettings, LanguageItems, combine
 from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
@@ -94,9 +95,13 @@ def test_sparse_answer_ends_equal_the_dense_scan():
     answers = [[["a", "b"]], [["c"], ["b"]], [], [["a"], ["a", "b"]]]
     pairs = answer_end_pairs(docs, answers)
     np.testing.assert_array_equal(pairs.dense(), answer_ends(docs, answers))
-    cols = np.array([[0, 1, -1], [3, 0, 1], [0, 1, 2], [2, 1, 0]])
+    # union's layout; row 1 holds the last passage, which holds its answer, before padding
+    cols = np.array([[0, 1, -1], [1, 3, -1], [0, 1, 2], [0, 2, 3]])
     np.testing.assert_array_equal(pairs.gather(cols), np.take_along_axis(pairs.dense(), np.maximum(cols, 0), 1)
                                   * (cols >= 0) + (cols < 0) * pairs.dense().max())
+    assert pairs.dense()[1, 3] != pairs.dense().max()
+    with pytest.raises(ValueError, match="ascending"):
+        pairs.gather(np.array([[1, 0, -1], [0, 1, 2], [0, 1, 2], [0, 1, 2]]))
 
 
 @pytest.mark.parametrize("rows", [[3, 4, 5], [5, 0, 2], [1], [], [0, 1, 2, 3, 4, 5, 6]])
@@ -303,6 +308,32 @@ def test_the_passages_list_is_searched_once_for_every_set_of_items(masked, monke
 
 
 candidates_module_template = candidates_module._template
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_methods_list_indexes_serve_every_set_of_its_items(masked, monkeypatch):
+    """``list_templates`` trains the indexes ``list_tops`` would build for a set of items (packed for a worker to
+    return): handed back with the same items they give the same tops; a control's items (shuffled: the same
+    coverage, so the same lists of the same sizes) train no index of their own; a list of another size does."""
+    queries, passages, items = _world(seed=11, n_queries=120, n_passages=400, masked=masked)
+    queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"))
+    matrices, covered = [passages, *item_means(items)], [it.counts > 0 for it in items]
+    templates = candidates_module.unpack_templates(candidates_module.pack_templates(
+        candidates_module.list_templates(matrices, covered, queries.search)))
+    lists = list(candidates_module.candidate_lists(len(matrices), covered))
+    assert 0 not in templates and len(templates) == len(lists) - 1  # all but the passages' own list
+    alone = found_tops(queries, passages, items)
+    trained = []
+    monkeypatch.setattr(candidates_module, "_template",
+                        lambda vectors, has, *a: trained.append(vectors) or candidates_module_template(vectors, has, *a))
+    for shared, own in zip(found_tops(queries, passages, items, templates), alone):
+        np.testing.assert_array_equal(shared, own)
+    shuffled = shuffled_items(items, np.random.default_rng(0))
+    tops = found_tops(queries, passages, shuffled, templates)
+    assert not trained and len(tops) == len(lists)
+    fewer = [LanguageItems(it.sums, np.where(np.arange(len(it.counts)) % 3 == 0, 0, it.counts)) for it in items]
+    found_tops(queries, passages, fewer, templates)
+    assert trained  # other coverage, other lists: each trains its own
 
 
 @pytest.mark.parametrize("masked", [False, True])

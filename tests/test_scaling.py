@@ -429,3 +429,64 @@ def test_a_constant_shift_changes_no_ranking_without_renormalization(world):
                                       ["zh"])
     raw = gains[(gains["method"] == "translate-centroid") & ~gains["renormalize"]]
     assert len(raw) and (raw["delta_nDCG@10"] == 0).all() and (raw["delta_R@2kt"] == 0).all()
+
+
+def test_a_methods_list_indexes_are_trained_once_and_serve_its_sets_of_items(world, monkeypatch):
+    # with an index per candidate list, the stage trains each method's lists once (list_templates_of, in worker
+    # processes) for every items count it uses; its own set of items then scores as it does training them itself,
+    # and its controls train no list of their own
+    import types
+
+    import xaug.candidates as candidates
+    import xaug.scaling as scaling
+    from xaug.candidates import CandidateSearch
+    from xaug.search import IndexSettings
+
+    tmp, passages, pids, method, queries = world
+    search = CandidateSearch("IVF2,Flat", "nprobe=1")
+    qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids, candidates=4,
+                                 search=search)
+    settings = {"xqg": {(w, r): {1: FusionSettings(0.3, w, r, 1), 2: FusionSettings(0.6 if r else 0.1, w, r)}
+                        for w in ("fixed", "per_item") for r in (True, False)}}
+    exp = types.SimpleNamespace(methods={"xqg": method}, passages=passages, candidates=4, search=search,
+                                index=IndexSettings())
+    templates = scaling.list_templates_of(exp, settings, workers=2)
+    assert set(templates) == {"xqg"} and set(templates["xqg"]) == {1, None} and all(templates["xqg"].values())
+    assert scaling.list_templates_of(types.SimpleNamespace(**{**vars(exp), "search": CandidateSearch()}),
+                                     settings, 1) == {}
+    own = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False))
+    controls = (("shuffled", "fixed", True),)
+    scaling._TASK_CONTEXT.update(queries=qs, passages=passages, methods={"xqg": method}, settings=settings,
+                                 plan=subset_plan(2, "all"), seed=0)
+    try:
+        alone = scaling._run_items(("xqg", "method", 0, own))
+        trained = []
+        monkeypatch.setattr(candidates, "_template", lambda *a: trained.append(a) or pytest.fail("a list trained"))
+        scaling._TASK_CONTEXT["templates"] = templates
+        shared = scaling._run_items(("xqg", "method", 0, own))
+        scaling._run_items(("xqg", "shuffled", 1, controls))
+    finally:
+        scaling._TASK_CONTEXT.clear()
+    assert not trained
+    for run in own:
+        for k in (1, 2):
+            np.testing.assert_array_equal(shared[run][0][k].all, alone[run][0][k].all)
+
+
+def test_tune_chooses_the_same_in_worker_processes(world):
+    # the methods' grids and the normalisation baseline's strengths run in one pool of workers: the choices,
+    # grids and the baseline's strength do not depend on how many
+    import types
+
+    from xaug.methods import AugmentSettings
+    from xaug.tuning import TuneSettings, tune
+
+    tmp, passages, pids, method, queries = world
+    qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids)
+    exp = types.SimpleNamespace(passages=passages, methods={"xqg": method}, weights=["fixed", "per_item"])
+    args = (exp, {"global": qs}, TuneSettings(alphas=[0.1, 0.5], n_queries_used=[1]),
+            {"xqg": AugmentSettings(renormalize=True)}, 2, subset_plan(2, "all"))
+    one, two = tune(*args, workers=1), tune(*args, workers=2)
+    assert one == two
+    assert [g["beta"] for g in one["normalisation"]["global"]["grid"]] == centring_grid([0.1, 0.5])
+    assert set(one["choices"]["xqg"]["fixed"]) == {"renormalized", "raw"}

@@ -165,14 +165,17 @@ def list_vectors(matrices: list[np.ndarray], covered: list[np.ndarray] | None):
 
 
 def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
-              covered: list[np.ndarray] | None, search: CandidateSearch) -> list[np.ndarray]:
+              covered: list[np.ndarray] | None, search: CandidateSearch,
+              templates: dict[int, tuple[int, object]] | None = None) -> list[np.ndarray]:
     """Per list of ``candidate_lists``, (Q, k) int32: each query's top ``k`` passages of that list among those its
     mask row of ``judgements`` allows (-1 padding), from a faiss index of ``search.index`` over the list's vectors.
     Each list's index is built once and searched by every query (per mask row of the parallel setting, a copy
     holding the passages that row allows): a stage finds the tops of all its query blocks in one pass, so that
     no index is built once per block. A trainable index is trained on the list's own vectors (``_template``). A
     list whose passages all hold one vector (the centroid control's mean items) ranks them by position: its first
-    ``k`` allowed passages, without an index (whose one cell every query would scan)."""
+    ``k`` allowed passages, without an index (whose one cell every query would scan). ``templates``
+    (``list_templates`` of another set of items with the same lists): the trained indexes to use instead of
+    training one per list, where a list holds as many vectors as its template was trained for."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries, n = len(queries), len(matrices[0])
     masks = np.ones((1, n), bool) if judgements.masks is None else np.asarray(judgements.masks, bool)
@@ -180,7 +183,7 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
     groups = [(r, np.flatnonzero(mask_of == r)) for r in range(len(masks))]
     groups = [(r, rows) for r, rows in groups if len(rows)]
     tops = []
-    for vectors, has in list_vectors(matrices, covered):
+    for position, (vectors, has) in enumerate(list_vectors(matrices, covered)):
         own_list = vectors is matrices[0] and has is None  # the passages' own: the same for every set of items
         key = (queries, vectors, judgements.masks, judgements.mask_of, k, search)
         if own_list and _PASSAGE_TOPS and all(a is b for a, b in zip(_PASSAGE_TOPS[0][:4], key[:4])) \
@@ -197,7 +200,10 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
                 top[rows, :min(k, len(ids))] = ids[:k]  # lower position first (an index would scan them all)
                 continue
             if template is None:
-                template = _template(vectors, has, matrices[0], search)
+                size = len(vectors) if has is None else int(np.count_nonzero(has))
+                shared = (templates or {}).get(position)
+                template = shared[1] if shared is not None and shared[0] == size else \
+                    _template(vectors, has, matrices[0], search)
             index = faiss.clone_index(template)
             set_search(index, search.params, "scaling.candidate_search")
             index.add(np.ascontiguousarray(vectors[ids]))
@@ -207,6 +213,33 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
         if own_list:
             _PASSAGE_TOPS[:] = [key, top]
     return tops
+
+
+def list_templates(matrices: list[np.ndarray], covered: list[np.ndarray] | None,
+                   search: CandidateSearch) -> dict[int, tuple[int, object]]:
+    """The trained, empty indexes that ``list_tops`` builds for one set of items' lists: position in
+    ``candidate_lists`` -> (vectors the list holds, index), for every list that has an index of its own (not the
+    passages' own list, whose index is kept anyway, nor a list of one vector). A stage trains them once from a
+    method's items and hands them to ``list_tops`` for each of its sets of items: the method's own (the same
+    indexes it would train) and its controls (the same items rearranged, or their centroids), whose lists the
+    method's cells split about as evenly (``benchmarks/candidate_index.py``), instead of training every list of
+    every set of items again."""
+    out = {}
+    for position, (vectors, has) in enumerate(list_vectors(matrices, covered)):
+        if (vectors is matrices[0] and has is None) or _one_vector(vectors, has):
+            continue
+        out[position] = (len(vectors) if has is None else int(np.count_nonzero(has)),
+                         _template(vectors, has, matrices[0], search))
+    return out
+
+
+def pack_templates(templates: dict[int, tuple[int, object]]) -> dict[int, tuple[int, np.ndarray]]:
+    """``list_templates`` as bytes (faiss's serialisation) that a worker process can return to its parent."""
+    return {position: (size, faiss.serialize_index(index)) for position, (size, index) in templates.items()}
+
+
+def unpack_templates(packed: dict[int, tuple[int, np.ndarray]]) -> dict[int, tuple[int, object]]:
+    return {position: (size, faiss.deserialize_index(data)) for position, (size, data) in packed.items()}
 
 
 def _one_vector(vectors: np.ndarray, has: np.ndarray | None, tolerance: float = 1e-5) -> bool:

@@ -4,6 +4,7 @@ calls the package, and ``run(main, __doc__, arguments, threads="xqg.threads")`` 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import logging
 import os
@@ -39,6 +40,16 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "2000000000", "MALLOC_TRIM_THRESHOLD_": 
 def malloc_settings_on() -> bool:
     """Whether this process runs with ``MALLOC_ENV`` (``reexec_with_malloc_settings``)."""
     return os.environ.get("XAUG_MALLOC_SET") == "1"
+
+
+def release_memory() -> None:
+    """Return the heap's free pages to the system (glibc ``malloc_trim``): under ``MALLOC_ENV`` a process keeps
+    up to its trim threshold (4 GB) of freed memory, which a stage's parent should give back once a large
+    phase is over (the scaling stage between corpus settings). Nothing elsewhere than glibc."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def reexec_with_malloc_settings() -> None:

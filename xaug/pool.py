@@ -5,6 +5,7 @@ arrays) is set in a module-level context before the call, not pickled with every
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 from tqdm import tqdm
@@ -14,5 +15,14 @@ def forked_map(func, tasks: list, workers: int, desc: str, unit: str = "task") -
     """``[func(t) for t in tasks]`` in ``workers`` forked processes (1 = in this process), with a progress bar."""
     if workers <= 1:
         return [func(t) for t in tqdm(tasks, desc=desc, unit=unit, mininterval=5)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread) as pool:
         return list(tqdm(pool.map(func, tasks), total=len(tasks), desc=desc, unit=unit, mininterval=5))
+
+
+def _one_thread() -> None:
+    """A forked worker runs faiss on one OpenMP thread: each worker is one of ``workers`` processes, and a
+    parent that ran faiss's OpenMP pool before forking leaves the child a pool without threads (its first
+    parallel region would wait for them forever)."""
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        faiss.omp_set_num_threads(1)

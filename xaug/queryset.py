@@ -4,6 +4,7 @@ every passage, or over each query's candidates (``candidates`` = K > 0, ``xaug.c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -82,11 +83,17 @@ class QuerySet:
         """Whether ``other`` scores every passage matrix as this one does: the same queries, relevant passages,
         answers, depth, index, candidates and passages each query may rank (no mask and an all-true mask are
         the same)."""
-        same = [(self.vectors, other.vectors), (self.lang, other.lang), (self.clusters, other.clusters)]
-        return (self.factory == other.factory and self.search_params == other.search_params
-                and self.candidates == other.candidates and self.search == other.search and np.array_equal(self.questions, other.questions)
-                and all(x.shape == y.shape and np.array_equal(x, y) for x, y in same)
-                and self.judgements.equals(other.judgements))
+        return self.ranking_key() == other.ranking_key()
+
+    def ranking_key(self) -> tuple:
+        """What ``ranks_like`` compares, in a few bytes (a stage keeps it rather than the query set)."""
+        h = hashlib.blake2b(digest_size=20)
+        for a in (self.vectors, self.lang, self.clusters):
+            h.update(repr((a.dtype.str, a.shape)).encode())
+            h.update(np.ascontiguousarray(a).data)
+        h.update(repr(None if self.questions is None else self.questions.tolist()).encode())
+        return (self.factory, self.search_params, self.candidates, self.search, h.hexdigest(),
+                self.judgements.digest())
 
     def measures(self, scores: np.ndarray, names: list[str] | None = None) -> np.ndarray:
         """Every measure of ALL_MEASURES (or of ``names``) per query, (M, Q), from a (Q, N) score matrix."""

@@ -6,6 +6,7 @@ queries each have one relevant passage, but scores a whole (queries x passages) 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -84,13 +85,24 @@ class AnswerEnds:
         return out
 
     def gather(self, columns: np.ndarray) -> np.ndarray:
-        """(Q, W) int32: the ends at each query's ``columns`` (passage positions; -1: none)."""
+        """(Q, W) int32: the ends at each query's ``columns`` (passage positions, ascending per row, -1 padding at
+        the end: ``xaug.candidates.union``'s layout)."""
         columns = np.asarray(columns, dtype=np.int64)
-        if not len(self.keys):
-            return np.full(columns.shape, NO_ANSWER, dtype=np.int32)
-        keys = np.arange(self.shape[0], dtype=np.int64)[:, None] * self.shape[1] + columns
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return np.where((columns >= 0) & (self.keys[at] == keys), self.ends[at], NO_ANSWER).astype(np.int32)
+        out = np.full(columns.size, NO_ANSWER, dtype=np.int32)
+        if not len(self.keys) or not columns.size:
+            return out.reshape(columns.shape)
+        # each pair looked up among the (query, column) keys, ascending row by row (padding as the last passage:
+        # a repeat after the row's own columns, never the first match of a real pair): the pairs are fewer than
+        # the candidates, and both sides ascend, so the search walks memory in order
+        n = self.shape[1]
+        flat = (np.arange(len(columns), dtype=np.int64)[:, None] * n + np.where(columns >= 0, columns, n - 1)).reshape(-1)
+        if (flat[1:] < flat[:-1]).any():
+            raise ValueError("answer ends: each row's columns must be ascending, padding (-1) at the end")
+        at = np.minimum(np.searchsorted(flat, self.keys), flat.size - 1)
+        hit = flat[at] == self.keys
+        out[at[hit]] = self.ends[hit]
+        out[columns.reshape(-1) < 0] = NO_ANSWER
+        return out.reshape(columns.shape)
 
     def take(self, rows: np.ndarray) -> "AnswerEnds":
         """The ends of queries ``rows`` (distinct), as rows 0..len(rows)-1."""
@@ -175,16 +187,22 @@ class Judgements:
     def equals(self, other: "Judgements") -> bool:
         """The same relevant passages, answers, lengths, depth, budgets and passages each query may rank (no
         mask and an all-true mask are the same)."""
-        if not (self.depth == other.depth and self.budgets == other.budgets and self.ends.equals(other.ends)
-                and np.array_equal(self.relevant, other.relevant) and np.array_equal(self.lengths, other.lengths)):
-            return False
-        (a, rows_a), (b, rows_b) = self._mask_rows(), other._mask_rows()
-        if a.shape[1] != b.shape[1] or rows_a.shape != rows_b.shape:
-            return False
-        # every query's two rows equal, compared once per distinct pair of rows (not as (Q, N) matrices: 8 GB
-        # each at 80k queries and 100k passages)
-        pairs = np.unique(np.stack([rows_a, rows_b], axis=1), axis=0) if len(rows_a) else np.zeros((0, 2), np.int64)
-        return all(np.array_equal(a[i], b[j]) for i, j in pairs)
+        return self.digest() == other.digest()
+
+    def digest(self) -> str:
+        """A hash of what ``equals`` compares: each query's own mask row (an all-true row is no mask) rather than
+        the rows' storage, so that a stage keeps a few bytes, not the judgements, to know that a later query
+        set ranks as an earlier one."""
+        h = hashlib.blake2b(digest_size=20)
+        h.update(repr((self.depth, sorted(self.budgets.items()), self.ends.shape, len(self.relevant))).encode())
+        for a, dtype in ((self.relevant, np.int64), (self.lengths, np.int64), (self.ends.keys, np.int64),
+                         (self.ends.ends, np.int32)):
+            h.update(np.ascontiguousarray(a, dtype=dtype).data)
+        rows, mask_of = self._mask_rows()
+        each = np.array([b"all" if row.all() else hashlib.blake2b(np.packbits(row).data, digest_size=20).digest()
+                         for row in rows], dtype=object)
+        h.update(b"".join(each[mask_of]) if len(mask_of) else b"")
+        return h.hexdigest()
 
     def dense(self) -> "RankScorer":
         return RankScorer(self.relevant, self.lengths, self.ends.dense(), self.depth, self.allowed(), self.budgets)

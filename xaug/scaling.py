@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .candidates import unpack_templates
+from .cli import release_memory
 from .coverage import coverage
 from .formats import write_table
 from .hubness import centred
@@ -38,7 +40,7 @@ from .metrics import ALL_MEASURES
 from .plots import plot_cost, plot_scaling, plot_transfer, plot_variants, plot_weight_modes, write_plot_tables
 from .pool import forked_map
 from .queryset import QuerySet
-from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan
+from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan, trained_lists
 from .tables import baseline_rows, comparison_report, contrast_table, gain_table, transfer
 from .variants import items_sweeps
 
@@ -59,7 +61,35 @@ def _run_items(task: tuple[str, str, int, tuple]) -> dict[tuple[str, str, bool],
         fusions[variant, weight, renormalize] = {k: fusion[max(fusion)] for k in fusion} if variant == "one_alpha" \
             else fusion
     return items_sweeps(ctx["queries"], ctx["passages"], ctx["methods"][name], fusions, ctx["plan"], kind, perm,
-                        ctx["seed"])
+                        ctx["seed"], ctx.get("templates", {}).get(name))
+
+
+def _train_lists(task: tuple[str, int | None]) -> dict:
+    """The trained candidate-list indexes of method ``name``'s items (``n_used`` per passage), packed."""
+    name, n_used = task
+    ctx = _TASK_CONTEXT
+    return trained_lists(ctx["passages"], ctx["methods"][name].reduced(n_used), ctx["search"])
+
+
+def list_templates_of(experiment, fusion: dict, workers: int) -> dict[str, dict]:
+    """method -> items count -> its items' trained candidate-list indexes (``xaug.candidates.list_templates``),
+    trained once for the stage in ``workers`` processes and shared by every set of the method's items (its own,
+    its controls) in every corpus setting. Empty where no list is searched with a trainable index."""
+    search = experiment.search
+    if not experiment.candidates or search.exact or experiment.index.factory != "Flat":
+        return {}
+    tasks = [(name, n) for name in experiment.methods
+             for n in dict.fromkeys(f.n_items_used for runs in fusion[name].values() for f in runs.values())]
+    _TASK_CONTEXT.update(passages=np.asarray(experiment.passages, dtype=np.float32), methods=experiment.methods,
+                         search=search)
+    try:
+        packed = forked_map(_train_lists, tasks, workers, "candidate list indexes", "sets")
+    finally:
+        _TASK_CONTEXT.clear()
+    out: dict[str, dict] = {}
+    for (name, n), lists in zip(tasks, packed):
+        out.setdefault(name, {})[n] = unpack_templates(lists)
+    return out
 
 
 def _constant(s: Sweep, ks, variant: str, k_from: int | None = None) -> Sweep:
@@ -73,7 +103,8 @@ def _constant(s: Sweep, ks, variant: str, k_from: int | None = None) -> Sweep:
 
 def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings: dict, plan: dict, weights: list[str],
                 permutations: int, seed: int, resamples: int, languages: list[str], workers: int = 1,
-                margin: float = 0.01, renormalize: dict | None = None, beta: float | None = 0.0):
+                margin: float = 0.01, renormalize: dict | None = None, beta: float | None = 0.0,
+                templates: dict | None = None):
     """Every method, weight mode, renormalize state and control of one corpus setting: (gains, contrasts, transfer).
 
     ``settings``: method -> (weight, renormalize) -> k -> FusionSettings; ``renormalize``: method -> its
@@ -81,7 +112,8 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
     strength (``xaug.hubness``; None: no normalisation baseline). Each sweep (a method under a weight mode and renormalize state, one
     shuffled permutation, the centroids, one alpha, equal items) covers every planned subset; sweeps run in
     ``workers`` processes. Permutation j of any method draws from ``default_rng([seed, j])``, so results do
-    not depend on ``workers``. ``margin``: the equivalence margin of the contrasts."""
+    not depend on ``workers``. ``margin``: the equivalence margin of the contrasts. ``templates``: method ->
+    items count -> trained candidate-list indexes (``list_templates_of``) that every set of its items searches."""
     passages = np.asarray(passages, dtype=np.float32)
     baseline = queries.score(passages)
     first = weights[0]
@@ -95,7 +127,8 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
     for n, variant, w, r, j in order:  # one alpha scores the method's own items
         groups.setdefault((n, "method" if variant == "one_alpha" else variant, j), []).append((variant, w, r))
     tasks = [(n, kind, j, tuple(runs)) for (n, kind, j), runs in groups.items()]
-    _TASK_CONTEXT.update(queries=queries, passages=passages, methods=methods, settings=settings, plan=plan, seed=seed)
+    _TASK_CONTEXT.update(queries=queries, passages=passages, methods=methods, settings=settings, plan=plan, seed=seed,
+                         templates=templates or {})
     try:
         done = forked_map(_run_items, tasks, workers, f"scaling ({queries.setting})", "items")
     finally:
@@ -148,12 +181,14 @@ def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str
     A setting whose queries rank exactly as an earlier setting's (XQuAD: every passage has a parallel in every
     language, so ``parallel`` is ``global``) takes that setting's results instead of running them again."""
     plan = subset_plan(len(experiment.languages), settings.subsets, seed)
+    templates = list_templates_of(experiment, fusion, settings.workers)  # once for every setting
     gains, contrasts, transfers, covered = [], [], {}, {}
-    done: dict[str, tuple[QuerySet, tuple]] = {}
+    done: dict[str, tuple[tuple, tuple]] = {}  # setting -> (its queries' ranking_key, its results)
     for setting in corpus_settings:
         queries = experiment.queries(data_dir, queries_prefix, setting)
         covered[setting] = {name: coverage(queries, method) for name, method in experiment.methods.items()}
-        same = next((s for s, (q, _) in done.items() if q.ranks_like(queries) and betas[s] == betas[setting]), None)
+        key = queries.ranking_key()
+        same = next((s for s, (k, _) in done.items() if k == key and betas[s] == betas[setting]), None)
         if same is not None:
             g, c, t = done[same][1]
             g, c = g.assign(setting=setting), c.assign(setting=setting)
@@ -164,8 +199,10 @@ def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str
             g, c, t = run_setting(queries, experiment.passages,
                                   experiment.methods, fusion, plan, experiment.weights, settings.permutations, seed,
                                   settings.resamples, experiment.languages, settings.workers,
-                                  settings.equivalence_margin, renormalize, betas[setting])
-            done[setting] = (queries, (g, c, t))
+                                  settings.equivalence_margin, renormalize, betas[setting], templates)
+            done[setting] = (key, (g, c, t))
+        del queries  # its judgements (answer pairs: 0.8 GB at P = 100k) before the next setting's load
+        release_memory()
         gains.append(g)
         contrasts.append(c)
         transfers[setting] = t

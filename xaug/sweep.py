@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .candidates import CandidateSearch, candidate_scores, correction_at, list_tops
+from .candidates import (CandidateSearch, candidate_scores, correction_at, list_templates, list_tops,
+                         pack_templates)
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
@@ -92,15 +93,29 @@ def item_means(items: list[LanguageItems]) -> list[np.ndarray]:
     return [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
 
 
-def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems]) -> list[np.ndarray] | None:
+def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
+               templates: dict | None = None) -> list[np.ndarray] | None:
     """The candidate lists' tops (``xaug.candidates.list_tops``) of every query of ``queries`` for a set of
     ``items``, found once before its query blocks are scored (``SubsetScorer(..., tops=[t[rows] ...])``), so
     that each list's index is built once per set of items, not once per block; None where there is no index
-    to search (no candidates, or the Flat search, which scores each block's lists directly)."""
-    if not queries.candidates or queries.search.exact or queries.factory != "Flat":
+    to search (no candidates, or the Flat search, which scores each block's lists directly). ``templates``:
+    the lists' trained indexes (``list_templates``), e.g. those of the method whose control ``items`` are."""
+    if not searches_lists(queries):
         return None
     return list_tops(queries.vectors, [np.asarray(passages, dtype=np.float32), *item_means(items)],
-                     queries.candidates, queries.judgements, [it.counts > 0 for it in items], queries.search)
+                     queries.candidates, queries.judgements, [it.counts > 0 for it in items], queries.search,
+                     templates)
+
+
+def searches_lists(queries: QuerySet) -> bool:
+    """Whether ``queries`` find candidates by searching an index of each list (``found_tops``)."""
+    return bool(queries.candidates) and not queries.search.exact and queries.factory == "Flat"
+
+
+def trained_lists(passages: np.ndarray, items: list[LanguageItems], search) -> dict:
+    """``list_templates`` of a set of items, packed (``pack_templates``) for a worker to return."""
+    return pack_templates(list_templates([np.asarray(passages, dtype=np.float32), *item_means(items)],
+                                         [it.counts > 0 for it in items], search))
 
 
 class Projection:
@@ -131,7 +146,10 @@ class Projection:
                                                             queries.candidates, queries.judgements, tuple(extra),
                                                             [it.counts > 0 for it in items], queries.search, tops)
             self._safe = np.maximum(self.columns, 0)  # padding (-1) reads passage 0, at columns never ranked
-            self.qs = [(m * it.counts[self._safe]).astype(np.float32) for m, it in zip(qm, items)]
+            # q . sums = q . mean item x count, in float32 in place: each product is rounded once, as a float64
+            # product rounded to float32 is (counts are exact in float32)
+            self.qs = [np.multiply(m, np.take(it.counts.astype(np.float32), self._safe), out=m)
+                       for m, it in zip(qm, items)]
         else:
             self.qp = queries.vectors @ p.T
             self.qs = [queries.vectors @ it.sums.T for it in items]

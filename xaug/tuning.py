@@ -126,6 +126,20 @@ def _grid_task(task: tuple[str, int | None, tuple]) -> dict[tuple[str, bool], di
                                 queries, ctx["alphas"], n_used, ctx["measure"]) for fusion in fusions}
 
 
+def _centring_task(beta: float) -> dict[str, float]:
+    """The normalisation baseline at strength ``beta`` (``xaug.hubness.centred``): setting -> the question-level
+    mean measure of the tune queries."""
+    ctx = _CONTEXT
+    moved = centred(ctx["passages"], beta)  # one matrix for every setting: its candidate index is trained once
+    return {setting: round(_question_mean(queries.score(moved, names=[ctx["measure"]])[0], queries.lang >= 0,
+                                          queries.clusters), 6) for setting, queries in ctx["query_sets"].items()}
+
+
+def _tune_task(task: tuple[str, object]):
+    kind, what = task
+    return _grid_task(what) if kind == "items" else _centring_task(what)
+
+
 def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str, AugmentSettings], n_generated: int,
          plan: dict[int, list[tuple[int, ...]]], workers: int = 1, log=None) -> dict:
     """``{"choices": {method: {weight: {"renormalized"|"raw": {setting, by_k, grid}}}}, "normalisation": ...}``.
@@ -150,14 +164,17 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
              for n_used in (settings.n_queries_used if name == "xqg" else [None])]
     groups = [(name, n_used, tuple((w, r) for n, w, r, u in tasks if (n, u) == (name, n_used)))
               for name, n_used in dict.fromkeys((n, u) for n, _, _, u in tasks)]  # one scorer per set of items
+    betas = centring_grid(settings.alphas)
     _CONTEXT.update(passages=passages, query_sets=query_sets, methods=experiment.methods, plan=plan,
                     measure=measure, alphas=list(settings.alphas))
-    try:
-        grids = {(name, w, r, n_used): grid for (name, n_used, _), out in
-                 zip(groups, forked_map(_grid_task, groups, workers, "tune", "items"))
-                 for (w, r), grid in out.items()}
+    try:  # the methods' grids and the normalisation baseline's strengths in one pool: both cores kept busy
+        done = forked_map(_tune_task, [("items", g) for g in groups] + [("centring", b) for b in betas], workers,
+                          "tune", "tasks")
     finally:
         _CONTEXT.clear()
+    grids = {(name, w, r, n_used): grid for (name, n_used, _), out in zip(groups, done)
+             for (w, r), grid in out.items()}
+    centring = dict(zip(betas, done[len(groups):]))
     results = [grids[task] for task in tasks]
     choices: dict = {}
     for (name, weight, renormalize, _), by_k in zip(tasks, results):
@@ -179,12 +196,8 @@ def tune(experiment, query_sets: dict, settings: TuneSettings, augment: dict[str
                              " ".join(f"{c['alpha']:g}" + ("" if c["n_queries_used"] is None else
                                                            f"/{c['n_queries_used']}q")
                                       for c in entry["by_k"].values()))
-    normalisation, grids = {}, {setting: [] for setting in query_sets}
-    for beta in centring_grid(settings.alphas):
-        moved = centred(passages, beta)  # one matrix for every setting: its candidate index is trained once
-        for setting, queries in query_sets.items():
-            grids[setting].append({"beta": beta, measure: round(_question_mean(
-                queries.score(moved, names=[measure])[0], queries.lang >= 0, queries.clusters), 6)})
+    normalisation = {}
+    grids = {setting: [{"beta": beta, measure: centring[beta][setting]} for beta in betas] for setting in query_sets}
     for setting, grid in grids.items():
         best = max(grid, key=lambda g: (g[measure], -abs(g["beta"])))
         normalisation[setting] = {"beta": best["beta"], measure: best[measure],

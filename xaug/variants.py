@@ -14,12 +14,14 @@ from .sweep import KResult, SubsetScorer, blocks_side_by_side, found_tops, group
 
 
 def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict, plan: dict, kind: str = "method",
-                 perm: int = 0, seed: int = 0) -> dict:
+                 perm: int = 0, seed: int = 0, templates: dict | None = None) -> dict:
     """The sweeps of one set of items of ``method``: its own (``kind`` method), its shuffled permutation ``perm``,
     its centroids, or equal items; under each fusion of ``fusions`` (run -> k -> FusionSettings) -> run ->
     (by_k, singles). The runs share one scorer per items count and query block, so the candidates of each query
     (most of a sweep's time with ``scaling.candidates``: the top K of every list over the corpus) are found once
-    per set of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory."""
+    per set of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory. ``templates``:
+    items count -> the method's own items' trained list indexes (``xaug.candidates.list_templates``), which every
+    set of its items searches instead of training its own."""
     blocks = queries.blocks()
     if kind == "equal_items":
         return {run: (_equal_items_sweep(method, fusion, plan, seed, queries, passages, blocks), {})
@@ -35,7 +37,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
             held = None if own is None else [o.moved(d) for o, d in zip(own, moves)]
         elif kind == "centroid":
             items, held = centroid_items(items), None
-        tops = found_tops(queries, passages, items)  # each candidate list searched once for every block
+        # each candidate list searched once for every block
+        tops = found_tops(queries, passages, items, (templates or {}).get(n_used))
         for rows, results in zip(blocks, parts):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
