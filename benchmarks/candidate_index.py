@@ -10,6 +10,9 @@ them; alphas 0.01 to 0.9; both weight modes; renormalised or not): per search, t
 candidate sets, the seconds to find them (one process, one thread) and the largest and mean absolute
 difference of the grid's mean nDCG@10 from the Flat search's. ``--passages-index`` adds, per index, the
 variant whose every list is searched with an index trained on the passages (the engine's former choice).
+``--controls`` adds the scaling stage's controls of each method's items (a shuffled permutation, the
+centroids) with each list searched in an index trained on its own vectors and in the method's
+(``xaug.candidates.list_templates``, what the scaling stage does).
 
     python benchmarks/candidate_index.py --workspace /work/scale100/P100000 \\
         --index 'IVF1024,Flat|nprobe=32' --passages-index --out benchmarks/results/candidate_index_p100k.json
@@ -36,11 +39,12 @@ sys.path.insert(0, str(REPO))
 
 from xaug import candidates  # noqa: E402
 from xaug.candidates import CandidateSearch  # noqa: E402
+from xaug.controls import centroid_items, shuffle  # noqa: E402
 from xaug.experiment import Experiment  # noqa: E402
 from xaug.fusion import FusionSettings  # noqa: E402
 from xaug.methods import METHODS  # noqa: E402
 from xaug.params import load_params  # noqa: E402
-from xaug.sweep import SubsetScorer, item_means  # noqa: E402
+from xaug.sweep import SubsetScorer, found_tops, item_means  # noqa: E402
 
 ALPHAS = (0.01, 0.1, 0.3, 0.5, 0.9)
 MEASURE = "nDCG@10"
@@ -81,6 +85,45 @@ def cell_shares(exp, items, search: CandidateSearch) -> dict | None:
     return {"passages_index": largest_cells(means, template), "own_index": largest_cells(means, own)}
 
 
+def control_rows(name, some, exp, items, own, k, searches) -> list[dict]:
+    """The scaling stage's controls of the method's items (a shuffled permutation, the centroids), each list
+    searched in an index trained on its own vectors and in the method's (``list_templates``, what the scaling
+    stage does): the grid's largest and mean difference from the Flat candidates, the candidate sets' mean
+    width and the share of the lists' vectors in their 10 largest cells (the larger, the more of a list a
+    query scans)."""
+    shuffled, moves = shuffle(items, np.random.default_rng([0, 0]))
+    controls = {"shuffled": (shuffled, None if own is None else [o.moved(d) for o, d in zip(own, moves)]),
+                "centroid": (centroid_items(items), None)}
+    passages = np.asarray(exp.passages, dtype=np.float32)
+    rows = []
+    for control, (moved, held) in controls.items():
+        flat = grid(SubsetScorer(dataclasses.replace(some, candidates=k, search=CandidateSearch("Flat")), passages,
+                                 moved, held), len(items))
+        matrices, covered = [passages, *item_means(moved)], [it.counts > 0 for it in moved]
+        for label, search, former in searches:
+            if former or search.exact:
+                continue
+            queries = dataclasses.replace(some, candidates=k, search=search)
+            method_lists = candidates.list_templates([passages, *item_means(items)], [it.counts > 0 for it in items],
+                                                     search)
+            for trained, templates in (("its own", None), ("the method's", method_lists)):
+                tops = found_tops(queries, passages, moved, templates)
+                scorer = SubsetScorer(queries, passages, moved, held, tops)
+                diff = np.abs(grid(scorer, len(items)) - flat)
+                lists = templates or candidates.list_templates(matrices, covered, search)
+                shares = [largest_cells(vectors if has is None else vectors[has], lists[at][1])
+                          for at, (vectors, has) in enumerate(candidates.list_vectors(matrices, covered))
+                          if at in lists and faiss.try_extract_index_ivf(lists[at][1]) is not None]
+                rows.append({"method": name, "search": label, "control": control, "lists_trained_on": trained,
+                             "width": round(float((scorer.projection.columns >= 0).sum(1).mean()), 1),
+                             "largest_10_cells_max": max(shares, default=None),
+                             "max_abs_diff": round(float(diff.max()), 5), "mean_abs_diff": round(float(diff.mean()), 5)})
+                print(f"{name:18s} {label:30s} {control:9s} lists trained on {trained:13s} width "
+                      f"{rows[-1]['width']:7.1f}  10 largest cells <= {rows[-1]['largest_10_cells_max']}  "
+                      f"max |d {MEASURE}| {diff.max():.4f}  mean {diff.mean():.4f}", flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", type=Path, required=True, help="a run up to the tune stage (data/, params.yaml)")
@@ -89,6 +132,8 @@ def main():
     ap.add_argument("--queries", type=int, default=3000, help="tune questions drawn per method")
     ap.add_argument("--candidates", type=int, default=None, help="K (default: scaling.candidates, else 200)")
     ap.add_argument("--methods", nargs="*", default=None)
+    ap.add_argument("--controls", action="store_true",
+                    help="also the controls' lists in their own indexes and in the method's")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     root, out = args.workspace.resolve(), args.out.resolve()
@@ -135,6 +180,8 @@ def main():
                          "max_abs_diff": round(float(diff.max()), 5), "mean_abs_diff": round(float(diff.mean()), 5)})
             print(f"{name:18s} {label:38s} width {rows[-1]['width']:7.1f}  {seconds:6.1f} cpu-s  "
                   f"max |d {MEASURE}| {diff.max():.4f}  mean {diff.mean():.4f}", flush=True)
+        if args.controls:
+            rows += control_rows(name, some, exp, items, own, k, searches)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"workspace": str(root), "measure": MEASURE, "alphas": ALPHAS, "rows": rows},
                                    indent=1) + "\n")

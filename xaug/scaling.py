@@ -101,6 +101,23 @@ def _constant(s: Sweep, ks, variant: str, k_from: int | None = None) -> Sweep:
     return Sweep(s.method, variant, s.weight, {k: same for k in ks}, renormalize=s.renormalize, primary=s.primary)
 
 
+def item_tasks(names: list[str], weights: list[str], configured: dict[str, bool], permutations: int
+               ) -> tuple[list[tuple], list[tuple]]:
+    """The sweeps of one corpus setting in the tables' row order, (method, variant, weight, renormalize,
+    permutation), and the tasks that run them: one per set of items (``_run_items``: method, kind, permutation,
+    its runs), whose runs share a scorer. ``configured``: method -> its configured renormalize state."""
+    first = weights[0]
+    states = {n: (configured[n], not configured[n]) for n in names}
+    order = [(n, "method", w, r, 0) for n in names for w in weights for r in states[n]]
+    order += [(n, v, first, configured[n], 0) for n in names for v in ("one_alpha", "equal_items")]
+    order += [(n, "shuffled", first, r, j) for n in names for r in states[n] for j in range(permutations)]
+    order += [(n, "centroid", first, r, 0) for n in names for r in states[n]]
+    groups: dict[tuple[str, str, int], list] = {}
+    for n, variant, w, r, j in order:  # one alpha scores the method's own items
+        groups.setdefault((n, "method" if variant == "one_alpha" else variant, j), []).append((variant, w, r))
+    return order, [(n, kind, j, tuple(runs)) for (n, kind, j), runs in groups.items()]
+
+
 def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings: dict, plan: dict, weights: list[str],
                 permutations: int, seed: int, resamples: int, languages: list[str], workers: int = 1,
                 margin: float = 0.01, renormalize: dict | None = None, beta: float | None = 0.0,
@@ -119,14 +136,7 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
     first = weights[0]
     configured = {n: (renormalize or {}).get(n, True) for n in methods}
     states = {n: (configured[n], not configured[n]) for n in methods}
-    order = [(n, "method", w, r, 0) for n in methods for w in weights for r in states[n]]  # the tables' row order
-    order += [(n, v, first, configured[n], 0) for n in methods for v in ("one_alpha", "equal_items")]
-    order += [(n, "shuffled", first, r, j) for n in methods for r in states[n] for j in range(permutations)]
-    order += [(n, "centroid", first, r, 0) for n in methods for r in states[n]]
-    groups: dict[tuple[str, str, int], list] = {}  # one task per set of items (_run_items), its runs sharing a scorer
-    for n, variant, w, r, j in order:  # one alpha scores the method's own items
-        groups.setdefault((n, "method" if variant == "one_alpha" else variant, j), []).append((variant, w, r))
-    tasks = [(n, kind, j, tuple(runs)) for (n, kind, j), runs in groups.items()]
+    order, tasks = item_tasks(list(methods), weights, configured, permutations)
     _TASK_CONTEXT.update(queries=queries, passages=passages, methods=methods, settings=settings, plan=plan, seed=seed,
                          templates=templates or {})
     try:
@@ -186,6 +196,7 @@ def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str
     done: dict[str, tuple[tuple, tuple]] = {}  # setting -> (its queries' ranking_key, its results)
     for setting in corpus_settings:
         queries = experiment.queries(data_dir, queries_prefix, setting)
+        release_memory()  # what building its answer pairs freed (twice their size), before the workers fork
         covered[setting] = {name: coverage(queries, method) for name, method in experiment.methods.items()}
         key = queries.ranking_key()
         same = next((s for s, (k, _) in done.items() if k == key and betas[s] == betas[setting]), None)
