@@ -101,12 +101,17 @@ class QuerySet:
         values = self.scorer.score(scores, names)
         return np.stack([values[m] for m in names])
 
+    @property
+    def searches_lists(self) -> bool:
+        """Whether candidates come from searching an index of each list (``xaug.candidates.list_tops``)."""
+        return bool(self.candidates) and not self.search.exact and self.factory == "Flat"
+
     def found_tops(self, passages: np.ndarray) -> np.ndarray | None:
         """(Q, K): every query's top K of ``passages`` from an index of ``search.index`` over them
         (``xaug.candidates.list_tops``), found once so that ``score`` can take each query block's rows (``tops``)
         instead of building that index once per block; None where ``score`` searches no such index (no
         candidates, a Flat search, or the corpus index of ``factory``)."""
-        if not self.candidates or self.search.exact or self.factory != "Flat":
+        if not self.searches_lists:
             return None
         return list_tops(self.vectors, [np.asarray(passages, dtype=np.float32)], self.candidates, self.judgements,
                          None, self.search)[0]

@@ -100,16 +100,11 @@ def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItem
     that each list's index is built once per set of items, not once per block; None where there is no index
     to search (no candidates, or the Flat search, which scores each block's lists directly). ``templates``:
     the lists' trained indexes (``list_templates``), e.g. those of the method whose control ``items`` are."""
-    if not searches_lists(queries):
+    if not queries.searches_lists:
         return None
     return list_tops(queries.vectors, [np.asarray(passages, dtype=np.float32), *item_means(items)],
                      queries.candidates, queries.judgements, [it.counts > 0 for it in items], queries.search,
                      templates)
-
-
-def searches_lists(queries: QuerySet) -> bool:
-    """Whether ``queries`` find candidates by searching an index of each list (``found_tops``)."""
-    return bool(queries.candidates) and not queries.search.exact and queries.factory == "Flat"
 
 
 def trained_lists(passages: np.ndarray, items: list[LanguageItems], search) -> dict:
