@@ -14,7 +14,7 @@ pigeonhole bootstrap), Holm per family, TOST within scaling.equivalence_margin (
 - metrics/seeds.json: the cross-lingual queries' rows, each draw's delta and tuned alphas;
 - plots/seeds.png: each draw's nDCG@10 gain against k and the pooled gain with its CI (global corpus).
 """
-from xaug.cli import one_blas_thread, reexec_with_malloc_settings, run
+from xaug.cli import one_blas_thread, reexec_with_malloc_settings, release_memory, run
 
 if __name__ == "__main__":
     reexec_with_malloc_settings()
@@ -27,8 +27,8 @@ from xaug.io import read_json, write_json  # noqa: E402
 from xaug.methods import METHODS, augment_settings, normalisation_strength  # noqa: E402
 from xaug.params import from_params  # noqa: E402
 from xaug.plots import plot_seeds  # noqa: E402
-from xaug.seeds import (SEEDED, draw_experiment, draw_folders, draw_quality, draw_rows, pooled_table,  # noqa: E402
-                        seeds_report)
+from xaug.seeds import (SEEDED, draw_experiment, draw_folders, draw_fusion, draw_quality, draw_rows,  # noqa: E402
+                        pooled_table, seeds_report)
 from xaug.sweep import ScalingSettings, subset_plan  # noqa: E402
 from xaug.tuning import TuneSettings  # noqa: E402
 
@@ -65,16 +65,26 @@ def main(args, p, log):
     betas = {s: normalisation_strength(tuning, s) for s in reported}
     tune_settings_of = sorted({METHODS[m].setting for m in seeded} | set(reported))
     tune_sets = {s: exp.queries(args.data, args.tune_queries, s, split="tune") for s in tune_settings_of}
-    eval_sets = {s: exp.queries(args.data, args.queries, s) for s in reported}
     plan = subset_plan(len(exp.languages), scaling.subsets, first)
-    draws, choices, quality = {}, {}, {}
+    experiments, fusions, choices, quality = {}, {}, {}, {}
     for seed in seeds:
         generated, items, metrics = draw_folders(seed, first, args.generated_root, args.items_root,
                                                  args.models_metrics, args.seeds_root)
         quality[seed] = draw_quality(metrics)
         log.info("seed %d: %s from %s and %s; models %s", seed, ", ".join(seeded), generated, items, quality[seed])
-        draws[seed], choices[seed] = draw_rows(p, draw_experiment(exp, generated, items), tune_sets, eval_sets,
-                                               tune_settings, augment, plan, betas, scaling.workers, log)
+        experiments[seed] = draw_experiment(exp, generated, items)
+        fusions[seed], choices[seed] = draw_fusion(p, experiments[seed], tune_sets, tune_settings, augment, plan,
+                                                   scaling.workers, log)
+    del tune_sets
+    release_memory()
+    draws = {seed: {} for seed in seeds}
+    for setting in reported:  # one setting's queries and judgements at a time
+        queries = exp.queries(args.data, args.queries, setting)
+        release_memory()
+        for seed in seeds:
+            draws[seed].update(draw_rows(experiments[seed], setting, queries, fusions[seed], plan, betas))
+        del queries
+        release_memory()
     table = pooled_table(draws, scaling.resamples, first, scaling.equivalence_margin)
     write_table(args.table, table)
     write_json(args.metrics, seeds_report(table, seeds, choices, scaling.equivalence_margin, quality))

@@ -18,7 +18,7 @@ from xaug.equal_items import equal_items
 from xaug.hubness import centred, centring_grid
 from xaug.queryset import QuerySet
 from xaug.scaling import run_setting, write_scaling_outputs
-from xaug.sweep import KResult, Projection, ScalingSettings, Sweep, subset_plan, sweep
+from xaug.sweep import KResult, Projection, ScalingSettings, Sweep, average, subset_plan, sweep
 from xaug.tables import comparison_report, contrast_table
 from xaug.formats import write_embeddings
 from xaug.io import read_jsonl
@@ -91,6 +91,42 @@ def test_a_cluster_is_every_query_of_one_relevant_passage(world):
         for q2 in ev.query_ids:
             if question[q1] == question[q2]:
                 assert ev.query_cluster[q1] == ev.query_cluster[q2]
+
+
+def test_one_subset_derives_in_set_and_out_of_set_as_the_average_would(world):
+    """With one subset at a k (scaling.subsets: first, random:1), a KResult keeps the values once and derives
+    in-set and out-of-set from which queries' languages the subset holds: the same figures as averaging, also
+    for query blocks side by side (QuerySet.blocks) and for an average of permutations (the shuffled control)."""
+    tmp, passages, pids, method, queries = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4)
+    qs = QuerySet.from_evaluator(ev, LANGS, pids)
+    settings = FusionSettings(alpha=0.5, weight="fixed")
+    items = method.reduced(None)
+    plan = {1: [(1,)], 2: [(0, 1)]}
+    by_k, singles = sweep(qs, passages, items, {1: settings, 2: settings}, plan, method.seconds, method.tokens)
+    values = qs.score(combine(passages, [items[1]], settings))
+    zh = qs.lang == 1
+    assert by_k[1].held is not None and by_k[1]._inset is None and by_k[1].all is singles[1]
+    np.testing.assert_array_equal(by_k[1].all, values)
+    np.testing.assert_array_equal(by_k[1].inset[:, zh], values[:, zh])
+    assert np.isnan(by_k[1].inset[:, ~zh]).all() and np.isnan(by_k[1].outset[:, zh]).all()
+    np.testing.assert_array_equal(by_k[1].outset[:, ~zh], values[:, ~zh])
+    # stored, as the average over subsets gives it: the same figures
+    stored = KResult(by_k[1].all, by_k[1].inset, by_k[1].outset, 1, 0.0, 0.0)
+    for group in ("all", "in-set", "out-of-set"):
+        np.testing.assert_array_equal(stored.group(group), by_k[1].group(group))
+    half = len(qs.lang) // 2
+    blocks = [KResult(by_k[1].all[:, rows], None, None, 1, 0.0, 0.0, held=by_k[1].held[rows])
+              for rows in (slice(0, half), slice(half, None))]
+    joined = KResult.side_by_side(blocks)
+    assert joined._inset is None
+    np.testing.assert_array_equal(joined.inset, by_k[1].inset)
+    mixed = KResult.side_by_side([blocks[0], KResult(by_k[1].all[:, half:], by_k[1].inset[:, half:],
+                                                     by_k[1].outset[:, half:], 1, 0.0, 0.0)])
+    assert mixed.held is None
+    np.testing.assert_array_equal(mixed.outset, by_k[1].outset)
+    averaged = average([by_k, by_k])
+    np.testing.assert_array_equal(averaged[1].inset, by_k[1].inset)
 
 
 def test_sweep_averages_each_query_over_the_subsets_that_hold_its_language(world):

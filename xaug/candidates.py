@@ -343,16 +343,21 @@ def renormalised_scales(passages: np.ndarray, items: np.ndarray, pp: np.ndarray)
 
 def union(*parts: np.ndarray) -> np.ndarray:
     """(Q, W) int64: per row the distinct non-negative columns of ``parts`` (each (Q, m)), ascending, -1
-    padding at the end; W is the widest row."""
-    stacked = np.concatenate([np.asarray(p, dtype=np.int64).reshape(len(parts[0]), -1) for p in parts], axis=1)
-    big = np.iinfo(np.int64).max
-    stacked = np.sort(np.where(stacked >= 0, stacked, big), axis=1)
-    repeated = np.zeros(stacked.shape, dtype=bool)
-    repeated[:, 1:] = stacked[:, 1:] == stacked[:, :-1]
-    stacked = np.sort(np.where(repeated, big, stacked), axis=1)
+    padding at the end; W is the widest row. Sorted in int32 where the columns fit (several times faster than
+    int64 with numpy's vectorised sorts)."""
+    parts = [np.asarray(p).reshape(len(parts[0]), -1) for p in parts]
+    largest = max((int(p.max()) for p in parts if p.size), default=0)
+    kind = np.int32 if largest < np.iinfo(np.int32).max else np.int64
+    big = np.iinfo(kind).max
+    stacked = np.concatenate(parts, axis=1, dtype=kind, casting="unsafe")
+    stacked[stacked < 0] = big
+    stacked.sort(axis=1)
+    stacked[:, 1:][stacked[:, 1:] == stacked[:, :-1]] = big
+    stacked.sort(axis=1)
     width = int((stacked != big).sum(1).max()) if stacked.size else 0
-    stacked = stacked[:, :width]
-    return np.where(stacked == big, -1, stacked)
+    out = stacked[:, :width].astype(np.int64)
+    out[out == big] = -1
+    return out
 
 
 def slots(columns: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ The scaling stage measures one draw of each trained model (``seed``). The ``*_se
 query generator and the translator again, and sample the queries, with each seed of ``scaling.seeds``;
 they read the first draw's encoder states of the sources (a warm model's encoder is frozen and built
 the same for every seed; other models encode their sources themselves). For every draw, ``seed``
-first, the seeds stage repeats what a draw changes (``draw_rows``):
+first, the seeds stage repeats what a draw changes (``draw_fusion``, then ``draw_rows`` per corpus setting):
 
 - alpha per k (and xqg's number of queries) tuned on the tune split with that draw's items
   (``xaug.tuning``, under the first weight mode of ``scaling.weights``);
@@ -86,51 +86,57 @@ def method_sweep(queries, passages, method, fusion: dict, plan: dict, control: b
     return items_sweeps(queries, passages, method, {"run": fusion}, plan, "centroid" if control else "method")["run"][0]
 
 
-def draw_rows(p, experiment, tune_sets: dict, eval_sets: dict, tune_settings, augment: dict, plan: dict,
-              betas: dict, workers: int = 1, log=None) -> tuple[dict, dict]:
-    """One draw: its tuning (``xaug.tuning.tune``) and, per row key (setting, kind, a, b, k, group, measure),
-    ``(labels, cluster means)`` of the per-query differences over the row's cross-lingual queries.
-    -> (rows, choices: method -> k -> {alpha, n_queries_used})."""
+def draw_fusion(p, experiment, tune_sets: dict, tune_settings, augment: dict, plan: dict, workers: int = 1,
+                log=None) -> tuple[dict, dict]:
+    """One draw's tuning (``xaug.tuning.tune``) on ``tune_sets`` (setting -> the tune split's queries):
+    (method -> k -> its FusionSettings, choices: method -> k -> {alpha, n_queries_used})."""
     report = tune(experiment, tune_sets, tune_settings, augment, p.get_path("xqg.n_queries"), plan, workers, log)
     first = experiment.weights[0]
     fusion = {m: {k: fusion_settings(p, m, report, first, k, augment[m].renormalize) for k in plan}
               for m in experiment.methods}
     choices = {m: {str(k): {"alpha": f.alpha, "n_queries_used": f.n_items_used} for k, f in by_k.items()}
                for m, by_k in fusion.items()}
+    return fusion, choices
+
+
+def draw_rows(experiment, setting: str, queries, fusion: dict, plan: dict, betas: dict) -> dict:
+    """One draw in one corpus setting (``queries``, loaded by the caller one setting at a time, so that a stage
+    never holds two settings' judgements): per row key (setting, kind, a, b, k, group, measure),
+    ``(labels, cluster means)`` of the per-query differences over the row's cross-lingual queries, under the
+    draw's ``fusion`` (``draw_fusion``)."""
     rows: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    for setting, queries in eval_sets.items():
-        passages = experiment.passages
-        baseline = queries.score(passages)
-        sweeps = {}
-        for name, method in experiment.methods.items():
-            sweeps[name] = method_sweep(queries, passages, method, fusion[name], plan)
-            sweeps[f"{name}-centroid"] = method_sweep(queries, passages, method, fusion[name], plan, control=True)
-        normalisation = None if betas.get(setting) is None else queries.score(centred(passages, betas[setting]))
-        pairs = []
-        for name in experiment.methods:
-            pairs.append(("gain", name, "baseline", sweeps[name], lambda k, g: baseline))
-            pairs.append(("method-centroid", name, f"{name}-centroid", sweeps[name],
-                          lambda k, g, c=sweeps[f"{name}-centroid"]: c[k].group(g)))
-            if normalisation is not None:
-                pairs.append(("method-normalisation", name, "normalisation", sweeps[name],
-                              lambda k, g: normalisation))
-        if all(m in experiment.methods for m in SEEDED):
-            pairs.append(("between-methods", SEEDED[0], SEEDED[1], sweeps[SEEDED[0]],
-                          lambda k, g: sweeps[SEEDED[1]][k].group(g)))
-        for kind, a, b, by_k, other in pairs:
-            for k, result in by_k.items():
-                for group in CROSS:
-                    values = result.group(group)
-                    diff = values - other(k, group)
-                    members = (queries.lang >= 0) & ~np.isnan(diff[0])
-                    if not members.any():
-                        continue
-                    labels = queries.clusters[members]
-                    for measure in TESTED:
-                        i = ALL_MEASURES.index(measure)
-                        rows[setting, kind, a, b, k, group, measure] = (np.unique(labels),
-                                                                        cluster_means(diff[i][members], labels))
-    return rows, choices
+    passages = experiment.passages
+    baseline = queries.score(passages)
+    sweeps = {}
+    for name, method in experiment.methods.items():
+        sweeps[name] = method_sweep(queries, passages, method, fusion[name], plan)
+        sweeps[f"{name}-centroid"] = method_sweep(queries, passages, method, fusion[name], plan, control=True)
+    normalisation = None if betas.get(setting) is None else queries.score(centred(passages, betas[setting]))
+    pairs = []
+    for name in experiment.methods:
+        pairs.append(("gain", name, "baseline", sweeps[name], lambda k, g: baseline))
+        pairs.append(("method-centroid", name, f"{name}-centroid", sweeps[name],
+                      lambda k, g, c=sweeps[f"{name}-centroid"]: c[k].group(g)))
+        if normalisation is not None:
+            pairs.append(("method-normalisation", name, "normalisation", sweeps[name],
+                          lambda k, g: normalisation))
+    if all(m in experiment.methods for m in SEEDED):
+        pairs.append(("between-methods", SEEDED[0], SEEDED[1], sweeps[SEEDED[0]],
+                      lambda k, g: sweeps[SEEDED[1]][k].group(g)))
+    for kind, a, b, by_k, other in pairs:
+        for k, result in by_k.items():
+            for group in CROSS:
+                values = result.group(group)
+                diff = values - other(k, group)
+                members = (queries.lang >= 0) & ~np.isnan(diff[0])
+                if not members.any():
+                    continue
+                labels = queries.clusters[members]
+                for measure in TESTED:
+                    i = ALL_MEASURES.index(measure)
+                    rows[setting, kind, a, b, k, group, measure] = (np.unique(labels),
+                                                                    cluster_means(diff[i][members], labels))
+    return rows
 
 
 def pooled_table(draws: dict[int, dict], resamples: int, seed: int, margin: float) -> pd.DataFrame:

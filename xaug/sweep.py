@@ -187,16 +187,28 @@ class Projection:
 @dataclass
 class KResult:
     """Per-query measures (M, Q) at one k, averaged over the subsets evaluated: all of them, those that
-    hold the query's language (in-set) and those that do not (out-of-set); NaN where there is none."""
+    hold the query's language (in-set) and those that do not (out-of-set); NaN where there is none.
+    With one subset (``held``: (Q,) whether it holds each query's language), in-set and out-of-set are
+    ``all`` where the query's language is (is not) in it and are derived when read, not stored (the
+    scaling stage's parent holds every run of a corpus setting: a third of the memory at random:1)."""
 
     all: np.ndarray
-    inset: np.ndarray
-    outset: np.ndarray
+    _inset: np.ndarray | None
+    _outset: np.ndarray | None
     subsets: int
     seconds: float
     tokens: float
     alpha: float | None = None    # the fusion weight used at this k
     items: int | None = None      # items used per passage and language (None: all)
+    held: np.ndarray | None = None  # with one subset and no stored in-set/out-of-set: its languages' queries
+
+    @property
+    def inset(self) -> np.ndarray:
+        return self._inset if self._inset is not None else np.where(self.held, self.all, np.nan)
+
+    @property
+    def outset(self) -> np.ndarray:
+        return self._outset if self._outset is not None else np.where(self.held, np.nan, self.all)
 
     def group(self, name: str) -> np.ndarray:
         return {"all": self.all, "in-set": self.inset, "out-of-set": self.outset, SAME: self.all}[name]
@@ -206,8 +218,13 @@ class KResult:
         """One result of the query blocks ``parts`` (``QuerySet.blocks``, in order): their measures side by side."""
         if len(parts) == 1:
             return parts[0]
-        return dataclasses.replace(parts[0], **{f: np.concatenate([getattr(p, f) for p in parts], axis=1)
-                                                for f in ("all", "inset", "outset")})
+        joined = {"all": np.concatenate([p.all for p in parts], axis=1)}
+        if all(p.held is not None for p in parts):
+            joined["held"] = np.concatenate([p.held for p in parts])
+        else:
+            joined.update(_inset=np.concatenate([p.inset for p in parts], axis=1),
+                          _outset=np.concatenate([p.outset for p in parts], axis=1), held=None)
+        return dataclasses.replace(parts[0], **joined)
 
 
 def by_k_side_by_side(parts: list[dict[int, KResult]]) -> dict[int, KResult]:
@@ -240,9 +257,13 @@ class Sweep:
         return self.method if self.variant == "method" else f"{self.method}-{self.variant}"
 
 
-def group_means(queries: QuerySet, subsets: list[tuple[int, ...]], values_of) -> tuple[np.ndarray, ...]:
+def group_means(queries: QuerySet, subsets: list[tuple[int, ...]], values_of) -> tuple:
     """Per-query means (M, Q) of ``values_of(position, subset)`` over ``subsets``: over all of them, over those
-    that hold the query's language (in-set) and over those that do not (out-of-set); NaN where there is none."""
+    that hold the query's language (in-set) and over those that do not (out-of-set); NaN where there is none.
+    -> (all, in-set, out-of-set, None), or for one subset (its values, None, None, whether it holds each query's
+    language): ``KResult``'s first fields and its ``held``, the same figures without two copies."""
+    if len(subsets) == 1:
+        return values_of(0, subsets[0]), None, None, np.isin(queries.lang, subsets[0])
     total = np.zeros((len(ALL_MEASURES), len(queries.lang)))
     inside, outside = np.zeros_like(total), np.zeros_like(total)
     n_in = np.zeros(len(queries.lang))
@@ -256,7 +277,7 @@ def group_means(queries: QuerySet, subsets: list[tuple[int, ...]], values_of) ->
     n_out = len(subsets) - n_in
     with np.errstate(invalid="ignore", divide="ignore"):
         return (total / len(subsets), np.where(n_in > 0, inside / n_in, np.nan),
-                np.where(n_out > 0, outside / n_out, np.nan))
+                np.where(n_out > 0, outside / n_out, np.nan), None)
 
 
 class SubsetScorer:
@@ -310,10 +331,11 @@ def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], s
                 singles[subset[0]] = values
             return values
 
-        by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
+        means, inset, outset, held = group_means(queries, subsets, values_of)
+        by_k[k] = KResult(means, inset, outset, len(subsets),
                           float(np.mean([sum(seconds[i] for i in s) for s in subsets])),
                           float(np.mean([sum(tokens[i] for i in s) for s in subsets])), fusion.alpha,
-                          fusion.n_items_used)
+                          fusion.n_items_used, held)
     return by_k, singles
 
 

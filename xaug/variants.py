@@ -80,11 +80,12 @@ def _equal_items_sweep(method, fusion: dict, plan: dict, seed: int, queries: Que
                 values.append(some.score(fused, fix, tops=None if tops is None else tops[rows]))
             return values[0] if len(values) == 1 else np.concatenate(values, axis=1)
 
-        by_k[k] = KResult(*group_means(queries, subsets, values_of), len(subsets),
+        means, inset, outset, held = group_means(queries, subsets, values_of)
+        by_k[k] = KResult(means, inset, outset, len(subsets),
                           # the cost of `total` items: that share of a language's generation, mean over s
                           float(np.mean([np.mean([method.seconds[i] * total / generated[i] for i in s])
                                          for s in subsets])),
                           float(np.mean([np.mean([method.tokens[i] * total / generated[i] for i in s])
                                          for s in subsets])),
-                          fusion[k].alpha, total)
+                          fusion[k].alpha, total, held)
     return by_k
