@@ -89,11 +89,11 @@ def main():
     load = time.perf_counter() - started
     started = time.perf_counter()
     one = Experiment(**{**vars(exp), "methods": {args.method: exp.methods[args.method]}})
-    templates = scaling.list_templates_of(one, fusion, 1)
+    plan = subset_plan(len(exp.languages), settings.subsets, p.seed())
+    templates = scaling.list_templates_of(one, fusion, 1, plan, args.perm + 1, {args.method: configured})
     indexes = time.perf_counter() - started
     scaling._TASK_CONTEXT.update(queries=queries, passages=np.asarray(exp.passages, dtype=np.float32),
-                                 methods=exp.methods, settings=fusion, seed=p.seed(), templates=templates,
-                                 plan=subset_plan(len(exp.languages), settings.subsets, p.seed()))
+                                 methods=exp.methods, settings=fusion, seed=p.seed(), templates=templates, plan=plan)
     profile = cProfile.Profile()
     started = time.perf_counter()
     profile.enable()

@@ -337,6 +337,43 @@ def test_a_methods_list_indexes_serve_every_set_of_its_items(masked, monkeypatch
 
 
 @pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("kind", ["shuffled", "centroid"])
+def test_a_controls_candidates_are_the_top_k_of_each_fused_corpus_it_is_scored_as(masked, kind, monkeypatch):
+    """A control scored under few fusions on a small plan (the scaling stage's shuffled permutations and centroids)
+    takes its candidates from the top K of each fused corpus (``fused_tops``), fewer lists than the per-language
+    ones: with K at the depth and an index probing every cell, every run measures as the dense path does (each
+    run's own top K is among them, which the per-language lists only approximate); the indexes trained from the
+    method's own fused corpora (``trained_fused``) serve the control without training one."""
+    from xaug.controls import centroid_items
+    from xaug.sweep import fused_tops, trained_fused
+    from xaug.variants import control_keys, uses_fused
+
+    queries, passages, items = _world(seed=13, n_queries=120, n_passages=400, masked=masked)
+    full = dataclasses.replace(queries, candidates=10, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
+    control = shuffled_items(items, np.random.default_rng(1)) if kind == "shuffled" else centroid_items(items)
+    fusions = {r: {1: FusionSettings(0.3, "fixed", r), 2: FusionSettings(0.5, "fixed", r)} for r in (True, False)}
+    plan = {1: [(1,)], 2: [(0, 1)]}
+    keys = control_keys(kind, plan, fusions, None)
+    assert len(keys) == 4 and uses_fused(kind, keys, control) and not uses_fused("method", keys, items)
+    assert control_keys("method", plan, fusions, None) == [] and control_keys(kind, plan, fusions, 1) == []
+    tops = fused_tops(full, passages, control, keys)
+    assert len(tops) == 4 and all(t.shape == (120, 10) for t in tops)
+    dense, sparse = SubsetScorer(queries, passages, control), SubsetScorer(full, passages, control, tops=tops)
+    for k, subsets in plan.items():
+        for fusion in fusions.values():
+            np.testing.assert_allclose(sparse(subsets[0], fusion[k]), dense(subsets[0], fusion[k]), atol=1e-6)
+    templates = candidates_module.unpack_templates(trained_fused(passages, items, keys, full.search))
+    assert set(templates) == set(keys)
+    trained = []
+    monkeypatch.setattr(candidates_module, "_template", lambda *a: trained.append(a) or candidates_module_template(*a))
+    monkeypatch.setattr(candidates_module, "_PASSAGE_TOPS", [])
+    again = fused_tops(full, passages, control, keys, templates)
+    assert not trained and not candidates_module._PASSAGE_TOPS  # a fused corpus's tops are not kept as the passages'
+    for a, b in zip(again, tops):
+        assert (a >= 0).sum() == (b >= 0).sum()
+
+
+@pytest.mark.parametrize("masked", [False, True])
 def test_a_list_of_one_vector_takes_its_first_allowed_passages_without_an_index(masked, monkeypatch):
     """The centroid control's mean items are one vector per language: every covered passage scores the same, so
     the list's top K are its first K allowed passages (equal scores rank the lower position first), found

@@ -490,6 +490,14 @@ def test_a_methods_list_indexes_are_trained_once_and_serve_its_sets_of_items(wor
     assert set(templates) == {"xqg"} and set(templates["xqg"]) == {1, None} and all(templates["xqg"].values())
     assert scaling.list_templates_of(types.SimpleNamespace(**{**vars(exp), "search": CandidateSearch()}),
                                      settings, 1) == {}
+    # with the plan, also the fused corpora its controls score from (xaug.variants.control_keys): the shuffled
+    # permutations' subsets and the centroids' plan under the first weight mode, both renormalize states
+    weighted = types.SimpleNamespace(**vars(exp), weights=["fixed", "per_item"])
+    fused = scaling.list_templates_of(weighted, settings, 2, subset_plan(2, "all"), 2, {"xqg": True})
+    assert {key for key in fused["xqg"][1] if isinstance(key, tuple)} == \
+        {((i,), 0.3, "fixed", r) for i in (0, 1) for r in (True, False)}
+    assert {key for key in fused["xqg"][None] if isinstance(key, tuple)} == \
+        {((0, 1), 0.6, "fixed", True), ((0, 1), 0.1, "fixed", False)}
     own = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False))
     controls = (("shuffled", "fixed", True),)
     scaling._TASK_CONTEXT.update(queries=qs, passages=passages, methods={"xqg": method}, settings=settings,

@@ -166,7 +166,7 @@ def list_vectors(matrices: list[np.ndarray], covered: list[np.ndarray] | None):
 
 def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
               covered: list[np.ndarray] | None, search: CandidateSearch,
-              templates: dict[int, tuple[int, object]] | None = None) -> list[np.ndarray]:
+              templates: dict[int, tuple[int, object]] | None = None, remember: bool = True) -> list[np.ndarray]:
     """Per list of ``candidate_lists``, (Q, k) int32: each query's top ``k`` passages of that list among those its
     mask row of ``judgements`` allows (-1 padding), from a faiss index of ``search.index`` over the list's vectors.
     Each list's index is built once and searched by every query (per mask row of the parallel setting, a copy
@@ -175,7 +175,9 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
     list whose passages all hold one vector (the centroid control's mean items) ranks them by position: its first
     ``k`` allowed passages, without an index (whose one cell every query would scan). ``templates``
     (``list_templates`` of another set of items with the same lists): the trained indexes to use instead of
-    training one per list, where a list holds as many vectors as its template was trained for."""
+    training one per list, where a list holds as many vectors as its template was trained for. ``remember``
+    False: ``matrices[0]`` is not the stage's passages (a fused list, ``xaug.sweep.fused_tops``), so neither its
+    index nor its tops are kept for the next call in place of the passages' own."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries, n = len(queries), len(matrices[0])
     masks = np.ones((1, n), bool) if judgements.masks is None else np.asarray(judgements.masks, bool)
@@ -184,7 +186,7 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
     groups = [(r, rows) for r, rows in groups if len(rows)]
     tops = []
     for position, (vectors, has) in enumerate(list_vectors(matrices, covered)):
-        own_list = vectors is matrices[0] and has is None  # the passages' own: the same for every set of items
+        own_list = remember and vectors is matrices[0] and has is None  # the passages': the same for every set
         key = (queries, vectors, judgements.masks, judgements.mask_of, k, search)
         if own_list and _PASSAGE_TOPS and all(a is b for a, b in zip(_PASSAGE_TOPS[0][:4], key[:4])) \
                 and _PASSAGE_TOPS[0][4:] == key[4:]:
@@ -203,7 +205,7 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
                 size = len(vectors) if has is None else int(np.count_nonzero(has))
                 shared = (templates or {}).get(position)
                 template = shared[1] if shared is not None and shared[0] == size else \
-                    _template(vectors, has, matrices[0], search)
+                    _template(vectors, has, matrices[0] if remember else None, search)
             index = faiss.clone_index(template)
             set_search(index, search.params, "scaling.candidate_search")
             index.add(np.ascontiguousarray(vectors[ids]))
@@ -285,7 +287,7 @@ _TRAINED: list = []  # (passages, search, empty trained index): the last one, re
 _PASSAGE_TOPS: list = []
 
 
-def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray, search: CandidateSearch):
+def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray | None, search: CandidateSearch):
     """An empty index of ``search.index`` for a list's ``vectors`` (those of the passages ``has``), trained on
     them: an index trained on the passages (``_trained``) would put vectors of another distribution (a mean
     item, ``p + item``, whose shared component moves them all towards a few cells) into a few large cells, and
@@ -299,7 +301,7 @@ def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray,
     try:
         return build_index(own, search.index, "scaling.candidate_index")
     except ConfigError:
-        if len(own) >= len(passages):
+        if passages is None or len(own) >= len(passages):
             raise
         return faiss.IndexFlatIP(vectors.shape[1])
 

@@ -40,13 +40,25 @@ from .metrics import ALL_MEASURES
 from .plots import plot_cost, plot_scaling, plot_transfer, plot_variants, plot_weight_modes, write_plot_tables
 from .pool import forked_map
 from .queryset import QuerySet
-from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan, trained_lists
+from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan, trained_fused, trained_lists
 from .tables import baseline_rows, comparison_report, contrast_table, gain_table, transfer
-from .variants import items_sweeps
+from .variants import FUSED, control_keys, items_sweeps, uses_fused
 
 
 VARIANTS = ("method", "shuffled", "centroid", "one_alpha", "equal_items")
 _TASK_CONTEXT: dict = {}  # what forked workers inherit: queries, passages, methods, fusion settings, plan
+
+
+def _fusions_of(name: str, runs: tuple, settings: dict) -> dict:
+    """run (variant, weight, renormalize) -> k -> FusionSettings of method ``name``: the method with alpha per k, with
+    one alpha (the largest k's) at every k, or a control (``settings``: method -> (weight, renormalize) -> k ->
+    FusionSettings)."""
+    fusions = {}
+    for variant, weight, renormalize in runs:
+        fusion = settings[name][weight, renormalize]  # k -> FusionSettings
+        fusions[variant, weight, renormalize] = {k: fusion[max(fusion)] for k in fusion} if variant == "one_alpha" \
+            else fusion
+    return fusions
 
 
 def _run_items(task: tuple[str, str, int, tuple]) -> dict[tuple[str, str, bool], tuple[dict, dict]]:
@@ -55,31 +67,45 @@ def _run_items(task: tuple[str, str, int, tuple]) -> dict[tuple[str, str, bool],
     every k, a control), with the queries, passages and fusion settings the workers inherit."""
     name, kind, perm, runs = task
     ctx = _TASK_CONTEXT
-    fusions = {}
-    for variant, weight, renormalize in runs:
-        fusion = ctx["settings"][name][weight, renormalize]  # k -> FusionSettings
-        fusions[variant, weight, renormalize] = {k: fusion[max(fusion)] for k in fusion} if variant == "one_alpha" \
-            else fusion
-    return items_sweeps(ctx["queries"], ctx["passages"], ctx["methods"][name], fusions, ctx["plan"], kind, perm,
-                        ctx["seed"], ctx.get("templates", {}).get(name))
+    return items_sweeps(ctx["queries"], ctx["passages"], ctx["methods"][name], _fusions_of(name, runs, ctx["settings"]),
+                        ctx["plan"], kind, perm, ctx["seed"], ctx.get("templates", {}).get(name))
 
 
-def _train_lists(task: tuple[str, int | None]) -> dict:
-    """The trained candidate-list indexes of method ``name``'s items (``n_used`` per passage), packed."""
-    name, n_used = task
+def _train_lists(task: tuple[str, int | None, list]) -> dict:
+    """The trained candidate-list indexes of method ``name``'s items (``n_used`` per passage), and those of the fused
+    corpora of its controls that score from them (``controls``: (kind, ``control_keys``) per control set), packed."""
+    name, n_used, controls = task
     ctx = _TASK_CONTEXT
-    return trained_lists(ctx["passages"], ctx["methods"][name].reduced(n_used), ctx["search"])
+    items = ctx["methods"][name].reduced(n_used)
+    packed = trained_lists(ctx["passages"], items, ctx["search"])
+    keys = list(dict.fromkeys(key for kind, keys in controls if uses_fused(kind, keys, items) for key in keys))
+    if keys:
+        packed.update(trained_fused(ctx["passages"], items, keys, ctx["search"]))
+    return packed
 
 
-def list_templates_of(experiment, fusion: dict, workers: int) -> dict[str, dict]:
+def list_templates_of(experiment, fusion: dict, workers: int, plan: dict | None = None, permutations: int = 0,
+                      renormalize: dict | None = None) -> dict[str, dict]:
     """method -> items count -> its items' trained candidate-list indexes (``xaug.candidates.list_templates``),
     trained once for the stage in ``workers`` processes and shared by every set of the method's items (its own,
-    its controls) in every corpus setting. Empty where no list is searched with a trainable index."""
+    its controls) in every corpus setting; with ``plan`` (and the stage's ``permutations`` and configured
+    ``renormalize`` states), also those of the fused corpora its controls score from (keyed by
+    ``xaug.variants.control_keys``), trained from the method's own items. Empty where no list is searched with a
+    trainable index."""
     search = experiment.search
     if not experiment.candidates or search.exact or experiment.index.factory != "Flat":
         return {}
-    tasks = [(name, n) for name in experiment.methods
-             for n in dict.fromkeys(f.n_items_used for runs in fusion[name].values() for f in runs.values())]
+    counts = {name: list(dict.fromkeys(f.n_items_used for runs in fusion[name].values() for f in runs.values()))
+              for name in experiment.methods}
+    controls: dict[tuple, list] = {}
+    if plan is not None:
+        configured = {n: (renormalize or {}).get(n, True) for n in experiment.methods}
+        for name, kind, j, runs in item_tasks(list(experiment.methods), experiment.weights, configured,
+                                              permutations)[1]:
+            for n in counts[name] if kind in FUSED else ():
+                controls.setdefault((name, n), []).append(
+                    (kind, control_keys(kind, plan, _fusions_of(name, runs, fusion), n, j)))
+    tasks = [(name, n, controls.get((name, n), [])) for name in experiment.methods for n in counts[name]]
     _TASK_CONTEXT.update(passages=np.asarray(experiment.passages, dtype=np.float32), methods=experiment.methods,
                          search=search)
     try:
@@ -87,7 +113,7 @@ def list_templates_of(experiment, fusion: dict, workers: int) -> dict[str, dict]
     finally:
         _TASK_CONTEXT.clear()
     out: dict[str, dict] = {}
-    for (name, n), lists in zip(tasks, packed):
+    for (name, n, _), lists in zip(tasks, packed):
         out.setdefault(name, {})[n] = unpack_templates(lists)
     return out
 
@@ -191,7 +217,8 @@ def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str
     A setting whose queries rank exactly as an earlier setting's (XQuAD: every passage has a parallel in every
     language, so ``parallel`` is ``global``) takes that setting's results instead of running them again."""
     plan = subset_plan(len(experiment.languages), settings.subsets, seed)
-    templates = list_templates_of(experiment, fusion, settings.workers)  # once for every setting
+    templates = list_templates_of(experiment, fusion, settings.workers, plan, settings.permutations,
+                                  renormalize)  # once for every setting
     gains, contrasts, transfers, covered = [], [], {}, {}
     done: dict[str, tuple[tuple, tuple]] = {}  # setting -> (its queries' ranking_key, its results)
     for setting in corpus_settings:

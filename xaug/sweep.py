@@ -18,6 +18,7 @@ import numpy as np
 
 from .candidates import (CandidateSearch, candidate_scores, correction_at, list_templates, list_tops,
                          pack_templates)
+from .search import build_index
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
@@ -111,6 +112,54 @@ def trained_lists(passages: np.ndarray, items: list[LanguageItems], search) -> d
     """``list_templates`` of a set of items, packed (``pack_templates``) for a worker to return."""
     return pack_templates(list_templates([np.asarray(passages, dtype=np.float32), *item_means(items)],
                                          [it.counts > 0 for it in items], search))
+
+
+def fused_keys(plan: dict[int, list[tuple[int, ...]]], fusions: dict) -> list[tuple]:
+    """The distinct fused corpora a set of items is scored as: (subset, alpha, weight, renormalize) of every planned
+    subset under each run's fusion at its k (``fusions``: run -> k -> FusionSettings; a k a run lacks is skipped)."""
+    keys: dict[tuple, None] = {}
+    for fusion in fusions.values():
+        for k, subsets in plan.items():
+            if k not in fusion:
+                continue
+            f = fusion[k]
+            for subset in subsets:
+                keys.setdefault((tuple(subset), f.alpha, f.weight, f.renormalize), None)
+    return list(keys)
+
+
+def fused_vectors(passages: np.ndarray, items: list[LanguageItems], key: tuple) -> np.ndarray:
+    """The passages fused with the items of ``key``'s subset under its fusion (``fused_keys``)."""
+    subset, alpha, weight, renormalize = key
+    return combine(passages, [items[i] for i in subset], FusionSettings(alpha, weight, renormalize))
+
+
+def searched_lists(items: list[LanguageItems], centroids: bool = False) -> int:
+    """How many candidate lists ``found_tops`` searches for a set of items: the passages', then per language four
+    (``xaug.candidates.candidate_lists``) and one more where it leaves passages uncovered; the centroid control's
+    mean items need no search (``_one_vector``)."""
+    return 1 + sum(4 - centroids + int(not (it.counts > 0).all()) for it in items)
+
+
+def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], keys: list[tuple],
+               templates: dict | None = None) -> list[np.ndarray]:
+    """Per key of ``fused_keys``, every query's top K of that fused corpus (``xaug.candidates.list_tops``): the
+    candidates of a set of items scored under few fusions (a control's runs at the method's alpha), exact up
+    to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small.
+    ``templates``: key -> (vectors, trained empty index) (``trained_fused``)."""
+    out = []
+    for key in keys:
+        shared = (templates or {}).get(key)
+        out.append(list_tops(queries.vectors, [fused_vectors(passages, items, key)], queries.candidates,
+                             queries.judgements, None, queries.search, None if shared is None else {0: shared},
+                             remember=False)[0])
+    return out
+
+
+def trained_fused(passages: np.ndarray, items: list[LanguageItems], keys: list[tuple], search) -> dict:
+    """key -> the trained, empty index of each fused corpus of ``keys`` (``fused_tops``' templates), packed."""
+    return pack_templates({key: (len(passages), build_index(fused_vectors(passages, items, key), search.index,
+                                                            "scaling.candidate_index")) for key in keys})
 
 
 class Projection:

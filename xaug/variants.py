@@ -10,7 +10,10 @@ from .equal_items import drawn_items
 from .fusion import combine
 from .leave_out import correction
 from .queryset import QuerySet
-from .sweep import KResult, SubsetScorer, blocks_side_by_side, found_tops, group_means, sweep
+from .sweep import (KResult, SubsetScorer, blocks_side_by_side, found_tops, fused_keys, fused_tops, group_means,
+                    searched_lists, sweep)
+
+FUSED = ("shuffled", "centroid")  # sets of items whose candidates may come from their fused corpora (control_keys)
 
 
 def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict, plan: dict, kind: str = "method",
@@ -21,7 +24,13 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
     (most of a sweep's time with ``scaling.candidates``: the top K of every list over the corpus) are found once
     per set of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory. ``templates``:
     items count -> the method's own items' trained list indexes (``xaug.candidates.list_templates``), which every
-    set of its items searches instead of training its own."""
+    set of its items searches instead of training its own, and (keyed by ``control_keys``) the trained indexes of a
+    control's fused corpora.
+
+    A control (shuffled, centroid) is scored under few fusions (the method's alpha per k, both renormalize
+    states) on a small plan (one subset per k for a shuffled permutation): where its fused corpora are fewer
+    than the per-language lists, its candidates are their top K (``xaug.sweep.fused_tops``: exact up to the
+    index's recall, as every run's own top K is among them) instead of those lists'."""
     blocks = queries.blocks()
     if kind == "equal_items":
         return {run: (_equal_items_sweep(method, fusion, plan, seed, queries, passages, blocks), {})
@@ -38,7 +47,10 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         elif kind == "centroid":
             items, held = centroid_items(items), None
         # each candidate list searched once for every block
-        tops = found_tops(queries, passages, items, (templates or {}).get(n_used))
+        shared = (templates or {}).get(n_used)
+        keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
+        tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
+            found_tops(queries, passages, items, shared)
         for rows, results in zip(blocks, parts):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
@@ -53,6 +65,24 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
             del scorer
     return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts])
             for run in fusions}
+
+
+def control_keys(kind: str, plan: dict, fusions: dict, n_used: int | None, perm: int | None = None) -> list[tuple]:
+    """The fused corpora (``xaug.sweep.fused_keys``) a control set of items with ``n_used`` items per passage is
+    scored as: its plan (``perm``: a shuffled permutation's, from the full ``plan``; None: ``plan`` as it is) under
+    its runs' fusions (run -> k -> FusionSettings); none for a set that is not a control."""
+    if kind not in FUSED:
+        return []
+    if kind == "shuffled" and perm is not None:
+        plan = permutation_plan(plan, perm)
+    return fused_keys(plan, {run: {k: f for k, f in fusion.items() if f.n_items_used == n_used}
+                             for run, fusion in fusions.items()})
+
+
+def uses_fused(kind: str, keys: list[tuple], items) -> bool:
+    """Whether a control's candidates come from its fused corpora ``keys``: fewer lists than the per-language ones
+    (``xaug.sweep.searched_lists``)."""
+    return kind in FUSED and bool(keys) and len(keys) < searched_lists(items, centroids=kind == "centroid")
 
 
 def _equal_items_sweep(method, fusion: dict, plan: dict, seed: int, queries: QuerySet, passages: np.ndarray,
