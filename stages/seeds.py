@@ -28,7 +28,7 @@ from xaug.methods import METHODS, augment_settings, normalisation_strength  # no
 from xaug.params import from_params  # noqa: E402
 from xaug.plots import plot_seeds  # noqa: E402
 from xaug.seeds import (SEEDED, draw_experiment, draw_folders, draw_fusion, draw_quality, draw_rows,  # noqa: E402
-                        pooled_table, seeds_report)
+                        pooled_table, references, seeds_report)
 from xaug.sweep import ScalingSettings, subset_plan  # noqa: E402
 from xaug.tuning import TuneSettings  # noqa: E402
 
@@ -81,9 +81,10 @@ def main(args, p, log):
     for setting in reported:  # one setting's queries and judgements at a time
         queries = exp.queries(args.data, args.queries, setting)
         release_memory()
+        reference = references(exp.passages, queries, betas[setting])  # the same for every draw
         for seed in seeds:
-            draws[seed].update(draw_rows(experiments[seed], setting, queries, fusions[seed], plan, betas))
-        del queries
+            draws[seed].update(draw_rows(experiments[seed], setting, queries, fusions[seed], plan, reference))
+        del queries, reference
         release_memory()
     table = pooled_table(draws, scaling.resamples, first, scaling.equivalence_margin)
     write_table(args.table, table)

@@ -10,11 +10,17 @@ from concurrent.futures import ProcessPoolExecutor
 
 from tqdm import tqdm
 
+from .cli import release_memory
+
 
 def forked_map(func, tasks: list, workers: int, desc: str, unit: str = "task") -> list:
-    """``[func(t) for t in tasks]`` in ``workers`` forked processes (1 = in this process), with a progress bar."""
+    """``[func(t) for t in tasks]`` in ``workers`` forked processes (1 = in this process), with a progress bar.
+    The parent's free heap pages go back to the system first (``release_memory``): a forked worker inherits
+    every resident page of its parent, and what the parent had freed but kept (a stage's scoring before the
+    fork, the scaling stage's baseline scoring) would count in each worker's memory."""
     if workers <= 1:
         return [func(t) for t in tqdm(tasks, desc=desc, unit=unit, mininterval=5)]
+    release_memory()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread) as pool:
         return list(tqdm(pool.map(func, tasks), total=len(tasks), desc=desc, unit=unit, mininterval=5))
 

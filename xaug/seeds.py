@@ -99,19 +99,27 @@ def draw_fusion(p, experiment, tune_sets: dict, tune_settings, augment: dict, pl
     return fusion, choices
 
 
-def draw_rows(experiment, setting: str, queries, fusion: dict, plan: dict, betas: dict) -> dict:
+def references(passages: np.ndarray, queries, beta: float | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """What every draw is compared with in one corpus setting (``queries``): the baseline's measures per query
+    and the normalisation baseline's (``xaug.hubness``, strength ``beta``; None without one). Neither augments
+    anything, so the stage scores them once per setting for all its draws."""
+    return queries.score(passages), None if beta is None else queries.score(centred(passages, beta))
+
+
+def draw_rows(experiment, setting: str, queries, fusion: dict, plan: dict,
+              reference: tuple[np.ndarray, np.ndarray | None]) -> dict:
     """One draw in one corpus setting (``queries``, loaded by the caller one setting at a time, so that a stage
     never holds two settings' judgements): per row key (setting, kind, a, b, k, group, measure),
     ``(labels, cluster means)`` of the per-query differences over the row's cross-lingual queries, under the
-    draw's ``fusion`` (``draw_fusion``)."""
+    draw's ``fusion`` (``draw_fusion``), against ``reference`` (``references``: the baseline's and the
+    normalisation baseline's measures)."""
     rows: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     passages = experiment.passages
-    baseline = queries.score(passages)
+    baseline, normalisation = reference
     sweeps = {}
     for name, method in experiment.methods.items():
         sweeps[name] = method_sweep(queries, passages, method, fusion[name], plan)
         sweeps[f"{name}-centroid"] = method_sweep(queries, passages, method, fusion[name], plan, control=True)
-    normalisation = None if betas.get(setting) is None else queries.score(centred(passages, betas[setting]))
     pairs = []
     for name in experiment.methods:
         pairs.append(("gain", name, "baseline", sweeps[name], lambda k, g: baseline))
