@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cli import release_memory
 from .controls import centroid_items, permutation_plan, shuffle
 from .equal_items import drawn_items
 from .fusion import combine
@@ -64,7 +63,6 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
                     results[run][0].update(b)
                     results[run][1].update(s)
             del scorer
-            release_memory()  # the block's freed arrays, which the heap keeps (MALLOC_ENV), back to the system
     return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts])
             for run in fusions}
 
