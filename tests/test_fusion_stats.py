@@ -117,6 +117,8 @@ def test_cluster_tests_are_scipys_tests_with_the_same_draws():
     diffs = np.vstack([rng.normal(0.01, 0.1, (6, 300)), discrete, np.zeros((1, 300))])
     for resamples in (700, 100):  # not a multiple of the batch (scipy draws a whole last batch); fewer than a batch
         _check_against_scipy(diffs, resamples)
+    # an odd number of 32-bit draws (99 x 299) leaves half of the generator's 64-bit word for the bootstrap
+    _check_against_scipy(diffs[:, :299], 99)
 
 
 def _check_against_scipy(diffs, resamples):

@@ -228,7 +228,7 @@ def test_run_setting_tables_transfer_and_plots(world):
     args = (qs, passages, {"xqg": method, "translate": other}, settings, subset_plan(2, "all"), ["fixed", "per_item"],
             3, 0, 200, LANGS)
     gains, contrasts, transfer = run_setting(*args)
-    forked = run_setting(*args, workers=2)  # the same numbers from worker processes
+    forked = run_setting(*args, workers=2)  # the same numbers from worker processes (and the tests from threads)
     pd.testing.assert_frame_equal(forked[0], gains)
     pd.testing.assert_frame_equal(forked[1], contrasts)
     assert forked[2] == transfer

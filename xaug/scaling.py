@@ -188,7 +188,7 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
                                                       1, 0.0, 0.0)})
     gains = pd.concat([baseline_rows(queries, first, baseline),
                        gain_table(queries, baseline, list(sweeps.values()) + [normalisation] * (beta is not None),
-                                  resamples, seed)], ignore_index=True)
+                                  resamples, seed, workers)], ignore_index=True)
     ks = list(plan)
     pairs = [(sweeps[n, "method", first, r], sweeps[n, v, first, r], f"method-{v}")
              for n in methods for r in states[n] for v in ("shuffled", "centroid") if (n, v, first, r) in sweeps]
@@ -202,7 +202,7 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
                        renormalize=equal.renormalize, primary=equal.primary)
         pairs += [(beyond, _constant(equal, ks, "equal_items-k1", k_from=1), "languages-at-equal-items"),
                   (sweeps[n, "method", first, configured[n]], beyond, "items-at-equal-languages")]
-    contrasts = contrast_table(queries, pairs, resamples, seed, margin)
+    contrasts = contrast_table(queries, pairs, resamples, seed, margin, workers)
     transfers = {n: transfer(queries, baseline, sweeps[n, "method", first, configured[n]], languages, resamples, seed)
                  for n in methods if sweeps[n, "method", first, configured[n]].singles}
     return gains, contrasts, transfers

@@ -10,6 +10,7 @@ TOST p of equivalence within ``scaling.equivalence_margin``.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -32,8 +33,8 @@ class _Tests:
     Every test of a table gets the resamples its largest Holm family needs (``xaug.stats.family_resamples``);
     with a ``margin``, also the equivalence (TOST) p."""
 
-    def __init__(self, queries: QuerySet, resamples: int, seed: int, margin: float | None = None):
-        self.queries, self.resamples, self.seed, self.margin = queries, resamples, seed, margin
+    def __init__(self, queries: QuerySet, resamples: int, seed: int, margin: float | None = None, workers: int = 1):
+        self.queries, self.resamples, self.seed, self.margin, self.workers = queries, resamples, seed, margin, workers
         self.pending: dict[bytes, list] = {}
         self.rows: list[dict] = []
 
@@ -52,20 +53,28 @@ class _Tests:
         self.pending.setdefault(members.tobytes(), []).append((row, measure, diff[members], members))
 
     def run(self) -> None:
+        """Every pending test, the groups of rows sharing members in ``workers`` threads (numpy's draws, counts and
+        matrix products run outside the GIL; each group's draws are its own generator's, so the results do not
+        depend on ``workers``)."""
         largest = max(Counter(row["family"] for row in self.rows).values(), default=1)
         resamples = family_resamples(self.resamples, largest)
-        for entries in self.pending.values():
-            members = entries[0][3]
-            labels = self.queries.clusters[members]
-            diffs = cluster_means(np.stack([e[2] for e in entries]), labels)
-            t = cluster_test(diffs, resamples, self.seed)  # memory bounded within (xaug.stats._row_chunks)
-            tost = equivalence_test(diffs, self.margin, resamples, self.seed) if self.margin else None
+        groups = list(self.pending.values())
+        with ThreadPoolExecutor(max(1, self.workers)) as pool:
+            done = list(pool.map(lambda entries: self._test(entries, resamples), groups))
+        for entries, (t, tost) in zip(groups, done):
             for j, ((row, m, _, _), d, lo, hi, p) in enumerate(zip(entries, t.delta, t.low, t.high, t.p)):
                 row.update({f"delta_{m}": d, f"ci_low_{m}": lo, f"ci_high_{m}": hi, f"p_{m}": p})
                 if tost is not None:
                     row[f"p_tost_{m}"] = tost[j]
                 row.update(clusters=t.clusters, resamples=resamples)
         self.pending.clear()
+
+    def _test(self, entries: list, resamples: int):
+        """The cluster test (and TOST p with a margin) of one group's rows (``add``'s entries, one members mask)."""
+        labels = self.queries.clusters[entries[0][3]]
+        diffs = cluster_means(np.stack([e[2] for e in entries]), labels)
+        t = cluster_test(diffs, resamples, self.seed)  # memory bounded within (xaug.stats._row_chunks)
+        return t, equivalence_test(diffs, self.margin, resamples, self.seed) if self.margin else None
 
 
 def _holm(frame: pd.DataFrame) -> pd.DataFrame:
@@ -100,12 +109,13 @@ def baseline_rows(queries: QuerySet, weight: str, baseline: np.ndarray) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], resamples: int, seed: int) -> pd.DataFrame:
+def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], resamples: int, seed: int,
+               workers: int = 1) -> pd.DataFrame:
     """One row per (variant, weight mode, renormalize state, k, group): mean measures, and per tested measure the
     passage-level gain over the baseline on the same queries with its 95% CI and p (Holm over each family: one
     corpus setting, weight mode, renormalize state, kind (``_kind``), group and measure; methods x k).
-    ``primary``: the configured fusion (the headline)."""
-    tests = _Tests(queries, resamples, seed)
+    ``primary``: the configured fusion (the headline); ``workers``: threads running the tests (the same results)."""
+    tests = _Tests(queries, resamples, seed, workers=workers)
     for s in sweeps:
         for k, res in s.by_k.items():
             for group in GROUPS:
@@ -127,11 +137,12 @@ def gain_table(queries: QuerySet, baseline: np.ndarray, sweeps: list[Sweep], res
 
 
 def contrast_table(queries: QuerySet, pairs: list[tuple[Sweep, Sweep, str]], resamples: int, seed: int,
-                   margin: float) -> pd.DataFrame:
+                   margin: float, workers: int = 1) -> pd.DataFrame:
     """``a - b`` on the same queries at every k of both and group (passage-level delta, CI, p; Holm per family:
     setting, renormalize state, kind of contrast, group, measure), and ``p_tost_<m>``: the TOST p that the difference lies
-    within ``margin`` (``scaling.equivalence_margin``), for the claims of no difference."""
-    tests = _Tests(queries, resamples, seed, margin)
+    within ``margin`` (``scaling.equivalence_margin``), for the claims of no difference; ``workers``: threads
+    running the tests (the same results)."""
+    tests = _Tests(queries, resamples, seed, margin, workers)
     for a, b, kind in pairs:
         for k in a.by_k:
             if k not in b.by_k:
