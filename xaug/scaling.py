@@ -25,6 +25,7 @@ stage's outputs (``write_scaling_outputs``).
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -152,11 +153,12 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
 
     ``settings``: method -> (weight, renormalize) -> k -> FusionSettings; ``renormalize``: method -> its
     configured state (default on; the other state runs beside it); ``beta``: the normalisation baseline's
-    strength (``xaug.hubness``; None: no normalisation baseline). Each sweep (a method under a weight mode and renormalize state, one
-    shuffled permutation, the centroids, one alpha, equal items) covers every planned subset; sweeps run in
-    ``workers`` processes. Permutation j of any method draws from ``default_rng([seed, j])``, so results do
-    not depend on ``workers``. ``margin``: the equivalence margin of the contrasts. ``templates``: method ->
-    items count -> trained candidate-list indexes (``list_templates_of``) that every set of its items searches."""
+    strength (``xaug.hubness``; None: no normalisation baseline). Each sweep (a method under a weight mode and
+    renormalize state, one shuffled permutation, the centroids, one alpha, equal items) covers every planned
+    subset; sweeps run in ``workers`` processes, and the tables' tests (gains, contrasts, transfer) in as many
+    threads. Permutation j of any method draws from ``default_rng([seed, j])``, so results do not depend on
+    ``workers``. ``margin``: the equivalence margin of the contrasts. ``templates``: method -> items count ->
+    trained candidate-list indexes (``list_templates_of``) that every set of its items searches."""
     passages = np.asarray(passages, dtype=np.float32)
     baseline = queries.score(passages)
     first = weights[0]
@@ -203,8 +205,11 @@ def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings
         pairs += [(beyond, _constant(equal, ks, "equal_items-k1", k_from=1), "languages-at-equal-items"),
                   (sweeps[n, "method", first, configured[n]], beyond, "items-at-equal-languages")]
     contrasts = contrast_table(queries, pairs, resamples, seed, margin, workers)
-    transfers = {n: transfer(queries, baseline, sweeps[n, "method", first, configured[n]], languages, resamples, seed)
-                 for n in methods if sweeps[n, "method", first, configured[n]].singles}
+    shown = [n for n in methods if sweeps[n, "method", first, configured[n]].singles]
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # the tests' numpy work runs outside the GIL
+        done = pool.map(lambda n: transfer(queries, baseline, sweeps[n, "method", first, configured[n]], languages,
+                                           resamples, seed), shown)
+        transfers = dict(zip(shown, done))
     return gains, contrasts, transfers
 
 

@@ -48,7 +48,7 @@ class ScalingSettings:
     weights: list[str] = field(default_factory=lambda: ["fixed", "per_item"])  # the first is primary
     permutations: int = 20   # shuffled-control permutations per method
     resamples: int = 999     # sign-flip and bootstrap resamples per test, at least (more for large Holm families)
-    workers: int = 2         # processes running the sweeps (results do not depend on it)
+    workers: int = 2         # processes running the sweeps, threads running the tests (results do not depend on it)
     equivalence_margin: float = 0.01  # TOST margin of "no difference" between contrasted systems (nDCG@10, R@2kt)
     candidates: int = 0      # 0: every passage scored (exact); K: each query's candidates (xaug.candidates)
     candidate_index: str = "Flat"  # how each candidate list's top K is found: Flat (exact) or a faiss factory
