@@ -441,6 +441,26 @@ def test_a_candidate_index_faiss_cannot_build_is_a_one_line_error():
         CandidateSearch("IVF")
 
 
+def test_candidate_train_samples_the_vectors_that_train_each_lists_cells():
+    """``scaling.candidate_train``: an inverted-file index's k-means sees at most that many vectors per cell (a
+    seeded sample: the same index every time); probing every cell, the candidates stay exact."""
+    from xaug.search import build_index
+
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(2000, 8)).astype(np.float32)
+    full, sampled, again = (build_index(vectors, "IVF8,Flat", "k", n) for n in (0, 40, 40))
+    assert faiss.extract_index_ivf(sampled).cp.max_points_per_centroid == 40
+    centroids = [faiss.extract_index_ivf(i).quantizer.reconstruct_n(0, 8) for i in (full, sampled, again)]
+    assert not np.array_equal(centroids[0], centroids[1])  # 320 of 2,000 vectors trained it
+    np.testing.assert_array_equal(centroids[1], centroids[2])
+    queries, passages, _ = _world()
+    exact = dataclasses.replace(queries, candidates=20).score(passages)
+    for search in (CandidateSearch("IVF4,Flat", "nprobe=4", train=39), CandidateSearch("IVF4,Flat", "nprobe=4")):
+        np.testing.assert_array_equal(dataclasses.replace(queries, candidates=20, search=search).score(passages), exact)
+    with pytest.raises(ConfigError, match=r"^scaling.candidate_train: expected 0 .* or at least 39"):
+        CandidateSearch("IVF4,Flat", train=20)
+
+
 def test_a_leave_out_correction_moves_to_its_slot():
     corr = Correction(np.array([0, 1]), np.array([7, 2]), np.array([0.5, -0.5], np.float32))
     cols = np.array([[1, 7, -1], [2, 3, 4]])

@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .leave_out import Correction
-from .params import check_faiss_index
+from .params import check_candidate_train, check_faiss_index
 from .search import build_index, set_search
 
 SCORE_FLOATS = 1 << 25   # query x passage scores held per chunk of queries (128 MB)
@@ -47,13 +47,16 @@ RENORMALISED = (0.2, 0.5)
 class CandidateSearch:
     """How each candidate list's top K is found: ``index`` ``Flat`` (every passage scored, exact) or a faiss
     index-factory string (``scaling.candidate_index``), searched with the faiss ParameterSpace string
-    ``params`` (``scaling.candidate_search``, e.g. ``nprobe=32``)."""
+    ``params`` (``scaling.candidate_search``, e.g. ``nprobe=32``); an inverted-file index's cells are trained on
+    at most ``train`` vectors per cell of each list (``scaling.candidate_train``; 0: faiss's default, 256)."""
 
     index: str = "Flat"
     params: str = ""
+    train: int = 0
 
     def __post_init__(self):
         check_faiss_index(self.index, self.params)
+        check_candidate_train(self.train)
 
     @property
     def exact(self) -> bool:
@@ -299,7 +302,7 @@ def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray 
         return _trained(passages, search)
     own = vectors if has is None else vectors[has]
     try:
-        return build_index(own, search.index, "scaling.candidate_index")
+        return build_index(own, search.index, "scaling.candidate_index", search.train)
     except ConfigError:
         if passages is None or len(own) >= len(passages):
             raise
@@ -312,7 +315,7 @@ def _trained(passages: np.ndarray, search: CandidateSearch):
     stage scores the same passages)."""
     if _TRAINED and _TRAINED[0] is passages and _TRAINED[1] == search:
         return _TRAINED[2]
-    index = build_index(passages, search.index, "scaling.candidate_index")
+    index = build_index(passages, search.index, "scaling.candidate_index", search.train)
     _TRAINED[:] = [passages, search, index]
     return index
 

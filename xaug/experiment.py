@@ -27,7 +27,7 @@ class Experiment:
     depth: int
     index: IndexSettings
     candidates: int = 0  # scaling.candidates
-    search: CandidateSearch = CandidateSearch()  # scaling.candidate_index, scaling.candidate_search
+    search: CandidateSearch = CandidateSearch()  # scaling.candidate_index, candidate_search, candidate_train
     block: int = 0       # scaling.query_block
 
     @classmethod
@@ -37,15 +37,17 @@ class Experiment:
         in ``generated_root/<method>``, items in ``items_root/<method>``, by default the same folder)."""
         languages = list(p.get_path("languages"))
         names = check_methods(p.get_path("methods"))
-        scaling = from_params(ScalingSettings, p.get_path("scaling"), only=("weights", "candidates", "candidate_index",
-                                                                         "candidate_search", "query_block"))
+        scaling = from_params(ScalingSettings, p.get_path("scaling"),
+                              only=("weights", "candidates", "candidate_index", "candidate_search", "candidate_train",
+                                    "query_block"))
         depth = from_params(EvaluateSettings, p.get_path("evaluate"), only=("depth",)).depth
         index = from_params(IndexSettings, p.get_path("index"))
         passages, passage_ids = read_embeddings(passages_prefix)  # the files once the parameters are known good
         items_root = Path(generated_root if items_root is None else items_root)
         methods = {m: load_method(Path(generated_root) / m, m, languages, items_root / m) for m in names}
+        search = CandidateSearch(scaling.candidate_index, scaling.candidate_search, scaling.candidate_train)
         return cls(languages, scaling.weights, passages, passage_ids, methods, depth, index, scaling.candidates,
-                   CandidateSearch(scaling.candidate_index, scaling.candidate_search), scaling.query_block)
+                   search, scaling.query_block)
 
     def queries(self, data_dir, queries_prefix, setting: str = "global", split: str = "eval") -> QuerySet:
         evaluator = Evaluator(data_dir, queries_prefix, self.languages, self.depth, setting, split=split)

@@ -145,7 +145,7 @@ GROUP_KEYS = {
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
     "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates",
-                "candidate_index", "candidate_search", "query_block", "seeds"),
+                "candidate_index", "candidate_search", "candidate_train", "query_block", "seeds"),
 }
 
 
@@ -169,7 +169,8 @@ def check_cross_parameters(data: dict) -> None:
     ``seed`` an integer >= 0, ``languages`` a list of distinct known codes without the corpus language
     (``data.corpus_language``), ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at
     least ``evaluate.depth`` (fewer would cut every ranking short), ``scaling.candidate_index`` and
-    ``candidate_search``, ``index.factory`` and ``search_params`` accepted by faiss, ``scaling.seeds`` distinct integers >= 0
+    ``candidate_search``, ``index.factory`` and ``search_params`` accepted by faiss, ``scaling.candidate_train`` 0 or at
+    least 39 (faiss warns below), ``scaling.seeds`` distinct integers >= 0
     other than ``seed`` (the *_seed stages' names and outputs are keyed by them). The raw values are read here
     (not recorded as the stage's reads)."""
     if "seed" in data:
@@ -192,6 +193,8 @@ def check_cross_parameters(data: dict) -> None:
                               f"use 0 (every passage) or at least {depth}")
     if "candidate_index" in scaling or "candidate_search" in scaling:
         check_faiss_index(scaling.get("candidate_index", "Flat"), scaling.get("candidate_search", ""))
+    if "candidate_train" in scaling:
+        check_candidate_train(scaling["candidate_train"])
     index = data.get("index") if isinstance(data.get("index"), dict) else {}
     if index:
         check_faiss_index(index.get("factory", "Flat"), index.get("search_params") or "",
@@ -230,6 +233,17 @@ def _write_reads(folder: Path) -> None:
     target = folder / f"{stage.replace('/', '_')}.json"
     before = set(json.loads(target.read_text())) if target.is_file() else set()
     target.write_text(json.dumps(sorted(before | READS), indent=1))
+
+
+FAISS_TRAIN_MINIMUM = 39  # faiss's min_points_per_centroid: fewer training vectors per cell draw its warning
+
+
+def check_candidate_train(value) -> int:
+    """``scaling.candidate_train``: 0 (faiss's default sample) or at least ``FAISS_TRAIN_MINIMUM`` vectors per cell."""
+    if check_int(value, "scaling.candidate_train", minimum=0) and value < FAISS_TRAIN_MINIMUM:
+        raise ConfigError(f"scaling.candidate_train: expected 0 (faiss's default) or at least {FAISS_TRAIN_MINIMUM} "
+                          f"(faiss's fewest training vectors per cell), got {value}")
+    return value
 
 
 def check_int(value, name: str, minimum: int = 1, maximum: int | None = None, note: str = "") -> int:

@@ -53,6 +53,7 @@ class ScalingSettings:
     candidates: int = 0      # 0: every passage scored (exact); K: each query's candidates (xaug.candidates)
     candidate_index: str = "Flat"  # how each candidate list's top K is found: Flat (exact) or a faiss factory
     candidate_search: str = ""     # its faiss ParameterSpace string, e.g. nprobe=32
+    candidate_train: int = 0       # vectors per cell that train a list's inverted-file index, at most; 0: faiss's 256
     query_block: int = 10000       # with candidates: queries scored at once (QuerySet.blocks); 0: all
     seeds: list[int] = field(default_factory=list)  # further training-and-sampling seeds (xaug.seeds; checked on load)
 
@@ -60,7 +61,7 @@ class ScalingSettings:
         check_subsets(self.subsets)
         check_int(self.candidates, "scaling.candidates", minimum=0)
         check_int(self.query_block, "scaling.query_block", minimum=0, note="0 = all queries at once")
-        CandidateSearch(self.candidate_index, self.candidate_search)  # faiss accepts them (one-line error)
+        CandidateSearch(self.candidate_index, self.candidate_search, self.candidate_train)  # one-line errors
         check_weights(self.weights)
         check_int(self.permutations, "scaling.permutations", minimum=0)
         check_int(self.resamples, "scaling.resamples")
