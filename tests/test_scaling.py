@@ -381,6 +381,32 @@ def test_contrast_pairs_the_same_queries_and_averages_per_cluster():
     assert same["queries"] == 1 and same["delta_nDCG@10"] == pytest.approx(1.0)
 
 
+def test_tables_average_a_groups_rows_in_chunks_and_in_threads_with_the_same_results(monkeypatch):
+    """A table's rows sharing members are averaged within clusters ``MEANS_BYTES`` at a time and tested in
+    ``workers`` threads: the same deltas, CIs and p-values as all rows at once in one thread."""
+    import xaug.tables as tables
+
+    rng = np.random.default_rng(11)
+    n = 400
+    queries = QuerySet(np.zeros((n, 2), np.float32), rng.integers(-1, 3, n), rng.integers(0, 90, n),
+                       judgements=None, setting="global")
+    m = len(ALL_MEASURES)
+
+    def sweep(name, shift):
+        v = rng.normal(shift, 0.2, (m, n))
+        return Sweep(name, "method", "fixed", {k: KResult(v + k / 100, v, v, 1, 0.0, 0.0) for k in (1, 2, 3)})
+
+    pairs = [(sweep(f"a{i}", 0.05), sweep(f"b{i}", 0.0), "between-methods") for i in range(4)]
+    whole = contrast_table(queries, pairs, 200, 0, margin=0.05)
+    sizes = []
+    means = tables.cluster_means
+    monkeypatch.setattr(tables, "cluster_means", lambda v, c: sizes.append(len(v)) or means(v, c))
+    monkeypatch.setattr(tables, "MEANS_BYTES", 8)  # one row of a group at a time
+    chunked = contrast_table(queries, pairs, 200, 0, margin=0.05, workers=2)
+    assert set(sizes) == {1} and len(sizes) == 2 * len(chunked)  # every row, each tested measure
+    pd.testing.assert_frame_equal(chunked, whole)
+
+
 def test_settings_groups_name_the_parameter():
     from xaug.evaluation import EvaluateSettings, default_systems, metrics_path
     from xaug.params import Params, from_params
