@@ -68,8 +68,13 @@ def _sign_flips(rng: np.random.Generator, clusters: int, resamples: int):
     (the same words and the same generator state as the shuffle loop, in about half the time; test)."""
     batch = min(RESAMPLE_BATCH, resamples)
     for start in range(0, resamples, RESAMPLE_BATCH):
-        kept = rng.integers(0, 1 << 32, (batch, clusters), dtype=np.uint32) & 1  # 1: x first, sign +1
-        yield (2.0 * kept - 1.0)[: min(RESAMPLE_BATCH, resamples - start)]
+        kept = rng.integers(0, 1 << 32, (batch, clusters), dtype=np.uint32)
+        np.bitwise_and(kept, 1, out=kept)  # 1: x stays first (+1), 0: -x comes first (-1)
+        signs = kept.astype(np.float64)
+        del kept  # a batch's memory: its signs alone while the caller uses them
+        signs *= 2.0
+        signs -= 1.0
+        yield signs[: min(RESAMPLE_BATCH, resamples - start)]
 
 
 def _flip_pvalues(diffs: np.ndarray, resamples: int, rng: np.random.Generator, alternative: str) -> np.ndarray:
@@ -107,8 +112,9 @@ def _bootstrap_interval(diffs: np.ndarray, resamples: int, rng: np.random.Genera
     for start in range(0, resamples, RESAMPLE_BATCH):
         size = min(RESAMPLE_BATCH, resamples - start)
         picks = rng.integers(0, n, (size, n))
-        counts = np.bincount((np.arange(size)[:, None] * n + picks).ravel(), minlength=size * n).reshape(size, n)
-        counts = counts.astype(np.float64)
+        picks += np.arange(size)[:, None] * n  # (resample, cluster) as one bin, in place
+        counts = np.bincount(picks.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+        del picks
         means.append(counts @ diffs.T / n)
     tail = (1 - confidence) / 2
     bounds = stats.quantile(np.concatenate(means).T, np.array([tail, 1 - tail]), axis=-1)
