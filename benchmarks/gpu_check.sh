@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 15 as ONE command for a machine with a CUDA GPU (at most 9 minutes: step limits of
-# 30 + 90 + 240 + 170 s):
+# The GPU checks as ONE command for a machine with a CUDA GPU (at most 9.5 minutes: step limits of
+# 30 + 270 + 150 + 120 s, sized from a run on an H200, docs/testing.md):
 #
 #     bash benchmarks/gpu_check.sh              # writes everything under $OUT (default ./gpu_out)
 #
 #   1. the GPU's name (nvidia-smi) and whether torch sees it (stops here when it does not);
-#   2. pytest of the device / xQG / decoding tests (their GPU-only tests run there);
+#   2. pytest of the device / xQG / decoding tests (their GPU-only tests run there; in 4 processes where
+#      pytest-xdist is installed: each stage script the end-to-end tests start costs about 17 s there);
 #   3. benchmarks/paper_models.py: mT5-base xQG vs NLLB-200-distilled-600M translation, random weights,
 #      bf16 autocast -> $OUT/paper_rates_gpu.json (cost.rates for the cost stage);
 #   4. benchmarks/generation.py --model untrained: the warm generator's batched vs naive generation and its
@@ -56,19 +57,24 @@ step torch 30 "$PY" -c "import torch, transformers; print('torch', torch.__versi
 print(torch.cuda.get_device_name(0))" || { echo "no usable GPU: stopping" | tee -a "$SUMMARY"; exit 1; }
 echo "data: ${DATA:-none (paper_models: words:100; generation.py skipped)}" | tee -a "$SUMMARY"
 
-step pytest 90 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_device.py tests/test_xqg.py tests/test_decoding.py
+PARALLEL=()
+"$PY" -c "import xdist" 2>/dev/null && PARALLEL=(-n 4)
+step pytest 270 "$PY" -m pytest -q -p no:cacheprovider -rs "${PARALLEL[@]}" \
+    tests/test_device.py tests/test_xqg.py tests/test_decoding.py
 
-# mT5-base: 256 passages x 5 queries x 64 tokens in batches of 32 passages (160 rows); NLLB: the same
-# passages to 1.2 x their tokens; the naive per-passage loop on 8 of them (its rate is per passage).
-step paper_models 240 "$PY" benchmarks/paper_models.py --device cuda --bf16 --data "${DATA:-words:100}" \
-    --passages 256 --batch-size 32 --naive-passages 8 --n-queries 5 --max-new-tokens 64 \
+# mT5-base: 128 passages x 5 queries x 64 tokens in batches of 32 passages (160 rows); NLLB: the same
+# passages to 1.2 x their tokens; the naive per-passage loop on 4 of them (its rate is per passage).
+# 256 passages and 8 naive ones took 222 s on an H200, 84 s of it NLLB's naive loop.
+step paper_models 150 "$PY" benchmarks/paper_models.py --device cuda --bf16 --data "${DATA:-words:100}" \
+    --passages 128 --batch-size 32 --naive-passages 4 --n-queries 5 --max-new-tokens 64 \
     --out "$OUT/paper_rates_gpu.json"
 
-# The warm generator (the pipeline's own xQG architecture, untrained): greedy batched vs naive over 512
-# passages, then old vs tensorised decoding loop (3 interleaved rounds, 3 sampled queries per passage).
+# The warm generator (the pipeline's own xQG architecture, untrained): greedy batched vs naive over 64
+# passages, then old vs tensorised decoding loop (1 round, 3 sampled queries per passage). 512 passages
+# did not finish the naive loop within 170 s on an H200.
 if [ -n "$DATA" ]; then
-    step generation 170 "$PY" benchmarks/generation.py --model untrained --data "$DATA" --device cuda --bf16 \
-        --passages 512 --batch-size 256 --max-new-tokens 32 --n-queries 3 --top-k 10 --rounds 3 \
+    step generation 120 "$PY" benchmarks/generation.py --model untrained --data "$DATA" --device cuda --bf16 \
+        --passages 64 --batch-size 64 --max-new-tokens 32 --n-queries 3 --top-k 10 --rounds 1 \
         --out "$OUT/warm_rates_gpu.json"
 else
     echo "== generation: skipped (no MLQA archive)" | tee -a "$SUMMARY"

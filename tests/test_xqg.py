@@ -173,18 +173,43 @@ def _weights(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.safetensors"))}
 
 
+# Two CUDA training runs of one seed may differ by the rounding of kernels that torch runs without a
+# deterministic implementation (device.deterministic_cuda is warn-only): measured on an H200, the tiny
+# Hugging Face generator's weights were not byte-identical while the warm generator's were. On a GPU the
+# weights must agree within this share of each tensor's largest magnitude; on the CPU byte for byte.
+CUDA_WEIGHT_TOLERANCE = 1e-3
+
+
+def assert_same_weights(a, b, procs):
+    """The weights of two training runs of one seed: identical bytes on the CPU, within
+    CUDA_WEIGHT_TOLERANCE where the stages ran on a GPU (the stages' determinism warnings in the message)."""
+    if _weights(a) == _weights(b):
+        return
+    assert torch.cuda.is_available(), "same seed, different weights on the CPU"
+    from safetensors.torch import load_file
+    warned = sorted({line.strip() for proc in procs for line in proc.stderr.splitlines()
+                     if "deterministic" in line})
+    for path in _weights(a):
+        first, second = load_file(a / path), load_file(b / path)
+        assert first.keys() == second.keys()
+        for key, x in first.items():
+            scale = max(float(x.abs().max()), 1e-12)
+            gap = float((x.float() - second[key].float()).abs().max())
+            assert gap <= CUDA_WEIGHT_TOLERANCE * scale, f"{path}:{key}: {gap:.3g} of {scale:.3g}; {warned}"
+
+
 @pytest.mark.parametrize("model", ["warm", "tiny"])
 def test_xqg_stage_scripts_end_to_end(tmp_path, mini, model):
     params = xqg_params(tmp_path, model)
     common = ["--params", str(params)]
     run_script("train_xdr", *common, "--data", "mlqa", "--out", "xdr", "--metrics", "m/xdr.json", cwd=tmp_path)
-    for out in ("xqg", "xqg2"):
-        run_script("train_xqg", *common, "--data", "mlqa", "--out", out, "--metrics", "m/xqg.json", cwd=tmp_path)
+    trained = [run_script("train_xqg", *common, "--data", "mlqa", "--out", out, "--metrics", "m/xqg.json",
+                          cwd=tmp_path) for out in ("xqg", "xqg2")]
     assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == model
     curve = tmp_path / "plots" / "training" / "xqg.csv"  # the learning curve: header only (no tune split here)
     assert curve.read_text().splitlines()[0] == "step,train_loss,tune_loss"
     assert curve.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    assert _weights(tmp_path / "xqg") == _weights(tmp_path / "xqg2")  # same seed, same model in every process
+    assert_same_weights(tmp_path / "xqg", tmp_path / "xqg2", trained)  # same seed, same model in every process
     for run, work in (("gen/xqg", "work"), ("gen2/xqg", "work2")):
         run_script("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", run,
                "--work", work, cwd=tmp_path)
