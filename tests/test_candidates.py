@@ -418,6 +418,21 @@ def test_a_matrix_searched_once_for_all_queries_scores_each_block_as_its_own_sea
     assert dataclasses.replace(queries, candidates=0).found_tops(fused) is None
 
 
+@pytest.mark.parametrize("search", [CandidateSearch("IVF8,Flat", "nprobe=2"), CandidateSearch()])
+def test_a_whole_query_set_is_scored_block_by_block_with_the_measures_of_one_block(monkeypatch, search):
+    """``QuerySet.score`` of every query (the baseline, the normalisation baseline, the tune grid's baselines)
+    scores the candidates one block at a time (memory O(block x K)), with the measures of one block, bit for bit."""
+    queries, passages, items = _world(seed=4, n_queries=150, n_passages=400, masked=True)
+    queries = dataclasses.replace(queries, candidates=20, search=search, block=40)
+    fused = combine(passages, items, FusionSettings(0.4, "fixed", True))
+    whole = dataclasses.replace(queries, block=0).score(fused)
+    scored, original = [], QuerySet._score_candidates
+    monkeypatch.setattr(QuerySet, "_score_candidates",
+                        lambda self, *args: scored.append(len(self.vectors)) or original(self, *args))
+    np.testing.assert_array_equal(queries.score(fused), whole)
+    assert scored == [len(rows) for rows in queries.blocks()] == [38, 38, 37, 37]
+
+
 def test_values_at_are_the_inner_products_at_the_columns_and_zero_at_padding():
     rng = np.random.default_rng(5)
     matrix = rng.standard_normal((50, 24)).astype(np.float32)

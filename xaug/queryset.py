@@ -122,9 +122,16 @@ class QuerySet:
         ``correction``: scores to overwrite (``xaug.leave_out``; with an approximate index, those passages are
         scored exactly whether or not the index found them). With candidates, each query scores the top K of
         the search and its relevant and corrected passages (exact for a Flat index and K >= depth); ``tops``:
-        these queries' rows of ``found_tops(passages)``, found beforehand for a larger set of queries."""
+        these queries' rows of ``found_tops(passages)``, found beforehand for a larger set of queries.
+        Without a correction, the candidates of an exact corpus index are scored ``blocks()`` at a time (memory
+        O(block x K); the same measures): at P = 100k, 80,606 queries in one block held 1.9 GB, in 17 0.5 GB."""
         passages = np.asarray(passages, dtype=np.float32)
         if self.candidates:
+            blocks = self.blocks()
+            if len(blocks) > 1 and correction is None and self.factory == "Flat":
+                tops = self.found_tops(passages) if tops is None else tops
+                return np.concatenate([self.take(rows)._score_candidates(
+                    passages, None, names, None if tops is None else tops[rows]) for rows in blocks], axis=1)
             return self._score_candidates(passages, correction, names, tops)
         if self.factory == "Flat":
             scores = self.vectors @ passages.T
