@@ -313,17 +313,20 @@ def run_size(size: int, args, log) -> dict:
 
 
 def growth(results: list[dict]) -> dict:
-    """Per stage, the exponent b of time ~ P^b (and memory) between consecutive sizes that both finished."""
+    """Per stage, the exponent b of time ~ P^b (wall seconds; ``cpu``: user + system CPU seconds, where both
+    sizes recorded them) and of peak memory between consecutive sizes that both finished."""
     out = {}
     for a, b in zip(results, results[1:]):
         ratio = math.log(b["passages"] / a["passages"])
         for name, row in b["stages"].items():
             old = a["stages"].get(name)
             if old and old["exit"] == 0 and row["exit"] == 0 and old["seconds"] > 0.5:
-                out.setdefault(name, []).append({
-                    "from": a["passages"], "to": b["passages"],
-                    "time": round(math.log(max(row["seconds"], 1e-3) / old["seconds"]) / ratio, 2),
-                    "memory": round(math.log(row["peak_rss_mb"] / max(old["peak_rss_mb"], 1)) / ratio, 2)})
+                entry = {"from": a["passages"], "to": b["passages"],
+                         "time": round(math.log(max(row["seconds"], 1e-3) / old["seconds"]) / ratio, 2),
+                         "memory": round(math.log(row["peak_rss_mb"] / max(old["peak_rss_mb"], 1)) / ratio, 2)}
+                if (old.get("cpu_seconds") or 0) > 0.5 and row.get("cpu_seconds"):
+                    entry["cpu"] = round(math.log(max(row["cpu_seconds"], 1e-3) / old["cpu_seconds"]) / ratio, 2)
+                out.setdefault(name, []).append(entry)
     return out
 
 

@@ -223,3 +223,17 @@ def test_a_sync_copies_the_code_but_keeps_the_sizes_own_params_and_outputs(tmp_p
     assert {name: (tmp_path / name).read_text() for name in own} == own
     assert (tmp_path / "xaug" / "ranking.py").read_text() == (REPO / "xaug" / "ranking.py").read_text()
     assert (tmp_path / "stages" / "scaling.py").is_file() and (tmp_path / "docs" / "testing.md").is_file()
+
+
+def test_growth_gives_each_stages_exponent_of_wall_and_cpu_seconds_and_memory_between_sizes():
+    """b of time ~ P^b between consecutive sizes: wall seconds, CPU seconds where both sizes have them (an older
+    row without them gets none), peak memory; a stage that failed at either size or took under 0.5 s is left out."""
+    scale = _scale()
+    row = (lambda s, cpu, mb, exit=0: {"seconds": s, "cpu_seconds": cpu, "peak_rss_mb": mb, "exit": exit})
+    small = {"passages": 100, "stages": {"a": row(2.0, 3.0, 100), "b": {**row(4.0, None, 100)},
+                                         "c": row(0.1, 0.1, 100), "d": row(5.0, 5.0, 100, exit=1)}}
+    large = {"passages": 1000, "stages": {"a": row(200.0, 30.0, 1000), "b": row(40.0, 40.0, 100),
+                                          "c": row(9.0, 9.0, 100), "d": row(50.0, 50.0, 100)}}
+    out = scale.growth([small, large])
+    assert out == {"a": [{"from": 100, "to": 1000, "time": 2.0, "memory": 1.0, "cpu": 1.0}],
+                   "b": [{"from": 100, "to": 1000, "time": 1.0, "memory": 0.0}]}
