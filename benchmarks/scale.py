@@ -242,7 +242,9 @@ def _prepare_work(work: Path, size: int, args, replicas: int) -> dict:
 
 def _redo(result: dict, work: Path, args) -> dict:
     """``--redo STAGE``: forget ``STAGE`` and every stage after it (kept under ``redone``, with the --set they
-    ran with), and apply the --set values that differ from the work folder's to its params.yaml."""
+    ran with), apply the --set values that differ from the work folder's to its params.yaml, and remove the text
+    stages' resumable chunks (``data/work``), so that a stage run again is timed from its start, not from the
+    chunks its last run left."""
     names = [name for name, _ in pipeline_stages(work)]
     if args.redo not in names:
         raise ConfigError(f"--redo: {args.redo!r} is not a benchmarked stage ({', '.join(names)})")
@@ -253,6 +255,7 @@ def _redo(result: dict, work: Path, args) -> dict:
     if changed:
         set_params(work / "params.yaml", dict(kv.split("=", 1) for kv in changed))
     result["set"] = args.set
+    shutil.rmtree(work / "data" / "work", ignore_errors=True)
     (work / "progress.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

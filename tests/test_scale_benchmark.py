@@ -117,7 +117,7 @@ def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_at
         scale.run_size(5, argparse.Namespace(**{**vars(args), "set": ["seed=3"]}), logging.getLogger("test"))
 
 
-def test_a_redo_runs_a_stage_and_those_after_it_again_with_the_new_settings(tmp_path, mini_zip, monkeypatch):
+def test_a_redo_runs_a_stage_and_those_after_it_again_from_their_start_with_the_new_settings(tmp_path, mini_zip, monkeypatch):
     import argparse
     import json
     import logging
@@ -129,7 +129,11 @@ def test_a_redo_runs_a_stage_and_those_after_it_again_with_the_new_settings(tmp_
     done = {"seconds": 1.0, "cpu_seconds": 0.5, "peak_rss_mb": 10, "exit": 0}
     (work / "progress.json").write_text(json.dumps({"target": 5, "passages": 3, "set": ["seed=13"], "commit": "0000abc",
                                                     "stages": {"a": done, "b": done, "c": done}}))
-    monkeypatch.setattr(scale, "pipeline_stages", lambda root: [("a", "exit 3"), ("b", "touch b.txt"),
+    (work / "data" / "work" / "xqg").mkdir(parents=True)  # the chunks of a text stage's last run
+    (work / "data" / "work" / "xqg" / "chunk-0.npz").write_text("x")
+    # b runs from its start: the chunks its last run left are gone
+    monkeypatch.setattr(scale, "pipeline_stages", lambda root: [("a", "exit 3"),
+                                                                ("b", "test ! -e data/work && touch b.txt"),
                                                                 ("c", "touch c.txt")])
     args = argparse.Namespace(source=str(mini_zip), work=str(tmp_path), resume=True, sync=False, timeout=60,
                               keep=False, set=["seed=13", "scaling.subsets=random:1"], redo="b")
