@@ -23,7 +23,9 @@ the work folder and its finished stages and goes on from the first unfinished on
 resume from their finished chunks (``xaug/chunks.py``), so a stage interrupted (SIGINT / SIGTERM to the
 benchmark stops the stage too) records its ``attempts`` and the wall seconds of the interrupted ones
 (``interrupted_seconds``); its other figures are those of the attempt that finished. ``--previous``
-takes the sizes not run now from an earlier ``--out`` (each size names the commit it ran).
+takes the sizes not run now from an earlier ``--out`` (each size names the commit it ran). ``--variant LABEL
+--only STAGE ...`` (with ``--resume``) runs those stages of a finished size again with the ``--set`` values for
+that run alone (e.g. evaluate's index), their rows under the size's ``variants`` and their growth in the report.
 
     python benchmarks/scale.py --source ../shared/data/MLQA_V1_dev.zip --sizes 1000 10000 \\
         --out benchmarks/results/scale.json --plot benchmarks/results/scale.png
@@ -260,6 +262,46 @@ def _redo(result: dict, work: Path, args) -> dict:
     return result
 
 
+def _stage_env(work: Path) -> dict:
+    """The stages' environment: the work folder's own xaug, not the editable install's (the checkout may change
+    while the benchmark runs)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(work.resolve())}
+
+
+def _run_variant(result: dict, work: Path, args, log) -> dict:
+    """``--variant LABEL --only STAGE ...``: run only those stages of a finished size again, in the DAG's order,
+    with the --set values applied to its params.yaml for that run alone (restored afterwards), and keep their rows
+    under ``variants[LABEL]`` (with the --set values), beside the size's own rows, which stay as they were.
+    The stages' outputs are the variant's afterwards (``--redo`` of the first of them runs them as the size has
+    them again)."""
+    names = [name for name, _ in pipeline_stages(work)]
+    unknown = [name for name in args.only if name not in names]
+    if unknown:
+        raise ConfigError(f"--only: {', '.join(map(repr, unknown))} not a benchmarked stage ({', '.join(names)})")
+    params = work / "params.yaml"
+    saved = params.read_text()
+    rows = {}
+    try:
+        set_params(params, dict(kv.split("=", 1) for kv in args.set))
+        for name, cmd in pipeline_stages(work):
+            if name not in args.only:
+                continue
+            row = {**run_stage_command(cmd, work, _stage_env(work), args.timeout),
+                   "commit": result.get("code", result.get("commit"))}
+            rows[name] = row
+            log.info("P ~ %d  %-32s %8.1f s %8.1f cpu-s %7d MB  (variant %s)%s", result["target"], name,
+                     row["seconds"], row["cpu_seconds"], row["peak_rss_mb"], args.variant,
+                     f"  FAILED: {row['error']}" if row["exit"] else "")
+            if row["exit"]:
+                break
+    finally:
+        params.write_text(saved)
+    result.setdefault("variants", {})[args.variant] = {"set": args.set, "stages": rows}
+    (work / "progress.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def run_size(size: int, args, log) -> dict:
     archive = MlqaArchive(args.source)
     split = archive.splits()[0]
@@ -269,6 +311,8 @@ def run_size(size: int, args, log) -> dict:
     progress = work / "progress.json"
     if args.resume and progress.is_file():
         result = json.loads(progress.read_text())
+        if getattr(args, "variant", None):
+            return _run_variant(result, work, args, log)
         if args.redo:
             result = _redo(result, work, args)
         elif result.get("set") != args.set:
@@ -283,9 +327,7 @@ def run_size(size: int, args, log) -> dict:
         result = {"target": size, "replicas": replicas, "passages": counts["paragraphs"].get("en"),
                   "questions": counts["questions"], "commit": _commit(), "set": args.set, "stages": {}}
         progress.write_text(json.dumps(result, indent=2) + "\n")
-    # the copy's own xaug, not the editable install's (the checkout may change while the benchmark runs)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": str(work.resolve())}
+    env = _stage_env(work)
     log.info("P ~ %d: %d replicas, %s English paragraphs", size, replicas, result["passages"])
     for name, cmd in pipeline_stages(work):
         before = result["stages"].get(name)
@@ -391,6 +433,10 @@ def main():
                     help="with --resume: run STAGE and every stage after it again, with the --set values given (those "
                          "that differ from the work folder's are applied to its params.yaml; the stages before keep "
                          "their results)")
+    ap.add_argument("--variant", default=None, metavar="LABEL",
+                    help="with --resume and --only: run those stages of a finished size again with the --set values "
+                         "(for that run alone), their rows kept under variants[LABEL]")
+    ap.add_argument("--only", nargs="+", default=[], metavar="STAGE", help="the stages a --variant runs")
     ap.add_argument("--previous", default=None, metavar="JSON",
                     help="an earlier --out: its sizes not in --sizes join the report")
     ap.add_argument("--out", default=None, help="write the figures as JSON")
@@ -398,6 +444,8 @@ def main():
     args = ap.parse_args()
     if args.redo and not args.resume:
         ap.error("--redo needs --resume (a work folder to go on from)")
+    if bool(args.variant) != bool(args.only) or (args.variant and (not args.resume or args.redo)):
+        ap.error("--variant and --only go together, with --resume and without --redo")
     log = setup()
     if not Path(args.source).is_file():
         raise ConfigError(f"--source: {args.source}: no such archive")
@@ -417,6 +465,11 @@ def main():
         sys.exit(130)
     results = sorted(previous + results, key=lambda r: r["target"])
     report = {"preset": PRESET, "sizes": results, "growth": growth(results)}
+    labels = dict.fromkeys(label for r in results for label in r.get("variants", {}))
+    if labels:  # each variant's growth over the sizes that ran it
+        report["variant_growth"] = {label: growth([{"passages": r["passages"], "stages": r["variants"][label]["stages"]}
+                                                   for r in results if label in r.get("variants", {})])
+                                    for label in labels}
     names = list(dict.fromkeys(n for r in results for n in r["stages"]))
     print("| stage | " + " | ".join(f"P = {r['passages']}: s / MB" for r in results) + " |")
     print("|---|" + "---|" * len(results))

@@ -241,3 +241,34 @@ def test_growth_gives_each_stages_exponent_of_wall_and_cpu_seconds_and_memory_be
     out = scale.growth([small, large])
     assert out == {"a": [{"from": 100, "to": 1000, "time": 2.0, "memory": 1.0, "cpu": 1.0}],
                    "b": [{"from": 100, "to": 1000, "time": 1.0, "memory": 0.0}]}
+
+
+def test_a_variant_runs_only_the_named_stages_with_its_settings_and_keeps_the_sizes_rows(tmp_path, mini_zip,
+                                                                                        monkeypatch):
+    """--variant LABEL --only STAGE: the stage runs again with the --set values in params.yaml for that run alone;
+    its row goes under variants[LABEL], the size's own rows and params.yaml stay as they were."""
+    import argparse
+    import json
+    import logging
+
+    scale = _scale()
+    work = tmp_path / "P5"
+    work.mkdir()
+    own = "seed: 13\nindex:\n  factory: Flat\n"
+    (work / "params.yaml").write_text(own)
+    done = {"seconds": 1.0, "cpu_seconds": 0.5, "peak_rss_mb": 10, "exit": 0}
+    stages = {"a": done, "b": done, "c": done}
+    (work / "progress.json").write_text(json.dumps({"target": 5, "passages": 3, "set": ["seed=13"], "commit": "0000abc",
+                                                    "stages": stages}))
+    monkeypatch.setattr(scale, "pipeline_stages", lambda root: [
+        ("a", "exit 3"), ("b", "grep -q 'factory: IVF10,Flat' params.yaml && touch b.txt"), ("c", "touch c.txt")])
+    args = argparse.Namespace(source=str(mini_zip), work=str(tmp_path), resume=True, sync=False, timeout=60,
+                              keep=False, set=["index.factory='IVF10,Flat'"], redo=None, variant="ivf", only=["b"])
+    result = scale.run_size(5, args, logging.getLogger("test"))
+    assert result["stages"] == stages and (work / "b.txt").is_file() and not (work / "c.txt").exists()
+    assert result["variants"]["ivf"]["set"] == ["index.factory='IVF10,Flat'"]
+    assert list(result["variants"]["ivf"]["stages"]) == ["b"] and result["variants"]["ivf"]["stages"]["b"]["exit"] == 0
+    assert (work / "params.yaml").read_text() == own
+    assert json.loads((work / "progress.json").read_text())["variants"] == result["variants"]
+    with pytest.raises(ConfigError, match="--only: 'x' not a benchmarked stage"):
+        scale.run_size(5, argparse.Namespace(**{**vars(args), "only": ["x"]}), logging.getLogger("test"))
