@@ -312,6 +312,9 @@ def run_size(size: int, args, log) -> dict:
     if args.resume and progress.is_file():
         result = json.loads(progress.read_text())
         if getattr(args, "variant", None):
+            if args.sync:
+                _copy_tracked(work, skip=SYNC_SKIP)
+                result["code"] = _commit()
             return _run_variant(result, work, args, log)
         if args.redo:
             result = _redo(result, work, args)

@@ -23,7 +23,7 @@ from xaug.encoding import EncodeSettings
 from xaug.errors import ConfigError
 from xaug.formats import (flat_items, items_writer, read_embeddings, read_item_sources, read_items, write_embeddings,
                           write_items, write_texts)
-from xaug.io import atomic_dir, atomic_path, remove_stale
+from xaug.io import atomic_dir, atomic_path, gc_paused, remove_stale
 from xaug.methods import fusion_settings
 from xaug.params import Params, field_names, from_params
 
@@ -267,3 +267,24 @@ def test_a_misspelt_parameter_stops_any_stage(tmp_path, text, message):
     proc = subprocess.run([sys.executable, str(REPO / "stages" / "index.py"), "--params", str(params)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr
+
+
+def test_gc_paused_turns_the_collector_off_for_its_block_and_restores_it():
+    """On within, off inside, back on after, also when the block raises; a collector already off stays off."""
+    import gc
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with gc_paused():
+            raise RuntimeError("stage failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

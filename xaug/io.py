@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -111,6 +112,22 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a block builds many acyclic objects (parsed JSON, rows of
+    dicts): each full collection walks every live object, so the collections that a growing structure triggers
+    make building it superlinear (the scale benchmark's prepare at P = 100k: 77 s with them, 46 s without; 5.2
+    and 4.3 s at P = 9,780). Reference counting still frees what the block drops; a cycle made meanwhile waits
+    for the next collection."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

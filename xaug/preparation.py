@@ -17,7 +17,7 @@ from .data import MlqaArchive
 from .errors import ConfigError
 from .data_settings import PrepareSettings
 from .formats import read_source, write_dataset, write_trec_qrels
-from .io import atomic_dir, write_json, write_jsonl
+from .io import atomic_dir, gc_paused, write_json, write_jsonl
 from .languages import DEFAULT_CORPUS_LANGUAGE, check_language, is_supported
 from .params import check_int
 from .splits import SPLITS, check_splits, check_tune_fraction, select_heldout, select_subset, select_tune, stable_id
@@ -161,8 +161,10 @@ def prepare_download(raw_dir, settings: PrepareSettings, seed: int) -> Prepared:
     ``kind``, ``sha256``) recorded in the stats."""
     source = read_source(raw_dir)
     archive = MlqaArchive(Path(raw_dir) / source["archive"])
-    data = prepare(archive, settings.splits, settings.holdout_fraction, seed=seed, max_articles=settings.max_articles,
-                   tune_fraction=settings.tune_fraction, corpus_language=settings.corpus_language)
+    with gc_paused():  # the archive's JSON and the dataset built from it: millions of acyclic objects at scale
+        data = prepare(archive, settings.splits, settings.holdout_fraction, seed=seed,
+                       max_articles=settings.max_articles, tune_fraction=settings.tune_fraction,
+                       corpus_language=settings.corpus_language)
     data.stats["source"] = {k: source[k] for k in ("source", "kind", "sha256")}
     return data
 
@@ -177,7 +179,7 @@ def _count(rows, key):
 def save_prepared(prepared: Prepared, out_dir) -> None:
     """Write the normalised dataset: BEIR-style JSONL, TREC qrels (eval, tune), answers, training pairs, stats,
     and ``dataset.json`` (the corpus language and the languages present: ``read_dataset`` reads it)."""
-    with atomic_dir(out_dir) as out:  # the folder is replaced as a whole
+    with atomic_dir(out_dir) as out, gc_paused():  # the folder is replaced as a whole
         write_jsonl(out / "corpus.jsonl", prepared.corpus)
         write_jsonl(out / "contexts.jsonl", prepared.contexts)
         write_jsonl(out / "queries.jsonl", prepared.queries)
