@@ -309,6 +309,8 @@ def run_size(size: int, args, log) -> dict:
     replicas = max(1, round(size / paragraphs))
     work = Path(args.work) / f"P{size}"
     progress = work / "progress.json"
+    if getattr(args, "variant", None) and not progress.is_file():
+        raise ConfigError(f"--variant: {progress}: no size to run it on (run the size first, with --keep)")
     if args.resume and progress.is_file():
         result = json.loads(progress.read_text())
         if getattr(args, "variant", None):

@@ -272,3 +272,5 @@ def test_a_variant_runs_only_the_named_stages_with_its_settings_and_keeps_the_si
     assert json.loads((work / "progress.json").read_text())["variants"] == result["variants"]
     with pytest.raises(ConfigError, match="--only: 'x' not a benchmarked stage"):
         scale.run_size(5, argparse.Namespace(**{**vars(args), "only": ["x"]}), logging.getLogger("test"))
+    with pytest.raises(ConfigError, match="--variant: .*P7/progress.json: no size to run it on"):
+        scale.run_size(7, args, logging.getLogger("test"))
