@@ -269,6 +269,11 @@ def _stage_env(work: Path) -> dict:
             "PYTHONPATH": str(work.resolve())}
 
 
+def _log_row(log, size: int, name: str, row: dict, note: str = "") -> None:
+    log.info("P ~ %d  %-32s %8.1f s %8.1f cpu-s %7d MB%s%s", size, name, row["seconds"], row["cpu_seconds"],
+             row["peak_rss_mb"], note, f"  FAILED: {row['error']}" if row["exit"] else "")
+
+
 def _run_variant(result: dict, work: Path, args, log) -> dict:
     """``--variant LABEL --only STAGE ...``: run only those stages of a finished size again, in the DAG's order,
     with the --set values applied to its params.yaml for that run alone (restored afterwards), and keep their rows
@@ -290,9 +295,7 @@ def _run_variant(result: dict, work: Path, args, log) -> dict:
             row = {**run_stage_command(cmd, work, _stage_env(work), args.timeout),
                    "commit": result.get("code", result.get("commit"))}
             rows[name] = row
-            log.info("P ~ %d  %-32s %8.1f s %8.1f cpu-s %7d MB  (variant %s)%s", result["target"], name,
-                     row["seconds"], row["cpu_seconds"], row["peak_rss_mb"], args.variant,
-                     f"  FAILED: {row['error']}" if row["exit"] else "")
+            _log_row(log, result["target"], name, row, f"  (variant {args.variant})")
             if row["exit"]:
                 break
     finally:
@@ -353,8 +356,7 @@ def run_size(size: int, args, log) -> dict:
             raise
         result["stages"][name] = row
         progress.write_text(json.dumps(result, indent=2) + "\n")
-        log.info("P ~ %d  %-32s %8.1f s %8.1f cpu-s %7d MB%s", size, name, row["seconds"], row["cpu_seconds"],
-                 row["peak_rss_mb"], f"  FAILED: {row['error']}" if row["exit"] else "")
+        _log_row(log, size, name, row)
         if row["exit"]:
             break
     if not args.keep and not args.resume:

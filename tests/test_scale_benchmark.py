@@ -117,7 +117,8 @@ def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_at
         scale.run_size(5, argparse.Namespace(**{**vars(args), "set": ["seed=3"]}), logging.getLogger("test"))
 
 
-def test_a_redo_runs_a_stage_and_those_after_it_again_from_their_start_with_the_new_settings(tmp_path, mini_zip, monkeypatch):
+def test_a_redo_runs_a_stage_and_those_after_it_again_from_their_start_with_the_new_settings(tmp_path, mini_zip,
+                                                                                              monkeypatch):
     import argparse
     import json
     import logging

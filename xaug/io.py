@@ -118,9 +118,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while a block builds many acyclic objects (parsed JSON, rows of
     dicts): each full collection walks every live object, so the collections that a growing structure triggers
-    make building it superlinear (the scale benchmark's prepare at P = 100k: 77 s with them, 46 s without; 5.2
-    and 4.3 s at P = 9,780). Reference counting still frees what the block drops; a cycle made meanwhile waits
-    for the next collection."""
+    make building it superlinear (prepare in the scale benchmark, docs/testing.md). Reference counting still
+    frees what the block drops; a cycle made meanwhile waits for the next collection."""
     was = gc.isenabled()
     gc.disable()
     try:
