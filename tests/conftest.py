@@ -196,6 +196,21 @@ def xqg_params(tmp_path, model, **xqg):
     return path
 
 
+def translate_params(tmp_path, model):
+    """params.yaml for the translation stage scripts on the hand-made archive with tiny models (``model``: warm or
+    an HF folder)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="")
+    params.update(languages=["de", "zh"], n_languages=2)
+    params["translate"].update(model=model, max_sentences=1, max_new_tokens=6, batch_size=4, chunk_size=2,
+                               quality_pairs=2, threads=1,
+                               warm={"decoder_layers": 1, "epochs": 1, "batch_size": 4, "lr": 1e-3,
+                                     "max_source_length": 32, "max_target_length": 16})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 def run_script(name, *args, cwd, ok=True, env=None):
     """Run ``stages/<name>.py`` in ``cwd``; assert it succeeded (or, ``ok=False``, failed)."""
     proc = subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *args], cwd=cwd,

@@ -28,6 +28,25 @@ def commands(text: str) -> list[str]:
     return list(dict.fromkeys(found))  # a command both on a line and in a code span, once
 
 
+def make_commands(text: str) -> list[str]:
+    """The `dvc exp run` commands of a Makefile as make runs them with every variable set: `$(if $(X),Y)` read
+    as Y, `$(NAME)` replaced by the value the Makefile assigns it (SOURCE's stays a placeholder)."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    assigned = dict(re.findall(r"^([A-Z_]+)\s*[:?]?=[ \t]*(.*)$", text, flags=re.M))
+    expanded = []
+    for line in (line for line in text.splitlines() if "dvc exp run" in line):
+        while (new := re.sub(r"\$\(if \$\([A-Z_]+\),([^()]*(?:\$\([A-Z_]+\)[^()]*)*)\)", r"\1", line)) != line:
+            line = new
+        line = re.sub(r"\$\((?!SOURCE\))([A-Z_]+)\)", lambda m: assigned.get(m.group(1), ""), line)
+        expanded.append(line)
+    return commands("\n".join(expanded))
+
+
+def document_commands(doc) -> list[str]:
+    text = doc.read_text(encoding="utf-8")
+    return make_commands(text) if doc.name == "Makefile" else commands(text)
+
+
 def overrides(command: str) -> list[str]:
     words = shlex.split(command)
     values = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-S"]
@@ -36,16 +55,23 @@ def overrides(command: str) -> list[str]:
 
 def documented():
     for doc in DOCUMENTS:
-        for command in commands(doc.read_text(encoding="utf-8")):
+        for command in document_commands(doc):
             if overrides(command):  # not the syntax example alone
                 yield pytest.param(command, id=f"{doc.name}: {command[12:60]}")
 
 
 def test_the_documents_have_commands():
-    found = [c for doc in DOCUMENTS for c in commands(doc.read_text(encoding="utf-8"))]
+    found = [c for doc in DOCUMENTS for c in document_commands(doc)]
     assert len(found) >= 8 and any("n_languages=4" in c for c in found)
     assert overrides("dvc exp run -S 'methods=[xqg]' -S \"index.factory='IVF64,Flat'\"") == \
         ["methods=[xqg]", "index.factory='IVF64,Flat'"]
+
+
+def test_the_makefile_commands_are_read_as_make_runs_them():
+    (quick,) = make_commands((REPO / "Makefile").read_text(encoding="utf-8"))
+    values = overrides(quick)
+    assert values[0] == "data.source=../shared/data/MLQA_V1_dev.zip" and "xqg.n_queries=1" in values
+    assert "scaling.seeds=[]" in values and not any("$(" in v for v in values)
 
 
 @pytest.mark.parametrize("command", list(documented()))

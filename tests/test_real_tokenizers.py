@@ -10,9 +10,10 @@ import sys
 import pytest
 import torch
 
-from conftest import ARTICLES, MORE_LANGUAGES
+from conftest import ARTICLES, MORE_LANGUAGES, run_script, translate_params, xqg_params
 from xaug.decoding import SamplingSettings, TranslateSettings
 from xaug.errors import ConfigError
+from xaug.io import read_jsonl
 from xaug.languages import LANGUAGES
 from xaug.models import load_backbone
 from xaug.prompts import make_prompt
@@ -249,3 +250,47 @@ def test_hf_translation_may_repeat_a_bigram(tmp_path, layout):
     assert tokens == 2 * n
     with pytest.raises(ConfigError, match=r"^translate\.length_ratio: expected a positive number"):
         TranslateSettings(length_ratio=0)
+
+
+def _segments_like(folder, model_file) -> bool:
+    """Whether the tokenizer a stage saved in ``folder`` segments as the trained sentencepiece model does."""
+    from transformers import AutoTokenizer
+
+    pieces = spm.SentencePieceProcessor(model_file=model_file).encode(SENTENCES[0], out_type=str)
+    return AutoTokenizer.from_pretrained(folder).tokenize(SENTENCES[0]) == pieces
+
+
+def test_stage_scripts_with_a_real_mt5_tokenizer(tmp_path, mini):
+    """train_xqg fine-tunes a hub-like mT5 folder (spiece.model only: its T5Tokenizer converted) and
+    generate_queries generates with what it saved, through the stage scripts."""
+    folder, model_file = t5_folder(tmp_path / "hub", "mt5")
+    common = ["--params", str(xqg_params(tmp_path, str(folder)))]
+    run_script("train_xqg", *common, "--data", "mlqa", "--out", "xqg", "--metrics", "m/xqg.json", cwd=tmp_path)
+    assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == str(folder)
+    assert _segments_like(tmp_path / "xqg" / "model", model_file)
+    run_script("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", "gen",
+               "--work", "work", cwd=tmp_path)
+    rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
+    assert len(rows) == 4 and all(len(r["queries"]) == 2 and all(isinstance(q, str) for q in r["queries"])
+                                  for r in rows)
+    assert json.loads((tmp_path / "gen" / "de.stats.json").read_text())["generated_tokens"] > 0
+
+
+@pytest.mark.parametrize("layout", ["nllb", "m2m100"])
+def test_stage_scripts_with_real_translator_tokenizers(tmp_path, mini, layout):
+    """train_translator takes a hub-like NLLB or M2M100 folder (NllbTokenizer, M2M100Tokenizer) and
+    translate_passages translates with it, through the stage scripts: every passage translated, in the target
+    language's code, never showing the forced language token."""
+    folder, model_file = FOLDERS[layout](tmp_path / "hub")
+    common = ["--params", str(translate_params(tmp_path, str(folder)))]
+    run_script("train_translator", *common, "--data", "mlqa", "--out", "tr", "--metrics", "m/translation.json",
+               cwd=tmp_path)
+    run_script("encode_sources", *common, "--kind", "sentences", "--model", "tr", "--data", "mlqa", "--out", "st",
+               cwd=tmp_path)
+    run_script("translate_passages", *common, "--lang", "de", "--model", "tr", "--data", "mlqa", "--out", "gen",
+               "--work", "work", "--states", "st", cwd=tmp_path)
+    rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
+    assert len(rows) == 4 and all(len(r["texts"]) == 1 for r in rows)
+    assert not any("__de__" in t or "deu_Latn" in t for r in rows for t in r["texts"])
+    stats = json.loads((tmp_path / "gen" / "de.stats.json").read_text())
+    assert stats["passages"] == 4 and stats["generated_tokens"] > 0
