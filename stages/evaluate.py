@@ -43,8 +43,8 @@ def main(args, p, log):
     names = list(system_indexes(specs))  # every index file exists, or a one-line error now
     left_out = {name: read_leave_out(Path(args.augmented) / f"{name}.leave_out.npz") for name in names
                 if name in METHODS and METHODS[name].leave_out}
-    evaluators = [Evaluator(args.data, args.queries, p.get_path("languages"), settings.depth, setting)
-                  for setting in settings.settings]
+    first = Evaluator(args.data, args.queries, p.get_path("languages"), settings.depth, settings.settings[0])
+    evaluators = [first, *(first.in_setting(setting) for setting in settings.settings[1:])]
     metrics = {setting: {} for setting in settings.settings}
     for name, searcher in load_systems(specs, index.search_params):  # one index in memory at a time
         for evaluator in evaluators:

@@ -1,17 +1,17 @@
 """Passage translation: sentences, language codes, parallel contexts, translator training data, the HF and warm paths."""
+import gc
 import json
 import os
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import REPO, TINY_BERT, archive_files, run_script, write_zip
+from conftest import archive_files, run_script, translate_params, write_zip
 from xaug.data import MlqaArchive
 from xaug.parallel import parallel_contexts, parallel_passages
 from xaug.preparation import Prepared, prepare, save_prepared
 from xaug.errors import ConfigError
-from xaug.evaluation import Evaluator
+from xaug.evaluation import Evaluator, evaluate_systems
 from xaug.formats import write_embeddings
 from xaug.io import read_jsonl
 from xaug.parallel_text import (answer_sentence, join_sentences, non_pivot_pairs, parallel_pairs, source_sentences,
@@ -133,6 +133,26 @@ def test_parallel_setting_searches_only_paragraphs_with_a_parallel(tmp_path):
         assert {q: [searcher.ids[i] for i in row if i >= 0] for q, row in zip(evaluator.query_ids, top)} == ranking
     assert ranking["q1-zh"] in (["e1", "e3"], ["e3", "e1"])  # fewer allowed passages than the depth
     assert brute_force("global") != brute_force("parallel")
+    # one evaluator's loaded data serves every setting (the evaluate stage's way), scored as a fresh one scores
+    first = Evaluator(tmp_path / "mlqa", tmp_path / "queries", ["de", "zh"], depth=3)
+    for setting in ("parallel", "global"):
+        fresh, shared = Evaluator(tmp_path / "mlqa", tmp_path / "queries", ["de", "zh"], depth=3,
+                                  setting=setting), first.in_setting(setting)
+        assert shared.setting == setting and shared.doc_tokens is first.doc_tokens
+        assert shared.search(searcher) == fresh.search(searcher)
+        assert shared.per_query(*shared.search(searcher)) == fresh.per_query(*fresh.search(searcher))
+        assert (shared.allowed == fresh.allowed) and bool(shared.allowed) == (setting == "parallel")
+
+    class Recording:  # the collector's state while evaluate_systems searches (its runs are millions of objects)
+        collecting = []
+
+        def search(self, vectors, k):
+            self.collecting.append(gc.isenabled())
+            return searcher.search(vectors, k)
+
+    assert gc.isenabled()
+    evaluate_systems(first, {"recorded": Recording()}, tmp_path / "runs")
+    assert Recording.collecting == [False] and gc.isenabled()
 
 
 class _Echo:
@@ -188,23 +208,10 @@ def tiny_m2m100(tmp_path, mini):
     return path
 
 
-def _params(tmp_path, model):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["xdr"].update(model="tiny", tiny=TINY_BERT, query_prefix="", passage_prefix="")
-    params.update(languages=["de", "zh"], n_languages=2)
-    params["translate"].update(model=model, max_sentences=1, max_new_tokens=6, batch_size=4, chunk_size=2,
-                               quality_pairs=2, threads=1,
-                               warm={"decoder_layers": 1, "epochs": 1, "batch_size": 4, "lr": 1e-3,
-                                     "max_source_length": 32, "max_target_length": 16})
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
 @pytest.mark.parametrize("model", ["warm", "hf"])
 def test_translation_stages_end_to_end(tmp_path, mini, tiny_m2m100, model):
     spec = str(tiny_m2m100) if model == "hf" else model
-    params = ["--params", str(_params(tmp_path, spec))]
+    params = ["--params", str(translate_params(tmp_path, spec))]
     run_script("train_translator", *params, "--data", "mlqa", "--out", "tr", "--metrics", "m/translation.json", cwd=tmp_path)
     report = json.loads((tmp_path / "m" / "translation.json").read_text())
     assert set(report["heldout"]) <= {"de", "zh"} and report["heldout"] and all("chrF_question" in r for r in report["heldout"].values())
@@ -228,7 +235,7 @@ def test_translator_errors_are_one_line(tmp_path, mini):
                                      "parallel_contexts method"),
                           (str(tmp_path / "missing"), f"translate.model: model path {tmp_path / 'missing'} does not exist"),
                           ("not-a-model", "translate.model: cannot load 'not-a-model'")]:
-        params = ["--params", str(_params(tmp_path, spec))]
+        params = ["--params", str(translate_params(tmp_path, spec))]
         proc = run_script("train_translator", *params, "--data", "mlqa", "--out", "tr", cwd=tmp_path, ok=False,
                       env={**os.environ, "HF_HUB_OFFLINE": "1"})  # no hub here: fail fast instead of retrying
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """Scoring a set of passage vectors against the evaluation (or tuning) queries (shared by evaluate and scaling)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,10 +10,10 @@ import pandas as pd
 
 from .errors import ConfigError
 from .formats import read_dataset, read_embeddings, read_trec_qrels, write_run, write_table
-from .io import read_jsonl
+from .io import gc_paused, read_jsonl
 from .languages import check_languages
 from .leave_out import rerank
-from .metrics import evaluate_run, recall_tokens, summarise
+from .metrics import evaluate_run, join_tokens, recall_tokens, summarise
 from .parallel import parallel_passages
 from .params import check_int
 from .search import FaissSearcher
@@ -74,6 +75,7 @@ def metrics_path(out, setting: str) -> Path:
     return out if setting == "global" else out.with_name(f"{out.stem}_{setting}{out.suffix}")
 
 
+@gc_paused()  # the runs and per-query measures: millions of acyclic objects (docs/testing.md)
 def evaluate_systems(evaluator: "Evaluator", searchers: dict[str, FaissSearcher], runs,
                      left_out: dict[str, tuple[list[str], list[str], np.ndarray]] | None = None) -> dict[str, dict]:
     """Search and score every system in ``evaluator``'s corpus setting: per system a TREC run and the per-query
@@ -108,6 +110,7 @@ class Evaluator:
     weights): qrels.<split>.trec, and only the loaded queries that queries.jsonl puts in that split.
     """
 
+    @gc_paused()  # the passages' and answers' tokens, the queries: millions of acyclic objects
     def __init__(self, data_dir, query_prefix, languages: list[str], depth: int = 100, setting: str = "global",
                  split: str = "eval"):
         data = Path(data_dir)
@@ -136,13 +139,23 @@ class Evaluator:
         # the other questions about p) is one cluster, the unit of significance tests
         self.query_cluster = {q: "|".join(sorted(d for d, rel in self.qrels.get(q, {}).items() if rel > 0))
                               for q in self.query_ids}
-        self.corpus = read_jsonl(data / "corpus.jsonl")
-        self.doc_tokens = {c["id"]: recall_tokens(c["text"]) for c in self.corpus}
+        self.doc_tokens = {c["id"]: recall_tokens(c["text"]) for c in read_jsonl(data / "corpus.jsonl")}
+        self._doc_strings: dict[str, str] = {}  # filled on first use, shared with in_setting's copies
         answers = {a["qid"]: [recall_tokens(x) for x in a["answers"]] for a in read_jsonl(data / "answers.jsonl")}
         self.answers = {q: answers.get(queries[q]["qid"], []) for q in self.query_ids}
+        self.data = data
         self.allowed: dict[str, set[str]] = {}
         if setting == "parallel":
             self.allowed = parallel_passages(read_jsonl(data / "links.jsonl"), self.corpus_language)
+
+    def in_setting(self, setting: str) -> "Evaluator":
+        """This evaluator in another corpus setting, sharing its queries, judgements, answers and passage tokens
+        (loaded once however many settings are scored)."""
+        other = copy.copy(self)
+        other.setting = check_setting(setting)
+        other.allowed = (parallel_passages(read_jsonl(self.data / "links.jsonl"), self.corpus_language)
+                         if setting == "parallel" else {})
+        return other
 
     def search(self, searcher: FaissSearcher, depth: int | None = None) -> tuple[dict, dict]:
         """Top-``depth`` (default ``self.depth``) passages per query; in the parallel setting, ranked among the
@@ -200,7 +213,9 @@ class Evaluator:
                 {q: s[: self.depth] for q, s in score_lists.items()})
 
     def per_query(self, ranking, score_lists) -> dict[str, dict[str, float]]:
-        return evaluate_run(ranking, score_lists, self.qrels, self.doc_tokens, self.answers)
+        if not self._doc_strings:
+            self._doc_strings.update(join_tokens(self.doc_tokens))
+        return evaluate_run(ranking, score_lists, self.qrels, self.doc_tokens, self.answers, self._doc_strings)
 
     def summary(self, per_query, languages: list[str] | None = None) -> dict:
         return summarise(per_query, self.query_lang, languages if languages is not None else self.languages,

@@ -117,9 +117,10 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while a block builds many acyclic objects (parsed JSON, rows of
-    dicts): each full collection walks every live object, so the collections that a growing structure triggers
-    make building it superlinear (prepare in the scale benchmark, docs/testing.md). Reference counting still
-    frees what the block drops; a cycle made meanwhile waits for the next collection."""
+    dicts, runs): each full collection walks every live object, so the collections that a growing structure
+    triggers make building it superlinear (prepare and evaluate in the scale benchmark, docs/testing.md).
+    Reference counting still frees what the block drops; a cycle made meanwhile waits for the next collection.
+    A context manager, or a decorator of a function that builds them."""
     was = gc.isenabled()
     gc.disable()
     try:

@@ -71,11 +71,13 @@ def rank_measures(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, i
 
 
 def evaluate_run(ranking: dict[str, list[str]], scores: dict[str, list[float]], qrels: dict[str, dict[str, int]],
-                 doc_tokens: dict[str, list[str]], answers: dict[str, list[list[str]]]) -> dict[str, dict[str, float]]:
-    """Per-query rank measures and answer recall at 2k/5k tokens."""
+                 doc_tokens: dict[str, list[str]], answers: dict[str, list[list[str]]],
+                 doc_strings: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """Per-query rank measures and answer recall at 2k/5k tokens; ``doc_strings``: ``join_tokens(doc_tokens)``,
+    where the caller scores many runs over one corpus."""
     run = {q: {d: float(s) for d, s in zip(docs, scores[q])} for q, docs in ranking.items()}
     per_query = rank_measures(run, qrels)
-    doc_strings = join_tokens(doc_tokens)
+    doc_strings = join_tokens(doc_tokens) if doc_strings is None else doc_strings
     for q in per_query:
         for name, budget in TOKEN_BUDGETS.items():
             per_query[q][name] = answer_in_top_tokens(ranking.get(q, []), doc_tokens, answers.get(q, []), budget,
