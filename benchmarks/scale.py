@@ -16,7 +16,9 @@ itself; each stage's wall time and the peak resident memory of its largest proce
 growth exponent between consecutive sizes. A stage that fails (out of memory, a time limit) is recorded
 with its last error line, and the stages after it are not run for that size. Each stage's user + system
 CPU seconds (all its processes) are recorded beside its wall time: they are what the machine's cores
-spent, and they move far less than wall time when something else shares the machine.
+spent, and they move far less than wall time when something else shares the machine. So is the peak of its
+processes' summed proportional set size (``peak_pss_mb``, sampled every second): the memory the stage holds in
+all, where forked workers share their parent's pages.
 
 A size's progress is kept in its work folder (``progress.json``, after every stage). ``--resume`` keeps
 the work folder and its finished stages and goes on from the first unfinished one; the text stages
@@ -69,6 +71,7 @@ PRESET = {
     "scaling.seeds": [],  # one draw of the trained models (the seeds stages would repeat training and generation)
 }
 STOP_GRACE = 10.0  # seconds a stopped stage has to clean up after SIGTERM before SIGKILL
+PSS_EVERY = 1.0  # seconds between samples of a stage's summed PSS (a peak shorter than that may be missed)
 # the MLQA branch: every stage but XQuAD's and those that need it (the answer, the reports, the cost table)
 SKIP = re.compile(r"^(xquad_|answer$|report$|cost$)")
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
@@ -150,12 +153,33 @@ def _interrupt(signum, frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
+def group_pss_mb(group: int) -> float:
+    """The proportional set size (MB) of every live process of process group ``group``, summed: the memory the
+    group holds together, each page shared between its processes (a forked worker's inherited pages) counted
+    once in all. Processes that end while they are read are skipped."""
+    total_kb = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            if int(stat[stat.rindex(")") + 2:].split()[2]) != group:  # the fields after the command: state ppid pgrp
+                continue
+            rollup = Path(entry.path, "smaps_rollup").read_text()
+        except (OSError, ValueError):
+            continue
+        total_kb += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return total_kb / 1024
+
+
 def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
-    """Wall seconds, CPU seconds (user + system of all its processes), peak RSS (MB, the largest process)
-    and status of one stage command. An interruption stops the stage's process group and re-raises with
-    the row so far (``exit`` None)."""
+    """Wall seconds, CPU seconds (user + system of all its processes), peak RSS (MB, the largest process),
+    the peak of its processes' summed PSS (MB, sampled every ``PSS_EVERY`` seconds: what the stage holds in
+    all, a forked worker's pages shared with its parent counted once) and status of one stage command. An
+    interruption stops the stage's process group and re-raises with the row so far (``exit`` None)."""
     started = time.perf_counter()
     log = cwd / "stage.log"
+    peak_pss, sampled = 0.0, started
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -165,9 +189,12 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
-                if time.perf_counter() > deadline:
+                now = time.perf_counter()
+                if now > deadline:
                     pid, status, usage = _stop(proc.pid)
                     break
+                if now - sampled >= PSS_EVERY:
+                    peak_pss, sampled = max(peak_pss, group_pss_mb(proc.pid)), now
                 time.sleep(0.2)
         except Interrupted as exc:
             _stop(proc.pid)
@@ -176,7 +203,7 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     row = {"seconds": round(seconds, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-           "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": code}
+           "peak_rss_mb": round(usage.ru_maxrss / 1024), "peak_pss_mb": round(peak_pss), "exit": code}
     if code != 0:
         lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
         row["error"] = "time limit" if seconds > timeout else (lines[-1][:300] if lines else f"exit {code}")

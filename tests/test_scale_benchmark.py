@@ -275,3 +275,18 @@ def test_a_variant_runs_only_the_named_stages_with_its_settings_and_keeps_the_si
         scale.run_size(5, argparse.Namespace(**{**vars(args), "only": ["x"]}), logging.getLogger("test"))
     with pytest.raises(ConfigError, match="--variant: .*P7/progress.json: no size to run it on"):
         scale.run_size(7, args, logging.getLogger("test"))
+
+
+def test_a_stage_s_summed_memory_counts_every_process_of_it(tmp_path):
+    """Two processes that each hold about 200 MB: the largest process's peak RSS sees one of them, the summed
+    PSS of the stage's process group both; a process of another group is not counted."""
+    import os
+    import sys
+
+    scale = _scale()
+    hold = f"{sys.executable} -c \"import time; b = bytearray(200 << 20); time.sleep(4)\""
+    row = scale.run_stage_command(f"{hold} & {hold}; wait", tmp_path, dict(os.environ), timeout=60)
+    assert row["exit"] == 0
+    assert 190 <= row["peak_rss_mb"] < 300
+    assert 380 <= row["peak_pss_mb"] < 600
+    assert scale.group_pss_mb(os.getpgrp()) > 0 and scale.group_pss_mb(2 ** 22 + 7) == 0
