@@ -113,7 +113,8 @@ def test_the_ray_length_pass_runs_in_blocks_over_the_actors_in_order(monkeypatch
 
 
 class DieOnce(Draw):
-    """``Draw``, but the worker process computing chunk 1 dies the first time (as a lost node would)."""
+    """``Draw``, but the worker process computing chunk 1 dies the first time (as a lost node would); every
+    chunk a worker starts is appended to ``<marker>.started``."""
 
     def __init__(self, marker):
         self.marker = str(marker)
@@ -122,6 +123,8 @@ class DieOnce(Draw):
         import os
         from pathlib import Path
 
+        with open(f"{self.marker}.started", "a") as fh:
+            fh.write(f"{index}\n")
         if index == 1 and not Path(self.marker).exists():
             Path(self.marker).touch()
             os._exit(1)
@@ -130,13 +133,16 @@ class DieOnce(Draw):
 
 @needs_ray
 def test_a_killed_ray_worker_costs_its_chunk_only(tmp_path, ray_cluster):
-    """A worker killed mid-run is restarted and its chunk run again: the outputs equal the local backend's."""
+    """A worker killed mid-run is restarted and its chunk run again, and no other chunk: the outputs equal the
+    local backend's."""
     items = [{"id": str(i), "text": "x" * (i % 5)} for i in range(11)]
     local, _ = run_chunked(items, None, tmp_path / "local", 3, Draw(), "t", progress=False)
     ray = BackendSettings(backend="ray", ray_workers=2)
     rows, stats = run_chunked(items, None, tmp_path / "ray", 3, DieOnce(tmp_path / "died"), "t", progress=False,
                               backend=ray)
     assert (tmp_path / "died").exists()  # a worker did die
+    started = sorted(int(i) for i in (tmp_path / "died.started").read_text().split())
+    assert started == [0, 1, 1, 2, 3]  # the lost chunk ran again, no other
     assert rows == local and stats["chunks"] == 4 and stats["chunks_reused"] == 0
     assert _chunk_rows(tmp_path / "ray") == _chunk_rows(tmp_path / "local")
 
@@ -204,7 +210,8 @@ def test_generate_queries_on_ray_actors_equals_the_local_backend(xqg_setup, ray_
 
 
 class DyingEncodeJob:
-    """An ``EncodeJob`` whose worker process dies the first time it is given chunk 1 (as a lost node would)."""
+    """An ``EncodeJob`` whose worker process dies the first time it is given chunk 1 (as a lost node would); every
+    chunk a worker starts is appended to ``<marker>.started``."""
 
     def __init__(self, job, marker):
         self.job, self.marker, self.device = job, str(marker), job.device
@@ -221,6 +228,8 @@ class DyingEncodeJob:
                 import os
                 from pathlib import Path
 
+                with open(f"{marker}.started", "a") as fh:
+                    fh.write(f"{index}\n")
                 if index == 1 and not Path(marker).exists():
                     Path(marker).touch()
                     os._exit(1)
@@ -278,7 +287,8 @@ def test_encode_stages_on_ray_actors_write_the_local_bytes(xdr_setup, ray_cluste
 
 @needs_ray
 def test_a_killed_encode_worker_costs_its_chunk_only(xdr_setup, ray_cluster):
-    """An encode worker killed mid-run is restarted and its chunk encoded again: the vectors equal the local ones."""
+    """An encode worker killed mid-run is restarted and its chunk encoded again, and no other chunk: the vectors
+    equal the local ones."""
     import numpy as np
 
     from xaug.encode_jobs import EncodeJob
@@ -300,5 +310,7 @@ def test_a_killed_encode_worker_costs_its_chunk_only(xdr_setup, ray_cluster):
             done = encode_with(runner, texts, "passage", settings, put, "t", progress=False)
         outputs[name] = out
     assert (tmp_path / "died").exists()  # a worker did die
+    started = sorted(int(i) for i in (tmp_path / "died.started").read_text().split())
+    assert started == sorted([1, *range(done["chunks"])])  # the lost chunk ran again, no other
     assert done["chunks"] == (len(texts) + 1) // 2 and np.array_equal(outputs["ray"], outputs["local"])
     assert np.abs(outputs["local"]).sum(1).min() > 0  # every text was encoded
