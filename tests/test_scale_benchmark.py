@@ -278,8 +278,9 @@ def test_a_variant_runs_only_the_named_stages_with_its_settings_and_keeps_the_si
 
 
 def test_a_stage_s_summed_memory_counts_every_process_of_it(tmp_path):
-    """Two processes that each hold about 200 MB: the largest process's peak RSS sees one of them, the summed
-    PSS of the stage's process group both; a process of another group is not counted."""
+    """Two processes that each hold about 200 MB: the summed PSS of the stage's process group counts both; a
+    process of another group is not counted. (The largest process's peak RSS is not checked: a shell forked from
+    a large test process counts that process's pages until it execs.)"""
     import os
     import sys
 
@@ -287,6 +288,5 @@ def test_a_stage_s_summed_memory_counts_every_process_of_it(tmp_path):
     hold = f"{sys.executable} -c \"import time; b = bytearray(200 << 20); time.sleep(4)\""
     row = scale.run_stage_command(f"{hold} & {hold}; wait", tmp_path, dict(os.environ), timeout=60)
     assert row["exit"] == 0
-    assert 190 <= row["peak_rss_mb"] < 300
     assert 380 <= row["peak_pss_mb"] < 600
     assert scale.group_pss_mb(os.getpgrp()) > 0 and scale.group_pss_mb(2 ** 22 + 7) == 0
