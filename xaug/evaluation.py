@@ -144,18 +144,21 @@ class Evaluator:
         answers = {a["qid"]: [recall_tokens(x) for x in a["answers"]] for a in read_jsonl(data / "answers.jsonl")}
         self.answers = {q: answers.get(queries[q]["qid"], []) for q in self.query_ids}
         self.data = data
-        self.allowed: dict[str, set[str]] = {}
-        if setting == "parallel":
-            self.allowed = parallel_passages(read_jsonl(data / "links.jsonl"), self.corpus_language)
+        self.allowed = self._allowed(setting)
 
     def in_setting(self, setting: str) -> "Evaluator":
         """This evaluator in another corpus setting, sharing its queries, judgements, answers and passage tokens
         (loaded once however many settings are scored)."""
         other = copy.copy(self)
         other.setting = check_setting(setting)
-        other.allowed = (parallel_passages(read_jsonl(self.data / "links.jsonl"), self.corpus_language)
-                         if setting == "parallel" else {})
+        other.allowed = self._allowed(setting)
         return other
+
+    def _allowed(self, setting: str) -> dict[str, set[str]]:
+        """Query language -> the passages its queries may rank (the parallel setting); empty: every passage."""
+        if setting != "parallel":
+            return {}
+        return parallel_passages(read_jsonl(self.data / "links.jsonl"), self.corpus_language)
 
     def search(self, searcher: FaissSearcher, depth: int | None = None) -> tuple[dict, dict]:
         """Top-``depth`` (default ``self.depth``) passages per query; in the parallel setting, ranked among the
