@@ -23,7 +23,7 @@ from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
 from xaug.queryset import QuerySet
 from xaug.ranking import AnswerEnds, Judgements, answer_end_pairs, answer_ends
-from xaug.sweep import SubsetScorer, found_tops, item_means
+from xaug.sweep import ListMatrices, SubsetScorer, block_candidates, found_tops, item_means
 
 
 def test_union_is_sorted_distinct_and_padded_at_the_end():
@@ -285,6 +285,53 @@ def test_tops_found_once_for_all_queries_equal_each_blocks_own(masked):
         np.testing.assert_array_equal(shared.projection.columns, alone.projection.columns)
         np.testing.assert_array_equal(shared((0, 1), fusion), alone((0, 1), fusion))
     assert found_tops(dataclasses.replace(queries, search=CandidateSearch()), passages, items) is None
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("leave_out", [False, True])
+def test_each_blocks_union_of_the_tops_scores_as_the_tops_do(masked, leave_out):
+    """A set of items keeps each query block's union of its relevant passages and the lists' tops
+    (``block_candidates``, int32) instead of every list's top K: the scorers built from it hold the same
+    candidates (a leave-out's passages added) and give the same measures, bit for bit."""
+    queries, passages, items = _world(seed=8, n_queries=150, n_passages=400, masked=masked)
+    queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"), block=40)
+    own = _own(queries, len(passages)) if leave_out else None
+    tops, blocks = found_tops(queries, passages, items), queries.blocks()
+    columns = block_candidates(queries, tops, blocks)
+    assert len(columns) == len(blocks) > 1 and all(c.dtype == np.int32 for c in columns)
+    assert all(c.shape[1] < sum(t.shape[1] for t in tops) for c in columns)  # the lists overlap
+    fusion = FusionSettings(0.3, "fixed", True)
+    for rows, some_columns in zip(blocks, columns):
+        some = queries.take(rows)
+        some_own = None if own is None else [o.take(rows) for o in own]
+        listed = SubsetScorer(some, passages, items, some_own, tops=[t[rows] for t in tops])
+        united = SubsetScorer(some, passages, items, some_own, columns=some_columns)
+        np.testing.assert_array_equal(united.projection.columns, listed.projection.columns)
+        for a, b in zip([united.projection.qp, *united.projection.qs], [listed.projection.qp, *listed.projection.qs]):
+            np.testing.assert_array_equal(a, b)
+        for subset in [(0,), (0, 1)]:
+            np.testing.assert_array_equal(united(subset, fusion), listed(subset, fusion))
+    assert block_candidates(queries, None, blocks) == [None] * len(blocks)
+
+
+def test_list_matrices_hold_one_mean_at_a_time_and_find_the_same_tops():
+    """``ListMatrices`` reads as ``[passages, *item_means(items)]``, computing a language's mean when it is read
+    and dropping the one before, and the lists' tops found through it are those found from the full list."""
+    queries, passages, items = _world(seed=8, n_queries=150, n_passages=400)
+    queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"))
+    lazy, full = ListMatrices(passages, items), [passages, *item_means(items)]
+    assert len(lazy) == 3 and lazy[0] is passages and lazy[-1] is lazy[2]
+    for j in (1, 2, 1):
+        np.testing.assert_array_equal(lazy[j], full[j])
+        assert lazy._last[0] == j  # only the mean read last is kept
+    with pytest.raises(IndexError):
+        lazy[3]
+    covered = [it.counts > 0 for it in items]
+    for a, b in zip(candidates_module.list_tops(queries.vectors, lazy, 20, queries.judgements, covered, queries.search,
+                                                remember=False),
+                    candidates_module.list_tops(queries.vectors, full, 20, queries.judgements, covered, queries.search,
+                                                remember=False)):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("masked", [False, True])

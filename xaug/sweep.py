@@ -12,12 +12,13 @@ import dataclasses
 import itertools
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .candidates import (CandidateSearch, candidate_scores, correction_at, list_templates, list_tops,
-                         pack_templates)
+                         pack_templates, union, values_at)
 from .search import build_index
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
@@ -92,7 +93,37 @@ def subset_plan(n: int, mode: str, seed: int = 0) -> dict[int, list[tuple[int, .
 
 def item_means(items: list[LanguageItems]) -> list[np.ndarray]:
     """Per language, (N, d) the mean item of each passage (0 where it has none)."""
-    return [it.sums / np.maximum(it.counts, 1)[:, None] for it in items]
+    return [item_mean(it) for it in items]
+
+
+def item_mean(items: LanguageItems) -> np.ndarray:
+    """(N, d) float64: one language's mean item of each passage (0 where it has none)."""
+    return items.sums / np.maximum(items.counts, 1)[:, None]
+
+
+class ListMatrices(Sequence):
+    """The candidate lists' matrices of a set of items, ``[passages, mean item of each language]``, each mean
+    computed when read and the last one kept: the lists read one language's mean at a time
+    (``xaug.candidates.list_vectors``), so that one (N, d) float64 mean is held, not one per language (at the
+    scale benchmark's P = 100k, 0.3 GB each)."""
+
+    def __init__(self, passages: np.ndarray, items: list[LanguageItems]):
+        self.passages, self.items = passages, items
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return 1 + len(self.items)
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        if isinstance(j, slice) or not -len(self) <= j < len(self):
+            raise IndexError(j)
+        j %= len(self)
+        if j == 0:
+            return self.passages
+        if self._last is None or self._last[0] != j:
+            self._last = None  # the previous mean goes before the next is computed
+            self._last = (j, item_mean(self.items[j - 1]))
+        return self._last[1]
 
 
 def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
@@ -104,14 +135,32 @@ def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItem
     the lists' trained indexes (``list_templates``), e.g. those of the method whose control ``items`` are."""
     if not queries.searches_lists:
         return None
-    return list_tops(queries.vectors, [np.asarray(passages, dtype=np.float32), *item_means(items)],
+    return list_tops(queries.vectors, ListMatrices(np.asarray(passages, dtype=np.float32), items),
                      queries.candidates, queries.judgements, [it.counts > 0 for it in items], queries.search,
                      templates)
 
 
+def block_candidates(queries: QuerySet, tops: list[np.ndarray] | None, blocks: list[np.ndarray]
+                     ) -> list[np.ndarray | None]:
+    """Per query block (``QuerySet.blocks``), its queries' candidates before any leave-out: the union of each
+    query's relevant passage and the lists' ``tops`` (``found_tops``, ``fused_tops``), (rows, W) int32 in
+    ``xaug.candidates.union``'s layout; None per block without ``tops``. The caller drops ``tops`` afterwards:
+    the blocks' unions hold about a third of the lists' (K per list, overlapping), what a set of items keeps
+    while its blocks are scored (``SubsetScorer(..., columns=...)``)."""
+    if tops is None:
+        return [None] * len(blocks)
+    relevant = queries.judgements.relevant
+    out = []
+    for rows in blocks:
+        columns = union(relevant[rows, None], *[t[rows] for t in tops])
+        out.append(columns.astype(np.int32) if columns.size == 0 or columns.max() < np.iinfo(np.int32).max
+                   else columns)
+    return out
+
+
 def trained_lists(passages: np.ndarray, items: list[LanguageItems], search) -> dict:
     """``list_templates`` of a set of items, packed (``pack_templates``) for a worker to return."""
-    return pack_templates(list_templates([np.asarray(passages, dtype=np.float32), *item_means(items)],
+    return pack_templates(list_templates(ListMatrices(np.asarray(passages, dtype=np.float32), items),
                                          [it.counts > 0 for it in items], search))
 
 
@@ -175,10 +224,13 @@ class Projection:
     With candidates (``queries.candidates`` = K), the (Q, N) terms become (Q, W) over each query's
     candidates (``xaug.candidates.candidate_scores``: the top K of the passages and, per language, of the
     passages it covers and of those it does not), the relevant passage and ``extra`` ((Q, m) passage
-    positions, e.g. where a leave-out overwrites scores)."""
+    positions, e.g. where a leave-out overwrites scores). ``tops``: the lists' tops of these queries, found
+    beforehand; ``columns``: their candidates, found beforehand (``block_candidates``: the union of the relevant
+    passage and the tops), to which ``extra`` is added."""
 
     def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
-                 extra: list[np.ndarray] = (), tops: list[np.ndarray] | None = None):
+                 extra: list[np.ndarray] = (), tops: list[np.ndarray] | None = None,
+                 columns: np.ndarray | None = None):
         self.queries = queries
         p = np.asarray(passages, dtype=np.float32)
         self.pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
@@ -187,13 +239,18 @@ class Projection:
         self.restore = None if unit_passages(self.pp) else np.sqrt(self.pp)
         self.columns = None
         if queries.candidates:  # candidates: top K of the baseline, and per language of its covered and uncovered lists
-            self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *item_means(items)],
-                                                            queries.candidates, queries.judgements, tuple(extra),
-                                                            [it.counts > 0 for it in items], queries.search, tops)
-            self._safe = np.maximum(self.columns, 0)  # padding (-1) reads passage 0, at columns never ranked
+            if columns is not None:  # these queries' candidates, found beforehand: their scores, one mean at a time
+                self.columns = union(columns, *extra) if len(extra) else np.asarray(columns, dtype=np.int64)
+                self.qp = values_at(queries.vectors, p, self.columns)
+                qm = [values_at(queries.vectors, item_mean(it), self.columns) for it in items]
+            else:
+                self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *item_means(items)],
+                                                                queries.candidates, queries.judgements, tuple(extra),
+                                                                [it.counts > 0 for it in items], queries.search, tops)
             # q . sums = q . mean item x count, in float32 in place: each product is rounded once, as a float64
-            # product rounded to float32 is (counts are exact in float32)
-            self.qs = [np.multiply(m, np.take(it.counts.astype(np.float32), self._safe), out=m)
+            # product rounded to float32 is (counts are exact in float32); padding (-1) reads passage 0 (``clip``),
+            # at columns never ranked
+            self.qs = [np.multiply(m, np.take(it.counts.astype(np.float32), self.columns, mode="clip"), out=m)
                        for m, it in zip(qm, items)]
         else:
             self.qp = queries.vectors @ p.T
@@ -222,8 +279,8 @@ class Projection:
             scale0, scale1 = w0 / norm, w1 / norm
         scale0, scale1 = scale0.astype(np.float32), scale1.astype(np.float32)
         if self.columns is not None:  # per passage -> per query and candidate, gathered into reused buffers
-            scale0 = np.take(scale0, self._safe, out=self._scale0, mode="clip")
-            scale1 = np.take(scale1, self._safe, out=self._scale1, mode="clip")
+            scale0 = np.take(scale0, self.columns, out=self._scale0, mode="clip")
+            scale1 = np.take(scale1, self.columns, out=self._scale1, mode="clip")
         # in two buffers reused across subsets (the returned scores are valid until the next call)
         qt = np.copyto(self._items, self.qs[subset[0]]) or self._items
         for i in subset[1:]:
@@ -337,10 +394,12 @@ class SubsetScorer:
     those items left out of that query's scores. The one scorer of the sweep, the tune grid and the dial."""
 
     def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
-                 own: list[OwnItems] | None = None, tops: list[np.ndarray] | None = None):
+                 own: list[OwnItems] | None = None, tops: list[np.ndarray] | None = None,
+                 columns: np.ndarray | None = None):
         self.queries, self.passages, self.items, self.own = queries, passages, items, own
         extra = [] if own is None else [o.passage[:, None] for o in own]  # the passages a leave-out overwrites
-        self.projection = Projection(queries, passages, items, extra, tops) if queries.factory == "Flat" else None
+        self.projection = Projection(queries, passages, items, extra, tops, columns) \
+            if queries.factory == "Flat" else None
         self.view = queries if self.projection is None or self.projection.columns is None else \
             queries.restrict(self.projection.columns)
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items

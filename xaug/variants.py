@@ -10,8 +10,8 @@ from .equal_items import drawn_items
 from .fusion import combine
 from .leave_out import correction
 from .queryset import QuerySet
-from .sweep import (KResult, SubsetScorer, blocks_side_by_side, found_tops, fused_keys, fused_tops, group_means,
-                    searched_lists, sweep)
+from .sweep import (KResult, SubsetScorer, block_candidates, blocks_side_by_side, found_tops, fused_keys, fused_tops,
+                    group_means, searched_lists, sweep)
 
 FUSED = ("shuffled", "centroid")  # sets of items whose candidates may come from their fused corpora (control_keys)
 
@@ -51,10 +51,11 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
         tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
             found_tops(queries, passages, items, shared)
-        for rows, results in zip(blocks, parts):
+        columns, tops = block_candidates(queries, tops, blocks), None  # each block's union, not every list's top K
+        for rows, results, some_columns in zip(blocks, parts, columns):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
-            scorer = SubsetScorer(some, passages, items, some_held, None if tops is None else [t[rows] for t in tops])
+            scorer = SubsetScorer(some, passages, items, some_held, columns=some_columns)
             for run, fusion in fusions.items():
                 ks = [k for k in plan if fusion[k].n_items_used == n_used]
                 if ks:
