@@ -22,8 +22,8 @@ product with one vector per passage, so each is an index of its own: the passage
 mean item, the renormalised fusions ``((1 - a) p + a item) |p| / |..|``. A trainable index is trained
 on each list's own vectors (the passages' once, kept while they are the same array), so that its cells
 split that list evenly; the parallel setting's masks get a copy per mask row. A stage finds the tops of
-every list for all its queries at once (``list_tops``), each index built once, and scores them block by
-block.
+every list for all its queries at once (``list_tops``), each index built once, keeps each query block's union
+of them (``xaug.sweep.block_candidates``) and scores the blocks one by one.
 """
 from __future__ import annotations
 
