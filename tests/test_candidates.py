@@ -297,7 +297,9 @@ def test_each_blocks_union_of_the_tops_scores_as_the_tops_do(masked, leave_out):
     queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"), block=40)
     own = _own(queries, len(passages)) if leave_out else None
     tops, blocks = found_tops(queries, passages, items), queries.blocks()
-    columns = block_candidates(queries, tops, blocks)
+    taken = list(tops)
+    columns = block_candidates(queries, taken, blocks)
+    assert taken == []  # each list dropped as its blocks' rows are taken
     assert len(columns) == len(blocks) > 1 and all(c.dtype == np.int32 for c in columns)
     assert all(c.shape[1] < sum(t.shape[1] for t in tops) for c in columns)  # the lists overlap
     fusion = FusionSettings(0.3, "fixed", True)

@@ -144,15 +144,24 @@ def block_candidates(queries: QuerySet, tops: list[np.ndarray] | None, blocks: l
                      ) -> list[np.ndarray | None]:
     """Per query block (``QuerySet.blocks``), its queries' candidates before any leave-out: the union of each
     query's relevant passage and the lists' ``tops`` (``found_tops``, ``fused_tops``), (rows, W) int32 in
-    ``xaug.candidates.union``'s layout; None per block without ``tops``. The caller drops ``tops`` afterwards:
-    the blocks' unions hold about a third of the lists' (K per list, overlapping), what a set of items keeps
-    while its blocks are scored (``SubsetScorer(..., columns=...)``)."""
+    ``xaug.candidates.union``'s layout; None per block without ``tops``. The unions (narrower than the tops
+    together: the lists overlap) are what a set of items keeps while its blocks are scored
+    (``SubsetScorer(..., columns=...)``). ``tops`` is emptied as it goes: each list is split into its blocks'
+    rows when it is taken, and a block's rows of the lists are dropped once its union is built, so that the
+    lists' tops and the unions are not held together."""
     if tops is None:
         return [None] * len(blocks)
+    parts: list[list[np.ndarray] | None] = [[] for _ in blocks]
+    while tops:
+        top = tops.pop(0)
+        for part, rows in zip(parts, blocks):
+            part.append(top[rows])
+        del top
     relevant = queries.judgements.relevant
     out = []
-    for rows in blocks:
-        columns = union(relevant[rows, None], *[t[rows] for t in tops])
+    for b, rows in enumerate(blocks):
+        columns = union(relevant[rows, None], *parts[b])
+        parts[b] = None
         out.append(columns.astype(np.int32) if columns.size == 0 or columns.max() < np.iinfo(np.int32).max
                    else columns)
     return out
