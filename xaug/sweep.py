@@ -129,9 +129,10 @@ class ListMatrices(Sequence):
 def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
                templates: dict | None = None) -> list[np.ndarray] | None:
     """The candidate lists' tops (``xaug.candidates.list_tops``) of every query of ``queries`` for a set of
-    ``items``, found once before its query blocks are scored (``SubsetScorer(..., tops=[t[rows] ...])``), so
-    that each list's index is built once per set of items, not once per block; None where there is no index
-    to search (no candidates, or the Flat search, which scores each block's lists directly). ``templates``:
+    ``items``, found once before its query blocks are scored (``block_candidates``, then
+    ``SubsetScorer(..., columns=...)``), so that each list's index is built once per set of items, not once per
+    block; None where there is no index to search (no candidates, or the Flat search, which scores each block's
+    lists directly). ``templates``:
     the lists' trained indexes (``list_templates``), e.g. those of the method whose control ``items`` are."""
     if not queries.searches_lists:
         return None

@@ -51,7 +51,7 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
         tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
             found_tops(queries, passages, items, shared)
-        columns, tops = block_candidates(queries, tops, blocks), None  # each block's union, not every list's top K
+        columns = block_candidates(queries, tops, blocks)  # each block's union; it empties tops as it goes
         for rows, results, some_columns in zip(blocks, parts, columns):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
