@@ -22,8 +22,8 @@ from xaug.fusion import FusionSettings, LanguageItems, combine
 from xaug.leave_out import Correction, OwnItems
 from xaug.metrics import ALL_MEASURES, RANK_MEASURES
 from xaug.queryset import QuerySet
-from xaug.ranking import AnswerEnds, Judgements, answer_end_pairs, answer_ends
-from xaug.sweep import ListMatrices, SubsetScorer, block_candidates, found_tops, item_means
+from xaug.ranking import NO_ANSWER, AnswerEnds, Judgements, answer_end_pairs, answer_ends
+from xaug.sweep import ListMatrices, SubsetScorer, block_candidates, found_tops, item_mean, item_mean32, item_means
 
 
 def test_union_is_sorted_distinct_and_padded_at_the_end():
@@ -88,6 +88,29 @@ def test_restricted_judgements_score_like_the_dense_ones():
     restricted = judged.restricted(columns).score(scores)
     for name in ALL_MEASURES:
         np.testing.assert_array_equal(dense[name], restricted[name])
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_restricted_judgements_gather_each_rows_own_passages_and_nothing_at_padding(masked):
+    """Rows of different widths (-1 padding at the end, ``union``'s layout): each column's relevance, tokens, answer
+    end and permission are the dense judgements' at that passage; padding is never relevant, allowed, long or an
+    answer."""
+    rng = np.random.default_rng(11)
+    judged = _judgements(rng, 40, 60, masked=masked)
+    picked = [np.where(rng.random(60) < rng.uniform(0.1, 0.9), np.arange(60), -1) for _ in range(40)]
+    columns = union(np.stack(picked), judged.relevant[:, None])
+    assert (columns < 0).any(axis=1).sum() > 20  # most rows padded
+    scorer = judged.restricted(columns)
+    dense_ends, allowed = judged.ends.dense(), judged.allowed()
+    for q, row in enumerate(columns):
+        real = row[row >= 0]
+        pad = row < 0
+        assert scorer.relevant[q] == (-1 if judged.relevant[q] < 0 else int(np.flatnonzero(row == judged.relevant[q])[0]))
+        np.testing.assert_array_equal(scorer.lengths[q, ~pad], judged.lengths[real])
+        np.testing.assert_array_equal(scorer.ends[q, ~pad], dense_ends[q, real])
+        np.testing.assert_array_equal(scorer.allowed[q, ~pad], True if allowed is None else allowed[q, real])
+        assert not scorer.allowed[q, pad].any() and (scorer.lengths[q, pad] == 0).all()
+        assert (scorer.ends[q, pad] == NO_ANSWER).all()
 
 
 def test_sparse_answer_ends_equal_the_dense_scan():
@@ -314,6 +337,20 @@ def test_each_blocks_union_of_the_tops_scores_as_the_tops_do(masked, leave_out):
         for subset in [(0,), (0, 1)]:
             np.testing.assert_array_equal(united(subset, fusion), listed(subset, fusion))
     assert block_candidates(queries, None, blocks) == [None] * len(blocks)
+
+
+def test_float32_item_means_are_the_float64_ones_rounded_bit_for_bit():
+    """The Projection's float32 means (``item_mean32``) are ``item_mean``'s float64 ones rounded to float32, to the bit
+    (counts up to thousands, sums of any sign and scale, passages without items)."""
+    rng = np.random.default_rng(12)
+    sums = (rng.standard_normal((3000, 16)) * 10.0 ** rng.integers(-3, 4, (3000, 1))).astype(np.float32)
+    counts = rng.integers(0, 5000, 3000)
+    counts[:100] = 0
+    items = LanguageItems(np.where(counts[:, None] > 0, sums, 0).astype(np.float32), counts)
+    mean32 = item_mean32(items)
+    assert mean32.dtype == np.float32
+    np.testing.assert_array_equal(mean32.view(np.uint32), item_mean(items).astype(np.float32).view(np.uint32))
+    assert not np.array_equal(mean32, (items.sums * (1 / np.maximum(counts, 1)).astype(np.float32)[:, None]))
 
 
 def test_list_matrices_hold_one_mean_at_a_time_and_find_the_same_tops():

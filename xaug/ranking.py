@@ -95,7 +95,9 @@ class AnswerEnds:
         # a repeat after the row's own columns, never the first match of a real pair): the pairs are fewer than
         # the candidates, and both sides ascend, so the search walks memory in order
         n = self.shape[1]
-        flat = (np.arange(len(columns), dtype=np.int64)[:, None] * n + np.where(columns >= 0, columns, n - 1)).reshape(-1)
+        flat = np.where(columns >= 0, columns, n - 1)
+        flat += np.arange(len(columns), dtype=np.int64)[:, None] * n  # in place: one (Q, W) int64 array
+        flat = flat.reshape(-1)
         if (flat[1:] < flat[:-1]).any():
             raise ValueError("answer ends: each row's columns must be ascending, padding (-1) at the end")
         at = np.minimum(np.searchsorted(flat, self.keys), flat.size - 1)
@@ -212,11 +214,18 @@ class Judgements:
         end: never ranked). Equal scores rank the lower passage position first, as in ``dense()``."""
         columns = np.asarray(columns, dtype=np.int64)
         valid = columns >= 0
-        safe = np.where(valid, columns, 0)
         hit = valid & (columns == self.relevant[:, None])
         relevant = np.where(hit.any(1), hit.argmax(1), -1)
-        allowed = valid if self.masks is None else valid & self.masks[self.mask_of[:, None], safe]
-        lengths = np.where(valid, self.lengths[safe], 0)
+        del hit
+        # gathers with ``clip`` read passage 0 at padding (-1), then cleared: no (Q, W) int64 copies of the columns
+        allowed = valid
+        if self.masks is not None:
+            allowed = valid.copy()
+            for row in np.unique(self.mask_of):
+                rows = np.flatnonzero(self.mask_of == row)
+                allowed[rows] &= np.take(self.masks[row], columns[rows], mode="clip")
+        lengths = np.take(self.lengths, columns, mode="clip")
+        lengths[~valid] = 0
         return RankScorer(relevant, lengths, self.ends.gather(columns), self.depth, allowed, self.budgets)
 
 

@@ -101,6 +101,13 @@ def item_mean(items: LanguageItems) -> np.ndarray:
     return items.sums / np.maximum(items.counts, 1)[:, None]
 
 
+def item_mean32(items: LanguageItems) -> np.ndarray:
+    """``item_mean`` rounded to float32, bit for bit, without the float64 array (twice the size): each float32 sum
+    divided by its count in float32 is the correctly rounded quotient, and so is the float64 quotient rounded to
+    float32 (double rounding is harmless for a division when the wider format has over 2 x 24 + 1 bits)."""
+    return np.divide(items.sums, np.maximum(items.counts, 1).astype(np.float32)[:, None], dtype=np.float32)
+
+
 class ListMatrices(Sequence):
     """The candidate lists' matrices of a set of items, ``[passages, mean item of each language]``, each mean
     computed when read and the last one kept: the lists read one language's mean at a time
@@ -252,7 +259,7 @@ class Projection:
             if columns is not None:  # these queries' candidates, found beforehand: their scores, one mean at a time
                 self.columns = union(columns, *extra) if len(extra) else np.asarray(columns, dtype=np.int64)
                 self.qp = values_at(queries.vectors, p, self.columns)
-                qm = [values_at(queries.vectors, item_mean(it), self.columns) for it in items]
+                qm = [values_at(queries.vectors, item_mean32(it), self.columns) for it in items]
             else:
                 self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *item_means(items)],
                                                                 queries.candidates, queries.judgements, tuple(extra),
