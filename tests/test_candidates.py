@@ -351,6 +351,8 @@ def test_float32_item_means_are_the_float64_ones_rounded_bit_for_bit():
     assert mean32.dtype == np.float32
     np.testing.assert_array_equal(mean32.view(np.uint32), item_mean(items).astype(np.float32).view(np.uint32))
     assert not np.array_equal(mean32, (items.sums * (1 / np.maximum(counts, 1)).astype(np.float32)[:, None]))
+    wide = LanguageItems(items.sums.astype(np.float64) / 3, counts)  # float64 sums: the float64 mean, rounded
+    np.testing.assert_array_equal(item_mean32(wide), item_mean(wide).astype(np.float32))
 
 
 def test_list_matrices_hold_one_mean_at_a_time_and_find_the_same_tops():

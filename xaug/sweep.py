@@ -104,7 +104,10 @@ def item_mean(items: LanguageItems) -> np.ndarray:
 def item_mean32(items: LanguageItems) -> np.ndarray:
     """``item_mean`` rounded to float32, bit for bit, without the float64 array (twice the size): each float32 sum
     divided by its count in float32 is the correctly rounded quotient, and so is the float64 quotient rounded to
-    float32 (double rounding is harmless for a division when the wider format has over 2 x 24 + 1 bits)."""
+    float32 (double rounding is harmless for a division when the wider format has over 2 x 24 + 1 bits). Sums not in
+    float32 (the items' and the controls' are) or counts not exact in float32 take the float64 path."""
+    if items.sums.dtype != np.float32 or len(items.counts) and items.counts.max() >= 1 << 24:
+        return item_mean(items).astype(np.float32)
     return np.divide(items.sums, np.maximum(items.counts, 1).astype(np.float32)[:, None], dtype=np.float32)
 
 
