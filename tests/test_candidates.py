@@ -97,6 +97,7 @@ def test_restricted_judgements_gather_each_rows_own_passages_and_nothing_at_padd
     answer."""
     rng = np.random.default_rng(11)
     judged = _judgements(rng, 40, 60, masked=masked)
+    judged.relevant[:4] = -1  # queries without a relevant passage
     picked = [np.where(rng.random(60) < rng.uniform(0.1, 0.9), np.arange(60), -1) for _ in range(40)]
     columns = union(np.stack(picked), judged.relevant[:, None])
     assert (columns < 0).any(axis=1).sum() > 20  # most rows padded
@@ -111,6 +112,8 @@ def test_restricted_judgements_gather_each_rows_own_passages_and_nothing_at_padd
         np.testing.assert_array_equal(scorer.allowed[q, ~pad], True if allowed is None else allowed[q, real])
         assert not scorer.allowed[q, pad].any() and (scorer.lengths[q, pad] == 0).all()
         assert (scorer.ends[q, pad] == NO_ANSWER).all()
+    with pytest.raises(IndexError):
+        judged.restricted(np.where(columns == columns.max(), 60, columns))
 
 
 def test_sparse_answer_ends_equal_the_dense_scan():

@@ -213,11 +213,13 @@ class Judgements:
         """A scorer of (Q, W) matrices whose row q scores passages ``columns[q]`` (ascending, -1 padding at the
         end: never ranked). Equal scores rank the lower passage position first, as in ``dense()``."""
         columns = np.asarray(columns, dtype=np.int64)
+        if columns.size and columns.max() >= self.n_passages:
+            raise IndexError(f"candidate column {columns.max()} past the {self.n_passages} passages")
         valid = columns >= 0
         hit = valid & (columns == self.relevant[:, None])
         relevant = np.where(hit.any(1), hit.argmax(1), -1)
         del hit
-        # gathers with ``clip`` read passage 0 at padding (-1), then cleared: no (Q, W) int64 copies of the columns
+        # gathers with ``clip`` read passage 0 at padding (-1), then cleared: no (Q, W) int64 clipped columns
         allowed = valid
         if self.masks is not None:
             allowed = valid.copy()
