@@ -332,6 +332,22 @@ def _run_variant(result: dict, work: Path, args, log) -> dict:
     return result
 
 
+def table(results: list[dict]) -> list[str]:
+    """The stages' wall seconds and peak memory per size, a Markdown table: ``-`` where a size has no row of the
+    stage, ``interrupted`` where its only attempt was stopped (``--resume`` goes on from it)."""
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        if "seconds" not in row:
+            return f"interrupted after {row.get('interrupted_seconds', 0)} s"
+        return f"{row['seconds']} / {row['peak_rss_mb']}" + (" (failed)" if row["exit"] else "")
+
+    names = list(dict.fromkeys(n for r in results for n in r["stages"]))
+    return ["| stage | " + " | ".join(f"P = {r['passages']}: s / MB" for r in results) + " |",
+            "|---|" + "---|" * len(results),
+            *(f"| {name} | " + " | ".join(cell(r["stages"].get(name)) for r in results) + " |" for name in names)]
+
+
 def run_size(size: int, args, log) -> dict:
     archive = MlqaArchive(args.source)
     split = archive.splits()[0]
@@ -504,18 +520,9 @@ def main():
         report["variant_growth"] = {label: growth([{"passages": r["passages"], "stages": r["variants"][label]["stages"]}
                                                    for r in results if label in r.get("variants", {})])
                                     for label in labels}
-    names = list(dict.fromkeys(n for r in results for n in r["stages"]))
-    print("| stage | " + " | ".join(f"P = {r['passages']}: s / MB" for r in results) + " |")
-    print("|---|" + "---|" * len(results))
-    for name in names:
-        cells = []
-        for r in results:
-            row = r["stages"].get(name)
-            cells.append("-" if row is None else f"{row['seconds']} / {row['peak_rss_mb']}"
-                         + (" (failed)" if row["exit"] else ""))
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    if args.out:
+    if args.out:  # before the table: the figures are kept whatever prints
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print("\n".join(table(results)))
     if args.plot:
         plot(results, Path(args.plot))
 

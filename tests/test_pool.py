@@ -1,20 +1,17 @@
-"""Forked workers (``xaug.pool.forked_map``): results in task order, a worker's freed memory given back after
-each task under the stages' malloc settings (``xaug.cli.MALLOC_ENV``), which otherwise keep it, and a task's peak
-phase run by one worker at a time (``one_worker_at_a_time``)."""
+"""Forked workers (``xaug.pool.forked_map``): results in task order, and a worker's freed memory given back after
+each task under the stages' malloc settings (``xaug.cli.MALLOC_ENV``), which otherwise keep it."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from xaug.cli import MALLOC_ENV
-import xaug.pool as pool
-from xaug.pool import forked_map, one_worker_at_a_time
+from xaug.pool import forked_map
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,35 +58,9 @@ def test_a_worker_gives_back_what_a_task_freed_before_the_next_one():
     assert max(starts) < 150, starts
 
 
-def _phased(task: int) -> tuple[float, float, float, float]:
-    """A task whose peak phase (0.3 s) comes first and its other work (0.3 s) after: (start, phase entered, phase
-    left, end) on the machine's monotonic clock, which every process shares."""
-    start = time.monotonic()
-    with one_worker_at_a_time():
-        entered = time.monotonic()
-        time.sleep(0.3)
-        left = time.monotonic()
-    time.sleep(0.3)
-    return start, entered, left, time.monotonic()
-
-
-def test_one_worker_at_a_time_in_its_peak_phase_while_the_others_go_on():
-    spans = forked_map(_phased, list(range(6)), 2, "tasks")
-    phases = sorted((entered, left) for _, entered, left, _ in spans)
-    # no two tasks' phases overlap (without the lock both workers enter at once)
-    assert all(later[0] >= earlier[1] for earlier, later in zip(phases, phases[1:])), phases
-    # and the workers still run side by side: some task's phase runs during another task's other work
-    assert any(other[2] < entered < other[3] for _, entered, _, _ in spans for other in spans), spans
-    assert pool._PEAK_LOCK is None  # the lock lives while forked_map's workers do
-
-
-def test_one_worker_at_a_time_holds_nothing_in_one_process(monkeypatch):
-    calls = []
-    monkeypatch.setattr(pool, "release_memory", lambda: calls.append(1))
-    assert forked_map(_phased, [0], 1, "tasks")[0][2] > 0 and calls == []
-
-
 def test_the_release_runs_after_a_task_that_raises_too(monkeypatch):
+    import xaug.pool as pool
+
     calls = []
     monkeypatch.setattr(pool, "release_memory", lambda: calls.append(1))
     assert pool._then_release(abs, -3) == 3 and calls == [1]

@@ -230,6 +230,20 @@ def test_a_sync_copies_the_code_but_keeps_the_sizes_own_params_and_outputs(tmp_p
     assert (tmp_path / "stages" / "scaling.py").is_file() and (tmp_path / "docs" / "testing.md").is_file()
 
 
+def test_the_table_shows_failed_interrupted_and_missing_stages():
+    """A size stopped during a stage (SIGTERM, its row only the interrupted attempt) is reported, not a KeyError
+    that would lose the run's figures; growth leaves that stage out."""
+    scale = _scale()
+    done = {"seconds": 4.0, "cpu_seconds": 4.0, "peak_rss_mb": 100, "exit": 0}
+    results = [{"passages": 100, "stages": {"a": done, "b": {**done, "exit": 1}}},
+               {"passages": 1000, "stages": {"a": done, "c": {"exit": None, "attempts": 1, "interrupted_seconds": 3.0}}}]
+    lines = scale.table(results)
+    assert lines[2] == "| a | 4.0 / 100 | 4.0 / 100 |"
+    assert lines[3] == "| b | 4.0 / 100 (failed) | - |"
+    assert lines[4] == "| c | - | interrupted after 3.0 s |"
+    assert set(scale.growth(results)) == {"a"}
+
+
 def test_growth_gives_each_stages_exponent_of_wall_and_cpu_seconds_and_memory_between_sizes():
     """b of time ~ P^b between consecutive sizes: wall seconds, CPU seconds where both sizes have them (an older
     row without them gets none), peak memory; a stage that failed at either size or took under 0.5 s is left out."""

@@ -4,7 +4,6 @@ Forked workers inherit the parent's memory: what a task needs beyond its own sma
 arrays) is set in a module-level context before the call, not pickled with every task."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import multiprocessing
 import sys
@@ -24,37 +23,9 @@ def forked_map(func, tasks: list, workers: int, desc: str, unit: str = "task") -
     if workers <= 1:
         return [func(t) for t in tqdm(tasks, desc=desc, unit=unit, mininterval=5)]
     release_memory()
-    global _PEAK_LOCK
-    context = multiprocessing.get_context("fork")
-    _PEAK_LOCK = context.Lock()  # the workers inherit it (``one_worker_at_a_time``)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-            return list(tqdm(pool.map(functools.partial(_then_release, func), tasks), total=len(tasks), desc=desc,
-                             unit=unit, mininterval=5))
-    finally:
-        _PEAK_LOCK = None
-
-
-_PEAK_LOCK = None  # forked_map's lock while its workers run
-
-
-@contextlib.contextmanager
-def one_worker_at_a_time():
-    """The phase of a task whose memory peaks, run by one of ``forked_map``'s workers at a time, its free heap
-    given back to the system when it ends (``release_memory``). The scaling and tune stages' sets of items: each
-    candidate list's top K of every query (``xaug.sweep.found_tops``) until each query block's union is built
-    (``block_candidates``) holds about twice what scoring the blocks does, and two workers in that phase at once
-    were the stages' peak (``benchmarks/scale.py``). The phase is a small part of a set's time, so the other
-    worker scores meanwhile; results do not depend on the order. Nothing is held outside ``forked_map``'s
-    workers (``workers`` 1: no lock)."""
-    if _PEAK_LOCK is None:
-        yield
-        return
-    with _PEAK_LOCK:
-        try:
-            yield
-        finally:
-            release_memory()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread) as pool:
+        return list(tqdm(pool.map(functools.partial(_then_release, func), tasks), total=len(tasks), desc=desc,
+                         unit=unit, mininterval=5))
 
 
 def _then_release(func, task):

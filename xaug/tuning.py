@@ -22,7 +22,7 @@ from .hubness import centred, centring_grid
 from .methods import METHODS, NORMS, AugmentSettings
 from .metrics import ALL_MEASURES
 from .params import check_int
-from .pool import forked_map, one_worker_at_a_time
+from .pool import forked_map
 from .stats import cluster_means
 from .sweep import SubsetScorer, block_candidates, found_tops
 
@@ -115,8 +115,7 @@ def _grid_task(task: tuple[str, int | None, tuple]) -> dict[tuple[str, bool], di
     items, own = method.reduced(n_used), method.own(queries.questions)
     parts = []  # per query block: (weight, renormalize) -> k -> (subsets, alphas, block) values
     blocks = queries.blocks()  # each candidate list searched once for every block; each block keeps its union
-    with one_worker_at_a_time():  # the set's peak: every list's top K until each block's union is built
-        columns = block_candidates(queries, found_tops(queries, ctx["passages"], items), blocks)
+    columns = block_candidates(queries, found_tops(queries, ctx["passages"], items), blocks)
     for rows, some_columns in zip(blocks, columns):
         some = queries.take(rows)
         scorer = SubsetScorer(some, ctx["passages"], items, None if own is None else [o.take(rows) for o in own],

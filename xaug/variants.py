@@ -9,7 +9,6 @@ from .controls import centroid_items, permutation_plan, shuffle
 from .equal_items import drawn_items
 from .fusion import combine
 from .leave_out import correction
-from .pool import one_worker_at_a_time
 from .queryset import QuerySet
 from .sweep import (KResult, SubsetScorer, block_candidates, blocks_side_by_side, found_tops, fused_keys, fused_tops,
                     group_means, searched_lists, sweep)
@@ -50,10 +49,9 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         # each candidate list searched once for every block
         shared = (templates or {}).get(n_used)
         keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
-        with one_worker_at_a_time():  # the set's peak: every list's top K until each block's union is built
-            tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
-                found_tops(queries, passages, items, shared)
-            columns = block_candidates(queries, tops, blocks)  # each block's union; it empties tops as it goes
+        tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
+            found_tops(queries, passages, items, shared)
+        columns = block_candidates(queries, tops, blocks)  # each block's union; it empties tops as it goes
         for rows, results, some_columns in zip(blocks, parts, columns):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
