@@ -67,3 +67,38 @@ def test_the_release_runs_after_a_task_that_raises_too(monkeypatch):
     with pytest.raises(ZeroDivisionError):
         pool._then_release(lambda t: 1 / t, 0)
     assert calls == [1, 1]
+
+
+
+def test_a_heap_bound_releases_only_once_resident_memory_has_grown_by_its_slack(monkeypatch):
+    import xaug.cli as cli
+
+    resident, released = [1000], []
+    monkeypatch.setattr(cli, "resident_bytes", lambda: resident[0])
+    monkeypatch.setattr(cli, "release_memory", lambda: released.append(resident[0]) or resident.__setitem__(0, 1100))
+    bound = cli.HeapBound(slack=500)
+    for level in (1200, 1499, 1500):  # within the slack of the mark (1000): nothing given back
+        resident[0] = level
+        bound()
+    assert released == []
+    resident[0] = 1501
+    bound()  # past it: given back, and the mark is what stays resident (1100)
+    assert released == [1501] and bound.mark == 1100
+    resident[0] = 1550
+    bound()
+    assert released == [1501]
+    resident[0] = 1601
+    bound()
+    assert released == [1501, 1601]
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="Linux's /proc")
+def test_resident_bytes_counts_a_touched_array():
+    import numpy as np
+
+    from xaug.cli import resident_bytes
+
+    before = resident_bytes()
+    array = np.ones(64 << 17)  # 64 MB, every page touched
+    assert resident_bytes() - before >= 60 << 20
+    del array

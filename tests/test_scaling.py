@@ -322,6 +322,25 @@ def test_the_runs_of_one_set_of_items_share_a_scorer_and_equal_separate_sweeps(w
             assert set(singles) == {0, 1}
 
 
+def test_query_blocks_side_by_side_keep_a_single_language_that_is_a_ks_values_as_that_array():
+    # a plan with one subset at k = 1: a single language's values are that k's (sweep); joined over the query
+    # blocks they stay one array (a copy would be sent and held beside it), and the other single is joined on its own
+    from xaug.sweep import blocks_side_by_side
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for width in (3, 2):
+        values = {k: rng.random((len(ALL_MEASURES), width)) for k in (1, 2)}
+        by_k = {k: KResult(v, None, None, 1, 0.0, 0.0, held=np.arange(width) % 2 == 0) for k, v in values.items()}
+        parts.append((by_k, {0: values[1], 1: rng.random((len(ALL_MEASURES), width))}))
+    by_k, singles = blocks_side_by_side(parts)
+    assert singles[0] is by_k[1].all
+    np.testing.assert_array_equal(singles[0], np.concatenate([p[1][0] for p in parts], axis=1))
+    np.testing.assert_array_equal(singles[1], np.concatenate([p[1][1] for p in parts], axis=1))
+    np.testing.assert_array_equal(by_k[2].all, np.concatenate([p[0][2].all for p in parts], axis=1))
+    assert singles[1] is not by_k[1].all and singles[1] is not by_k[2].all
+
+
 def test_method_inputs_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="de: xqg embeddings for 'de' not found"):
         load_method(tmp_path, "xqg", ["de", "zh"])

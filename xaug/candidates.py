@@ -34,10 +34,16 @@ import numpy as np
 
 from .errors import ConfigError
 from .leave_out import Correction
+from .memory import mapped_array
 from .params import check_candidate_train, check_faiss_index
 from .search import build_index, set_search
 
 SCORE_FLOATS = 1 << 25   # query x passage scores held per chunk of queries (128 MB)
+# queries per faiss search of a candidate list (``search_parts``): its outputs (int64 ids, float32 scores) and their
+# int64 copies for all of a stage's queries at once (80,606 x K = 200 at P = 100k: 0.6 GB) were the largest arrays of a
+# set of items' search, freed between lists that each keep a (Q, K) int32 top: a heap of holes too small for the next
+# list's. A multiple of faiss's query block of exhaustive distances (distance_compute_blas_query_bs, 4096)
+SEARCH_ROWS = 8192
 # alphas of the renormalised-fusion lists: with these two, the scale benchmark's P = 9,780 run of the scaling
 # stage at K = 200 stays within 0.0006 of the dense path for xqg and translate (docs/design.md)
 RENORMALISED = (0.2, 0.5)
@@ -195,7 +201,7 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
                 and _PASSAGE_TOPS[0][4:] == key[4:]:
             tops.append(_PASSAGE_TOPS[1])
             continue
-        top = np.full((n_queries, k), -1, np.int32)
+        top = mapped_array((n_queries, k), np.int32, fill=-1)  # its pages back to the system once dropped
         template = None
         tied = _one_vector(vectors, has)  # every passage scores the same (a centroid control's mean items)
         for r, rows in groups:
@@ -212,12 +218,25 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
             index = faiss.clone_index(template)
             set_search(index, search.params, "scaling.candidate_search")
             index.add(np.ascontiguousarray(vectors[ids]))
-            _, found = index.search(queries[rows], k)
-            top[rows] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
+            for part in search_parts(rows):  # faiss's (rows, k) outputs and their int64 copies stay small
+                _, found = index.search(queries[part], k)
+                top[part] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
         tops.append(top)
         if own_list:
             _PASSAGE_TOPS[:] = [key, top]
     return tops
+
+
+def search_parts(rows: np.ndarray) -> list[np.ndarray]:
+    """``rows`` in consecutive parts of ``SEARCH_ROWS`` (the last one up to twice that), searched one at a time.
+    Each query's result is that of one search over all the rows: faiss searches each query on its own, but for
+    its first distances (a coarse quantizer's, a Flat index's) it takes blocks of 4096 queries from the start of the
+    call through BLAS, and a call of fewer than 20 queries through another kernel; parts that start at multiples
+    of 4096, the last one longer than 20, keep both as they were (with one OpenMP thread: more split each call)."""
+    starts = list(range(0, len(rows), SEARCH_ROWS))
+    if len(starts) > 1 and len(rows) - starts[-1] < SEARCH_ROWS:
+        starts.pop()  # the remainder joins the part before it
+    return [rows[a:b] for a, b in zip(starts, starts[1:] + [len(rows)])]
 
 
 def list_templates(matrices: list[np.ndarray], covered: list[np.ndarray] | None,

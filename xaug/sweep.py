@@ -19,10 +19,12 @@ import numpy as np
 
 from .candidates import (CandidateSearch, candidate_scores, correction_at, list_templates, list_tops,
                          pack_templates, union, values_at)
-from .search import build_index
+from .cli import release_memory
 from .errors import ConfigError
+from .search import build_index
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
+from .memory import mapped_array
 from .metrics import ALL_MEASURES
 from .params import check_int
 from .queryset import QuerySet
@@ -159,14 +161,17 @@ def block_candidates(queries: QuerySet, tops: list[np.ndarray] | None, blocks: l
     together: the lists overlap) are what a set of items keeps while its blocks are scored
     (``SubsetScorer(..., columns=...)``). ``tops`` is emptied as it goes: each list is split into its blocks'
     rows when it is taken, and a block's rows of the lists are dropped once its union is built, so that the
-    lists' tops and the unions are not held together."""
+    lists' tops and the unions are not held together; then the heap's free pages go back to the system
+    (``xaug.cli.release_memory``): under ``MALLOC_ENV`` the tops' pages (a gigabyte for a set of items at the
+    scale benchmark's P = 100k) would stay resident while the blocks are scored, in holes their arrays of other
+    sizes do not fill."""
     if tops is None:
         return [None] * len(blocks)
     parts: list[list[np.ndarray] | None] = [[] for _ in blocks]
     while tops:
         top = tops.pop(0)
         for part, rows in zip(parts, blocks):
-            part.append(top[rows])
+            part.append(np.take(top, rows, axis=0, out=mapped_array((len(rows), *top.shape[1:]), top.dtype)))
         del top
     relevant = queries.judgements.relevant
     out = []
@@ -175,6 +180,7 @@ def block_candidates(queries: QuerySet, tops: list[np.ndarray] | None, blocks: l
         parts[b] = None
         out.append(columns.astype(np.int32) if columns.size == 0 or columns.max() < np.iinfo(np.int32).max
                    else columns)
+    release_memory()
     return out
 
 
@@ -361,10 +367,16 @@ def by_k_side_by_side(parts: list[dict[int, KResult]]) -> dict[int, KResult]:
 
 def blocks_side_by_side(parts: list[tuple[dict[int, KResult], dict[int, np.ndarray]]]
                         ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
-    """``sweep``'s (by_k, singles) of each query block (in order) as those of all the queries."""
-    singles = {i: parts[0][1][i] if len(parts) == 1 else np.concatenate([s[i] for _, s in parts], axis=1)
-               for i in parts[0][1]}
-    return by_k_side_by_side([b for b, _ in parts]), singles
+    """``sweep``'s (by_k, singles) of each query block (in order) as those of all the queries. A single language's
+    values that are a k's (``sweep``: a plan's only subset at k = 1) stay that k's array, not a copy of it (which a
+    worker would hold and send beside it: a quarter of a method's results at one subset per k)."""
+    by_k = by_k_side_by_side([b for b, _ in parts])
+    singles = {}
+    for i in parts[0][1]:
+        same = [k for k in parts[0][0] if all(s[i] is b[k].all for b, s in parts)]
+        singles[i] = by_k[same[0]].all if same else \
+            parts[0][1][i] if len(parts) == 1 else np.concatenate([s[i] for _, s in parts], axis=1)
+    return by_k, singles
 
 
 @dataclass
