@@ -71,25 +71,28 @@ def test_the_release_runs_after_a_task_that_raises_too(monkeypatch):
 
 
 def test_a_heap_bound_releases_only_once_resident_memory_has_grown_by_its_slack(monkeypatch):
+    # the mark is the level after the first step since the last release (what a step holds, its freed arrays
+    # included), not the low point of the release itself: otherwise every step's arrays would pass the slack
     import xaug.cli as cli
 
-    resident, released = [1000], []
+    resident, released = [0], []
     monkeypatch.setattr(cli, "resident_bytes", lambda: resident[0])
-    monkeypatch.setattr(cli, "release_memory", lambda: released.append(resident[0]) or resident.__setitem__(0, 1100))
+    monkeypatch.setattr(cli, "release_memory", lambda: released.append(resident[0]))
     bound = cli.HeapBound(slack=500)
-    for level in (1200, 1499, 1500):  # within the slack of the mark (1000): nothing given back
+    for level in (1000, 1200, 1499, 1500):  # the first step marks 1000; within its slack: nothing given back
         resident[0] = level
         bound()
-    assert released == []
+    assert released == [] and bound.mark == 1000
     resident[0] = 1501
-    bound()  # past it: given back, and the mark is what stays resident (1100)
-    assert released == [1501] and bound.mark == 1100
-    resident[0] = 1550
+    bound()  # past it: given back, and the next step marks again
+    assert released == [1501] and bound.mark is None
+    for level in (1400, 1800, 1900):  # the step after the release (its arrays paged in again) is the new mark
+        resident[0] = level
+        bound()
+    assert released == [1501] and bound.mark == 1400
+    resident[0] = 1901
     bound()
-    assert released == [1501]
-    resident[0] = 1601
-    bound()
-    assert released == [1501, 1601]
+    assert released == [1501, 1901]
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="Linux's /proc")
