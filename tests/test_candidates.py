@@ -502,10 +502,7 @@ def test_search_parts_start_at_multiples_of_the_part_and_the_remainder_joins_the
 @pytest.mark.parametrize("masked", [False, True])
 def test_each_lists_tops_are_those_of_one_search_whatever_the_parts_of_queries(masked, monkeypatch):
     """``list_tops`` searches each list's index a part of the queries at a time (``search_parts``), so that faiss's
-    outputs for a stage's queries are never held at once: the tops are those of one search over all of them, and
-    each is an array of its own map (``xaug.memory``), not of the heap."""
-    import mmap
-
+    outputs for a stage's queries are never held at once: the tops are those of one search over all of them."""
     queries, passages, items = _world(seed=5, n_queries=90, n_passages=400, masked=masked)
     search = CandidateSearch("IVF8,Flat", "nprobe=2")
     matrices, covered = [passages, *item_means(items)], [it.counts > 0 for it in items]
@@ -520,25 +517,7 @@ def test_each_lists_tops_are_those_of_one_search_whatever_the_parts_of_queries(m
     assert len(whole) == len(parted) == len(list(candidates_module.candidate_lists(len(matrices), covered)))
     for a, b in zip(whole, parted):
         np.testing.assert_array_equal(a, b)
-        assert b.dtype == np.int32 and isinstance(_owner(b), mmap.mmap)
-
-
-def _owner(array):
-    """What holds an array's memory: the last base of its chain of views."""
-    while isinstance(array, np.ndarray) and array.base is not None:
-        array = array.base
-    return array.obj if isinstance(array, memoryview) else array
-
-
-def test_a_mapped_array_is_a_writable_array_of_its_own_map():
-    import mmap
-
-    from xaug.memory import mapped_array
-
-    a = mapped_array((3, 4), np.int32, fill=-1)
-    assert a.shape == (3, 4) and a.dtype == np.int32 and (a == -1).all() and a.flags.writeable
-    assert isinstance(_owner(a), mmap.mmap)
-    assert not mapped_array((2, 5), np.float32).any() and mapped_array((0, 5), np.float32).shape == (0, 5)
+        assert b.dtype == np.int32
 
 
 @pytest.mark.parametrize("masked", [False, True])

@@ -34,7 +34,6 @@ import numpy as np
 
 from .errors import ConfigError
 from .leave_out import Correction
-from .memory import mapped_array
 from .params import check_candidate_train, check_faiss_index
 from .search import build_index, set_search
 
@@ -201,7 +200,7 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
                 and _PASSAGE_TOPS[0][4:] == key[4:]:
             tops.append(_PASSAGE_TOPS[1])
             continue
-        top = mapped_array((n_queries, k), np.int32, fill=-1)  # its pages back to the system once dropped
+        top = np.full((n_queries, k), -1, np.int32)
         template = None
         tied = _one_vector(vectors, has)  # every passage scores the same (a centroid control's mean items)
         for r, rows in groups:

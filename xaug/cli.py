@@ -52,38 +52,6 @@ def release_memory() -> None:
         pass
 
 
-def resident_bytes() -> int:
-    """This process's resident memory (Linux's /proc/self/statm; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class HeapBound:
-    """Called after each step of a loop (the scaling stage's query blocks), it gives the heap's free pages back
-    (``release_memory``) once the process's resident memory has grown by ``slack`` bytes over the level of the
-    first step after the last release (``mark``: what a step holds, its freed arrays' pages included, which the
-    next step uses again). Under ``MALLOC_ENV`` a loop whose large arrays change size from one step to the next
-    (each query block's candidates are as wide as its widest union) places them in holes they fit badly and
-    touches one freed page after another: a worker scoring a set of items held 1.3 GB of freed pages beside its
-    live arrays by the last of 17 blocks (scale benchmark, P = 100k). Releasing every step costs a page fault
-    for each page used again (189 s of the scaling stage there, docs/testing.md); releasing past ``slack``, a
-    few per set of items."""
-
-    def __init__(self, slack: int = 256 << 20):
-        self.slack, self.mark = slack, None
-
-    def __call__(self) -> None:
-        now = resident_bytes()
-        if self.mark is None:
-            self.mark = now
-        elif now > self.mark + self.slack:
-            release_memory()
-            self.mark = None
-
-
 def reexec_with_malloc_settings() -> None:
     """Restart this script with ``MALLOC_ENV`` set (glibc reads it only at process start); call it first."""
     if not malloc_settings_on():

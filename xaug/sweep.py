@@ -19,12 +19,10 @@ import numpy as np
 
 from .candidates import (CandidateSearch, candidate_scores, correction_at, list_templates, list_tops,
                          pack_templates, union, values_at)
-from .cli import release_memory
-from .errors import ConfigError
 from .search import build_index
+from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
 from .leave_out import OwnItems, correction, pools_without
-from .memory import mapped_array
 from .metrics import ALL_MEASURES
 from .params import check_int
 from .queryset import QuerySet
@@ -161,17 +159,14 @@ def block_candidates(queries: QuerySet, tops: list[np.ndarray] | None, blocks: l
     together: the lists overlap) are what a set of items keeps while its blocks are scored
     (``SubsetScorer(..., columns=...)``). ``tops`` is emptied as it goes: each list is split into its blocks'
     rows when it is taken, and a block's rows of the lists are dropped once its union is built, so that the
-    lists' tops and the unions are not held together; then the heap's free pages go back to the system
-    (``xaug.cli.release_memory``): under ``MALLOC_ENV`` the tops' pages (a gigabyte for a set of items at the
-    scale benchmark's P = 100k) would stay resident while the blocks are scored, in holes their arrays of other
-    sizes do not fill."""
+    lists' tops and the unions are not held together."""
     if tops is None:
         return [None] * len(blocks)
     parts: list[list[np.ndarray] | None] = [[] for _ in blocks]
     while tops:
         top = tops.pop(0)
         for part, rows in zip(parts, blocks):
-            part.append(np.take(top, rows, axis=0, out=mapped_array((len(rows), *top.shape[1:]), top.dtype)))
+            part.append(top[rows])
         del top
     relevant = queries.judgements.relevant
     out = []
@@ -180,7 +175,6 @@ def block_candidates(queries: QuerySet, tops: list[np.ndarray] | None, blocks: l
         parts[b] = None
         out.append(columns.astype(np.int32) if columns.size == 0 or columns.max() < np.iinfo(np.int32).max
                    else columns)
-    release_memory()
     return out
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cli import HeapBound
 from .errors import ConfigError
 from .fusion import FusionSettings
 from .hubness import centred, centring_grid
@@ -117,7 +116,6 @@ def _grid_task(task: tuple[str, int | None, tuple]) -> dict[tuple[str, bool], di
     parts = []  # per query block: (weight, renormalize) -> k -> (subsets, alphas, block) values
     blocks = queries.blocks()  # each candidate list searched once for every block; each block keeps its union
     columns = block_candidates(queries, found_tops(queries, ctx["passages"], items), blocks)
-    bound = HeapBound()  # the blocks' freed arrays back to the system now and then, not every block
     for rows, some_columns in zip(blocks, columns):
         some = queries.take(rows)
         scorer = SubsetScorer(some, ctx["passages"], items, None if own is None else [o.take(rows) for o in own],
@@ -125,7 +123,6 @@ def _grid_task(task: tuple[str, int | None, tuple]) -> dict[tuple[str, bool], di
         parts.append({fusion: grid_values(scorer, ctx["plan"], ctx["alphas"], *fusion, n_used, name, ctx["measure"])
                       for fusion in fusions})
         del scorer
-        bound()
     return {fusion: grid_points({k: np.concatenate([p[fusion][k] for p in parts], axis=-1) for k in parts[0][fusion]},
                                 queries, ctx["alphas"], n_used, ctx["measure"]) for fusion in fusions}
 

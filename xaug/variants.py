@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cli import HeapBound
 from .controls import centroid_items, permutation_plan, shuffle
 from .equal_items import drawn_items
 from .fusion import combine
@@ -53,7 +52,6 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
             found_tops(queries, passages, items, shared)
         columns = block_candidates(queries, tops, blocks)  # each block's union; it empties tops as it goes
-        bound = HeapBound()  # the blocks' freed arrays back to the system now and then, not every block
         for rows, results, some_columns in zip(blocks, parts, columns):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
@@ -66,7 +64,6 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
                     results[run][0].update(b)
                     results[run][1].update(s)
             del scorer
-            bound()
     return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts])
             for run in fusions}
 
