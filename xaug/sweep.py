@@ -367,9 +367,11 @@ def blocks_side_by_side(parts: list[tuple[dict[int, KResult], dict[int, np.ndarr
     by_k = by_k_side_by_side([b for b, _ in parts])
     singles = {}
     for i in parts[0][1]:
-        same = [k for k in parts[0][0] if all(s[i] is b[k].all for b, s in parts)]
-        singles[i] = by_k[same[0]].all if same else \
-            parts[0][1][i] if len(parts) == 1 else np.concatenate([s[i] for _, s in parts], axis=1)
+        k = next((k for k in parts[0][0] if all(s[i] is b[k].all for b, s in parts)), None)
+        if k is not None:
+            singles[i] = by_k[k].all
+        else:
+            singles[i] = parts[0][1][i] if len(parts) == 1 else np.concatenate([s[i] for _, s in parts], axis=1)
     return by_k, singles
 
 
