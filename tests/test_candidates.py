@@ -3,6 +3,7 @@ memory O(queries x K). It must equal the dense path exactly where the module say
 matrix, K >= depth; every fusion once K covers the corpus), and stay within a stated tolerance for the
 projection of fusions with K = depth."""
 import dataclasses
+import mmap
 import zlib
 
 import faiss
@@ -323,9 +324,12 @@ def test_each_blocks_union_of_the_tops_scores_as_the_tops_do(masked, leave_out):
     queries = dataclasses.replace(queries, candidates=20, search=CandidateSearch("IVF8,Flat", "nprobe=2"), block=40)
     own = _own(queries, len(passages)) if leave_out else None
     tops, blocks = found_tops(queries, passages, items), queries.blocks()
-    taken = list(tops)
-    columns = block_candidates(queries, taken, blocks)
-    assert taken == []  # each list dropped as its blocks' rows are taken
+    kept = [np.array(t) for t in tops]
+    columns = block_candidates(queries, tops, blocks)
+    # each block's rows given back once its union is built: all but the last page's, which read as zeros
+    assert tops.released >= tops.array.nbytes - mmap.PAGESIZE and tops.released % mmap.PAGESIZE == 0
+    assert not tops.array.reshape(-1)[:tops.released // 4].any()
+    tops = kept
     assert len(columns) == len(blocks) > 1 and all(c.dtype == np.int32 for c in columns)
     assert all(c.shape[1] < sum(t.shape[1] for t in tops) for c in columns)  # the lists overlap
     fusion = FusionSettings(0.3, "fixed", True)
@@ -340,6 +344,24 @@ def test_each_blocks_union_of_the_tops_scores_as_the_tops_do(masked, leave_out):
         for subset in [(0,), (0, 1)]:
             np.testing.assert_array_equal(united(subset, fusion), listed(subset, fusion))
     assert block_candidates(queries, None, blocks) == [None] * len(blocks)
+
+
+def test_list_vectors_are_each_lists_float64_formula_rounded_to_float32(monkeypatch):
+    """Each candidate list's vectors (``list_vectors``), computed a chunk of passages at a time in float32 output, are
+    the list's formula over the whole float64 mean items rounded to float32, to the bit: what faiss held when it
+    was handed the float64 vectors (its wrapper rounds them)."""
+    rng = np.random.default_rng(3)
+    p, m = rng.standard_normal((50, 8)).astype(np.float32), rng.standard_normal((50, 8))
+    has = rng.random(50) > 0.3
+    monkeypatch.setattr(candidates_module, "VECTOR_ROWS", 7)  # chunks of 7 rows, the last one shorter
+    got = list(candidates_module.list_vectors([p, m], [has]))
+    scales = candidates_module.renormalised_scales(p, m, np.einsum("nd,nd->n", p, p, dtype=np.float64))
+    expected = [p, p + m, m, *[((1 - a) * p + a * m) * s[:, None] for a, s in zip(RENORMALISED, scales)], p]
+    assert len(got) == len(expected) and got[0][0] is p and got[-1][0] is p
+    assert [h is None or h.sum() for _, h in got] == [True, has.sum(), has.sum(), has.sum(), has.sum(), (~has).sum()]
+    for (vectors, _), formula in zip(got, expected):
+        assert vectors.dtype == np.float32
+        np.testing.assert_array_equal(vectors.view(np.uint32), formula.astype(np.float32).view(np.uint32))
 
 
 def test_float32_item_means_are_the_float64_ones_rounded_bit_for_bit():

@@ -213,3 +213,40 @@ def test_best_positions_are_argpartitions_with_or_without_ties_at_the_cut():
         clean = ((scores >= top).sum(1) == k)
         assert clean[10:].all() and (k == 1 or not clean[:10].all())  # both paths taken
         assert (np.take_along_axis(scores, best, 1)[clean] >= top[clean]).all()
+
+
+def test_answer_pairs_by_query_take_gather_and_hash_as_their_sorted_keys():
+    """The answer pairs are held by query (``AnswerEnds``: int32 passages and ends, 8 bytes a pair): their keys
+    ``query * passages + passage`` ascend; a block of queries (``take``) and its candidates' ends (``gather``) read
+    as the dense matrix's; and a judgements digest hashes the int64 keys and the ends as whole arrays would, however
+    many chunks the keys are read in."""
+    import hashlib
+
+    from xaug.ranking import AnswerEnds, Judgements, answer_end_pairs
+
+    rng = np.random.default_rng(6)
+    words = ["a", "b", "c"]
+    tokens = [list(rng.choice(words, rng.integers(0, 10))) for _ in range(40)]
+    answers = [[list(rng.choice(words, rng.integers(1, 3)))] if q % 4 else [] for q in range(50)]
+    pairs = answer_end_pairs(tokens, answers)
+    dense = answer_ends(tokens, answers)
+    assert pairs.passages.dtype == pairs.ends.dtype == np.int32 and len(pairs.starts) == 51
+    keys = pairs.keys
+    assert (np.diff(keys) > 0).all() and np.array_equal(np.flatnonzero(dense.reshape(-1) < NO_ANSWER), keys)
+    rebuilt = AnswerEnds.from_pairs(keys // 40, keys % 40, pairs.ends, 50, 40)
+    assert rebuilt.equals(pairs) and np.array_equal(rebuilt.dense(), dense)
+    rows = np.array([7, 2, 30, 3])
+    np.testing.assert_array_equal(pairs.take(rows).dense(), dense[rows])
+    columns = np.sort(rng.choice(40, (4, 6)), axis=1)
+    columns[1, 4:] = -1
+    gathered = pairs.take(rows).gather(columns)
+    np.testing.assert_array_equal(gathered, np.where(columns >= 0, np.take_along_axis(dense[rows], columns, 1), NO_ANSWER))
+    assert np.array_equal(np.concatenate(list(pairs.key_chunks(queries=7))), keys)
+    judgements = Judgements(rng.integers(-1, 40, 50), np.array([len(t) for t in tokens]), pairs, 10)
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((10, sorted(judgements.budgets.items()), (50, 40), 50)).encode())
+    for a in (judgements.relevant, judgements.lengths, keys):
+        h.update(np.ascontiguousarray(a, dtype=np.int64).data)
+    h.update(pairs.ends.data)
+    h.update(b"all" * 50)
+    assert judgements.digest() == h.hexdigest()

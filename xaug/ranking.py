@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain
 
 import numpy as np
@@ -43,8 +44,8 @@ def answer_end_pairs(doc_tokens: list[list[str]], answers: list[list[list[str]]]
 
     single: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
     by_set: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # an answer set's passages (ascending) and ends
-    keys, ends = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)]
-    for q, query_answers in enumerate(answers):  # in query order, each query's passages ascending: sorted keys
+    passages, ends = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)]
+    for q, query_answers in enumerate(answers):  # in query order, each query's passages ascending
         answer_set = tuple(tuple(a) for a in query_answers if a)
         if answer_set not in by_set:
             for answer in answer_set:
@@ -55,29 +56,51 @@ def answer_end_pairs(doc_tokens: list[list[str]], answers: list[list[list[str]]]
             order = np.lexsort((end, passage))  # per passage its smallest end first
             passage, end = passage[order], end[order]
             first = np.r_[True, passage[1:] != passage[:-1]] if len(passage) else np.zeros(0, bool)
-            by_set[answer_set] = (passage[first], end[first].astype(np.int32))
+            by_set[answer_set] = (passage[first].astype(np.int32), end[first].astype(np.int32))
         passage, end = by_set[answer_set]
-        keys.append(q * len(doc_tokens) + passage)
+        passages.append(passage)
         ends.append(end)
-    # 12 bytes a pair and one copy (a pair per query and passage that holds its answer: 67 million at the scale
-    # benchmark's P = 100k, every answer in each of a paragraph's 102 replicas)
-    return AnswerEnds(np.concatenate(keys), np.concatenate(ends), (len(answers), len(doc_tokens)))
+    # 8 bytes a pair (a pair per query and passage that holds its answer: 67 million at the scale benchmark's
+    # P = 100k, every answer in each of a paragraph's 102 replicas)
+    counts = np.array([len(p) for p in passages[1:]], dtype=np.int64)
+    return AnswerEnds(np.concatenate([[0], np.cumsum(counts)]), np.concatenate(passages), np.concatenate(ends),
+                      (len(answers), len(doc_tokens)))
 
 
 @dataclass(eq=False)
 class AnswerEnds:
-    """(query, passage) -> answer end for the pairs where the passage holds an answer of the query, sorted by
-    ``query * passages + passage``; ``NO_ANSWER`` elsewhere."""
+    """(query, passage) -> answer end for the pairs where the passage holds an answer of the query, ``NO_ANSWER``
+    elsewhere; by query (compressed rows): query q's pairs are ``passages[starts[q]:starts[q + 1]]`` (ascending)
+    and their ``ends``. In that order they ascend by ``keys``, ``query * passages + passage``."""
 
-    keys: np.ndarray     # (E,) int64, ascending
-    ends: np.ndarray     # (E,) int32
+    starts: np.ndarray    # (Q + 1,) int64
+    passages: np.ndarray  # (E,) int32
+    ends: np.ndarray      # (E,) int32
     shape: tuple[int, int]
 
     @classmethod
     def from_pairs(cls, rows, cols, ends, n_queries: int, n_passages: int) -> "AnswerEnds":
-        keys = np.asarray(rows, dtype=np.int64) * n_passages + np.asarray(cols, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        return cls(keys[order], np.asarray(ends, dtype=np.int32)[order], (n_queries, n_passages))
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        order = np.argsort(rows * n_passages + cols, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_queries))]).astype(np.int64)
+        return cls(starts, cols[order].astype(np.int32), np.asarray(ends, dtype=np.int32)[order],
+                   (n_queries, n_passages))
+
+    def key_chunks(self, queries: int = 4096):
+        """``keys`` (int64), those of ``queries`` queries at a time, in order."""
+        n = self.shape[1]
+        for first in range(0, self.shape[0], queries):
+            last = min(first + queries, self.shape[0])
+            a, b = self.starts[first], self.starts[last]
+            query = np.repeat(np.arange(first, last, dtype=np.int64), np.diff(self.starts[first:last + 1]))
+            yield query * n + self.passages[a:b]
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """(E,) int64 ``query * passages + passage`` of every pair, ascending (computed when first read: a query
+        block's pairs, which its scorers gather from, not a stage's whole set)."""
+        query = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.starts))
+        return query * self.shape[1] + self.passages
 
     def dense(self) -> np.ndarray:
         out = np.full(self.shape, NO_ANSWER, dtype=np.int32)
@@ -89,7 +112,7 @@ class AnswerEnds:
         the end: ``xaug.candidates.union``'s layout)."""
         columns = np.asarray(columns, dtype=np.int64)
         out = np.full(columns.size, NO_ANSWER, dtype=np.int32)
-        if not len(self.keys) or not columns.size:
+        if not len(self.passages) or not columns.size:
             return out.reshape(columns.shape)
         # each pair looked up among the (query, column) keys, ascending row by row (padding as the last passage:
         # a repeat after the row's own columns, never the first match of a real pair): the pairs are fewer than
@@ -100,25 +123,26 @@ class AnswerEnds:
         flat = flat.reshape(-1)
         if (flat[1:] < flat[:-1]).any():
             raise ValueError("answer ends: each row's columns must be ascending, padding (-1) at the end")
-        at = np.minimum(np.searchsorted(flat, self.keys), flat.size - 1)
-        hit = flat[at] == self.keys
+        keys = self.keys
+        at = np.minimum(np.searchsorted(flat, keys), flat.size - 1)
+        hit = flat[at] == keys
         out[at[hit]] = self.ends[hit]
         out[columns.reshape(-1) < 0] = NO_ANSWER
         return out.reshape(columns.shape)
 
     def take(self, rows: np.ndarray) -> "AnswerEnds":
         """The ends of queries ``rows`` (distinct), as rows 0..len(rows)-1."""
-        # each row's pairs are one run of the sorted keys: found by binary search, not by a pass over every
-        # pair (a stage takes its query blocks from a few million pairs at P = 100k)
-        rows, n = np.asarray(rows, dtype=np.int64), self.shape[1]
-        start, stop = np.searchsorted(self.keys, rows * n), np.searchsorted(self.keys, (rows + 1) * n)
-        sizes = stop - start
-        at = np.repeat(start - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
-        new = np.repeat(np.arange(len(rows), dtype=np.int64), sizes)
-        return AnswerEnds(new * n + self.keys[at] % n, self.ends[at], (len(rows), n))
+        # each row's pairs are one run of the arrays, read from ``starts``: no pass over every pair (a stage
+        # takes its query blocks from a few million pairs at P = 100k)
+        rows = np.asarray(rows, dtype=np.int64)
+        start, sizes = self.starts[rows], self.starts[rows + 1] - self.starts[rows]
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        at = np.repeat(start - starts[:-1], sizes) + np.arange(starts[-1])
+        return AnswerEnds(starts, self.passages[at], self.ends[at], (len(rows), self.shape[1]))
 
     def equals(self, other: "AnswerEnds") -> bool:
-        return self.shape == other.shape and np.array_equal(self.keys, other.keys) and np.array_equal(self.ends, other.ends)
+        return self.shape == other.shape and np.array_equal(self.starts, other.starts) and \
+            np.array_equal(self.passages, other.passages) and np.array_equal(self.ends, other.ends)
 
 
 def answer_ends(doc_tokens: list[list[str]], answers: list[list[list[str]]]) -> np.ndarray:
@@ -197,9 +221,11 @@ class Judgements:
         set ranks as an earlier one."""
         h = hashlib.blake2b(digest_size=20)
         h.update(repr((self.depth, sorted(self.budgets.items()), self.ends.shape, len(self.relevant))).encode())
-        for a, dtype in ((self.relevant, np.int64), (self.lengths, np.int64), (self.ends.keys, np.int64),
-                         (self.ends.ends, np.int32)):
-            h.update(np.ascontiguousarray(a, dtype=dtype).data)
+        for a in (self.relevant, self.lengths):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).data)
+        for keys in self.ends.key_chunks():  # the pairs' int64 keys, then their ends, as one array each would read
+            h.update(keys.data)
+        h.update(np.ascontiguousarray(self.ends.ends, dtype=np.int32).data)
         rows, mask_of = self._mask_rows()
         each = np.array([b"all" if row.all() else hashlib.blake2b(np.packbits(row).data, digest_size=20).digest()
                          for row in rows], dtype=object)
