@@ -311,3 +311,25 @@ def test_query_blocks_give_the_measures_of_one_block(world, setting):
             tuning._CONTEXT.clear()
 
     assert grid(whole) == grid(blocked)
+
+
+def test_a_set_of_items_gives_its_freed_heap_back_after_the_search_and_each_block(world, monkeypatch):
+    """A worker's sweeps of a set of items return the heap's free pages (``release_memory``) once its candidates are
+    found and after each query block, so that the blocks' arrays do not spread over every free chunk of the heap."""
+    import xaug.scaling as scaling
+    import xaug.variants as variants
+    from xaug.sweep import subset_plan
+
+    tmp, data, passages, pids, method, _ = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=3)
+    blocked = replace(QuerySet.from_evaluator(ev, LANGS, pids, candidates=3), block=2)
+    released = []
+    monkeypatch.setattr(variants, "release_memory", lambda: released.append(len(released)))
+    fusion = {("fixed", True): {1: FusionSettings(0.4, "fixed", True), 2: FusionSettings(0.6, "fixed", True)}}
+    scaling._TASK_CONTEXT.update(queries=blocked, passages=passages, methods={"real_questions": method},
+                                 settings={"real_questions": fusion}, plan=subset_plan(2, "all"), seed=0)
+    try:
+        scaling._run_items(("real_questions", "method", 0, (("method", "fixed", True),)))
+    finally:
+        scaling._TASK_CONTEXT.clear()
+    assert len(released) == 1 + len(blocked.blocks()) > 3

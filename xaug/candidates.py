@@ -27,6 +27,8 @@ of them (``xaug.sweep.block_candidates``) and scores the blocks one by one.
 """
 from __future__ import annotations
 
+import mmap
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -187,11 +189,73 @@ def _float32_rows(rows_of, n: int, d: int) -> np.ndarray:
     return out
 
 
+def mapped(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An empty array in a private anonymous memory map of its own, out of the heap: given back to the system whole
+    when the array goes, whatever the heap does around it (``ListTops``)."""
+    return _mapped(shape, dtype)[1]
+
+
+def _mapped(shape: tuple[int, ...], dtype) -> tuple[mmap.mmap, np.ndarray]:
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(count * dtype.itemsize, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return buffer, np.frombuffer(buffer, dtype, count).reshape(shape)
+
+
+class ListTops(Sequence):
+    """Every query's top k of each of ``n_lists`` candidate lists, ``array`` (Q, L, k) int32 (-1 padding), in an
+    anonymous memory map rather than the heap. A set of items' lists (about 1 GB at the scale benchmark's P = 100k)
+    held in the heap beside the transient arrays of each list's search left holes that the next list's top did not
+    fit, and the heap grew by as much again, which a process kept (``xaug.cli.MALLOC_ENV``) while it scored the
+    set's query blocks. A map goes back to the system whole when dropped, and row by row as a stage builds each
+    query block's candidates from it (``release_rows``); the rows of a query are side by side, so that a block of
+    queries is one stretch of it."""
+
+    def __init__(self, n_queries: int, n_lists: int, k: int):
+        self._map, self.array = _mapped((n_queries, n_lists, k), np.int32)  # private: pages given back read as zeros
+        self.array.fill(-1)
+        self._released = 0  # bytes at the start already given back
+
+    def __len__(self) -> int:
+        return self.array.shape[1]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """List ``i``'s (Q, k) top, a view."""
+        if isinstance(i, slice) or not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.array[:, i]
+
+    def lists(self) -> list[np.ndarray]:
+        return list(self)
+
+    @property
+    def released(self) -> int:
+        """Bytes at the start of ``array`` given back (``release_rows``)."""
+        return self._released
+
+    def release_rows(self, stop: int) -> None:
+        """Give the whole pages of the rows before ``stop`` back to the system; those rows must not be read again
+        (they read as zeros)."""
+        end = stop * self.array[0].nbytes // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > self._released:
+            self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+            self._released = end
+
+
 def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
               covered: list[np.ndarray] | None, search: CandidateSearch,
               templates: dict[int, tuple[int, object]] | None = None, remember: bool = True) -> list[np.ndarray]:
-    """Per list of ``candidate_lists``, (Q, k) int32: each query's top ``k`` passages of that list among those its
-    mask row of ``judgements`` allows (-1 padding), from a faiss index of ``search.index`` over the list's vectors.
+    """Per list of ``candidate_lists``, (Q, k) int32: each query's top ``k`` passages of that list (``found_lists``)."""
+    return found_lists(queries, matrices, k, judgements, covered, search, templates, remember).lists()
+
+
+def found_lists(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
+                covered: list[np.ndarray] | None, search: CandidateSearch,
+                templates: dict[int, tuple[int, object]] | None = None, remember: bool = True,
+                out: ListTops | None = None, at: int = 0) -> ListTops:
+    """Per list of ``candidate_lists``, each query's top ``k`` passages of that list among those its mask row of
+    ``judgements`` allows (-1 padding), from a faiss index of ``search.index`` over the list's vectors: a
+    ``ListTops`` of every list, or ``out`` with the lists from its list ``at`` on.
     Each list's index is built once and searched by every query (per mask row of the parallel setting, a copy
     holding the passages that row allows): a stage finds the tops of all its query blocks in one pass, so that
     no index is built once per block. A trainable index is trained on the list's own vectors (``_template``). A
@@ -207,15 +271,16 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
     mask_of = np.zeros(n_queries, np.int64) if judgements.masks is None else np.asarray(judgements.mask_of)
     groups = [(r, np.flatnonzero(mask_of == r)) for r in range(len(masks))]
     groups = [(r, rows) for r, rows in groups if len(rows)]
-    tops = []
+    if out is None:
+        out = ListTops(n_queries, sum(1 for _ in candidate_lists(len(matrices), covered)), k)
     for position, (vectors, has) in enumerate(list_vectors(matrices, covered)):
+        top = out.array[:, at + position]
         own_list = remember and vectors is matrices[0] and has is None  # the passages': the same for every set
         key = (queries, vectors, judgements.masks, judgements.mask_of, k, search)
         if own_list and _PASSAGE_TOPS and all(a is b for a, b in zip(_PASSAGE_TOPS[0][:4], key[:4])) \
                 and _PASSAGE_TOPS[0][4:] == key[4:]:
-            tops.append(_PASSAGE_TOPS[1])
+            top[:] = _PASSAGE_TOPS[1].array[:, 0]
             continue
-        top = np.full((n_queries, k), -1, np.int32)
         template = None
         tied = _one_vector(vectors, has)  # every passage scores the same (a centroid control's mean items)
         for r, rows in groups:
@@ -235,10 +300,11 @@ def list_tops(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgement
             for part in search_parts(rows):  # faiss's (rows, k) outputs and their int64 copies stay small
                 _, found = index.search(queries[part], k)
                 top[part] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
-        tops.append(top)
-        if own_list:
-            _PASSAGE_TOPS[:] = [key, top]
-    return tops
+        if own_list:  # kept in a map of its own, out of the heap
+            kept = ListTops(n_queries, 1, k)
+            kept.array[:, 0] = top
+            _PASSAGE_TOPS[:] = [key, kept]
+    return out
 
 
 def search_parts(rows: np.ndarray) -> list[np.ndarray]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .candidates import (CandidateSearch, candidate_scores, correction_at, list_templates, list_tops,
-                         pack_templates, union, values_at)
+from .candidates import (CandidateSearch, ListTops, candidate_scores, correction_at, found_lists, list_templates,
+                         mapped, pack_templates, union, values_at)
 from .search import build_index
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
@@ -137,8 +137,8 @@ class ListMatrices(Sequence):
 
 
 def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
-               templates: dict | None = None) -> list[np.ndarray] | None:
-    """The candidate lists' tops (``xaug.candidates.list_tops``) of every query of ``queries`` for a set of
+               templates: dict | None = None) -> ListTops | None:
+    """The candidate lists' tops (``xaug.candidates.found_lists``) of every query of ``queries`` for a set of
     ``items``, found once before its query blocks are scored (``block_candidates``, then
     ``SubsetScorer(..., columns=...)``), so that each list's index is built once per set of items, not once per
     block; None where there is no index to search (no candidates, or the Flat search, which scores each block's
@@ -146,35 +146,34 @@ def found_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItem
     the lists' trained indexes (``list_templates``), e.g. those of the method whose control ``items`` are."""
     if not queries.searches_lists:
         return None
-    return list_tops(queries.vectors, ListMatrices(np.asarray(passages, dtype=np.float32), items),
-                     queries.candidates, queries.judgements, [it.counts > 0 for it in items], queries.search,
-                     templates)
+    return found_lists(queries.vectors, ListMatrices(np.asarray(passages, dtype=np.float32), items),
+                       queries.candidates, queries.judgements, [it.counts > 0 for it in items], queries.search,
+                       templates)
 
 
-def block_candidates(queries: QuerySet, tops: list[np.ndarray] | None, blocks: list[np.ndarray]
+def block_candidates(queries: QuerySet, tops: ListTops | None, blocks: list[np.ndarray]
                      ) -> list[np.ndarray | None]:
-    """Per query block (``QuerySet.blocks``), its queries' candidates before any leave-out: the union of each
-    query's relevant passage and the lists' ``tops`` (``found_tops``, ``fused_tops``), (rows, W) int32 in
-    ``xaug.candidates.union``'s layout; None per block without ``tops``. The unions (narrower than the tops
-    together: the lists overlap) are what a set of items keeps while its blocks are scored
-    (``SubsetScorer(..., columns=...)``). ``tops`` is emptied as it goes: each list is split into its blocks'
-    rows when it is taken, and a block's rows of the lists are dropped once its union is built, so that the
-    lists' tops and the unions are not held together."""
+    """Per query block (``QuerySet.blocks``: consecutive rows, in order), its queries' candidates before any
+    leave-out: the union of each query's relevant passage and the lists' ``tops`` (``found_tops``, ``fused_tops``),
+    (rows, W) int32 in ``xaug.candidates.union``'s layout; None per block without ``tops``. The unions (narrower
+    than the tops together: the lists overlap) are what a set of items keeps while its blocks are scored
+    (``SubsetScorer(..., columns=...)``). Each block's rows of ``tops`` go back to the system once its union is
+    built (``ListTops.release_rows``), so that the lists' tops and the unions are not held together; the unions
+    are memory maps of their own (``xaug.candidates.mapped``), out of the heap, which then holds only the transient
+    arrays of the search and goes back to the system whole before the blocks are scored."""
     if tops is None:
         return [None] * len(blocks)
-    parts: list[list[np.ndarray] | None] = [[] for _ in blocks]
-    while tops:
-        top = tops.pop(0)
-        for part, rows in zip(parts, blocks):
-            part.append(top[rows])
-        del top
-    relevant = queries.judgements.relevant
-    out = []
-    for b, rows in enumerate(blocks):
-        columns = union(relevant[rows, None], *parts[b])
-        parts[b] = None
-        out.append(columns.astype(np.int32) if columns.size == 0 or columns.max() < np.iinfo(np.int32).max
-                   else columns)
+    relevant, out = queries.judgements.relevant, []
+    for rows in blocks:
+        start, stop = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+        if len(rows) and not np.array_equal(rows, np.arange(start, stop)):
+            raise ValueError("block_candidates: each block must be consecutive rows")
+        columns = union(relevant[rows, None], tops.array[start:stop].reshape(len(rows), -1))
+        tops.release_rows(stop)
+        narrow = columns.size == 0 or columns.max() < np.iinfo(np.int32).max
+        kept = mapped(columns.shape, np.int32 if narrow else np.int64)
+        kept[...] = columns
+        out.append(kept)
     return out
 
 
@@ -212,17 +211,16 @@ def searched_lists(items: list[LanguageItems], centroids: bool = False) -> int:
 
 
 def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], keys: list[tuple],
-               templates: dict | None = None) -> list[np.ndarray]:
-    """Per key of ``fused_keys``, every query's top K of that fused corpus (``xaug.candidates.list_tops``): the
+               templates: dict | None = None) -> ListTops:
+    """Per key of ``fused_keys``, every query's top K of that fused corpus (``xaug.candidates.found_lists``): the
     candidates of a set of items scored under few fusions (a control's runs at the method's alpha), exact up
     to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small.
     ``templates``: key -> (vectors, trained empty index) (``trained_fused``)."""
-    out = []
-    for key in keys:
+    out = ListTops(len(queries.vectors), len(keys), queries.candidates)
+    for at, key in enumerate(keys):
         shared = (templates or {}).get(key)
-        out.append(list_tops(queries.vectors, [fused_vectors(passages, items, key)], queries.candidates,
-                             queries.judgements, None, queries.search, None if shared is None else {0: shared},
-                             remember=False)[0])
+        found_lists(queries.vectors, [fused_vectors(passages, items, key)], queries.candidates, queries.judgements,
+                    None, queries.search, None if shared is None else {0: shared}, remember=False, out=out, at=at)
     return out
 
 

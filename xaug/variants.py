@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cli import release_memory
 from .controls import centroid_items, permutation_plan, shuffle
 from .equal_items import drawn_items
 from .fusion import combine
@@ -30,7 +31,13 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
     A control (shuffled, centroid) is scored under few fusions (the method's alpha per k, both renormalize
     states) on a small plan (one subset per k for a shuffled permutation): where its fused corpora are fewer
     than the per-language lists, its candidates are their top K (``xaug.sweep.fused_tops``: exact up to the
-    index's recall, as every run's own top K is among them) instead of those lists'."""
+    index's recall, as every run's own top K is among them) instead of those lists'.
+
+    Memory: the lists' tops and the blocks' unions are memory maps (``xaug.candidates.ListTops``, ``mapped``), and
+    the heap's free pages go back to the system once the lists are searched and after each block
+    (``xaug.cli.release_memory``; the stages' malloc settings keep them otherwise). Each block's arrays went to
+    other free chunks than the block's before, so that a worker's resident heap grew block by block towards all
+    the free space of its heap, about twice a block's arrays (docs/testing.md)."""
     blocks = queries.blocks()
     if kind == "equal_items":
         return {run: (_equal_items_sweep(method, fusion, plan, seed, queries, passages, blocks), {})
@@ -51,7 +58,9 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
         tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
             found_tops(queries, passages, items, shared)
-        columns = block_candidates(queries, tops, blocks)  # each block's union; it empties tops as it goes
+        columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
+        del tops
+        release_memory()  # the searches' freed arrays (``xaug.cli.MALLOC_ENV`` keeps them), before the blocks
         for rows, results, some_columns in zip(blocks, parts, columns):
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
@@ -63,7 +72,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
                                  method.tokens, some_held, scorer=scorer)
                     results[run][0].update(b)
                     results[run][1].update(s)
-            del scorer
+            del scorer, some, some_held
+            release_memory()  # its freed arrays: the next block's would take other free chunks, and others again
     return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts])
             for run in fusions}
 
