@@ -88,19 +88,19 @@ class AnswerEnds:
 
     def key_chunks(self, queries: int = 4096):
         """``keys`` (int64), those of ``queries`` queries at a time, in order."""
-        n = self.shape[1]
         for first in range(0, self.shape[0], queries):
-            last = min(first + queries, self.shape[0])
-            a, b = self.starts[first], self.starts[last]
-            query = np.repeat(np.arange(first, last, dtype=np.int64), np.diff(self.starts[first:last + 1]))
-            yield query * n + self.passages[a:b]
+            yield self._keys(first, min(first + queries, self.shape[0]))
 
     @cached_property
     def keys(self) -> np.ndarray:
         """(E,) int64 ``query * passages + passage`` of every pair, ascending (computed when first read: a query
         block's pairs, which its scorers gather from, not a stage's whole set)."""
-        query = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.starts))
-        return query * self.shape[1] + self.passages
+        return self._keys(0, self.shape[0])
+
+    def _keys(self, first: int, last: int) -> np.ndarray:
+        """The keys of the pairs of queries ``first`` to ``last`` (excluded)."""
+        query = np.repeat(np.arange(first, last, dtype=np.int64), np.diff(self.starts[first:last + 1]))
+        return query * self.shape[1] + self.passages[self.starts[first]:self.starts[last]]
 
     def dense(self) -> np.ndarray:
         out = np.full(self.shape, NO_ANSWER, dtype=np.int32)

@@ -37,7 +37,7 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
     the heap's free pages go back to the system once the lists are searched and after each block
     (``xaug.cli.release_memory``; the stages' malloc settings keep them otherwise). Each block's arrays went to
     other free chunks than the block's before, so that a worker's resident heap grew block by block towards all
-    the free space of its heap, about twice a block's arrays (docs/testing.md)."""
+    the free space of its heap (docs/testing.md, ``mapped_release``)."""
     blocks = queries.blocks()
     if kind == "equal_items":
         return {run: (_equal_items_sweep(method, fusion, plan, seed, queries, passages, blocks), {})
