@@ -197,22 +197,48 @@ def test_from_evaluator_uses_its_fields():
                           {**{m: want[m] for m in RANK_MEASURES}, "R@4t": [0, 1], "R@5t": [1, 1]})
 
 
-def test_best_positions_are_argpartitions_with_or_without_ties_at_the_cut():
-    """``RankScorer._best`` (a value partition where exactly k scores reach the k-th highest) returns what
-    ``argpartition`` does in every row: the k highest, ascending; with ties at the cut or -inf, its choice."""
+def test_best_positions_are_the_k_highest_equal_scores_by_lower_position():
+    """``RankScorer._best`` (a value partition where exactly k scores reach the k-th highest) returns, in every
+    row, the first k positions in the order of ``top`` (higher score, then lower position), ascending: with ties
+    at the cut or -inf, the lower positions of those equal to the cut."""
     rng = np.random.default_rng(11)
     scores = rng.standard_normal((40, 90)).astype(np.float32)
     scores[:8, :30] = 0.25                   # ties across the cut
     scores[8, 6:] = -np.inf                  # fewer found than k
     scores[9] = np.floor(scores[9] * 2)      # few distinct values
     for k in (1, 10, 89):
-        expected = np.sort(np.argpartition(scores, 90 - k, axis=1)[:, 90 - k:], axis=1)
-        best = RankScorer._best(scores, k)
-        np.testing.assert_array_equal(best, expected)
+        order = np.lexsort((np.broadcast_to(np.arange(90), scores.shape), -scores), axis=1)
+        expected = np.sort(order[:, :k], axis=1)
+        np.testing.assert_array_equal(RankScorer._best(scores, k), expected)
         top = -np.sort(-scores, axis=1)[:, k - 1:k]
         clean = ((scores >= top).sum(1) == k)
         assert clean[10:].all() and (k == 1 or not clean[:10].all())  # both paths taken
-        assert (np.take_along_axis(scores, best, 1)[clean] >= top[clean]).all()
+
+
+def test_a_querys_ranking_is_its_own_whatever_its_block():
+    """A query's top passages and measures do not depend on the rows scored beside it or on the padding of its
+    block (``scaling.query_block``): with more equal scores than the depth at the top (copies of a passage), the
+    ranking keeps the lower positions, as ``rank`` counts them."""
+    rng = np.random.default_rng(3)
+    n, depth = 160, 100
+    row = rng.standard_normal(n).astype(np.float32)
+    row[20:122] = 5.0                        # 102 equal scores at the top, over the depth
+    relevant = 118
+    ends = np.full((1, n), NO_ANSWER, np.int32)
+    alone = RankScorer(np.array([relevant]), np.full(n, 10), ends, depth)
+    want_top, want = alone.top(row[None]), alone.score(row[None])
+    for others, pad in ((1, 0), (7, 40), (30, 400)):
+        block = np.concatenate([rng.standard_normal((others, n + pad)).astype(np.float32),
+                                np.concatenate([row, np.full(pad, -np.inf, np.float32)])[None]])
+        allowed = np.ones(block.shape, bool)
+        allowed[-1, n:] = False
+        scorer = RankScorer(np.r_[rng.integers(0, n, others), relevant], np.full(n + pad, 10),
+                            np.full(block.shape, NO_ANSWER, np.int32), depth, allowed)
+        np.testing.assert_array_equal(scorer.top(block)[-1:], want_top)
+        got = scorer.score(block)
+        assert all(got[m][-1] == want[m][0] for m in ALL_MEASURES)
+    assert want["R@100"][0] == 1 and want["R@20"][0] == 0  # rank 99: below 20 tied copies, above the depth
+    assert alone.rank(row[None])[0] == 99
 
 
 def test_answer_pairs_by_query_take_gather_and_hash_as_their_sorted_keys():

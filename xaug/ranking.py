@@ -303,20 +303,21 @@ class RankScorer:
 
     @staticmethod
     def _best(scores: np.ndarray, k: int) -> np.ndarray:
-        """(Q, k) the positions of each row's k highest scores, ascending: where exactly k scores reach the row's
-        k-th highest, those (a value partition and a comparison, several times cheaper than ``argpartition``);
-        where more do (ties at the cut, or -inf padding), ``argpartition``'s choice."""
+        """(Q, k) the positions of each row's k highest scores, ascending; of the scores equal to a row's k-th
+        highest, the lower positions, the order ``top`` and ``rank`` give equal scores. A row's choice is thus its
+        own, whatever the other rows and the padding of a block (``argpartition`` chose among such ties by its
+        layout, and a query's measures moved with ``scaling.query_block``). A value partition and comparisons,
+        several times cheaper than ``argpartition``."""
         n = scores.shape[1]
         cut = np.partition(scores, n - k, axis=1)[:, n - k, None]
         reach = scores >= cut
-        alone = reach.sum(1) == k
-        order = np.empty((len(scores), k), dtype=np.int64)
-        rows = np.flatnonzero(alone)
-        order[rows] = np.nonzero(reach[rows])[1].reshape(len(rows), k)
-        rows = np.flatnonzero(~alone)
-        if len(rows):
-            order[rows] = np.sort(np.argpartition(scores[rows], n - k, axis=1)[:, n - k:], axis=1)
-        return order
+        tied = np.flatnonzero(reach.sum(1) != k)  # more than k reach the cut: ties at it, or -inf padding
+        if len(tied):
+            some, at = scores[tied], cut[tied]
+            equal = some == at
+            room = k - (some > at).sum(1)  # those above the cut, then the first ``room`` equal to it
+            reach[tied] = (some > at) | (equal & (np.cumsum(equal, axis=1) <= room[:, None]))
+        return np.nonzero(reach)[1].reshape(len(scores), k)
 
     @staticmethod
     def _rank_measures(rank: np.ndarray) -> dict[str, np.ndarray]:
