@@ -37,6 +37,7 @@ import numpy as np
 from .errors import ConfigError
 from .leave_out import Correction
 from .params import check_candidate_train, check_faiss_index
+from .ranking import integer_columns
 from .search import build_index, set_search
 
 SCORE_FLOATS = 1 << 25   # query x passage scores held per chunk of queries (128 MB)
@@ -443,6 +444,14 @@ def renormalised_scales(passages: np.ndarray, items: np.ndarray, pp: np.ndarray)
     mm = np.einsum("nd,nd->n", items, items, dtype=np.float64)
     return [np.sqrt(pp / np.maximum((1 - a) ** 2 * pp + 2 * a * (1 - a) * pm + a ** 2 * mm, 1e-24)).astype(np.float32)
             for a in RENORMALISED]
+
+
+def narrowed(columns: np.ndarray) -> np.ndarray:
+    """Candidate columns in int32 where every position fits (a block's candidates: half the bytes of int64)."""
+    columns = integer_columns(columns)
+    if columns.dtype == np.int32 or columns.size and columns.max() >= np.iinfo(np.int32).max:
+        return columns
+    return columns.astype(np.int32)
 
 
 def union(*parts: np.ndarray) -> np.ndarray:

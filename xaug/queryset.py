@@ -13,7 +13,7 @@ import numpy as np
 from .candidates import CandidateSearch, candidate_scores, correction_at, list_tops, pairs_matrix, slots, union
 from .leave_out import Correction
 from .metrics import ALL_MEASURES
-from .ranking import Judgements, RankScorer
+from .ranking import Judgements, RankScorer, integer_columns
 from .search import FaissSearcher
 
 
@@ -54,8 +54,9 @@ class QuerySet:
         return self.judgements.restricted(self.columns)
 
     def restrict(self, columns: np.ndarray) -> "QuerySet":
-        """A view that scores (Q, W) matrices whose row q holds passages ``columns[q]`` (``xaug.candidates``)."""
-        return dataclasses.replace(self, columns=np.asarray(columns, dtype=np.int64))
+        """A view that scores (Q, W) matrices whose row q holds passages ``columns[q]`` (``xaug.candidates``), int32
+        or int64 as given (a block's candidates are int32: no int64 copy held beside them)."""
+        return dataclasses.replace(self, columns=integer_columns(columns))
 
     def blocks(self) -> list[np.ndarray]:
         """The rows of each block of at most ``block`` queries that the engine scores at once: with candidates,

@@ -110,7 +110,7 @@ class AnswerEnds:
     def gather(self, columns: np.ndarray) -> np.ndarray:
         """(Q, W) int32: the ends at each query's ``columns`` (passage positions, ascending per row, -1 padding at
         the end: ``xaug.candidates.union``'s layout)."""
-        columns = np.asarray(columns, dtype=np.int64)
+        columns = integer_columns(columns)
         out = np.full(columns.size, NO_ANSWER, dtype=np.int32)
         if not len(self.passages) or not columns.size:
             return out.reshape(columns.shape)
@@ -118,8 +118,9 @@ class AnswerEnds:
         # a repeat after the row's own columns, never the first match of a real pair): the pairs are fewer than
         # the candidates, and both sides ascend, so the search walks memory in order
         n = self.shape[1]
-        flat = np.where(columns >= 0, columns, n - 1)
-        flat += np.arange(len(columns), dtype=np.int64)[:, None] * n  # in place: one (Q, W) int64 array
+        flat = columns.astype(np.int64)  # one (Q, W) int64 array, in place from here
+        flat[columns < 0] = n - 1
+        flat += np.arange(len(columns), dtype=np.int64)[:, None] * n
         flat = flat.reshape(-1)
         if (flat[1:] < flat[:-1]).any():
             raise ValueError("answer ends: each row's columns must be ascending, padding (-1) at the end")
@@ -238,7 +239,7 @@ class Judgements:
     def restricted(self, columns: np.ndarray) -> "RankScorer":
         """A scorer of (Q, W) matrices whose row q scores passages ``columns[q]`` (ascending, -1 padding at the
         end: never ranked). Equal scores rank the lower passage position first, as in ``dense()``."""
-        columns = np.asarray(columns, dtype=np.int64)
+        columns = integer_columns(columns)  # int32 for a block's candidates: no int64 copy
         if columns.size and columns.max() >= self.n_passages:
             raise IndexError(f"candidate column {columns.max()} past the {self.n_passages} passages")
         valid = columns >= 0
@@ -252,9 +253,17 @@ class Judgements:
             for row in np.unique(self.mask_of):
                 rows = np.flatnonzero(self.mask_of == row)
                 allowed[rows] &= np.take(self.masks[row], columns[rows], mode="clip")
-        lengths = np.take(self.lengths, columns, mode="clip")
+        lengths = np.take(self.lengths.astype(np.int32) if self.lengths.max(initial=0) < 1 << 31 else self.lengths,
+                          columns, mode="clip")  # token counts in int32 (half the bytes) where they fit
         lengths[~valid] = 0
         return RankScorer(relevant, lengths, self.ends.gather(columns), self.depth, allowed, self.budgets)
+
+
+def integer_columns(columns) -> np.ndarray:
+    """Candidate columns (``xaug.candidates.union``'s layout) as the int32 or int64 array given, without a copy;
+    int64 from any other type (e.g. a list)."""
+    columns = np.asarray(columns)
+    return columns if columns.dtype in (np.int32, np.int64) else columns.astype(np.int64)
 
 
 class RankScorer:
@@ -269,7 +278,8 @@ class RankScorer:
     def __init__(self, relevant: np.ndarray, lengths: np.ndarray, ends: np.ndarray, depth: int,
                  allowed: np.ndarray | None = None, budgets: dict[str, int] = TOKEN_BUDGETS):
         self.relevant = np.asarray(relevant, dtype=np.int64)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
+        lengths = np.asarray(lengths)  # int32 kept (``Judgements.restricted``): the measures sum them in int64
+        self.lengths = lengths if lengths.dtype == np.int32 else lengths.astype(np.int64)
         self.ends = np.asarray(ends, dtype=np.int32)
         self.depth = depth
         self.allowed = None if allowed is None else np.asarray(allowed, dtype=bool)

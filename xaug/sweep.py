@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .candidates import (CandidateSearch, ListTops, candidate_scores, correction_at, found_lists, list_templates,
-                         mapped, pack_templates, union, values_at)
+                         mapped, narrowed, pack_templates, union, values_at)
 from .search import build_index
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
@@ -26,6 +26,7 @@ from .leave_out import OwnItems, correction, pools_without
 from .metrics import ALL_MEASURES
 from .params import check_int
 from .queryset import QuerySet
+from .ranking import integer_columns
 
 CROSS = ("all", "in-set", "out-of-set")
 SAME = "same-language"  # queries in the corpus language: what augmentation costs them
@@ -258,7 +259,7 @@ class Projection:
         self.columns = None
         if queries.candidates:  # candidates: top K of the baseline, and per language of its covered and uncovered lists
             if columns is not None:  # these queries' candidates, found beforehand: their scores, one mean at a time
-                self.columns = union(columns, *extra) if len(extra) else np.asarray(columns, dtype=np.int64)
+                self.columns = narrowed(union(columns, *extra)) if len(extra) else integer_columns(columns)
                 self.qp = values_at(queries.vectors, p, self.columns)
                 qm = [values_at(queries.vectors, item_mean32(it), self.columns) for it in items]
             else:
@@ -278,8 +279,7 @@ class Projection:
                      for a in range(len(items)) for b in range(a, len(items))}
         self.counts = [it.counts for it in items]
         self._items, self._scores = np.empty_like(self.qp), np.empty_like(self.qp)
-        if self.columns is not None:
-            self._scale0, self._scale1 = np.empty_like(self.qp), np.empty_like(self.qp)
+        self._scale = None if self.columns is None else np.empty_like(self.qp)
 
     def scores(self, subset: tuple[int, ...], settings: FusionSettings) -> np.ndarray:
         count = sum(self.counts[i] for i in subset)
@@ -296,15 +296,16 @@ class Projection:
                 norm = norm / self.restore
             scale0, scale1 = w0 / norm, w1 / norm
         scale0, scale1 = scale0.astype(np.float32), scale1.astype(np.float32)
-        if self.columns is not None:  # per passage -> per query and candidate, gathered into reused buffers
-            scale0 = np.take(scale0, self.columns, out=self._scale0, mode="clip")
-            scale1 = np.take(scale1, self.columns, out=self._scale1, mode="clip")
-        # in two buffers reused across subsets (the returned scores are valid until the next call)
+        # in buffers reused across subsets (the returned scores are valid until the next call)
         qt = np.copyto(self._items, self.qs[subset[0]]) or self._items
         for i in subset[1:]:
             qt += self.qs[i]
-        qt *= scale1
-        out = np.multiply(self.qp, scale0, out=self._scores)
+        if self.columns is None:
+            qt *= scale1
+            out = np.multiply(self.qp, scale0, out=self._scores)
+        else:  # per passage -> per query and candidate, gathered into one reused buffer in turn
+            qt *= np.take(scale1, self.columns, out=self._scale, mode="clip")
+            out = np.multiply(self.qp, np.take(scale0, self.columns, out=self._scale, mode="clip"), out=self._scores)
         out += qt
         return out
 
@@ -429,9 +430,21 @@ class SubsetScorer:
         self.view = queries if self.projection is None or self.projection.columns is None else \
             queries.restrict(self.projection.columns)
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items
+        self._measured: dict[tuple, np.ndarray] = {}  # what each subset and fusion gave, read-only
 
     def __call__(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None = None) -> np.ndarray:
-        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper)."""
+        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper). A
+        subset and fusion asked for again (the sweeps' one alpha at k = n is the method's own fusion there) are
+        scored once: the same array, read-only."""
+        key = (tuple(subset), fusion.alpha, fusion.weight, fusion.renormalize, fusion.n_items_used,
+               None if names is None else tuple(names))
+        if key not in self._measured:
+            values = self._measure(subset, fusion, names)
+            values.flags.writeable = False
+            self._measured[key] = values
+        return self._measured[key]
+
+    def _measure(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None) -> np.ndarray:
         items = [self.items[i] for i in subset]
         fix = None
         if self.own is not None:

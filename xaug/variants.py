@@ -61,7 +61,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops
         release_memory()  # the searches' freed arrays (``xaug.cli.MALLOC_ENV`` keeps them), before the blocks
-        for rows, results, some_columns in zip(blocks, parts, columns):
+        for b, (rows, results) in enumerate(zip(blocks, parts)):
+            some_columns, columns[b] = columns[b], None  # its union goes with its scorer (a map of its own)
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
             scorer = SubsetScorer(some, passages, items, some_held, columns=some_columns)
@@ -72,7 +73,7 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
                                  method.tokens, some_held, scorer=scorer)
                     results[run][0].update(b)
                     results[run][1].update(s)
-            del scorer, some, some_held
+            del scorer, some, some_held, some_columns
             release_memory()  # its freed arrays: the next block's would take other free chunks, and others again
     return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts])
             for run in fusions}
