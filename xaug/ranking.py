@@ -279,7 +279,7 @@ class RankScorer:
                  allowed: np.ndarray | None = None, budgets: dict[str, int] = TOKEN_BUDGETS):
         self.relevant = np.asarray(relevant, dtype=np.int64)
         lengths = np.asarray(lengths)  # int32 kept (``Judgements.restricted``): the measures sum them in int64
-        self.lengths = lengths if lengths.dtype == np.int32 else lengths.astype(np.int64)
+        self.lengths = lengths if lengths.dtype == np.int32 else np.asarray(lengths, dtype=np.int64)
         self.ends = np.asarray(ends, dtype=np.int32)
         self.depth = depth
         self.allowed = None if allowed is None else np.asarray(allowed, dtype=bool)
