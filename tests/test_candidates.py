@@ -707,26 +707,3 @@ def test_judgements_are_equal_when_every_query_may_rank_the_same_passages():
     assert open_.equals(all_true) and all_true.equals(open_) and not open_.equals(judged)
     assert not judged.equals(judged.take(np.arange(29)))
 
-
-def test_a_subset_and_fusion_asked_for_again_is_scored_once(monkeypatch):
-    """A scorer measures each subset under each fusion once (the sweeps' one alpha at k = n is the method's own
-    fusion): asked again, it gives the same read-only array; another alpha, weight, renormalize state, items count
-    or list of measures is scored anew."""
-    queries, passages, items = _world(seed=8, n_queries=60, n_passages=200, masked=False)
-    queries = dataclasses.replace(queries, candidates=20)
-    scorer = SubsetScorer(queries, passages, items)
-    calls = []
-    measure = SubsetScorer._measure
-    monkeypatch.setattr(SubsetScorer, "_measure",
-                        lambda self, *a: (self is scorer and calls.append(a)) or measure(self, *a))
-    fusion = FusionSettings(0.3, "fixed", True)
-    first = scorer((0, 1), fusion)
-    assert scorer((0, 1), FusionSettings(0.3, "fixed", True)) is first and len(calls) == 1
-    assert not first.flags.writeable
-    others = [((0, 1), FusionSettings(0.4, "fixed", True)), ((0, 1), FusionSettings(0.3, "per_item", True)),
-              ((0, 1), FusionSettings(0.3, "fixed", False)), ((0, 1), FusionSettings(0.3, "fixed", True, 1)),
-              ((1,), fusion)]
-    for subset, other in others:
-        np.testing.assert_array_equal(scorer(subset, other), SubsetScorer(queries, passages, items)(subset, other))
-    assert len(calls) == 1 + len(others)
-    assert scorer((0, 1), fusion, ["nDCG@10"]).shape == (1, 60) and len(calls) == 2 + len(others)

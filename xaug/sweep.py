@@ -430,21 +430,9 @@ class SubsetScorer:
         self.view = queries if self.projection is None or self.projection.columns is None else \
             queries.restrict(self.projection.columns)
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items
-        self._measured: dict[tuple, np.ndarray] = {}  # what each subset and fusion gave, read-only
 
     def __call__(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None = None) -> np.ndarray:
-        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper). A
-        subset and fusion asked for again (the sweeps' one alpha at k = n is the method's own fusion there) are
-        scored once: the same array, read-only."""
-        key = (tuple(subset), fusion.alpha, fusion.weight, fusion.renormalize, fusion.n_items_used,
-               None if names is None else tuple(names))
-        if key not in self._measured:
-            values = self._measure(subset, fusion, names)
-            values.flags.writeable = False
-            self._measured[key] = values
-        return self._measured[key]
-
-    def _measure(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None) -> np.ndarray:
+        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper)."""
         items = [self.items[i] for i in subset]
         fix = None
         if self.own is not None:
