@@ -446,12 +446,15 @@ def renormalised_scales(passages: np.ndarray, items: np.ndarray, pp: np.ndarray)
             for a in RENORMALISED]
 
 
+def column_type(columns: np.ndarray) -> type:
+    """int32 where every candidate position fits (a block's candidates: half the bytes of int64), else int64."""
+    return np.int32 if columns.size == 0 or columns.max() < np.iinfo(np.int32).max else np.int64
+
+
 def narrowed(columns: np.ndarray) -> np.ndarray:
-    """Candidate columns in int32 where every position fits (a block's candidates: half the bytes of int64)."""
+    """Candidate columns in ``column_type``, without a copy where they already are."""
     columns = integer_columns(columns)
-    if columns.dtype == np.int32 or columns.size and columns.max() >= np.iinfo(np.int32).max:
-        return columns
-    return columns.astype(np.int32)
+    return columns.astype(column_type(columns), copy=False)
 
 
 def union(*parts: np.ndarray) -> np.ndarray:

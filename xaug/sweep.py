@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .candidates import (CandidateSearch, ListTops, candidate_scores, correction_at, found_lists, list_templates,
-                         mapped, narrowed, pack_templates, union, values_at)
+from .candidates import (CandidateSearch, ListTops, candidate_scores, column_type, correction_at, found_lists,
+                         list_templates, mapped, narrowed, pack_templates, union, values_at)
 from .search import build_index
 from .errors import ConfigError
 from .fusion import FusionSettings, LanguageItems, check_weights, combine, unit_passages
@@ -171,8 +171,7 @@ def block_candidates(queries: QuerySet, tops: ListTops | None, blocks: list[np.n
             raise ValueError("block_candidates: each block must be consecutive rows")
         columns = union(relevant[rows, None], tops.array[start:stop].reshape(len(rows), -1))
         tops.release_rows(stop)
-        narrow = columns.size == 0 or columns.max() < np.iinfo(np.int32).max
-        kept = mapped(columns.shape, np.int32 if narrow else np.int64)
+        kept = mapped(columns.shape, column_type(columns))
         kept[...] = columns
         out.append(kept)
     return out

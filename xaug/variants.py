@@ -61,8 +61,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops
         release_memory()  # the searches' freed arrays (``xaug.cli.MALLOC_ENV`` keeps them), before the blocks
-        for b, (rows, results) in enumerate(zip(blocks, parts)):
-            some_columns, columns[b] = columns[b], None  # its union goes with its scorer (a map of its own)
+        for at, (rows, results) in enumerate(zip(blocks, parts)):
+            some_columns, columns[at] = columns[at], None  # its union goes with its scorer (a map of its own)
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
             scorer = SubsetScorer(some, passages, items, some_held, columns=some_columns)
