@@ -64,7 +64,7 @@ def main(args, p, log):
     tuning = read_json(args.tuning)
     betas = {s: normalisation_strength(tuning, s) for s in reported}
     tune_settings_of = sorted({METHODS[m].setting for m in seeded} | set(reported))
-    tune_sets = {s: exp.queries(args.data, args.tune_queries, s, split="tune") for s in tune_settings_of}
+    tune_sets = dict(exp.query_sets(args.data, args.tune_queries, tune_settings_of, split="tune"))
     plan = subset_plan(len(exp.languages), scaling.subsets, first)
     experiments, fusions, choices, quality = {}, {}, {}, {}
     for seed in seeds:
@@ -78,8 +78,7 @@ def main(args, p, log):
     del tune_sets
     release_memory()
     draws = {seed: {} for seed in seeds}
-    for setting in reported:  # one setting's queries and judgements at a time
-        queries = exp.queries(args.data, args.queries, setting)
+    for setting, queries in exp.query_sets(args.data, args.queries, reported):  # one setting's queries at a time
         release_memory()
         reference = references(exp.passages, queries, betas[setting])  # the same for every draw
         for seed in seeds:

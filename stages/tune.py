@@ -44,7 +44,7 @@ def main(args, p, log):
     augment = {m: augment_settings(p, m, only=("renormalize",)) for m in check_methods(p.get_path("methods"))}
     exp = Experiment.from_params(p, args.passages, args.generated_root, args.items_root)
     corpus_settings = sorted({METHODS[m].setting for m in exp.methods} | set(reported))
-    query_sets = {s: exp.queries(args.data, args.queries, s, split="tune") for s in corpus_settings}
+    query_sets = dict(exp.query_sets(args.data, args.queries, corpus_settings, split="tune"))
     plan = subset_plan(len(exp.languages), scaling.subsets, p.seed())
     report = tune(exp, query_sets, settings, augment, p.get_path("xqg.n_queries"), plan, scaling.workers, log)
     write_json(args.out, report)

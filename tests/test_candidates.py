@@ -515,6 +515,30 @@ def test_a_list_of_one_vector_takes_its_first_allowed_passages_without_an_index(
     assert candidates_module._one_vector(item_means([three])[0], has)
 
 
+def test_a_lists_copy_per_mask_row_holds_its_passages_in_the_cells_adding_them_gives(monkeypatch):
+    """The parallel setting's copies of a list's inverted-file index (one per mask row) take each passage's cell
+    from one assignment per list (``assigned_cells``, ``add_to_cells``): every row's tops are those of a copy that
+    ``add`` fills with the passages the row allows."""
+    queries, passages, items = _world(seed=5, n_queries=60, n_passages=400, masked=True)
+    monkeypatch.setattr(candidates_module, "_PASSAGE_TOPS", [])
+    has = items[0].counts > 0
+    search = CandidateSearch("IVF8,Flat", "nprobe=2")
+    j = queries.judgements
+    assert len(np.unique(j.mask_of)) == 2
+    for matrices, covered in (([passages], None), ([passages, item_means(items[:1])[0]], [has])):
+        tops = candidates_module.list_tops(queries.vectors, matrices, 20, j, covered, search)
+        for top, (vectors, members) in zip(tops, candidates_module.list_vectors(matrices, covered)):
+            template = candidates_module._template(vectors, members, passages, search)
+            for r in range(len(j.masks)):
+                ids = np.flatnonzero(j.masks[r] if members is None else j.masks[r] & members)
+                rows = np.flatnonzero(j.mask_of == r)
+                index = faiss.clone_index(template)
+                index.nprobe = 2
+                index.add(vectors[ids])
+                _, found = index.search(queries.vectors[rows], 20)
+                np.testing.assert_array_equal(top[rows], np.where(found >= 0, ids[np.maximum(found, 0)], -1))
+
+
 def test_search_parts_start_at_multiples_of_the_part_and_the_remainder_joins_the_last():
     for n in (0, 5, 8192, 8200, 16383, 16384, 16390, 80606):
         parts = candidates_module.search_parts(np.arange(n))

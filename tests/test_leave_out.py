@@ -333,3 +333,25 @@ def test_a_set_of_items_gives_its_freed_heap_back_after_the_search_and_each_bloc
     finally:
         scaling._TASK_CONTEXT.clear()
     assert len(released) == 1 + len(blocked.blocks()) > 3
+
+
+def test_a_stages_query_sets_are_read_once_and_rank_as_each_settings_own_load(world):
+    """``Experiment.query_sets`` reads the queries, judgements and answers once: each corpus setting's query set
+    ranks as one loaded for that setting alone (``ranks_like``: the same queries, answers and masks), and the
+    settings share the answer ends rather than holding a copy each."""
+    from xaug.experiment import Experiment
+    from xaug.search import IndexSettings
+
+    tmp, data, passages, pids, method, _ = world
+    exp = Experiment(LANGS, ["fixed"], passages, pids, {}, 3, IndexSettings(), candidates=3)
+    sets = list(exp.query_sets(tmp / "mlqa", tmp / "q", ["global", "parallel", "global"]))
+    assert [s for s, _ in sets] == ["global", "parallel", "global"]
+    for setting, queries in sets:
+        alone = exp.queries(tmp / "mlqa", tmp / "q", setting)
+        assert queries.setting == alone.setting and queries.ranks_like(alone)
+        for name in ("masks", "mask_of"):
+            a, b = getattr(queries.judgements, name), getattr(alone.judgements, name)
+            assert (a is None) == (b is None) and (a is None or np.array_equal(a, b))
+    (_, first), (_, parallel), _ = sets
+    assert parallel.judgements.masks is not None and first.judgements.masks is None
+    assert parallel.judgements.ends.passages is first.judgements.ends.passages

@@ -276,3 +276,21 @@ def test_answer_pairs_by_query_take_gather_and_hash_as_their_sorted_keys():
     h.update(pairs.ends.data)
     h.update(b"all" * 50)
     assert judgements.digest() == h.hexdigest()
+
+
+def test_best_first_orders_as_a_stable_argsort_of_the_negated_scores():
+    """``best_first`` (one sort of 64-bit keys) gives each row's positions as a stable argsort of -scores does:
+    descending score, equal scores (ties, 0.0 and -0.0, -inf padding) in ascending position."""
+    from xaug.ranking import best_first
+
+    rng = np.random.default_rng(3)
+    positions = np.sort(rng.choice(5000, size=(40, 30), replace=True), axis=1)
+    scores = rng.standard_normal((40, 30)).astype(np.float32)
+    scores[:, ::4] = scores[:, :1]  # ties
+    scores[::3, 5:9] = np.float32(-0.0)
+    scores[::3, 9:11] = np.float32(0.0)
+    scores[1::5, -6:] = -np.inf
+    scores[2, :] = np.float32(np.finfo(np.float32).max)
+    scores[3, :] = -np.float32(np.finfo(np.float32).tiny)
+    expected = np.take_along_axis(positions, np.argsort(-scores, axis=1, kind="stable"), 1)
+    np.testing.assert_array_equal(best_first(positions, scores), expected)

@@ -258,7 +258,7 @@ def found_lists(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgeme
     ``judgements`` allows (-1 padding), from a faiss index of ``search.index`` over the list's vectors: a
     ``ListTops`` of every list, or ``out`` with the lists from its list ``at`` on.
     Each list's index is built once and searched by every query (per mask row of the parallel setting, a copy
-    holding the passages that row allows): a stage finds the tops of all its query blocks in one pass, so that
+    holding the passages that row allows, each passage's inverted-file cell assigned once per list): a stage finds the tops of all its query blocks in one pass, so that
     no index is built once per block. A trainable index is trained on the list's own vectors (``_template``). A
     list whose passages all hold one vector (the centroid control's mean items) ranks them by position: its first
     ``k`` allowed passages, without an index (whose one cell every query would scan). ``templates``
@@ -282,7 +282,7 @@ def found_lists(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgeme
                 and _PASSAGE_TOPS[0][4:] == key[4:]:
             top[:] = _PASSAGE_TOPS[1].array[:, 0]
             continue
-        template = None
+        template, cells = None, None
         tied = _one_vector(vectors, has)  # every passage scores the same (a centroid control's mean items)
         for r, rows in groups:
             members = masks[r] if has is None else masks[r] & has
@@ -297,7 +297,11 @@ def found_lists(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgeme
                     _template(vectors, has, matrices[0] if remember else None, search)
             index = faiss.clone_index(template)
             set_search(index, search.params, "scaling.candidate_search")
-            index.add(vectors if len(ids) == len(vectors) else vectors[ids])  # every passage: no copy
+            if len(groups) > 1 and isinstance(index, faiss.IndexIVF):  # the parallel setting's mask rows
+                cells = assigned_cells(index, vectors, has) if cells is None else cells
+                add_to_cells(index, vectors if len(ids) == len(vectors) else vectors[ids], cells[ids])
+            else:
+                index.add(vectors if len(ids) == len(vectors) else vectors[ids])  # every passage: no copy
             for part in search_parts(rows):  # faiss's (rows, k) outputs and their int64 copies stay small
                 _, found = index.search(queries[part], k)
                 top[part] = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
@@ -306,6 +310,26 @@ def found_lists(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgeme
             kept.array[:, 0] = top
             _PASSAGE_TOPS[:] = [key, kept]
     return out
+
+
+def assigned_cells(index, vectors: np.ndarray, has: np.ndarray | None) -> np.ndarray:
+    """(N,) int64: the inverted-file cell of each passage of a list (those of ``has``; -1 elsewhere), from the
+    coarse quantizer of ``index`` (an ``IndexIVF``): what adding a vector computes, once for a list whose copies
+    (one per mask row of the parallel setting) hold overlapping passages, not once per copy (``add_to_cells``)."""
+    out = np.full(len(vectors), -1, np.int64)
+    at = slice(None) if has is None else has
+    out[at] = index.quantizer.assign(np.ascontiguousarray(vectors[at], dtype=np.float32), 1).ravel()
+    return out
+
+
+def add_to_cells(index, vectors: np.ndarray, cells: np.ndarray) -> None:
+    """``index.add(vectors)`` for an ``IndexIVF`` with each vector's cell given (``assigned_cells``): the same lists,
+    in the same order, ids from ``index.ntotal`` on."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    cells = np.ascontiguousarray(cells, dtype=np.int64)
+    if len(vectors) != len(cells) or (cells < 0).any():
+        raise ValueError("add_to_cells: one cell per vector expected")
+    index.add_core(len(vectors), faiss.swig_ptr(vectors), None, faiss.swig_ptr(cells))
 
 
 def search_parts(rows: np.ndarray) -> list[np.ndarray]:

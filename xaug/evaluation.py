@@ -98,6 +98,14 @@ def evaluate_systems(evaluator: "Evaluator", searchers: dict[str, FaissSearcher]
     return metrics
 
 
+def allowed_passages(data_dir, setting: str, corpus_language: str) -> dict[str, set[str]]:
+    """Query language -> the passages its queries may rank in corpus ``setting`` (the parallel setting: those with
+    a parallel in that language, from ``data_dir``/links.jsonl); empty: every passage."""
+    if check_setting(setting) != "parallel":
+        return {}
+    return parallel_passages(read_jsonl(Path(data_dir) / "links.jsonl"), corpus_language)
+
+
 class Evaluator:
     """Loads queries, qrels, answers and passage tokens once; scores any searcher over the corpus.
 
@@ -155,10 +163,7 @@ class Evaluator:
         return other
 
     def _allowed(self, setting: str) -> dict[str, set[str]]:
-        """Query language -> the passages its queries may rank (the parallel setting); empty: every passage."""
-        if setting != "parallel":
-            return {}
-        return parallel_passages(read_jsonl(self.data / "links.jsonl"), self.corpus_language)
+        return allowed_passages(self.data, setting, self.corpus_language)
 
     def search(self, searcher: FaissSearcher, depth: int | None = None) -> tuple[dict, dict]:
         """Top-``depth`` (default ``self.depth``) passages per query; in the parallel setting, ranked among the

@@ -2,17 +2,20 @@
 method's items, read from params.yaml and the pipeline's files; and the query sets they score."""
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .candidates import CandidateSearch
-from .evaluation import EvaluateSettings, Evaluator
+from .evaluation import EvaluateSettings, Evaluator, allowed_passages
 from .formats import read_embeddings
 from .methods import MethodItems, check_methods, load_method
 from .params import from_params
 from .queryset import QuerySet
+from .ranking import setting_masks
 from .search import IndexSettings
 from .sweep import ScalingSettings
 
@@ -50,6 +53,29 @@ class Experiment:
                    search, scaling.query_block)
 
     def queries(self, data_dir, queries_prefix, setting: str = "global", split: str = "eval") -> QuerySet:
-        evaluator = Evaluator(data_dir, queries_prefix, self.languages, self.depth, setting, split=split)
-        return QuerySet.from_evaluator(evaluator, self.languages, self.passage_ids, self.index.factory,
-                                       self.index.search_params, self.candidates, self.search, self.block)
+        return next(self.query_sets(data_dir, queries_prefix, [setting], split))[1]
+
+    def query_sets(self, data_dir, queries_prefix, settings: list[str], split: str = "eval"
+                   ) -> Iterator[tuple[str, QuerySet]]:
+        """(setting, its query set) for each corpus setting of ``settings``, in turn: the queries, judgements and
+        answers are read once (the first setting's), and each further setting's query set differs only in the
+        passages its queries may rank (``xaug.ranking.setting_masks``), sharing the rest (the answer ends: 0.5 GB
+        at P = 100k). Nothing of the evaluator (the passages' and answers' tokens) is kept past the first load."""
+        shared = None  # (the first query set without its cached scorer, each query's language, where links are)
+        for setting in settings:
+            if shared is None:
+                evaluator = Evaluator(data_dir, queries_prefix, self.languages, self.depth, setting, split=split)
+                queries = QuerySet.from_evaluator(evaluator, self.languages, self.passage_ids, self.index.factory,
+                                                  self.index.search_params, self.candidates, self.search, self.block)
+                shared = (dataclasses.replace(queries, judgements=queries.judgements.in_setting(
+                    queries.judgements.masks, queries.judgements.mask_of)),
+                    [evaluator.query_lang[q] for q in evaluator.query_ids], evaluator.corpus_language)
+                del evaluator
+            else:
+                first, langs, corpus_language = shared
+                masks, mask_of = setting_masks(allowed_passages(data_dir, setting, corpus_language),
+                                               self.passage_ids, langs)
+                queries = dataclasses.replace(first, setting=setting,
+                                              judgements=first.judgements.in_setting(masks, mask_of))
+            yield setting, queries
+            del queries  # the caller's to keep or drop (its scorer with it) before the next setting

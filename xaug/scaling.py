@@ -226,8 +226,7 @@ def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str
                                   renormalize)  # once for every setting
     gains, contrasts, transfers, covered = [], [], {}, {}
     done: dict[str, tuple[tuple, tuple]] = {}  # setting -> (its queries' ranking_key, its results)
-    for setting in corpus_settings:
-        queries = experiment.queries(data_dir, queries_prefix, setting)
+    for setting, queries in experiment.query_sets(data_dir, queries_prefix, corpus_settings):  # read once
         release_memory()  # what building its answer pairs freed (twice their size), before the workers fork
         covered[setting] = {name: coverage(queries, method) for name, method in experiment.methods.items()}
         key = queries.ranking_key()
@@ -244,7 +243,7 @@ def run_scaling(experiment, settings: ScalingSettings, corpus_settings: list[str
                                   settings.resamples, experiment.languages, settings.workers,
                                   settings.equivalence_margin, renormalize, betas[setting], templates)
             done[setting] = (key, (g, c, t))
-        del queries  # its judgements (answer pairs: 0.8 GB at P = 100k) before the next setting's load
+        del queries  # what only this setting's queries hold (a dense scorer), before the next setting's
         release_memory()
         gains.append(g)
         contrasts.append(c)
