@@ -313,6 +313,40 @@ def test_query_blocks_give_the_measures_of_one_block(world, setting):
     assert grid(whole) == grid(blocked)
 
 
+def test_a_set_of_items_per_passage_terms_are_computed_once_for_all_its_query_blocks(world, monkeypatch):
+    """The projection's per-passage terms (``PassageTerms``: p.p, p.sums, the Gram terms; O(passages) each) depend
+    on the passages and items alone: a set of items computes them once and every query block's scorer reads them."""
+    import xaug.scaling as scaling
+    import xaug.sweep as sweep_module
+    import xaug.tuning as tuning
+    from xaug.methods import METHODS
+    from xaug.sweep import subset_plan
+
+    tmp, data, passages, pids, method, _ = world
+    ev = Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=3)
+    blocked = replace(QuerySet.from_evaluator(ev, LANGS, pids, candidates=3), block=2)
+    assert len(blocked.blocks()) > 2
+    computed = []
+    of = sweep_module.PassageTerms.of
+    monkeypatch.setattr(sweep_module.PassageTerms, "of", classmethod(lambda cls, *a: computed.append(1) or of(*a)))
+    fusion = {("fixed", True): {1: FusionSettings(0.4, "fixed", True), 2: FusionSettings(0.6, "fixed", True)}}
+    plan = subset_plan(2, "all")
+    scaling._TASK_CONTEXT.update(queries=blocked, passages=passages, methods={"real_questions": method},
+                                 settings={"real_questions": fusion}, plan=plan, seed=0)
+    try:
+        scaling._run_items(("real_questions", "method", 0, (("method", "fixed", True),)))
+    finally:
+        scaling._TASK_CONTEXT.clear()
+    assert len(computed) == 1
+    tuning._CONTEXT.update(query_sets={METHODS["real_questions"].setting: blocked}, passages=passages,
+                           methods={"real_questions": method}, plan=plan, alphas=[0.0, 0.3], measure="nDCG@10")
+    try:
+        tuning._grid_task(("real_questions", None, (("fixed", True),)))
+    finally:
+        tuning._CONTEXT.clear()
+    assert len(computed) == 2
+
+
 def test_a_set_of_items_gives_its_freed_heap_back_after_the_search_and_each_block(world, monkeypatch):
     """A worker's sweeps of a set of items return the heap's free pages (``release_memory``) once its candidates are
     found and after each query block, so that the blocks' arrays do not spread over every free chunk of the heap."""

@@ -230,6 +230,29 @@ def trained_fused(passages: np.ndarray, items: list[LanguageItems], keys: list[t
                                                             "scaling.candidate_index")) for key in keys})
 
 
+@dataclass
+class PassageTerms:
+    """The per-passage terms of ``Projection``'s norms for one set of items: ``p.p``, the norms renormalised
+    fusions go back to (None: unit passages), ``p . sums`` per language and the Gram terms ``sums_a . sums_b``;
+    computed once for every query block that scores the same items (``Projection(..., terms=...)``)."""
+
+    pp: np.ndarray                # (N,) float64
+    restore: np.ndarray | None    # (N,) float64, or None
+    ps: list[np.ndarray]          # per language (N,) float64
+    gram: dict[tuple[int, int], np.ndarray]  # (a, b), a <= b -> (N,) float64
+
+    @classmethod
+    def of(cls, passages: np.ndarray, items: list[LanguageItems]) -> "PassageTerms":
+        p = np.asarray(passages, dtype=np.float32)
+        pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
+        # renormalised: back to unit length, or to each passage's own norm when the encoder does not
+        # normalise (``xaug.fusion.restored_norms``: one similarity for the baseline and every system)
+        return cls(pp, None if unit_passages(pp) else np.sqrt(pp),
+                   [np.einsum("nd,nd->n", p, it.sums, dtype=np.float64) for it in items],
+                   {(a, b): np.einsum("nd,nd->n", items[a].sums, items[b].sums, dtype=np.float64)
+                    for a in range(len(items)) for b in range(a, len(items))})
+
+
 class Projection:
     """Query scores of any fusion of a set of languages, without building the fused passages.
 
@@ -244,17 +267,16 @@ class Projection:
     passages it covers and of those it does not), the relevant passage and ``extra`` ((Q, m) passage
     positions, e.g. where a leave-out overwrites scores). ``tops``: the lists' tops of these queries, found
     beforehand; ``columns``: their candidates, found beforehand (``block_candidates``: the union of the relevant
-    passage and the tops), to which ``extra`` is added."""
+    passage and the tops), to which ``extra`` is added; ``terms``: the per-passage terms of these items
+    (``PassageTerms``), computed beforehand for every query block."""
 
     def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
                  extra: list[np.ndarray] = (), tops: list[np.ndarray] | None = None,
-                 columns: np.ndarray | None = None):
+                 columns: np.ndarray | None = None, terms: PassageTerms | None = None):
         self.queries = queries
         p = np.asarray(passages, dtype=np.float32)
-        self.pp = np.einsum("nd,nd->n", p, p, dtype=np.float64)
-        # renormalised: back to unit length, or to each passage's own norm when the encoder does not
-        # normalise (``xaug.fusion.restored_norms``: one similarity for the baseline and every system)
-        self.restore = None if unit_passages(self.pp) else np.sqrt(self.pp)
+        terms = PassageTerms.of(p, items) if terms is None else terms
+        self.pp, self.restore, self.ps, self.gram = terms.pp, terms.restore, terms.ps, terms.gram
         self.columns = None
         if queries.candidates:  # candidates: top K of the baseline, and per language of its covered and uncovered lists
             if columns is not None:  # these queries' candidates, found beforehand: their scores, one mean at a time
@@ -273,9 +295,6 @@ class Projection:
         else:
             self.qp = queries.vectors @ p.T
             self.qs = [queries.vectors @ it.sums.T for it in items]
-        self.ps = [np.einsum("nd,nd->n", p, it.sums, dtype=np.float64) for it in items]
-        self.gram = {(a, b): np.einsum("nd,nd->n", items[a].sums, items[b].sums, dtype=np.float64)
-                     for a in range(len(items)) for b in range(a, len(items))}
         self.counts = [it.counts for it in items]
         self._items, self._scores = np.empty_like(self.qp), np.empty_like(self.qp)
         self._scale = None if self.columns is None else np.empty_like(self.qp)
@@ -421,10 +440,10 @@ class SubsetScorer:
 
     def __init__(self, queries: QuerySet, passages: np.ndarray, items: list[LanguageItems],
                  own: list[OwnItems] | None = None, tops: list[np.ndarray] | None = None,
-                 columns: np.ndarray | None = None):
+                 columns: np.ndarray | None = None, terms: PassageTerms | None = None):
         self.queries, self.passages, self.items, self.own = queries, passages, items, own
         extra = [] if own is None else [o.passage[:, None] for o in own]  # the passages a leave-out overwrites
-        self.projection = Projection(queries, passages, items, extra, tops, columns) \
+        self.projection = Projection(queries, passages, items, extra, tops, columns, terms) \
             if queries.factory == "Flat" else None
         self.view = queries if self.projection is None or self.projection.columns is None else \
             queries.restrict(self.projection.columns)

@@ -24,7 +24,7 @@ from .metrics import ALL_MEASURES
 from .params import check_int
 from .pool import forked_map
 from .stats import cluster_means
-from .sweep import SubsetScorer, block_candidates, found_tops
+from .sweep import PassageTerms, SubsetScorer, block_candidates, found_tops
 
 
 @dataclass
@@ -116,10 +116,11 @@ def _grid_task(task: tuple[str, int | None, tuple]) -> dict[tuple[str, bool], di
     parts = []  # per query block: (weight, renormalize) -> k -> (subsets, alphas, block) values
     blocks = queries.blocks()  # each candidate list searched once for every block; each block keeps its union
     columns = block_candidates(queries, found_tops(queries, ctx["passages"], items), blocks)
+    terms = PassageTerms.of(ctx["passages"], items) if queries.factory == "Flat" else None  # once for every block
     for rows, some_columns in zip(blocks, columns):
         some = queries.take(rows)
         scorer = SubsetScorer(some, ctx["passages"], items, None if own is None else [o.take(rows) for o in own],
-                              columns=some_columns)
+                              columns=some_columns, terms=terms)
         parts.append({fusion: grid_values(scorer, ctx["plan"], ctx["alphas"], *fusion, n_used, name, ctx["measure"])
                       for fusion in fusions})
         del scorer

@@ -11,8 +11,8 @@ from .equal_items import drawn_items
 from .fusion import combine
 from .leave_out import correction
 from .queryset import QuerySet
-from .sweep import (KResult, SubsetScorer, block_candidates, blocks_side_by_side, found_tops, fused_keys, fused_tops,
-                    group_means, searched_lists, sweep)
+from .sweep import (KResult, PassageTerms, SubsetScorer, block_candidates, blocks_side_by_side, found_tops, fused_keys,
+                    fused_tops, group_means, searched_lists, sweep)
 
 FUSED = ("shuffled", "centroid")  # sets of items whose candidates may come from their fused corpora (control_keys)
 
@@ -61,11 +61,12 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops
         release_memory()  # the searches' freed arrays (``xaug.cli.MALLOC_ENV`` keeps them), before the blocks
+        terms = PassageTerms.of(passages, items) if queries.factory == "Flat" else None  # once for every block
         for at, (rows, results) in enumerate(zip(blocks, parts)):
             some_columns, columns[at] = columns[at], None  # its union goes with its scorer (a map of its own)
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
-            scorer = SubsetScorer(some, passages, items, some_held, columns=some_columns)
+            scorer = SubsetScorer(some, passages, items, some_held, columns=some_columns, terms=terms)
             for run, fusion in fusions.items():
                 ks = [k for k in plan if fusion[k].n_items_used == n_used]
                 if ks:
