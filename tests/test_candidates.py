@@ -127,8 +127,12 @@ def test_sparse_answer_ends_equal_the_dense_scan():
     np.testing.assert_array_equal(pairs.gather(cols), np.take_along_axis(pairs.dense(), np.maximum(cols, 0), 1)
                                   * (cols >= 0) + (cols < 0) * pairs.dense().max())
     assert pairs.dense()[1, 3] != pairs.dense().max()
+    for rows_at_once in (1, 2, 3):  # a few rows' keys searched at a time: the same ends
+        np.testing.assert_array_equal(pairs.gather(cols, rows_at_once), pairs.gather(cols))
     with pytest.raises(ValueError, match="ascending"):
         pairs.gather(np.array([[1, 0, -1], [0, 1, 2], [0, 1, 2], [0, 1, 2]]))
+    with pytest.raises(ValueError, match="ascending"):
+        pairs.gather(np.array([[0, 1, 2], [0, 1, 2], [0, 1, 2], [1, 0, -1]]), 2)
 
 
 @pytest.mark.parametrize("rows", [[3, 4, 5], [5, 0, 2], [1], [], [0, 1, 2, 3, 4, 5, 6]])

@@ -201,6 +201,27 @@ def test_own_items_refuse_a_question_twice_in_one_language():
         own_items(np.array(["q1"]), items, np.array([["q1"], ["q1"]]))
 
 
+def test_own_items_find_each_owners_question_where_it_sits():
+    """Each owner (several may share a question, as a question's translations do) gets its question's passage,
+    slot and item; an owner whose question has no item here gets none (-1, 0, zeros)."""
+    rng = np.random.default_rng(4)
+    items = rng.standard_normal((30, 4, 5)).astype(np.float16)
+    sources = np.full((30, 4), "", dtype="<U6")
+    names = [f"q{i}" for i in range(60)]
+    slots = rng.permutation(120)[:45]
+    for name, slot in zip(names, slots):
+        sources[slot // 4, slot % 4] = name
+    owners = np.array(rng.choice(names + ["zz", "q999"], size=200))
+    own = own_items(owners, items, sources)
+    where = {str(sources[p, j]): (p, j) for p in range(30) for j in range(4) if sources[p, j]}
+    for row, owner in enumerate(owners.tolist()):
+        p, j = where.get(owner, (-1, 0))
+        assert (own.passage[row], own.position[row]) == (p, j)
+        np.testing.assert_array_equal(own.vectors[row], items[p, j].astype(np.float32) if p >= 0 else 0)
+    empty = own_items(owners[:3], items, np.full((30, 4), "", dtype="<U1"))
+    assert empty.passage.tolist() == [-1] * 3 and not empty.vectors.any()
+
+
 def test_coverage_says_what_the_relevant_passage_keeps(world):
     """Every passage of the mini archive has real de and zh questions, but once a query's own question is left
     out, only the Rhine passage (two questions) keeps one: coverage alone handicaps the other relevant passages."""

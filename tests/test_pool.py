@@ -67,3 +67,41 @@ def test_the_release_runs_after_a_task_that_raises_too(monkeypatch):
     with pytest.raises(ZeroDivisionError):
         pool._then_release(lambda t: 1 / t, 0)
     assert calls == [1, 1]
+
+
+def _mapped_rss_kb(path) -> int:
+    """This process's resident kB of its mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            inside = len(fields) >= 6 and fields[-1] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+def test_release_memory_drops_the_pages_a_process_read_of_the_items_maps(tmp_path):
+    """A worker that summed a method's memory-mapped items (``xaug.io.read_mapped``) gives their pages back with
+    its heap's (``release_memory``): they leave its resident set, and read again from the file they are the same."""
+    import numpy as np
+
+    from xaug.cli import release_memory
+    from xaug.io import read_mapped
+
+    path = (tmp_path / "items.npy").resolve()
+    np.save(path, np.arange(1 << 20, dtype=np.float32))
+    array = read_mapped(path)
+    total = float(array.sum(dtype=np.float64))
+    assert _mapped_rss_kb(path) >= 3000  # 4 MB read
+    release_memory()
+    assert _mapped_rss_kb(path) < 100
+    assert float(array.sum(dtype=np.float64)) == total
+
+
+def test_importing_the_stages_cli_leaves_numpy_unloaded():
+    """Stages set one BLAS thread (``one_blas_thread``) after importing ``xaug.cli`` and before numpy loads: the
+    module and what it imports must not load numpy."""
+    out = subprocess.run([sys.executable, "-c", "import sys, xaug.cli; print('numpy' in sys.modules)"], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -14,6 +14,7 @@ import threading
 import time
 
 from .errors import ConfigError
+from .io import release_mapped
 from .params import check_int, load_params
 
 
@@ -45,7 +46,9 @@ def malloc_settings_on() -> bool:
 def release_memory() -> None:
     """Return the heap's free pages to the system (glibc ``malloc_trim``): under ``MALLOC_ENV`` a process keeps
     up to its trim threshold (4 GB) of freed memory, which a stage's parent should give back once a large
-    phase is over (the scaling stage between corpus settings). Nothing elsewhere than glibc."""
+    phase is over (the scaling stage between corpus settings); and the pages it read of the items' memory
+    maps (``xaug.io.release_mapped``). The heap's part: nothing elsewhere than glibc."""
+    release_mapped()
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):

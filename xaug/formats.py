@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .io import atomic_dir, atomic_path, read_json, read_jsonl, write_json
+from .io import atomic_dir, atomic_path, read_json, read_jsonl, read_mapped, write_json
 from .languages import is_supported
 
 TEXT_FIELDS = ("queries", "texts")
@@ -222,14 +222,14 @@ def _items_folder(path) -> Path:
 def read_items(path) -> tuple[np.ndarray, np.ndarray]:
     """``(items, counts)`` of a generated-items folder; ``items`` memory-mapped (read-only)."""
     path = _items_folder(path)
-    return np.load(path / "items.npy", mmap_mode="r"), np.load(path / "counts.npy")
+    return read_mapped(path / "items.npy"), np.load(path / "counts.npy")
 
 
 def read_item_sources(path) -> np.ndarray | None:
-    """The question id of each item (passages x width, '' for padding) of a generated-items folder, or None
-    when its items have no sources (generated ones)."""
+    """The question id of each item (passages x width, '' for padding) of a generated-items folder, memory-mapped
+    (read-only), or None when its items have no sources (generated ones)."""
     file = _items_folder(path) / "sources.npy"
-    return np.load(file) if file.is_file() else None
+    return read_mapped(file) if file.is_file() else None  # read where a leave-out needs them, not kept resident
 
 
 def write_leave_out(path, questions: Sequence[str], passages: Sequence[str], vectors: np.ndarray) -> None:

@@ -44,21 +44,23 @@ class OwnItems:
 def own_items(owners: np.ndarray, items: np.ndarray, sources: np.ndarray) -> OwnItems:
     """For each owner (a question id; several owners may share one, as a question's translations do), its
     question's item in one language: ``items`` (n, m, dim) with ``sources`` (n, m) the question id of each."""
-    rows: dict[str, list[int]] = {}
-    for row, question in enumerate(np.asarray(owners).tolist()):
-        rows.setdefault(question, []).append(row)
-    passage = np.full(len(owners), -1, dtype=np.int64)
-    position = np.zeros(len(owners), dtype=np.int64)
-    vectors = np.zeros((len(owners), items.shape[2]), dtype=np.float32)
-    seen: set[str] = set()
-    for p, j in zip(*np.nonzero(sources != "")):
-        question = str(sources[p, j])
-        if question in seen:
-            raise ConfigError(f"question {question}: more than one item in one language (a real question has one)")
-        seen.add(question)
-        for row in rows.get(question, ()):
-            passage[row], position[row], vectors[row] = p, j, items[p, j]
-    return OwnItems(passage, position, vectors)
+    owners = np.asarray(owners)
+    passage, position = np.nonzero(np.asarray(sources) != "")  # each item with a question, in row-major order
+    questions = np.asarray(sources)[passage, position]
+    order = np.argsort(questions, kind="stable")
+    questions, passage, position = questions[order], passage[order], position[order]
+    twice = np.flatnonzero(questions[1:] == questions[:-1])
+    if len(twice):
+        raise ConfigError(f"question {questions[twice[0]]}: more than one item in one language (a real question has one)")
+    out = OwnItems(np.full(len(owners), -1, np.int64), np.zeros(len(owners), np.int64),
+                   np.zeros((len(owners), items.shape[2]), dtype=np.float32))
+    if not len(questions):
+        return out
+    at = np.minimum(np.searchsorted(questions, owners), len(questions) - 1)
+    found = questions[at] == owners
+    out.passage[found], out.position[found] = passage[at[found]], position[at[found]]
+    out.vectors[found] = items[out.passage[found], out.position[found]]
+    return out
 
 
 @dataclass

@@ -108,29 +108,36 @@ class AnswerEnds:
         out.reshape(-1)[self.keys] = self.ends
         return out
 
-    def gather(self, columns: np.ndarray) -> np.ndarray:
+    def gather(self, columns: np.ndarray, rows_at_once: int = 64) -> np.ndarray:
         """(Q, W) int32: the ends at each query's ``columns`` (passage positions, ascending per row, -1 padding at
         the end: ``xaug.candidates.union``'s layout)."""
         columns = integer_columns(columns)
-        out = np.full(columns.size, NO_ANSWER, dtype=np.int32)
+        out = np.full(columns.shape, NO_ANSWER, dtype=np.int32)
         if not len(self.passages) or not columns.size:
-            return out.reshape(columns.shape)
-        # each pair looked up among the (query, column) keys, ascending row by row (padding as the last passage:
-        # a repeat after the row's own columns, never the first match of a real pair): the pairs are fewer than
-        # the candidates, and both sides ascend, so the search walks memory in order
+            return out
+        # each pair looked up among the (query, column) keys of its rows, ascending row by row (padding as the last
+        # passage: a repeat after the row's own columns, never the first match of a real pair), ``rows_at_once``
+        # rows at a time: the searched keys of a few rows stay in cache, and each search takes fewer steps
         n = self.shape[1]
-        flat = columns.astype(np.int64)  # one (Q, W) int64 array, in place from here
-        flat[columns < 0] = n - 1
-        flat += np.arange(len(columns), dtype=np.int64)[:, None] * n
-        flat = flat.reshape(-1)
-        if (flat[1:] < flat[:-1]).any():
-            raise ValueError("answer ends: each row's columns must be ascending, padding (-1) at the end")
-        keys = self.keys
-        at = np.minimum(np.searchsorted(flat, keys), flat.size - 1)
-        hit = flat[at] == keys
-        out[at[hit]] = self.ends[hit]
-        out[columns.reshape(-1) < 0] = NO_ANSWER
-        return out.reshape(columns.shape)
+        for first in range(0, len(columns), rows_at_once):
+            last = min(first + rows_at_once, len(columns))
+            some = columns[first:last]
+            kind = np.int32 if (last - first) * n < 1 << 31 else np.int64
+            flat = some.astype(kind)
+            flat[some < 0] = n - 1
+            flat += np.arange(last - first, dtype=kind)[:, None] * kind(n)
+            flat = flat.reshape(-1)
+            if (flat[1:] < flat[:-1]).any():
+                raise ValueError("answer ends: each row's columns must be ascending, padding (-1) at the end")
+            lo, hi = self.starts[first], self.starts[last]
+            keys = np.repeat(np.arange(last - first, dtype=kind), np.diff(self.starts[first:last + 1])) * kind(n)
+            keys += self.passages[lo:hi]
+            at = np.minimum(np.searchsorted(flat, keys), flat.size - 1)
+            hit = flat[at] == keys
+            part = out[first:last].reshape(-1)  # a view: the rows are contiguous
+            part[at[hit]] = self.ends[lo:hi][hit]
+        out[columns < 0] = NO_ANSWER
+        return out
 
     def take(self, rows: np.ndarray) -> "AnswerEnds":
         """The ends of queries ``rows`` (distinct), as rows 0..len(rows)-1."""
