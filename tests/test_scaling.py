@@ -579,3 +579,17 @@ def test_tune_chooses_the_same_in_worker_processes(world):
     assert one == two
     assert [g["beta"] for g in one["normalisation"]["global"]["grid"]] == centring_grid([0.1, 0.5])
     assert set(one["choices"]["xqg"]["fixed"]) == {"renormalized", "raw"}
+
+
+def test_the_sets_of_items_run_longest_kind_first_and_each_sweep_once():
+    """``item_tasks`` hands the pool the sets of items kind by kind in ``TASK_ORDER`` (centroids and each method's
+    own items first, equal items last), so that no worker idles long behind the other's last set; every sweep of
+    the tables' order is run by exactly one task, and one alpha rides with the method's own items."""
+    from xaug.scaling import TASK_ORDER, item_tasks
+
+    order, tasks = item_tasks(["xqg", "translate"], ["fixed", "per_item"], {"xqg": True, "translate": False}, 2)
+    kinds = [kind for _, kind, _, _ in tasks]
+    assert kinds == sorted(kinds, key=TASK_ORDER.index) and kinds[0] == "centroid" and kinds[-1] == "equal_items"
+    ran = [(n, variant, w, r, j) for n, _, j, runs in tasks for variant, w, r in runs]
+    assert sorted(ran) == sorted(order) and len(ran) == len(set(ran))
+    assert all(kind == "method" for n, kind, j, runs in tasks for variant, _, _ in runs if variant == "one_alpha")

@@ -47,6 +47,7 @@ from .variants import FUSED, control_keys, items_sweeps, uses_fused
 
 
 VARIANTS = ("method", "shuffled", "centroid", "one_alpha", "equal_items")
+TASK_ORDER = ("centroid", "method", "shuffled", "equal_items")  # the sets of items a pool runs, longest first
 _TASK_CONTEXT: dict = {}  # what forked workers inherit: queries, passages, methods, fusion settings, plan
 
 
@@ -131,8 +132,9 @@ def _constant(s: Sweep, ks, variant: str, k_from: int | None = None) -> Sweep:
 def item_tasks(names: list[str], weights: list[str], configured: dict[str, bool], permutations: int
                ) -> tuple[list[tuple], list[tuple]]:
     """The sweeps of one corpus setting in the tables' row order, (method, variant, weight, renormalize,
-    permutation), and the tasks that run them: one per set of items (``_run_items``: method, kind, permutation,
-    its runs), whose runs share a scorer. ``configured``: method -> its configured renormalize state."""
+    permutation), and the tasks that run them, kind by kind in ``TASK_ORDER``: one per set of items
+    (``_run_items``: method, kind, permutation, its runs), whose runs share a scorer. ``configured``: method ->
+    its configured renormalize state."""
     first = weights[0]
     states = {n: (configured[n], not configured[n]) for n in names}
     order = [(n, "method", w, r, 0) for n in names for w in weights for r in states[n]]
@@ -142,7 +144,11 @@ def item_tasks(names: list[str], weights: list[str], configured: dict[str, bool]
     groups: dict[tuple[str, str, int], list] = {}
     for n, variant, w, r, j in order:  # one alpha scores the method's own items
         groups.setdefault((n, "method" if variant == "one_alpha" else variant, j), []).append((variant, w, r))
-    return order, [(n, kind, j, tuple(runs)) for (n, kind, j), runs in groups.items()]
+    tasks = [(n, kind, j, tuple(runs)) for (n, kind, j), runs in groups.items()]
+    # the longest sets first, so that no worker waits long for the other's last one: a method's centroids (the
+    # leave-out method's searched the longest at P = 100k) and its own items, then its shuffled permutations and
+    # equal items; results are keyed by task, so the order changes no result
+    return order, sorted(tasks, key=lambda task: TASK_ORDER.index(task[1]))
 
 
 def run_setting(queries: QuerySet, passages: np.ndarray, methods: dict, settings: dict, plan: dict, weights: list[str],
