@@ -1,6 +1,8 @@
 """The documents say what runs: every `dvc exp run -S` command in README.md, docs/ and the Makefile names
 parameters that params.yaml has (DVC applies -S in struct mode, through Hydra, and stops on an unknown
-key) and gives values that the stages accept when params.yaml is loaded; every relative link resolves."""
+key) and gives values that the stages accept when params.yaml is loaded, changing no other line of it (DVC
+writes the file back whole: a list in flow style, or a comment after a list, would not survive); every relative
+link resolves."""
 import re
 import shlex
 import shutil
@@ -80,8 +82,22 @@ def test_documented_command_applies_to_params(command, tmp_path):
     shutil.copy(REPO / "params.yaml", params)
     values = overrides(command)
     assert values, command
+    before = params.read_text(encoding="utf-8")
     apply_overrides(params, values)  # DVC's own -S: an unknown key raises
     load_params(params)  # and the stages' load-time checks accept the result
+    after = params.read_text(encoding="utf-8")  # what the workspace's params.yaml becomes: only values change
+    assert re.findall(r"#.*", after) == re.findall(r"#.*", before), "a comment of params.yaml lost"
+    assert after.count("\n\n") == before.count("\n\n"), "a blank line of params.yaml lost"
+
+
+def test_a_setting_leaves_every_other_line_of_params_as_it_is(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    apply_overrides(params, ["data.source=../shared/data/MLQA_V1_dev.zip"])  # make repro SOURCE=...
+    before = (REPO / "params.yaml").read_text(encoding="utf-8").splitlines()
+    after = params.read_text(encoding="utf-8").splitlines()
+    assert len(after) == len(before)
+    assert [a for a, b in zip(after, before) if a != b] == ["  source: ../shared/data/MLQA_V1_dev.zip"]
 
 
 def test_an_unknown_key_is_refused_as_dvc_refuses_it(tmp_path):
