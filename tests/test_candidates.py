@@ -462,11 +462,11 @@ def test_a_controls_candidates_are_the_top_k_of_each_fused_corpus_it_is_scored_a
     """A control scored under few fusions on a small plan (the scaling stage's shuffled permutations and centroids)
     takes its candidates from the top K of each fused corpus (``fused_tops``), fewer lists than the per-language
     ones: with K at the depth and an index probing every cell, every run measures as the dense path does (each
-    run's own top K is among them, which the per-language lists only approximate); the indexes trained from the
-    method's own fused corpora (``trained_fused``) serve the control without training one."""
+    run's own top K is among them, which the per-language lists only approximate); the indexes trained on its fused
+    corpora (``trained_fused``, keyed by the control's kind) serve it without training one."""
     from xaug.controls import centroid_items
     from xaug.sweep import fused_tops, trained_fused
-    from xaug.variants import control_keys, uses_fused
+    from xaug.variants import control_keys, fused_templates, uses_fused
 
     queries, passages, items = _world(seed=13, n_queries=120, n_passages=400, masked=masked)
     full = dataclasses.replace(queries, candidates=10, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
@@ -482,12 +482,13 @@ def test_a_controls_candidates_are_the_top_k_of_each_fused_corpus_it_is_scored_a
     for k, subsets in plan.items():
         for fusion in fusions.values():
             np.testing.assert_allclose(sparse(subsets[0], fusion[k]), dense(subsets[0], fusion[k]), atol=1e-6)
-    templates = candidates_module.unpack_templates(trained_fused(passages, items, keys, full.search))
-    assert set(templates) == set(keys)
+    templates = candidates_module.unpack_templates(trained_fused(passages, control, keys, full.search, kind))
+    assert set(templates) == {(kind, key) for key in keys}
+    assert set(fused_templates(templates, kind)) == set(keys) and not fused_templates(templates, "method")
     trained = []
     monkeypatch.setattr(candidates_module, "_template", lambda *a: trained.append(a) or candidates_module_template(*a))
     monkeypatch.setattr(candidates_module, "_PASSAGE_TOPS", [])
-    again = fused_tops(full, passages, control, keys, templates)
+    again = fused_tops(full, passages, control, keys, fused_templates(templates, kind))
     assert not trained and not candidates_module._PASSAGE_TOPS  # a fused corpus's tops are not kept as the passages'
     for a, b in zip(again, tops):
         assert (a >= 0).sum() == (b >= 0).sum()

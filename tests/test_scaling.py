@@ -521,7 +521,9 @@ def test_a_methods_list_indexes_are_trained_once_and_serve_its_sets_of_items(wor
     import xaug.candidates as candidates
     import xaug.scaling as scaling
     from xaug.candidates import CandidateSearch
+    from xaug.controls import centroid_items
     from xaug.search import IndexSettings
+    from xaug.variants import fused_templates
 
     tmp, passages, pids, method, queries = world
     search = CandidateSearch("IVF2,Flat", "nprobe=1")
@@ -539,10 +541,24 @@ def test_a_methods_list_indexes_are_trained_once_and_serve_its_sets_of_items(wor
     # permutations' subsets and the centroids' plan under the first weight mode, both renormalize states
     weighted = types.SimpleNamespace(**vars(exp), weights=["fixed", "per_item"])
     fused = scaling.list_templates_of(weighted, settings, 2, subset_plan(2, "all"), 2, {"xqg": True})
-    assert {key for key in fused["xqg"][1] if isinstance(key, tuple)} == \
-        {((i,), 0.3, "fixed", r) for i in (0, 1) for r in (True, False)}
-    assert {key for key in fused["xqg"][None] if isinstance(key, tuple)} == \
-        {((0, 1), 0.6, "fixed", True), ((0, 1), 0.1, "fixed", False)}
+    for kind in ("shuffled", "centroid"):
+        assert set(fused_templates(fused["xqg"][1], kind)) == \
+            {((i,), 0.3, "fixed", r) for i in (0, 1) for r in (True, False)}
+        assert set(fused_templates(fused["xqg"][None], kind)) == \
+            {((0, 1), 0.6, "fixed", True), ((0, 1), 0.1, "fixed", False)}
+    # each trained on vectors like its own: a shuffled permutation's on the method's items fused (the same vectors,
+    # rearranged), the centroids' on the centroids fused (the method's cells would hold them in a few cells)
+    seen = []
+    real_trained_fused = scaling.trained_fused
+    monkeypatch.setattr(scaling, "trained_fused",
+                        lambda passages, items, keys, search, kind: seen.append((kind, items)) or
+                        real_trained_fused(passages, items, keys, search, kind))
+    scaling.list_templates_of(weighted, settings, 1, subset_plan(2, "all"), 2, {"xqg": True})
+    assert sorted(kind for kind, _ in seen) == ["centroid", "centroid", "shuffled", "shuffled"]
+    for (kind, items), n in zip(seen, [1, 1, None, None]):
+        expected = method.reduced(n) if kind == "shuffled" else centroid_items(method.reduced(n))
+        for got, want in zip(items, expected):
+            np.testing.assert_allclose(got.sums, want.sums, rtol=1e-6)
     own = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False))
     controls = (("shuffled", "fixed", True),)
     scaling._TASK_CONTEXT.update(queries=qs, passages=passages, methods={"xqg": method}, settings=settings,

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .candidates import unpack_templates
 from .cli import release_memory
+from .controls import centroid_items
 from .coverage import coverage
 from .formats import write_table
 from .hubness import centred
@@ -75,14 +76,21 @@ def _run_items(task: tuple[str, str, int, tuple]) -> dict[tuple[str, str, bool],
 
 def _train_lists(task: tuple[str, int | None, list]) -> dict:
     """The trained candidate-list indexes of method ``name``'s items (``n_used`` per passage), and those of the fused
-    corpora of its controls that score from them (``controls``: (kind, ``control_keys``) per control set), packed."""
+    corpora of its controls that score from them (``controls``: (kind, ``control_keys``) per control set), packed.
+    A shuffled permutation's fused corpora are trained on the method's own items fused (the same vectors,
+    rearranged among the passages), the centroids' on the centroids fused: one vector added to every covered
+    passage with a large alpha draws the corpus together, into a few of the method's cells, which every query's
+    probes would then scan."""
     name, n_used, controls = task
     ctx = _TASK_CONTEXT
     items = ctx["methods"][name].reduced(n_used)
     packed = trained_lists(ctx["passages"], items, ctx["search"])
-    keys = list(dict.fromkeys(key for kind, keys in controls if uses_fused(kind, keys, items) for key in keys))
-    if keys:
-        packed.update(trained_fused(ctx["passages"], items, keys, ctx["search"]))
+    for kind in FUSED:
+        keys = list(dict.fromkeys(key for k, found in controls if k == kind and uses_fused(k, found, items)
+                                  for key in found))
+        if keys:
+            fused = centroid_items(items) if kind == "centroid" else items
+            packed.update(trained_fused(ctx["passages"], fused, keys, ctx["search"], kind))
     return packed
 
 
@@ -92,7 +100,7 @@ def list_templates_of(experiment, fusion: dict, workers: int, plan: dict | None 
     trained once for the stage in ``workers`` processes and shared by every set of the method's items (its own,
     its controls) in every corpus setting; with ``plan`` (and the stage's ``permutations`` and configured
     ``renormalize`` states), also those of the fused corpora its controls score from (keyed by
-    ``xaug.variants.control_keys``), trained from the method's own items. Empty where no list is searched with a
+    (kind, ``xaug.variants.control_keys``' key): ``_train_lists``). Empty where no list is searched with a
     trainable index."""
     search = experiment.search
     if not experiment.candidates or search.exact or experiment.index.factory != "Flat":

@@ -215,7 +215,8 @@ def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItem
     """Per key of ``fused_keys``, every query's top K of that fused corpus (``xaug.candidates.found_lists``): the
     candidates of a set of items scored under few fusions (a control's runs at the method's alpha), exact up
     to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small.
-    ``templates``: key -> (vectors, trained empty index) (``trained_fused``)."""
+    ``templates``: key -> (vectors, trained empty index) (``trained_fused`` of the same kind of items, by key:
+    ``xaug.variants.fused_templates``)."""
     out = ListTops(len(queries.vectors), len(keys), queries.candidates)
     for at, key in enumerate(keys):
         shared = (templates or {}).get(key)
@@ -224,10 +225,11 @@ def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItem
     return out
 
 
-def trained_fused(passages: np.ndarray, items: list[LanguageItems], keys: list[tuple], search) -> dict:
-    """key -> the trained, empty index of each fused corpus of ``keys`` (``fused_tops``' templates), packed."""
-    return pack_templates({key: (len(passages), build_index(fused_vectors(passages, items, key), search.index,
-                                                            "scaling.candidate_index")) for key in keys})
+def trained_fused(passages: np.ndarray, items: list[LanguageItems], keys: list[tuple], search, kind: str) -> dict:
+    """(kind, key) -> the trained, empty index of each fused corpus of ``keys`` (``fused_tops``' templates), trained
+    on ``items`` fused (a control's, or items whose fused corpora lie as its do), packed."""
+    return pack_templates({(kind, key): (len(passages), build_index(fused_vectors(passages, items, key), search.index,
+                                                                    "scaling.candidate_index")) for key in keys})
 
 
 @dataclass

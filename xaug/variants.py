@@ -25,8 +25,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
     (most of a sweep's time with ``scaling.candidates``: the top K of every list over the corpus) are found once
     per set of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory. ``templates``:
     items count -> the method's own items' trained list indexes (``xaug.candidates.list_templates``), which every
-    set of its items searches instead of training its own, and (keyed by ``control_keys``) the trained indexes of a
-    control's fused corpora.
+    set of its items searches instead of training its own, and (keyed (kind, ``control_keys``' key),
+    ``fused_templates``) the trained indexes of a control's fused corpora.
 
     A control (shuffled, centroid) is scored under few fusions (the method's alpha per k, both renormalize
     states) on a small plan (one subset per k for a shuffled permutation): where its fused corpora are fewer
@@ -56,8 +56,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         # each candidate list searched once for every block
         shared = (templates or {}).get(n_used)
         keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
-        tops = fused_tops(queries, passages, items, keys, shared) if uses_fused(kind, keys, items) else \
-            found_tops(queries, passages, items, shared)
+        tops = fused_tops(queries, passages, items, keys, fused_templates(shared, kind)) \
+            if uses_fused(kind, keys, items) else found_tops(queries, passages, items, shared)
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops
         release_memory()  # the searches' freed arrays (``xaug.cli.MALLOC_ENV`` keeps them), before the blocks
@@ -90,6 +90,13 @@ def control_keys(kind: str, plan: dict, fusions: dict, n_used: int | None, perm:
         plan = permutation_plan(plan, perm)
     return fused_keys(plan, {run: {k: f for k, f in fusion.items() if f.n_items_used == n_used}
                              for run, fusion in fusions.items()})
+
+
+def fused_templates(templates: dict | None, kind: str) -> dict:
+    """key -> the trained index of each of ``kind``'s fused corpora among a method's templates (those of
+    ``xaug.sweep.trained_fused``, keyed (kind, key); the others, keyed by list position, are its lists')."""
+    return {key[1]: index for key, index in (templates or {}).items()
+            if isinstance(key, tuple) and len(key) == 2 and key[0] == kind}
 
 
 def uses_fused(kind: str, keys: list[tuple], items) -> bool:
