@@ -100,6 +100,27 @@ def test_a_setting_leaves_every_other_line_of_params_as_it_is(tmp_path):
     assert [a for a, b in zip(after, before) if a != b] == ["  source: ../shared/data/MLQA_V1_dev.zip"]
 
 
+def settings_in_prose(text: str) -> list[str]:
+    """The code spans of a document that are `-S` settings alone (added to a command given before them)."""
+    spans = re.findall(r"`([^`]+)`", text.replace("```", "\n"))
+    return [s for s in (" ".join(s.split()) for s in spans) if re.fullmatch(r"(?:-S\s+\S+\s*)+", s)]
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCUMENTS if d.suffix == ".md"], ids=lambda d: d.name)
+def test_settings_in_prose_name_keys_params_has(doc, tmp_path):
+    params = tmp_path / "params.yaml"
+    for span in settings_in_prose(doc.read_text(encoding="utf-8")):
+        shutil.copy(REPO / "params.yaml", params)
+        apply_overrides(params, overrides(span))  # DVC's own -S: an unknown key raises
+
+
+def test_settings_in_prose_are_found():
+    assert settings_in_prose("Add `-S a.b=1 -S c=2` to it, or `-S d=x`; not `dvc repro -f cost`.") == \
+        ["-S a.b=1 -S c=2", "-S d=x"]
+    found = [s for d in DOCUMENTS if d.suffix == ".md" for s in settings_in_prose(d.read_text(encoding="utf-8"))]
+    assert any("augment.xqg.alpha=0.01" in s for s in found)
+
+
 def test_an_unknown_key_is_refused_as_dvc_refuses_it(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(REPO / "params.yaml", params)
