@@ -147,11 +147,14 @@ def test_answer_ends_of_some_queries_are_those_rows_of_the_dense_matrix(rows):
     np.testing.assert_array_equal(taken.dense(), ends.dense()[np.array(rows, dtype=np.int64)])
 
 
-def _world(seed=3, n_queries=80, n_passages=120, dim=16, masked=False, depth=10):
-    """Queries that are noisy copies of their relevant passage; two languages of items (one informative)."""
+def _world(seed=3, n_queries=80, n_passages=120, dim=16, masked=False, depth=10, unit=True):
+    """Queries that are noisy copies of their relevant passage; two languages of items (one informative).
+    ``unit`` False: passages of norms from 0.5 to 2 (an unnormalised encoder's, ``xdr.normalize: false``)."""
     rng = np.random.default_rng(seed)
     passages = rng.standard_normal((n_passages, dim)).astype(np.float32)
     passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    if not unit:
+        passages *= rng.uniform(0.5, 2.0, (n_passages, 1)).astype(np.float32)
     judged = _judgements(rng, n_queries, n_passages, masked, depth)
     relevant = rng.integers(0, n_passages, n_queries)
     judged.relevant = relevant
@@ -201,6 +204,21 @@ def test_fusions_equal_the_dense_path_when_k_covers_the_corpus(masked, renormali
                 np.testing.assert_allclose(sparse(subset, fusion), dense(subset, fusion), atol=1e-12)
 
 
+@pytest.mark.parametrize("renormalize", [True, False])
+def test_fusions_of_unnormalised_passages_equal_the_dense_path_when_k_covers_the_corpus(renormalize):
+    """An unnormalised encoder's passages (``xdr.normalize: false``): the candidates' exact scores scale each
+    renormalised fusion back to its passage's norm as the dense path does (one similarity for every system)."""
+    queries, passages, items = _world(masked=True, unit=False)
+    assert np.ptp(np.linalg.norm(passages, axis=1)) > 1
+    cand = dataclasses.replace(queries, candidates=len(passages))
+    for leave_out in (None, _own(queries, len(passages))):
+        dense, sparse = SubsetScorer(queries, passages, items, leave_out), SubsetScorer(cand, passages, items, leave_out)
+        for subset in [(0,), (1,), (0, 1)]:
+            for weight in ("fixed", "per_item"):
+                fusion = FusionSettings(0.4, weight, renormalize)
+                np.testing.assert_allclose(sparse(subset, fusion), dense(subset, fusion), atol=1e-12)
+
+
 def test_fusions_with_k_a_few_times_the_depth_stay_within_the_tolerance():
     """K = 3 x depth (30 of 400 passages): a query's measures may differ where a fusion lifts a passage that no
     list ranks in its top K; the means stay within 0.001 and 99% of the queries are unchanged (K = depth:
@@ -218,16 +236,20 @@ def test_fusions_with_k_a_few_times_the_depth_stay_within_the_tolerance():
                 assert (a == b).all(0).mean() >= 0.99
 
 
+@pytest.mark.parametrize("unit", [True, False])
 @pytest.mark.parametrize("masked", [False, True])
-def test_the_candidates_hold_the_top_k_of_a_renormalised_fusion_of_one_language(masked):
+def test_the_candidates_hold_the_top_k_of_a_renormalised_fusion_of_one_language(masked, unit):
     """Renormalising divides each fused passage by its norm, which reorders passages that no unnormalised list
     ranks: one language's fusion at an alpha of ``RENORMALISED`` ranks exactly by one of the lists, so its top K
     (among the covered passages a query may rank) lies within the candidates. Passages and items of very
-    different lengths make the norms matter."""
+    different lengths make the norms matter; ``unit`` False: an unnormalised encoder's passages, each fusion
+    scaled back to its passage's norm."""
     rng = np.random.default_rng(9)
     n, dim, k = 300, 12, 10
     p = rng.standard_normal((n, dim)).astype(np.float32)
     p /= np.linalg.norm(p, axis=1, keepdims=True)
+    if not unit:
+        p *= rng.uniform(0.5, 2.0, (n, 1)).astype(np.float32)
     item = (rng.standard_normal((n, dim)) * rng.uniform(0.2, 3.0, (n, 1))).astype(np.float32)
     q = rng.standard_normal((40, dim)).astype(np.float32)
     judged = _judgements(rng, 40, n, masked=masked)
