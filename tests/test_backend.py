@@ -1,9 +1,8 @@
 """The chunk backends (xaug.backend): Ray actors give the same chunk files and outputs as the local loop.
 
-The Ray tests need `ray` (requirements.txt) and start a 2-CPU Ray instance on this machine once for
-the module (about 5 s); they are skipped where ray is not installed.
+The Ray tests need `ray` (requirements.txt; without it they fail) and start a 2-CPU Ray instance on this
+machine once for the module (about 5 s).
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,9 +15,6 @@ from conftest import REPO, TINY_BERT
 from xaug.backend import BackendSettings, open_pool
 from xaug.chunks import run_chunked
 from xaug.errors import ConfigError
-
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="needs ray (pip install ray==2.60.0, as in requirements.txt)")
 
 WORDS = ("river city tea moon capital France Basel Cologne North Sea China dynasty Earth orbits days people "
          "million flows first drunk").split()
@@ -53,9 +49,7 @@ def _chunk_rows(folder):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    if importlib.util.find_spec("ray") is None:
-        pytest.skip("needs ray")
-    import ray
+    import ray  # requirements.txt: a missing ray fails these tests rather than skipping them
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=30,
              runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
@@ -64,7 +58,6 @@ def ray_cluster():
     ray.shutdown()
 
 
-@needs_ray
 def test_ray_backend_resumes_and_equals_the_local_loop(tmp_path, ray_cluster):
     items = [{"id": str(i), "text": "x" * (i % 5)} for i in range(11)]
     local, stats = run_chunked(items, None, tmp_path / "local", 3, Draw(), "t", progress=False)
@@ -101,7 +94,6 @@ def test_the_local_length_pass_runs_in_blocks_in_order(monkeypatch):
     assert job.calls == [3, 3, 3, 3, 2]  # never the whole list at once
 
 
-@needs_ray
 def test_the_ray_length_pass_runs_in_blocks_over_the_actors_in_order(monkeypatch, ray_cluster):
     import xaug.backend as backend
 
@@ -131,7 +123,6 @@ class DieOnce(Draw):
         return super().__call__(chunk, index)
 
 
-@needs_ray
 def test_a_killed_ray_worker_costs_its_chunk_only(tmp_path, ray_cluster):
     """A worker killed mid-run is restarted and its chunk run again, and no other chunk: the outputs equal the
     local backend's."""
@@ -188,7 +179,6 @@ def _generate(tmp_path, params, out, **xqg):
                           cwd=tmp_path, capture_output=True, text=True)
 
 
-@needs_ray
 def test_generate_queries_on_ray_actors_equals_the_local_backend(xqg_setup, ray_cluster):
     """The stage on 2 Ray actors of an existing cluster (xqg.ray_address) writes the local run's bytes."""
     tmp_path, params = xqg_setup
@@ -271,7 +261,6 @@ def _encode_stages(tmp_path, params, out, **encode):
             if p.is_file() and p.name != "stats.json"}
 
 
-@needs_ray
 def test_encode_stages_on_ray_actors_write_the_local_bytes(xdr_setup, ray_cluster):
     """encode and encode_items on 2 Ray actors (encode.backend: ray) write the local backend's files."""
     tmp_path, params = xdr_setup
@@ -285,7 +274,6 @@ def test_encode_stages_on_ray_actors_write_the_local_bytes(xdr_setup, ray_cluste
     assert (stats["backend"], stats["workers"]) == ("ray", 2) and stats["passages"]["count"] > 2  # several chunks
 
 
-@needs_ray
 def test_a_killed_encode_worker_costs_its_chunk_only(xdr_setup, ray_cluster):
     """An encode worker killed mid-run is restarted and its chunk encoded again, and no other chunk: the vectors
     equal the local ones."""

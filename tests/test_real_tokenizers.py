@@ -8,6 +8,7 @@ import shutil
 import sys
 
 import pytest
+import sentencepiece as spm  # requirements.txt: without it these tests fail, not skip
 import torch
 
 from conftest import ARTICLES, MORE_LANGUAGES, run_script, translate_params, xqg_params
@@ -20,7 +21,6 @@ from xaug.prompts import make_prompt
 from xaug.seq2seq import Seq2SeqGenerator, load_seq2seq
 from xaug.translators import language_code, load_hf_translator
 
-spm = pytest.importorskip("sentencepiece", reason="the paper profile's tokenizers need sentencepiece (requirements.txt)")
 
 SENTENCES = ["Paris is the capital of France.", "Tea was first drunk in China during the Shang dynasty."]
 PASSAGES = [{"title": "Paris", "text": SENTENCES[0]}, {"title": "Tea", "text": SENTENCES[1]}]
