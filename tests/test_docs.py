@@ -17,12 +17,16 @@ DOCUMENTS = [REPO / "README.md", REPO / "Makefile", *sorted((REPO / "docs").glob
 PLACEHOLDERS = {"group.key=value"}  # the syntax itself, as params.md explains it
 
 
+def code_spans(text: str) -> list[str]:
+    """The inline code spans of a document (fenced blocks' fences read as line breaks)."""
+    return re.findall(r"`([^`]+)`", text.replace("```", "\n"))
+
+
 def commands(text: str) -> list[str]:
     """The `dvc exp run ...` commands of a document: shell continuations joined, inline code spans that
     wrap across lines joined, each command up to the end of its line or code span."""
     text = re.sub(r"\\\n\s*", " ", text)
-    spans = re.findall(r"`([^`]+)`", text.replace("```", "\n"))
-    lines = text.splitlines() + [s.replace("\n", " ") for s in spans]
+    lines = text.splitlines() + [s.replace("\n", " ") for s in code_spans(text)]
     found = []
     for line in lines:
         for match in re.finditer(r"dvc exp run((?:\s+-S\s+(?:'[^']*'|\"[^\"]*\"|[^\s`]+))+)", line):
@@ -102,8 +106,7 @@ def test_a_setting_leaves_every_other_line_of_params_as_it_is(tmp_path):
 
 def settings_in_prose(text: str) -> list[str]:
     """The code spans of a document that are `-S` settings alone (added to a command given before them)."""
-    spans = re.findall(r"`([^`]+)`", text.replace("```", "\n"))
-    return [s for s in (" ".join(s.split()) for s in spans) if re.fullmatch(r"(?:-S\s+\S+\s*)+", s)]
+    return [s for s in (" ".join(s.split()) for s in code_spans(text)) if re.fullmatch(r"(?:-S\s+\S+\s*)+", s)]
 
 
 @pytest.mark.parametrize("doc", [d for d in DOCUMENTS if d.suffix == ".md"], ids=lambda d: d.name)
