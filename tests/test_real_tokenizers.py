@@ -1,7 +1,8 @@
 """The paper profile's real Hugging Face tokenizers (mT5/T5's spiece.model, NLLB's and M2M100's
 sentencepiece.bpe.model) behind the project's loaders: a tiny sentencepiece model trained here, the real tokenizer
 classes built from it, saved with tiny randomly initialised models of the real architectures in hub-like folders.
-Broken tokenizer files are one-line ConfigErrors naming the parameter; HF translators may repeat a bigram."""
+Broken tokenizer files are one-line ConfigErrors naming the parameter; HF translators may repeat a bigram
+and write translate.length_ratio times their source; mT5 reads 512 tokens, the prompt first."""
 import json
 import math
 import shutil
@@ -10,13 +11,16 @@ import sys
 import pytest
 import sentencepiece as spm  # requirements.txt: without it these tests fail, not skip
 import torch
+import yaml
 
 from conftest import ARTICLES, MORE_LANGUAGES, run_script, translate_params, xqg_params
 from xaug.decoding import SamplingSettings, TranslateSettings
 from xaug.errors import ConfigError
+from xaug.generators import load_generator
 from xaug.io import read_jsonl
 from xaug.languages import LANGUAGES
 from xaug.models import load_backbone
+from xaug.parallel_text import first_sentences
 from xaug.prompts import make_prompt
 from xaug.seq2seq import Seq2SeqGenerator, load_seq2seq
 from xaug.translators import language_code, load_hf_translator
@@ -262,12 +266,19 @@ def _segments_like(folder, model_file) -> bool:
 
 def test_stage_scripts_with_a_real_mt5_tokenizer(tmp_path, mini):
     """train_xqg fine-tunes a hub-like mT5 folder (spiece.model only: its T5Tokenizer converted) and
-    generate_queries generates with what it saved, through the stage scripts."""
+    generate_queries generates with what it saved, through the stage scripts. The saved generator reads
+    xqg.max_source_length (512, mT5's) tokens of a long passage, the prompt and title first: budgets count them."""
     folder, model_file = t5_folder(tmp_path / "hub", "mt5")
-    common = ["--params", str(xqg_params(tmp_path, str(folder)))]
+    common = ["--params", str(xqg_params(tmp_path, str(folder), max_source_length=512))]
     run_script("train_xqg", *common, "--data", "mlqa", "--out", "xqg", "--metrics", "m/xqg.json", cwd=tmp_path)
     assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == str(folder)
     assert _segments_like(tmp_path / "xqg" / "model", model_file)
+    gen = load_generator(tmp_path / "xqg")
+    long = {"title": "Tea", "text": " ".join(SENTENCES * 100)}
+    head = gen.tokenizer(make_prompt("de", "Tea", SENTENCES[0]), add_special_tokens=False)["input_ids"]
+    ids = gen.tokenizer(gen.prompts([long], "de"), truncation=True, max_length=gen.max_source_length)["input_ids"][0]
+    assert gen.max_source_length == 512 and gen.source_lengths([long], "de") == [512] == [len(ids)]
+    assert ids[:len(head)] == head and ids[-1] == gen.tokenizer.eos_token_id
     run_script("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", "gen",
                "--work", "work", cwd=tmp_path)
     rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
@@ -294,3 +305,50 @@ def test_stage_scripts_with_real_translator_tokenizers(tmp_path, mini, layout):
     assert not any("__de__" in t or "deu_Latn" in t for r in rows for t in r["texts"])
     stats = json.loads((tmp_path / "gen" / "de.stats.json").read_text())
     assert stats["passages"] == 4 and stats["generated_tokens"] > 0
+
+
+def _emit_only(folder, piece_text: str = "▁Paris") -> None:
+    """Save again the M2M100 model in ``folder`` as one that writes ``piece_text`` at every step and never stops:
+    its decoder's last layer norm gives one constant vector, which an untied output layer scores for that piece
+    alone."""
+    from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+    piece = AutoTokenizer.from_pretrained(folder).convert_tokens_to_ids(piece_text)
+    model = M2M100ForConditionalGeneration.from_pretrained(folder)
+    d = model.config.d_model
+    head = torch.nn.Linear(d, model.config.vocab_size, bias=False)
+    with torch.no_grad():
+        model.model.decoder.layer_norm.weight.zero_()
+        model.model.decoder.layer_norm.bias.fill_(1.0)
+        head.weight.zero_()
+        head.weight[piece] = 10.0 / d
+    model.config.tie_word_embeddings = False
+    model.lm_head = head
+    model.save_pretrained(folder)
+
+
+def test_translate_passages_reads_length_ratio(tmp_path, mini):
+    """translate.length_ratio reaches translate_passages: a translator that never stops writes, per sentence,
+    ``ceil(length_ratio x its batch's longest source) + 7`` pieces after the forced language token, not
+    translate.max_new_tokens (6 in these params: the warm translator's cap)."""
+    folder, _ = m2m100_folder(tmp_path / "hub")
+    _emit_only(folder)
+    path = translate_params(tmp_path, str(folder))  # translate.max_sentences: 1, so one sentence per passage
+    run_script("train_translator", "--params", str(path), "--data", "mlqa", "--out", "tr", "--metrics", "m/tr.json",
+               cwd=tmp_path)
+    tr = load_hf_translator(str(folder))
+    sources = {pid: tr.lengths(s)[0] for pid, s in first_sentences(read_jsonl(tmp_path / "mlqa" / "corpus.jsonl"),
+                                                                     1).items() if s}
+    params = yaml.safe_load(path.read_text())
+    assert params["translate"]["max_new_tokens"] == 6
+    for ratio in (1e-6, 2.0):
+        params["translate"]["length_ratio"] = ratio
+        path.write_text(yaml.safe_dump(params))
+        run_script("translate_passages", "--params", str(path), "--lang", "de", "--model", "tr", "--data", "mlqa",
+                   "--out", f"gen{ratio}", "--work", f"work{ratio}", cwd=tmp_path)
+        words = {r["id"]: r["texts"][0].split() for r in read_jsonl(tmp_path / f"gen{ratio}" / "de.jsonl")}
+        assert words.keys() == sources.keys() and all(set(w) == {"Paris"} for w in words.values())
+        for pid, w in words.items():
+            assert math.ceil(ratio * sources[pid]) + 7 <= len(w) <= math.ceil(ratio * max(sources.values())) + 7
+        if ratio < 1:
+            assert {len(w) for w in words.values()} == {8}
