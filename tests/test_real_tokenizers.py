@@ -2,7 +2,8 @@
 sentencepiece.bpe.model) behind the project's loaders: a tiny sentencepiece model trained here, the real tokenizer
 classes built from it, saved with tiny randomly initialised models of the real architectures in hub-like folders.
 Broken tokenizer files are one-line ConfigErrors naming the parameter; HF translators may repeat a bigram
-and write translate.length_ratio times their source; mT5 reads 512 tokens, the prompt first."""
+and write up to translate.length_ratio times their batch's longest source plus 8 tokens; mT5 reads
+xqg.max_source_length (512) tokens, the prompt first."""
 import json
 import math
 import shutil
@@ -13,7 +14,7 @@ import sentencepiece as spm  # requirements.txt: without it these tests fail, no
 import torch
 import yaml
 
-from conftest import ARTICLES, MORE_LANGUAGES, run_script, translate_params, xqg_params
+from conftest import ARTICLES, MORE_LANGUAGES, REPO, run_script, translate_params, xqg_params
 from xaug.decoding import SamplingSettings, TranslateSettings
 from xaug.errors import ConfigError
 from xaug.generators import load_generator
@@ -23,7 +24,7 @@ from xaug.models import load_backbone
 from xaug.parallel_text import first_sentences
 from xaug.prompts import make_prompt
 from xaug.seq2seq import Seq2SeqGenerator, load_seq2seq
-from xaug.translators import language_code, load_hf_translator
+from xaug.translators import language_code, load_hf_translator, load_translator
 
 
 SENTENCES = ["Paris is the capital of France.", "Tea was first drunk in China during the Shang dynasty."]
@@ -267,18 +268,22 @@ def _segments_like(folder, model_file) -> bool:
 def test_stage_scripts_with_a_real_mt5_tokenizer(tmp_path, mini):
     """train_xqg fine-tunes a hub-like mT5 folder (spiece.model only: its T5Tokenizer converted) and
     generate_queries generates with what it saved, through the stage scripts. The saved generator reads
-    xqg.max_source_length (512, mT5's) tokens of a long passage, the prompt and title first: budgets count them."""
+    xqg.max_source_length tokens of a long passage (params.yaml's 512, mT5's length, and another), the prompt and
+    title first and EOS last: the tokens that xqg.max_tokens budgets count."""
     folder, model_file = t5_folder(tmp_path / "hub", "mt5")
-    common = ["--params", str(xqg_params(tmp_path, str(folder), max_source_length=512))]
-    run_script("train_xqg", *common, "--data", "mlqa", "--out", "xqg", "--metrics", "m/xqg.json", cwd=tmp_path)
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())["xqg"]["max_source_length"]
+    assert shipped == 512
+    long = {"title": "Tea", "text": " ".join(SENTENCES * 100)}
+    for length, out in ((300, "xqg300"), (shipped, "xqg")):  # the last one's params.yaml stays for generate_queries
+        common = ["--params", str(xqg_params(tmp_path, str(folder), max_source_length=length))]
+        run_script("train_xqg", *common, "--data", "mlqa", "--out", out, "--metrics", f"m/{out}.json", cwd=tmp_path)
+        gen = load_generator(tmp_path / out)
+        head = gen.tokenizer(make_prompt("de", "Tea", SENTENCES[0]), add_special_tokens=False)["input_ids"]
+        ids = gen.tokenizer(gen.prompts([long], "de"), truncation=True, max_length=length)["input_ids"][0]
+        assert gen.source_lengths([long], "de") == [length] == [len(ids)]
+        assert ids[:len(head)] == head and ids[-1] == gen.tokenizer.eos_token_id
     assert json.loads((tmp_path / "m" / "xqg.json").read_text())["model"] == str(folder)
     assert _segments_like(tmp_path / "xqg" / "model", model_file)
-    gen = load_generator(tmp_path / "xqg")
-    long = {"title": "Tea", "text": " ".join(SENTENCES * 100)}
-    head = gen.tokenizer(make_prompt("de", "Tea", SENTENCES[0]), add_special_tokens=False)["input_ids"]
-    ids = gen.tokenizer(gen.prompts([long], "de"), truncation=True, max_length=gen.max_source_length)["input_ids"][0]
-    assert gen.max_source_length == 512 and gen.source_lengths([long], "de") == [512] == [len(ids)]
-    assert ids[:len(head)] == head and ids[-1] == gen.tokenizer.eos_token_id
     run_script("generate_queries", *common, "--lang", "de", "--model", "xqg", "--data", "mlqa", "--out", "gen",
                "--work", "work", cwd=tmp_path)
     rows = read_jsonl(tmp_path / "gen" / "de.jsonl")
@@ -336,7 +341,7 @@ def test_translate_passages_reads_length_ratio(tmp_path, mini):
     path = translate_params(tmp_path, str(folder))  # translate.max_sentences: 1, so one sentence per passage
     run_script("train_translator", "--params", str(path), "--data", "mlqa", "--out", "tr", "--metrics", "m/tr.json",
                cwd=tmp_path)
-    tr = load_hf_translator(str(folder))
+    tr = load_translator(tmp_path / "tr")  # as translate_passages loads it: translate.max_source_length
     sources = {pid: tr.lengths(s)[0] for pid, s in first_sentences(read_jsonl(tmp_path / "mlqa" / "corpus.jsonl"),
                                                                      1).items() if s}
     params = yaml.safe_load(path.read_text())
