@@ -137,6 +137,21 @@ def m2m100_folder(tmp_path, hub_like: bool = True):
     return folder, model_file
 
 
+def emit_only(model, piece: int) -> None:
+    """Make an M2M100 (or NLLB) ``model`` write ``piece`` at every step and never stop: its decoder's last layer
+    norm gives one constant vector, which a new output layer, untied from the input embeddings (and so saved as
+    its own weights), scores for that piece alone."""
+    d = model.config.d_model
+    head = torch.nn.Linear(d, model.config.vocab_size, bias=False)
+    with torch.no_grad():
+        model.model.decoder.layer_norm.weight.zero_()
+        model.model.decoder.layer_norm.bias.fill_(1.0)
+        head.weight.zero_()
+        head.weight[piece] = 10.0 / d
+    model.config.tie_word_embeddings = False
+    model.lm_head = head
+
+
 FOLDERS = {"mt5": lambda p: t5_folder(p, "mt5"), "t5": lambda p: t5_folder(p, "t5"), "nllb": nllb_folder,
            "m2m100": m2m100_folder, "m2m100-saved": lambda p: m2m100_folder(p, hub_like=False)}
 
@@ -240,12 +255,7 @@ def test_hf_translation_may_repeat_a_bigram(tmp_path, layout):
     tr = load_hf_translator(str(folder))
     piece = tr.tokenizer.convert_tokens_to_ids("▁Paris")
     assert piece != tr.tokenizer.unk_token_id
-    head = torch.nn.Linear(tr.model.config.d_model, tr.model.config.vocab_size)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.zero_()
-        head.bias[piece] = 10.0
-    tr.model.lm_head = head  # replaced, not edited: the original is tied to the input embeddings
+    emit_only(tr.model, piece)
     settings = TranslateSettings(max_new_tokens=6, length_ratio=1.5)  # max_new_tokens: the warm translator's
     longest = max(len(tr.tokenizer(s)["input_ids"]) for s in SENTENCES)
     n = settings.generation_length(longest) - 1  # the forced language token, then the one piece n times
@@ -312,23 +322,12 @@ def test_stage_scripts_with_real_translator_tokenizers(tmp_path, mini, layout):
     assert stats["passages"] == 4 and stats["generated_tokens"] > 0
 
 
-def _emit_only(folder, piece_text: str = "▁Paris") -> None:
-    """Save again the M2M100 model in ``folder`` as one that writes ``piece_text`` at every step and never stops:
-    its decoder's last layer norm gives one constant vector, which an untied output layer scores for that piece
-    alone."""
+def _emit_only_saved(folder, piece_text: str = "▁Paris") -> None:
+    """Save again the M2M100 model in ``folder`` as one that writes ``piece_text`` at every step (``emit_only``)."""
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
-    piece = AutoTokenizer.from_pretrained(folder).convert_tokens_to_ids(piece_text)
     model = M2M100ForConditionalGeneration.from_pretrained(folder)
-    d = model.config.d_model
-    head = torch.nn.Linear(d, model.config.vocab_size, bias=False)
-    with torch.no_grad():
-        model.model.decoder.layer_norm.weight.zero_()
-        model.model.decoder.layer_norm.bias.fill_(1.0)
-        head.weight.zero_()
-        head.weight[piece] = 10.0 / d
-    model.config.tie_word_embeddings = False
-    model.lm_head = head
+    emit_only(model, AutoTokenizer.from_pretrained(folder).convert_tokens_to_ids(piece_text))
     model.save_pretrained(folder)
 
 
@@ -337,7 +336,7 @@ def test_translate_passages_reads_length_ratio(tmp_path, mini):
     ``ceil(length_ratio x its batch's longest source) + 7`` pieces after the forced language token, not
     translate.max_new_tokens (6 in these params: the warm translator's cap)."""
     folder, _ = m2m100_folder(tmp_path / "hub")
-    _emit_only(folder)
+    _emit_only_saved(folder)
     path = translate_params(tmp_path, str(folder))  # translate.max_sentences: 1, so one sentence per passage
     run_script("train_translator", "--params", str(path), "--data", "mlqa", "--out", "tr", "--metrics", "m/tr.json",
                cwd=tmp_path)
