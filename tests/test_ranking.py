@@ -1,3 +1,4 @@
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -241,11 +242,12 @@ def test_a_querys_ranking_is_its_own_whatever_its_block():
     assert alone.rank(row[None])[0] == 99
 
 
-def test_answer_pairs_by_query_take_gather_and_hash_as_their_sorted_keys():
-    """The answer pairs are held by query (``AnswerEnds``: int32 passages and ends, 8 bytes a pair): their keys
-    ``query * passages + passage`` ascend; a block of queries (``take``) and its candidates' ends (``gather``) read
-    as the dense matrix's; and a judgements digest hashes the int64 keys and the ends as whole arrays would, however
-    many chunks the keys are read in."""
+def test_answer_pairs_by_answer_set_take_gather_and_hash_as_their_sorted_keys():
+    """The answer pairs are held once per answer set (``AnswerEnds``: int32 passages and ends, 8 bytes a pair; the
+    queries that ask for the same answers share a row): per query their keys ``query * passages + passage``
+    ascend; a block of queries (``take``, which shares the rows rather than copying them) and its candidates' ends
+    (``gather``) read as the dense matrix's; and a judgements digest hashes the int64 keys and the ends as whole
+    arrays would, however many chunks they are read in."""
     import hashlib
 
     from xaug.ranking import AnswerEnds, Judgements, answer_end_pairs
@@ -254,28 +256,44 @@ def test_answer_pairs_by_query_take_gather_and_hash_as_their_sorted_keys():
     words = ["a", "b", "c"]
     tokens = [list(rng.choice(words, rng.integers(0, 10))) for _ in range(40)]
     answers = [[list(rng.choice(words, rng.integers(1, 3)))] if q % 4 else [] for q in range(50)]
+    answers[9] = [list(a) for a in answers[5]]  # an equal answer set, built apart
     pairs = answer_end_pairs(tokens, answers)
     dense = answer_ends(tokens, answers)
-    assert pairs.passages.dtype == pairs.ends.dtype == np.int32 and len(pairs.starts) == 51
+    distinct = {tuple(tuple(a) for a in q) for q in answers}
+    assert pairs.passages.dtype == pairs.ends.dtype == np.int32 and len(pairs.row_of) == 50
+    assert len(pairs.starts) == len(distinct) + 1 and pairs.row_of[9] == pairs.row_of[5]
+    assert len(pairs.passages) == sum((dense[answers.index([list(a) for a in s])] < NO_ANSWER).sum() for s in distinct)
     keys = pairs.keys
+    ends = np.concatenate(list(pairs.end_chunks(queries=7)))
     assert (np.diff(keys) > 0).all() and np.array_equal(np.flatnonzero(dense.reshape(-1) < NO_ANSWER), keys)
-    rebuilt = AnswerEnds.from_pairs(keys // 40, keys % 40, pairs.ends, 50, 40)
-    assert rebuilt.equals(pairs) and np.array_equal(rebuilt.dense(), dense)
-    rows = np.array([7, 2, 30, 3])
-    np.testing.assert_array_equal(pairs.take(rows).dense(), dense[rows])
-    columns = np.sort(rng.choice(40, (4, 6)), axis=1)
+    assert ends.dtype == np.int32 and np.array_equal(ends, dense.reshape(-1)[keys])
+    rebuilt = AnswerEnds.from_pairs(keys // 40, keys % 40, ends, 50, 40)
+    assert len(rebuilt.starts) == 51 and rebuilt.equals(pairs) and pairs.equals(rebuilt)
+    assert np.array_equal(rebuilt.dense(), dense)
+    other = dense.copy()
+    other[keys[3] // 40, keys[3] % 40] += 1
+    changed = AnswerEnds.from_pairs(keys // 40, keys % 40, other.reshape(-1)[keys], 50, 40)
+    assert not changed.equals(pairs)
+    rows = np.array([7, 2, 30, 3, 9, 5])
+    block = pairs.take(rows)
+    assert block.passages is pairs.passages and block.ends is pairs.ends
+    np.testing.assert_array_equal(block.dense(), dense[rows])
+    columns = np.sort(rng.choice(40, (6, 6)), axis=1)
     columns[1, 4:] = -1
-    gathered = pairs.take(rows).gather(columns)
-    np.testing.assert_array_equal(gathered, np.where(columns >= 0, np.take_along_axis(dense[rows], columns, 1), NO_ANSWER))
+    for taken in (block, rebuilt.take(rows)):
+        gathered = taken.gather(columns, rows_at_once=4)
+        np.testing.assert_array_equal(gathered, np.where(columns >= 0, np.take_along_axis(dense[rows], columns, 1),
+                                                         NO_ANSWER))
     assert np.array_equal(np.concatenate(list(pairs.key_chunks(queries=7))), keys)
     judgements = Judgements(rng.integers(-1, 40, 50), np.array([len(t) for t in tokens]), pairs, 10)
     h = hashlib.blake2b(digest_size=20)
     h.update(repr((10, sorted(judgements.budgets.items()), (50, 40), 50)).encode())
     for a in (judgements.relevant, judgements.lengths, keys):
         h.update(np.ascontiguousarray(a, dtype=np.int64).data)
-    h.update(pairs.ends.data)
+    h.update(ends.data)
     h.update(b"all" * 50)
     assert judgements.digest() == h.hexdigest()
+    assert dataclasses.replace(judgements, ends=rebuilt).digest() == judgements.digest()
 
 
 def test_best_first_orders_as_a_stable_argsort_of_the_negated_scores():

@@ -170,6 +170,38 @@ def test_projection_equals_scoring_the_fused_passages(world):
         np.testing.assert_allclose(projection.scores(subset, settings), direct, rtol=1e-4, atol=1e-4)
 
 
+def test_a_scorer_scores_a_subset_under_a_fusion_once(world, monkeypatch):
+    """``SubsetScorer``: a subset under a fusion it has scored gives the same values again without scoring them
+    (the sweeps' runs meet where their alphas do); another subset, alpha, weight mode, renormalize state or list of
+    measures is scored, as a scorer of its own scores it. The weight modes meet where no passage has more than one
+    of the subset's items (de's here: one or none)."""
+    import dataclasses
+
+    from xaug.sweep import SubsetScorer
+
+    tmp, passages, pids, method, queries = world
+    qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids)
+    items = method.reduced(None)
+    scorer, scored = SubsetScorer(qs, passages, items), []
+    score = scorer._score
+    monkeypatch.setattr(scorer, "_score", lambda *args: scored.append(args) or score(*args))
+    base = FusionSettings(0.3, "fixed", True)
+    first = scorer((0, 1), base)
+    assert scorer((0, 1), FusionSettings(0.3, "fixed", True)) is first and len(scored) == 1
+    others = [((1,), base, None), ((0, 1), dataclasses.replace(base, alpha=0.6), None),
+              ((0, 1), dataclasses.replace(base, weight="per_item"), None),
+              ((0, 1), dataclasses.replace(base, renormalize=False), None), ((0, 1), base, ["nDCG@10"])]
+    for subset, fusion, names in others:
+        got = scorer(subset, fusion, names)
+        np.testing.assert_array_equal(got, SubsetScorer(qs, passages, items)(subset, fusion, names))
+    assert len(scored) == 1 + len(others)
+    assert int(items[0].counts.max()) == 1 and int(items[1].counts.max()) == 2
+    de = scorer((0,), FusionSettings(0.3, "per_item", True))
+    assert de is scorer((0,), FusionSettings(0.3, "fixed", True)) and len(scored) == 2 + len(others)
+    for weight in ("fixed", "per_item"):  # each as a scorer of its own scores it
+        np.testing.assert_array_equal(de, SubsetScorer(qs, passages, items)((0,), FusionSettings(0.3, weight, True)))
+
+
 def test_one_similarity_with_an_unnormalised_encoder():
     """With passages of unequal norms (``xdr.normalize: false``), renormalised systems keep each passage's norm,
     so they rank by the baseline's inner product (at alpha 0 exactly the baseline, not its cosine); the projection

@@ -59,8 +59,8 @@ class Experiment:
                    ) -> Iterator[tuple[str, QuerySet]]:
         """(setting, its query set) for each corpus setting of ``settings``, in turn: the queries, judgements and
         answers are read once (the first setting's), and each further setting's query set differs only in the
-        passages its queries may rank (``xaug.ranking.setting_masks``), sharing the rest (the answer ends: 0.5 GB
-        at P = 100k). Nothing of the evaluator (the passages' and answers' tokens) is kept past the first load."""
+        passages its queries may rank (``xaug.ranking.setting_masks``), sharing the rest (the answer ends among
+        them). Nothing of the evaluator (the passages' and answers' tokens) is kept past the first load."""
         shared = None  # (the first query set without its cached scorer, each query's language, where links are)
         for setting in settings:
             if shared is None:

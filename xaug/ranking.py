@@ -44,11 +44,12 @@ def answer_end_pairs(doc_tokens: list[list[str]], answers: list[list[list[str]]]
         return passage[ok], at[ok] - first_token[passage[ok]] + len(answer)
 
     single: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
-    by_set: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # an answer set's passages (ascending) and ends
+    row_of_set: dict[tuple, int] = {}  # an answer set's row: its passages (ascending) and ends, held once
     passages, ends = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)]
-    for q, query_answers in enumerate(answers):  # in query order, each query's passages ascending
+    row_of = np.zeros(len(answers), dtype=np.int64)
+    for q, query_answers in enumerate(answers):
         answer_set = tuple(tuple(a) for a in query_answers if a)
-        if answer_set not in by_set:
+        if answer_set not in row_of_set:
             for answer in answer_set:
                 if answer not in single:
                     single[answer] = ends_of(answer)
@@ -57,55 +58,74 @@ def answer_end_pairs(doc_tokens: list[list[str]], answers: list[list[list[str]]]
             order = np.lexsort((end, passage))  # per passage its smallest end first
             passage, end = passage[order], end[order]
             first = np.r_[True, passage[1:] != passage[:-1]] if len(passage) else np.zeros(0, bool)
-            by_set[answer_set] = (passage[first].astype(np.int32), end[first].astype(np.int32))
-        passage, end = by_set[answer_set]
-        passages.append(passage)
-        ends.append(end)
-    # 8 bytes a pair (a pair per query and passage that holds its answer: 67 million at the scale benchmark's
-    # P = 100k, every answer in each of a paragraph's 102 replicas)
+            row_of_set[answer_set] = len(passages) - 1
+            passages.append(passage[first].astype(np.int32))
+            ends.append(end[first].astype(np.int32))
+        row_of[q] = row_of_set[answer_set]
+    # 8 bytes a pair of an answer set and a passage that holds one of its answers: queries asking for the same
+    # answers share their row (the scale benchmark's archives ask each question in each of a paragraph's
+    # replicas, and each of them holds its answers)
     counts = np.array([len(p) for p in passages[1:]], dtype=np.int64)
     return AnswerEnds(np.concatenate([[0], np.cumsum(counts)]), np.concatenate(passages), np.concatenate(ends),
-                      (len(answers), len(doc_tokens)))
+                      row_of, (len(answers), len(doc_tokens)))
 
 
 @dataclass(eq=False)
 class AnswerEnds:
     """(query, passage) -> answer end for the pairs where the passage holds an answer of the query, ``NO_ANSWER``
-    elsewhere; by query (compressed rows): query q's pairs are ``passages[starts[q]:starts[q + 1]]`` (ascending)
-    and their ``ends``. In that order they ascend by ``keys``, ``query * passages + passage``."""
+    elsewhere. Held by answer set in compressed rows: query q's pairs are those of row ``row_of[q]``,
+    ``passages[starts[r]:starts[r + 1]]`` (ascending) and their ``ends``, one row for every query that asks for
+    the same answers. In query order the pairs ascend by ``keys``, ``query * passages + passage``."""
 
-    starts: np.ndarray    # (Q + 1,) int64
+    starts: np.ndarray    # (R + 1,) int64
     passages: np.ndarray  # (E,) int32
     ends: np.ndarray      # (E,) int32
+    row_of: np.ndarray    # (Q,) int64
     shape: tuple[int, int]
 
     @classmethod
     def from_pairs(cls, rows, cols, ends, n_queries: int, n_passages: int) -> "AnswerEnds":
+        """From (query, passage, end) triples (distinct pairs): a row per query."""
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
         order = np.argsort(rows * n_passages + cols, kind="stable")
         starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_queries))]).astype(np.int64)
         return cls(starts, cols[order].astype(np.int32), np.asarray(ends, dtype=np.int32)[order],
-                   (n_queries, n_passages))
+                   np.arange(n_queries, dtype=np.int64), (n_queries, n_passages))
+
+    def _pairs_of(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where the pairs of queries ``first`` to ``last`` (excluded) lie in ``passages`` and ``ends``, in query
+        order, and how many each query has."""
+        rows = self.row_of[first:last]
+        start = self.starts[rows]
+        sizes = self.starts[rows + 1] - start
+        return np.repeat(start - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum()), sizes
+
+    def _chunks(self, queries: int):
+        """(first query, where its chunk's pairs lie, each query's count), ``queries`` queries at a time."""
+        for first in range(0, self.shape[0], queries):
+            yield first, *self._pairs_of(first, min(first + queries, self.shape[0]))
 
     def key_chunks(self, queries: int = 4096):
         """``keys`` (int64), those of ``queries`` queries at a time, in order."""
-        for first in range(0, self.shape[0], queries):
-            yield self._keys(first, min(first + queries, self.shape[0]))
+        for first, at, sizes in self._chunks(queries):
+            yield np.repeat(np.arange(first, first + len(sizes), dtype=np.int64), sizes) * self.shape[1] + \
+                self.passages[at]
+
+    def end_chunks(self, queries: int = 4096):
+        """The ends of the pairs (int32) in the order of ``keys``, those of ``queries`` queries at a time."""
+        for _, at, _ in self._chunks(queries):
+            yield self.ends[at]
 
     @cached_property
     def keys(self) -> np.ndarray:
-        """(E,) int64 ``query * passages + passage`` of every pair, ascending (computed when first read: a query
-        block's pairs, which its scorers gather from, not a stage's whole set)."""
-        return self._keys(0, self.shape[0])
-
-    def _keys(self, first: int, last: int) -> np.ndarray:
-        """The keys of the pairs of queries ``first`` to ``last`` (excluded)."""
-        query = np.repeat(np.arange(first, last, dtype=np.int64), np.diff(self.starts[first:last + 1]))
-        return query * self.shape[1] + self.passages[self.starts[first]:self.starts[last]]
+        """(E_Q,) int64 ``query * passages + passage`` of every query's pairs, ascending (computed when first read:
+        a whole stage's pairs, 8 bytes each, which the experiment's scorers never build)."""
+        return np.concatenate([np.zeros(0, np.int64), *self.key_chunks()])
 
     def dense(self) -> np.ndarray:
         out = np.full(self.shape, NO_ANSWER, dtype=np.int32)
-        out.reshape(-1)[self.keys] = self.ends
+        for keys, ends in zip(self.key_chunks(), self.end_chunks()):
+            out.reshape(-1)[keys] = ends
         return out
 
     def gather(self, columns: np.ndarray, rows_at_once: int = 64) -> np.ndarray:
@@ -129,29 +149,27 @@ class AnswerEnds:
             flat = flat.reshape(-1)
             if (flat[1:] < flat[:-1]).any():
                 raise ValueError("answer ends: each row's columns must be ascending, padding (-1) at the end")
-            lo, hi = self.starts[first], self.starts[last]
-            keys = np.repeat(np.arange(last - first, dtype=kind), np.diff(self.starts[first:last + 1])) * kind(n)
-            keys += self.passages[lo:hi]
+            pairs, sizes = self._pairs_of(first, last)
+            keys = np.repeat(np.arange(last - first, dtype=kind), sizes) * kind(n)
+            keys += self.passages[pairs]
             at = np.minimum(np.searchsorted(flat, keys), flat.size - 1)
             hit = flat[at] == keys
             part = out[first:last].reshape(-1)  # a view: the rows are contiguous
-            part[at[hit]] = self.ends[lo:hi][hit]
+            part[at[hit]] = self.ends[pairs[hit]]
         out[columns < 0] = NO_ANSWER
         return out
 
     def take(self, rows: np.ndarray) -> "AnswerEnds":
-        """The ends of queries ``rows`` (distinct), as rows 0..len(rows)-1."""
-        # each row's pairs are one run of the arrays, read from ``starts``: no pass over every pair (a stage
-        # takes its query blocks from a few million pairs at P = 100k)
-        rows = np.asarray(rows, dtype=np.int64)
-        start, sizes = self.starts[rows], self.starts[rows + 1] - self.starts[rows]
-        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        at = np.repeat(start - starts[:-1], sizes) + np.arange(starts[-1])
-        return AnswerEnds(starts, self.passages[at], self.ends[at], (len(rows), self.shape[1]))
+        """The ends of queries ``rows`` (distinct), as rows 0..len(rows)-1: the same pairs' arrays, not a copy (a
+        stage takes its query blocks from a few million pairs at P = 100k)."""
+        return AnswerEnds(self.starts, self.passages, self.ends, self.row_of[np.asarray(rows, dtype=np.int64)],
+                          (len(rows), self.shape[1]))
 
     def equals(self, other: "AnswerEnds") -> bool:
-        return self.shape == other.shape and np.array_equal(self.starts, other.starts) and \
-            np.array_equal(self.passages, other.passages) and np.array_equal(self.ends, other.ends)
+        """The same pairs and ends for every query, however each holds them."""
+        return self.shape == other.shape and all(
+            np.array_equal(a, b) for a, b in zip(chain(self.key_chunks(), self.end_chunks()),
+                                                 chain(other.key_chunks(), other.end_chunks())))
 
 
 def answer_ends(doc_tokens: list[list[str]], answers: list[list[list[str]]]) -> np.ndarray:
@@ -233,9 +251,8 @@ class Judgements:
         h.update(repr((self.depth, sorted(self.budgets.items()), self.ends.shape, len(self.relevant))).encode())
         for a in (self.relevant, self.lengths):
             h.update(np.ascontiguousarray(a, dtype=np.int64).data)
-        for keys in self.ends.key_chunks():  # the pairs' int64 keys, then their ends, as one array each would read
-            h.update(keys.data)
-        h.update(np.ascontiguousarray(self.ends.ends, dtype=np.int32).data)
+        for chunk in chain(self.ends.key_chunks(), self.ends.end_chunks()):  # the pairs' int64 keys, then their
+            h.update(chunk.data)  # int32 ends, in query order, as one array each would read
         rows, mask_of = self._mask_rows()
         each = np.array([b"all" if row.all() else hashlib.blake2b(np.packbits(row).data, digest_size=20).digest()
                          for row in rows], dtype=object)

@@ -450,9 +450,25 @@ class SubsetScorer:
         self.view = queries if self.projection is None or self.projection.columns is None else \
             queries.restrict(self.projection.columns)
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items
+        self._done: dict[tuple, np.ndarray] = {}  # (subset, fusion, names) -> the measures scored
+        self._pooled: dict[tuple, bool] = {}  # subset -> whether some passage has more than one of its items
 
     def __call__(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None = None) -> np.ndarray:
-        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper)."""
+        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper).
+        A subset under a fusion scored before gives the values it gave then (the same array, not scored again):
+        the sweeps' runs meet there where their alphas do (one alpha at the largest k is the method's own run
+        there, and tuned alphas often repeat across k), and the weight modes meet where no passage has more than
+        one of the subset's items (the pool of one item is that item under either)."""
+        subset = tuple(subset)
+        if subset not in self._pooled:
+            self._pooled[subset] = int(sum(self.items[i].counts for i in subset).max(initial=0)) > 1
+        key = (subset, fusion.alpha, fusion.weight if self._pooled[subset] else "fixed", fusion.renormalize,
+               fusion.n_items_used, None if names is None else tuple(names))
+        if key not in self._done:
+            self._done[key] = self._score(subset, fusion, names)
+        return self._done[key]
+
+    def _score(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None) -> np.ndarray:
         items = [self.items[i] for i in subset]
         fix = None
         if self.own is not None:
