@@ -170,36 +170,62 @@ def test_projection_equals_scoring_the_fused_passages(world):
         np.testing.assert_allclose(projection.scores(subset, settings), direct, rtol=1e-4, atol=1e-4)
 
 
-def test_a_scorer_scores_a_subset_under_a_fusion_once(world, monkeypatch):
-    """``SubsetScorer``: a subset under a fusion it has scored gives the same values again without scoring them
-    (the sweeps' runs meet where their alphas do); another subset, alpha, weight mode, renormalize state or list of
-    measures is scored, as a scorer of its own scores it. The weight modes meet where no passage has more than one
-    of the subset's items (de's here: one or none)."""
+def test_sweeps_of_one_scorer_take_the_results_of_the_fusions_they_meet(world, monkeypatch):
+    """``sweep(..., done=...)``: a k whose subsets and fusion keys (``SubsetScorer.fusion_key``) an earlier sweep of
+    the scorer scored takes that result (the same ``KResult``, the same single languages) and scores nothing; any
+    other alpha, weight mode or renormalize state is scored, as a sweep of its own scores it. The weight modes are
+    one where no passage has more than one of the subset's items (de's here: one or none) and the scores are
+    projected without a leave-out, not for a leave-out method, whose correction fuses the passages (the fixed
+    mode's pool in float64, the per-item mode's in float32)."""
     import dataclasses
 
+    from xaug.leave_out import OwnItems
     from xaug.sweep import SubsetScorer
 
     tmp, passages, pids, method, queries = world
     qs = QuerySet.from_evaluator(Evaluator(tmp / "mlqa", tmp / "q", LANGS, depth=4), LANGS, pids)
     items = method.reduced(None)
-    scorer, scored = SubsetScorer(qs, passages, items), []
-    score = scorer._score
-    monkeypatch.setattr(scorer, "_score", lambda *args: scored.append(args) or score(*args))
-    base = FusionSettings(0.3, "fixed", True)
-    first = scorer((0, 1), base)
-    assert scorer((0, 1), FusionSettings(0.3, "fixed", True)) is first and len(scored) == 1
-    others = [((1,), base, None), ((0, 1), dataclasses.replace(base, alpha=0.6), None),
-              ((0, 1), dataclasses.replace(base, weight="per_item"), None),
-              ((0, 1), dataclasses.replace(base, renormalize=False), None), ((0, 1), base, ["nDCG@10"])]
-    for subset, fusion, names in others:
-        got = scorer(subset, fusion, names)
-        np.testing.assert_array_equal(got, SubsetScorer(qs, passages, items)(subset, fusion, names))
-    assert len(scored) == 1 + len(others)
     assert int(items[0].counts.max()) == 1 and int(items[1].counts.max()) == 2
-    de = scorer((0,), FusionSettings(0.3, "per_item", True))
-    assert de is scorer((0,), FusionSettings(0.3, "fixed", True)) and len(scored) == 2 + len(others)
-    for weight in ("fixed", "per_item"):  # each as a scorer of its own scores it
-        np.testing.assert_array_equal(de, SubsetScorer(qs, passages, items)((0,), FusionSettings(0.3, weight, True)))
+    scorer, scored, done = SubsetScorer(qs, passages, items), [], {}
+    score = SubsetScorer.__call__  # the calls on ``scorer`` counted
+    monkeypatch.setattr(SubsetScorer, "__call__",
+                        lambda self, *args: (self is scorer and scored.append(args)) or score(self, *args))
+    plan = subset_plan(2, "all")  # k = 1: (0,), (1,); k = 2: (0, 1)
+    base = FusionSettings(0.3, "fixed", True)
+
+    def run(fusion):
+        return sweep(qs, passages, items, {1: fusion, 2: fusion}, plan, method.seconds, method.tokens,
+                     scorer=scorer, done=done)
+
+    first, singles = run(base)
+    assert len(scored) == 3
+    again, singles_again = run(FusionSettings(0.3, "fixed", True))
+    assert all(again[k] is first[k] for k in plan) and len(scored) == 3
+    assert singles_again.keys() == singles.keys() and all(singles_again[i] is singles[i] for i in singles)
+    per_item, _ = run(dataclasses.replace(base, weight="per_item"))  # k = 1: (1,) has two items per passage
+    assert len(scored) == 6 and per_item[1] is not first[1] and per_item[2] is not first[2]
+    for fusion in (dataclasses.replace(base, alpha=0.6), dataclasses.replace(base, renormalize=False),
+                   dataclasses.replace(base, weight="per_item")):
+        got, _ = run(fusion)
+        alone, _ = sweep(qs, passages, items, {1: fusion, 2: fusion}, plan, method.seconds, method.tokens)
+        for k in plan:
+            np.testing.assert_array_equal(got[k].all, alone[k].all)
+    # de alone: the weight modes are one, and each as a sweep of its own scores it
+    de_plan = {1: [(0,)]}
+    de, _ = sweep(qs, passages, items, {1: base}, de_plan, method.seconds, method.tokens, scorer=scorer, done=done)
+    before = len(scored)
+    de_item, _ = sweep(qs, passages, items, {1: dataclasses.replace(base, weight="per_item")}, de_plan,
+                       method.seconds, method.tokens, scorer=scorer, done=done)
+    assert de_item[1] is de[1] and len(scored) == before
+    alone, _ = sweep(qs, passages, items, {1: dataclasses.replace(base, weight="per_item")}, de_plan,
+                     method.seconds, method.tokens)
+    np.testing.assert_array_equal(de[1].all, alone[1].all)
+    # a leave-out scorer keeps the weight modes apart
+    own = [OwnItems(np.full(len(qs.lang), -1), np.full(len(qs.lang), -1), np.zeros((len(qs.lang), 16), np.float32))
+           for _ in items]
+    leave_out = SubsetScorer(qs, passages, items, own)
+    assert leave_out.fusion_key((0,), base) != leave_out.fusion_key((0,), dataclasses.replace(base, weight="per_item"))
+    assert scorer.fusion_key((0,), base) == scorer.fusion_key((0,), dataclasses.replace(base, weight="per_item"))
 
 
 def test_one_similarity_with_an_unnormalised_encoder():

@@ -450,25 +450,24 @@ class SubsetScorer:
         self.view = queries if self.projection is None or self.projection.columns is None else \
             queries.restrict(self.projection.columns)
         self._without: tuple = (None, None)  # the last subset's pools without each query's own items
-        self._done: dict[tuple, np.ndarray] = {}  # (subset, fusion, names) -> the measures scored
         self._pooled: dict[tuple, bool] = {}  # subset -> whether some passage has more than one of its items
 
-    def __call__(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None = None) -> np.ndarray:
-        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper).
-        A subset under a fusion scored before gives the values it gave then (the same array, not scored again):
-        the sweeps' runs meet there where their alphas do (one alpha at the largest k is the method's own run
-        there, and tuned alphas often repeat across k), and the weight modes meet where no passage has more than
-        one of the subset's items (the pool of one item is that item under either)."""
+    def fusion_key(self, subset: tuple[int, ...], fusion: FusionSettings) -> tuple:
+        """What this scorer's measures of ``subset`` under ``fusion`` depend on: equal keys, the same measures bit
+        for bit. The weight modes are one where no passage has more than one of the subset's items and the scores
+        are projected without a leave-out correction (``Projection.scores``: alpha / 1 is alpha), not where
+        fused passages are scored or corrected (``xaug.fusion.fuse`` pools the fixed mode's items in float64 and
+        the per-item mode's in float32, which round apart)."""
         subset = tuple(subset)
-        if subset not in self._pooled:
-            self._pooled[subset] = int(sum(self.items[i].counts for i in subset).max(initial=0)) > 1
-        key = (subset, fusion.alpha, fusion.weight if self._pooled[subset] else "fixed", fusion.renormalize,
-               fusion.n_items_used, None if names is None else tuple(names))
-        if key not in self._done:
-            self._done[key] = self._score(subset, fusion, names)
-        return self._done[key]
+        weight = fusion.weight
+        if self.projection is not None and self.own is None:
+            if subset not in self._pooled:
+                self._pooled[subset] = int(np.sum([self.items[i].counts for i in subset], axis=0).max(initial=0)) > 1
+            weight = weight if self._pooled[subset] else "fixed"
+        return subset, fusion.alpha, weight, fusion.renormalize, fusion.n_items_used
 
-    def _score(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None) -> np.ndarray:
+    def __call__(self, subset: tuple[int, ...], fusion: FusionSettings, names: list[str] | None = None) -> np.ndarray:
+        """Measures (M, Q): every one of ALL_MEASURES, or those of ``names`` (rank measures alone are cheaper)."""
         items = [self.items[i] for i in subset]
         fix = None
         if self.own is not None:
@@ -486,16 +485,26 @@ class SubsetScorer:
 
 def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], settings: dict[int, FusionSettings],
           plan: dict[int, list[tuple[int, ...]]], seconds: list[float], tokens: list[int],
-          own: list[OwnItems] | None = None, scorer: SubsetScorer | None = None
+          own: list[OwnItems] | None = None, scorer: SubsetScorer | None = None, done: dict | None = None
           ) -> tuple[dict[int, KResult], dict[int, np.ndarray]]:
     """Evaluate every planned subset, each k with its own fusion ``settings[k]``; average per query by k and
     group. ``own``: per language, where each query's own question sits among the items (a leave-out method,
     ``xaug.leave_out``): those items are left out of that query's scores. ``scorer``: a ``SubsetScorer`` of
-    these queries, passages, items and ``own`` to reuse (its projection and candidates serve any fusion)."""
+    these queries, passages, items and ``own`` to reuse (its projection and candidates serve any fusion).
+    ``done``: the results of earlier sweeps with ``scorer``, by k's subsets and their fusion keys
+    (``SubsetScorer.fusion_key``), filled as this one goes: a k that meets one takes its result (the same
+    ``KResult`` and single languages) rather than scoring it again. The runs of one set of items meet where
+    their fusions do: one alpha at the largest k is the method's own run there and wherever its tuned alpha
+    repeats, and the weight modes are one where no passage has more than one of a subset's items."""
     by_k, singles = {}, {}
     scorer = scorer if scorer is not None else SubsetScorer(queries, passages, items, own)
     for k, subsets in plan.items():
         fusion = settings[k]
+        key = tuple(scorer.fusion_key(subset, fusion) for subset in subsets)
+        if done is not None and key in done:
+            by_k[k], found = done[key]
+            singles.update(found)
+            continue
 
         def values_of(_, subset):
             values = scorer(subset, fusion)
@@ -508,6 +517,8 @@ def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], s
                           float(np.mean([sum(seconds[i] for i in s) for s in subsets])),
                           float(np.mean([sum(tokens[i] for i in s) for s in subsets])), fusion.alpha,
                           fusion.n_items_used, held)
+        if done is not None:
+            done[key] = (by_k[k], {i: v for i, v in singles.items() if k == 1 and (i,) in subsets})
     return by_k, singles
 
 

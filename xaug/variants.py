@@ -21,7 +21,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
                  perm: int = 0, seed: int = 0, templates: dict | None = None) -> dict:
     """The sweeps of one set of items of ``method``: its own (``kind`` method), its shuffled permutation ``perm``,
     its centroids, or equal items; under each fusion of ``fusions`` (run -> k -> FusionSettings) -> run ->
-    (by_k, singles). The runs share one scorer per items count and query block, so the candidates of each query
+    (by_k, singles). The runs share one scorer per items count and query block (and, where their fusions meet,
+    their results: ``xaug.sweep.sweep``'s ``done``), so the candidates of each query
     (most of a sweep's time with ``scaling.candidates``: the top K of every list over the corpus) are found once
     per set of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory. ``templates``:
     items count -> the method's own items' trained list indexes (``xaug.candidates.list_templates``), which every
@@ -67,14 +68,15 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
             some = queries.take(rows)
             some_held = None if held is None else [o.take(rows) for o in held]
             scorer = SubsetScorer(some, passages, items, some_held, columns=some_columns, terms=terms)
+            done: dict = {}  # the runs' results by fusion key: a run meeting another's fusion at a k takes its result
             for run, fusion in fusions.items():
                 ks = [k for k in plan if fusion[k].n_items_used == n_used]
                 if ks:
                     b, s = sweep(some, passages, items, fusion, {k: plan[k] for k in ks}, method.seconds,
-                                 method.tokens, some_held, scorer=scorer)
+                                 method.tokens, some_held, scorer=scorer, done=done)
                     results[run][0].update(b)
                     results[run][1].update(s)
-            del scorer, some, some_held, some_columns
+            del scorer, some, some_held, some_columns, done
             release_memory()  # its freed arrays: the next block's would take other free chunks, and others again
     return {run: blocks_side_by_side([(dict(sorted(r[run][0].items())), r[run][1]) for r in parts])
             for run in fusions}
