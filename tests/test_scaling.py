@@ -204,12 +204,19 @@ def test_sweeps_of_one_scorer_take_the_results_of_the_fusions_they_meet(world, m
     assert singles_again.keys() == singles.keys() and all(singles_again[i] is singles[i] for i in singles)
     per_item, _ = run(dataclasses.replace(base, weight="per_item"))  # k = 1: (1,) has two items per passage
     assert len(scored) == 6 and per_item[1] is not first[1] and per_item[2] is not first[2]
-    for fusion in (dataclasses.replace(base, alpha=0.6), dataclasses.replace(base, renormalize=False),
-                   dataclasses.replace(base, weight="per_item")):
+    for fusion in (dataclasses.replace(base, alpha=0.6), dataclasses.replace(base, renormalize=False)):
+        before = len(scored)
         got, _ = run(fusion)
+        assert len(scored) == before + 3 and all(got[k] is not first[k] for k in plan)
         alone, _ = sweep(qs, passages, items, {1: fusion, 2: fusion}, plan, method.seconds, method.tokens)
         for k in plan:
             np.testing.assert_array_equal(got[k].all, alone[k].all)
+    got, _ = run(dataclasses.replace(base, weight="per_item"))  # the per-item run's results, taken
+    assert all(got[k] is per_item[k] for k in plan) and len(scored) == 12
+    alone, _ = sweep(qs, passages, items, {k: dataclasses.replace(base, weight="per_item") for k in plan}, plan,
+                     method.seconds, method.tokens)
+    for k in plan:
+        np.testing.assert_array_equal(got[k].all, alone[k].all)
     # de alone: the weight modes are one, and each as a sweep of its own scores it
     de_plan = {1: [(0,)]}
     de, _ = sweep(qs, passages, items, {1: base}, de_plan, method.seconds, method.tokens, scorer=scorer, done=done)

@@ -491,17 +491,19 @@ def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], s
     group. ``own``: per language, where each query's own question sits among the items (a leave-out method,
     ``xaug.leave_out``): those items are left out of that query's scores. ``scorer``: a ``SubsetScorer`` of
     these queries, passages, items and ``own`` to reuse (its projection and candidates serve any fusion).
-    ``done``: the results of earlier sweeps with ``scorer``, by k's subsets and their fusion keys
-    (``SubsetScorer.fusion_key``), filled as this one goes: a k that meets one takes its result (the same
-    ``KResult`` and single languages) rather than scoring it again. The runs of one set of items meet where
-    their fusions do: one alpha at the largest k is the method's own run there and wherever its tuned alpha
-    repeats, and the weight modes are one where no passage has more than one of a subset's items."""
+    ``done``: the results of earlier sweeps with this ``scorer`` (and these queries, items, ``own``, seconds and
+    tokens), by k's subsets and their fusion keys (``SubsetScorer.fusion_key``), filled as this one goes: a k whose
+    subsets' keys all equal an earlier k's takes its result (the same ``KResult`` and single languages) rather
+    than scoring it again. The runs of one set of items meet where their fusions do: one alpha at the largest k
+    is the method's own run there and wherever its tuned alpha repeats, and the weight modes are one where
+    ``fusion_key`` makes them one (projected scores, no leave-out, no passage with more than one of a subset's
+    items)."""
     by_k, singles = {}, {}
     scorer = scorer if scorer is not None else SubsetScorer(queries, passages, items, own)
     for k, subsets in plan.items():
         fusion = settings[k]
         key = tuple(scorer.fusion_key(subset, fusion) for subset in subsets)
-        if done is not None and key in done:
+        if done is not None and key and key in done:  # (a k without subsets has no key)
             by_k[k], found = done[key]
             singles.update(found)
             continue
@@ -517,7 +519,7 @@ def sweep(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], s
                           float(np.mean([sum(seconds[i] for i in s) for s in subsets])),
                           float(np.mean([sum(tokens[i] for i in s) for s in subsets])), fusion.alpha,
                           fusion.n_items_used, held)
-        if done is not None:
+        if done is not None and key:
             done[key] = (by_k[k], {i: v for i, v in singles.items() if k == 1 and (i,) in subsets})
     return by_k, singles
 
