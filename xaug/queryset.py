@@ -17,6 +17,10 @@ from .ranking import Judgements, RankScorer, integer_columns
 from .search import FaissSearcher
 
 
+# passages beyond a system's depth and corrections that a search of its own corpus returns (``QuerySet.own_depth``)
+OWN_MARGIN = 10
+
+
 @dataclass
 class QuerySet:
     """The evaluation queries of one corpus setting, and a scorer of passage matrices against them."""
@@ -107,15 +111,29 @@ class QuerySet:
         """Whether candidates come from searching an index of each list (``xaug.candidates.list_tops``)."""
         return bool(self.candidates) and not self.search.exact and self.factory == "Flat"
 
-    def found_tops(self, passages: np.ndarray) -> np.ndarray | None:
+    def found_tops(self, passages: np.ndarray, corrected: int | None = None) -> np.ndarray | None:
         """(Q, K): every query's top K of ``passages`` from an index of ``search.index`` over them
         (``xaug.candidates.list_tops``), found once so that ``score`` can take each query block's rows (``tops``)
         instead of building that index once per block; None where ``score`` searches no such index (no
-        candidates, a Flat search, or the corpus index of ``factory``)."""
+        candidates, a Flat search, or the corpus index of ``factory``). ``corrected``: ``passages`` are the
+        system's own corpus, scored with leave-out corrections of at most that many passages per query: each
+        query's top ``own_depth(corrected)`` instead."""
         if not self.searches_lists:
             return None
-        return list_tops(self.vectors, [np.asarray(passages, dtype=np.float32)], self.candidates, self.judgements,
+        k = self.candidates if corrected is None else self.own_depth(corrected)
+        return list_tops(self.vectors, [np.asarray(passages, dtype=np.float32)], k, self.judgements,
                          None, self.search)[0]
+
+    def own_depth(self, corrected: int = 0) -> int:
+        """How deep a list of the vectors a system is scored as (its own fused corpus: a control's,
+        ``xaug.sweep.fused_tops``; equal items', ``xaug.variants``) must be searched for that system's measures:
+        its top ``judgements.depth`` passages are all the measures read (``xaug.ranking.RankScorer``), its
+        relevant passage is scored anyway, and a leave-out correction may lower ``corrected`` passages out of
+        that top, so that as many behind them are needed; ``OWN_MARGIN`` more for float rounding between the
+        index's vectors and the scorer's projected scores, which may swap passages of nearly equal score (the
+        synthetic archives' near-copies); at most K. A faiss search's cost grows with its depth (its heap of
+        results): at P = 100k, 16 probes, 100 deep took 0.6 of the time of 200 (docs/design.md)."""
+        return min(self.candidates, self.judgements.depth + corrected + OWN_MARGIN)
 
     def score(self, passages: np.ndarray, correction: Correction | None = None,
               names: list[str] | None = None, tops: np.ndarray | None = None) -> np.ndarray:

@@ -211,16 +211,19 @@ def searched_lists(items: list[LanguageItems], centroids: bool = False) -> int:
 
 
 def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], keys: list[tuple],
-               templates: dict | None = None) -> ListTops:
-    """Per key of ``fused_keys``, every query's top K of that fused corpus (``xaug.candidates.found_lists``): the
+               templates: dict | None = None, corrected: int = 0) -> ListTops:
+    """Per key of ``fused_keys``, every query's top of that fused corpus (``xaug.candidates.found_lists``): the
     candidates of a set of items scored under few fusions (a control's runs at the method's alpha), exact up
-    to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small.
+    to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small. Each
+    run ranks by its own fused corpus, so its top ``QuerySet.own_depth`` (``corrected``: the passages a
+    leave-out correction overwrites per query) is all it needs, not K.
     ``templates``: key -> (vectors, trained empty index) (``trained_fused`` of the same kind of items, by key:
     ``xaug.variants.fused_templates``)."""
-    out = ListTops(len(queries.vectors), len(keys), queries.candidates)
+    depth = queries.own_depth(corrected)
+    out = ListTops(len(queries.vectors), len(keys), depth)
     for at, key in enumerate(keys):
         shared = (templates or {}).get(key)
-        found_lists(queries.vectors, [fused_vectors(passages, items, key)], queries.candidates, queries.judgements,
+        found_lists(queries.vectors, [fused_vectors(passages, items, key)], depth, queries.judgements,
                     None, queries.search, None if shared is None else {0: shared}, remember=False, out=out, at=at)
     return out
 
@@ -289,14 +292,18 @@ class Projection:
                 self.columns, (self.qp, *qm) = candidate_scores(queries.vectors, [p, *item_means(items)],
                                                                 queries.candidates, queries.judgements, tuple(extra),
                                                                 [it.counts > 0 for it in items], queries.search, tops)
+            # the candidates as numpy's index type, once: ``np.take`` converts int32 indices on every call, twice per
+            # fusion scored (a seventh of the tune stage at P = 100k, py-spy); 8 bytes per candidate while it scores
+            self._at = self.columns.astype(np.intp, copy=False)
             # q . sums = q . mean item x count, in float32 in place: each product is rounded once, as a float64
             # product rounded to float32 is (counts are exact in float32); padding (-1) reads passage 0 (``clip``),
             # at columns never ranked
-            self.qs = [np.multiply(m, np.take(it.counts.astype(np.float32), self.columns, mode="clip"), out=m)
+            self.qs = [np.multiply(m, np.take(it.counts.astype(np.float32), self._at, mode="clip"), out=m)
                        for m, it in zip(qm, items)]
         else:
             self.qp = queries.vectors @ p.T
             self.qs = [queries.vectors @ it.sums.T for it in items]
+            self._at = None
         self.counts = [it.counts for it in items]
         self._items, self._scores = np.empty_like(self.qp), np.empty_like(self.qp)
         self._scale = None if self.columns is None else np.empty_like(self.qp)
@@ -324,8 +331,8 @@ class Projection:
             qt *= scale1
             out = np.multiply(self.qp, scale0, out=self._scores)
         else:  # per passage -> per query and candidate, gathered into one reused buffer in turn
-            qt *= np.take(scale1, self.columns, out=self._scale, mode="clip")
-            out = np.multiply(self.qp, np.take(scale0, self.columns, out=self._scale, mode="clip"), out=self._scores)
+            qt *= np.take(scale1, self._at, out=self._scale, mode="clip")
+            out = np.multiply(self.qp, np.take(scale0, self._at, out=self._scale, mode="clip"), out=self._scores)
         out += qt
         return out
 

@@ -57,7 +57,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         # each candidate list searched once for every block
         shared = (templates or {}).get(n_used)
         keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
-        tops = fused_tops(queries, passages, items, keys, fused_templates(shared, kind)) \
+        tops = fused_tops(queries, passages, items, keys, fused_templates(shared, kind),
+                          0 if held is None else len(held)) \
             if uses_fused(kind, keys, items) else found_tops(queries, passages, items, shared)
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops
@@ -123,7 +124,8 @@ def _equal_items_sweep(method, fusion: dict, plan: dict, seed: int, queries: Que
         def values_of(position, subset):
             pooled, taken = drawn_items(method.raw, subset, total, np.random.default_rng([seed, k, position]))
             fused = combine(passages, [pooled], fusion[k])
-            tops = queries.found_tops(fused)  # its index built and searched once for every block
+            # its index built and searched once for every block, to its own depth and the passages corrected
+            tops = queries.found_tops(fused, 0 if own is None else len(subset))
             values = []
             for rows, some, some_own in parts:
                 fix = None if own is None else correction(some.vectors, passages, [pooled],
