@@ -21,6 +21,11 @@ from .search import FaissSearcher
 OWN_MARGIN = 10
 
 
+def own_depth(candidates: int, depth: int, corrected: int = 0) -> int:
+    """``QuerySet.own_depth`` of a query set with K ``candidates`` and ``evaluate.depth`` ``depth``."""
+    return min(candidates, depth + corrected + OWN_MARGIN)
+
+
 @dataclass
 class QuerySet:
     """The evaluation queries of one corpus setting, and a scorer of passage matrices against them."""
@@ -132,8 +137,8 @@ class QuerySet:
         that top, so that as many behind them are needed; ``OWN_MARGIN`` more for float rounding between the
         index's vectors and the scorer's projected scores, which may swap passages of nearly equal score (the
         synthetic archives' near-copies); at most K. A faiss search's cost grows with its depth (its heap of
-        results): at P = 100k, 16 probes, 100 deep took 0.6 of the time of 200 (docs/design.md)."""
-        return min(self.candidates, self.judgements.depth + corrected + OWN_MARGIN)
+        results; docs/design.md)."""
+        return own_depth(self.candidates, self.judgements.depth, corrected)
 
     def score(self, passages: np.ndarray, correction: Correction | None = None,
               names: list[str] | None = None, tops: np.ndarray | None = None) -> np.ndarray:
