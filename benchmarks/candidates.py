@@ -13,6 +13,9 @@ decisions (p_holm < 0.05) that agree. Writes ``--out`` (JSON) and a table on std
         --out benchmarks/results/candidates.json
     python benchmarks/candidates.py --workspace /tmp/scale/P10000 --params /tmp/scale/P10000/params.yaml \\
         --candidates 200 --index 'IVF256,Flat|nprobe=16' --out /tmp/c.json
+
+``--compare BEFORE AFTER`` compares two gains tables already written (two runs' plots/scaling.csv, e.g. the
+scale benchmark's work folder before and after a change of the engine) the same way, and per variant.
 """
 from __future__ import annotations
 
@@ -88,10 +91,24 @@ def compare(dense: pd.DataFrame, other: pd.DataFrame) -> dict:
             "holm_decisions_agree": round(float(np.mean(pd.concat(decided))), 4) if decided else None}
 
 
+def compare_tables(before: Path, after: Path, out: Path) -> None:
+    """``--compare``: ``compare`` of two gains tables, over all rows and per variant, to ``out`` and stdout."""
+    one, two = pd.read_csv(before), pd.read_csv(after)
+    report = {"before": str(before), "after": str(after), "all": compare(one, two),
+              "by_variant": {v: compare(one[one["variant"] == v], two[two["variant"] == v])
+                             for v in dict.fromkeys(one["variant"])}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(pd.DataFrame({"all": report["all"], **report["by_variant"]}).T.drop(columns="max_abs_mean_by_method")
+          .to_string())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workspace", type=Path, required=True, help="a finished run (data/, metrics/tuning.json)")
-    ap.add_argument("--candidates", type=int, nargs="+", required=True, help="values of K (each >= evaluate.depth)")
+    ap.add_argument("--workspace", type=Path, help="a finished run (data/, metrics/tuning.json)")
+    ap.add_argument("--candidates", type=int, nargs="+", help="values of K (each >= evaluate.depth)")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="only compare two gains tables (plots/scaling.csv) already written")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml",
                     help="the run's parameters (default: this commit's; e.g. a scale benchmark workspace's)")
     ap.add_argument("--index", nargs="*", default=[], metavar="FACTORY|PARAMS",
@@ -100,6 +117,11 @@ def main():
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
+    if args.compare:
+        compare_tables(*args.compare, args.out)
+        return
+    if args.workspace is None or not args.candidates:
+        ap.error("--workspace and --candidates are required (or --compare)")
     runs = [(k, "Flat", "") for k in [0, *args.candidates]]
     runs += [(k, *(spec.split("|", 1) + [""])[:2]) for spec in args.index for k in args.candidates]
     rows = []

@@ -21,11 +21,6 @@ from .search import FaissSearcher
 OWN_MARGIN = 10
 
 
-def own_depth(candidates: int, depth: int, corrected: int = 0) -> int:
-    """``QuerySet.own_depth`` of a query set with K ``candidates`` and ``evaluate.depth`` ``depth``."""
-    return min(candidates, depth + corrected + OWN_MARGIN)
-
-
 @dataclass
 class QuerySet:
     """The evaluation queries of one corpus setting, and a scorer of passage matrices against them."""
@@ -130,15 +125,15 @@ class QuerySet:
                          None, self.search)[0]
 
     def own_depth(self, corrected: int = 0) -> int:
-        """How deep a list of the vectors a system is scored as (its own fused corpus: a control's,
-        ``xaug.sweep.fused_tops``; equal items', ``xaug.variants``) must be searched for that system's measures:
-        its top ``judgements.depth`` passages are all the measures read (``xaug.ranking.RankScorer``), its
-        relevant passage is scored anyway, and a leave-out correction may lower ``corrected`` passages out of
-        that top, so that as many behind them are needed; ``OWN_MARGIN`` more for float rounding between the
-        index's vectors and the scorer's projected scores, which may swap passages of nearly equal score (the
-        synthetic archives' near-copies); at most K. A faiss search's cost grows with its depth (its heap of
+        """How deep the one list of a system's own corpus (equal items' pooled corpus, ``xaug.variants``) must be
+        searched for that system's measures: its top ``judgements.depth`` passages are all the measures read
+        (``xaug.ranking.RankScorer``), its relevant passage is scored anyway, and a leave-out correction may lower
+        ``corrected`` passages out of that top, so that as many behind them are needed; ``OWN_MARGIN`` more for
+        float rounding between the index's vectors and the scores, which may swap passages of nearly equal score
+        (the synthetic archives' near-copies); at most K. One list's top to that depth is a prefix of its top K
+        (the index scans the same cells), and a faiss search costs less the shallower it goes (its heap of
         results; docs/design.md)."""
-        return own_depth(self.candidates, self.judgements.depth, corrected)
+        return min(self.candidates, self.judgements.depth + corrected + OWN_MARGIN)
 
     def score(self, passages: np.ndarray, correction: Correction | None = None,
               names: list[str] | None = None, tops: np.ndarray | None = None) -> np.ndarray:

@@ -211,19 +211,16 @@ def searched_lists(items: list[LanguageItems], centroids: bool = False) -> int:
 
 
 def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], keys: list[tuple],
-               templates: dict | None = None, corrected: int = 0) -> ListTops:
-    """Per key of ``fused_keys``, every query's top of that fused corpus (``xaug.candidates.found_lists``): the
+               templates: dict | None = None) -> ListTops:
+    """Per key of ``fused_keys``, every query's top K of that fused corpus (``xaug.candidates.found_lists``): the
     candidates of a set of items scored under few fusions (a control's runs at the method's alpha), exact up
-    to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small. Each
-    run ranks by its own fused corpus, so its top ``QuerySet.own_depth`` (``corrected``: the passages a
-    leave-out correction overwrites per query) is all it needs, not K.
+    to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small.
     ``templates``: key -> (vectors, trained empty index) (``trained_fused`` of the same kind of items, by key:
     ``xaug.variants.fused_templates``)."""
-    depth = queries.own_depth(corrected)
-    out = ListTops(len(queries.vectors), len(keys), depth)
+    out = ListTops(len(queries.vectors), len(keys), queries.candidates)
     for at, key in enumerate(keys):
         shared = (templates or {}).get(key)
-        found_lists(queries.vectors, [fused_vectors(passages, items, key)], depth, queries.judgements,
+        found_lists(queries.vectors, [fused_vectors(passages, items, key)], queries.candidates, queries.judgements,
                     None, queries.search, None if shared is None else {0: shared}, remember=False, out=out, at=at)
     return out
 
