@@ -3,14 +3,14 @@
 stage builds it: ``scaling.candidate_index`` trained on ``scaling.candidate_train`` vectors per cell, probed by
 ``scaling.candidate_search``) searched by a workspace's evaluation queries to each depth, on one thread.
 
-The stage searches its per-language lists to K (``scaling.candidates``) and a set of items' fused corpora to its
-runs' own depth (``xaug.queryset.own_depth``: ``evaluate.depth`` and a few passages); ``xaug.variants.uses_fused``
-takes the cost of a search as about proportional to its depth. Writes each depth's CPU seconds (the best of
-``--repeat`` rounds, each searching every depth in turn, after one untimed search) and their ratio to the
-largest depth's.
+The stage searches its candidate lists to K (``scaling.candidates``), and equal items' pooled corpora only as
+deep as their measures read (``QuerySet.own_depth``: ``evaluate.depth`` and a few passages), where that search
+finds the start of the search to K (an inverted file of whole vectors). Writes each depth's CPU seconds (the
+best of ``--repeat`` rounds, each searching every depth in turn, after one untimed search) and their ratio to
+the largest depth's.
 
-    python benchmarks/search_depth.py --workspace /work/scale/P100000 --depths 100 110 120 150 200 \\
-        --out benchmarks/results/search_depth_p100k.json
+    python benchmarks/search_depth.py --workspace /work/scale/P100000 --depths 100 110 116 150 200 \\
+        --queries 32768 --repeat 7 --out benchmarks/results/search_depth_p100k.json
 """
 from __future__ import annotations
 

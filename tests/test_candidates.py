@@ -651,11 +651,19 @@ def test_a_system_scored_from_its_own_corpus_finds_its_depth_and_the_passages_it
 
     assert all(found(2)) and not all(found(0))
     assert full.found_tops(fused).shape == (len(queries.vectors), 60)  # not its own corpus: K
-    fixed = correction(queries.vectors, passages, items, [(o, it.counts) for o, it in zip(own, items)], fusion)
-    np.testing.assert_array_equal(full.score(fused, fixed, tops=full.found_tops(fused, 2)),
-                                  full.score(fused, fixed, tops=full.found_tops(fused)))
-    np.testing.assert_allclose(full.score(fused, fixed, tops=full.found_tops(fused, 2)), queries.score(fused, fixed),
+    fix = correction(queries.vectors, passages, items, [(o, it.counts) for o, it in zip(own, items)], fusion)
+    np.testing.assert_allclose(full.score(fused, fix, tops=full.found_tops(fused, 2)), queries.score(fused, fix),
                                atol=1e-6)
+    # probing 2 of 8 cells (approximate): the search to that depth is the start of the search to K, the same measures
+    some = dataclasses.replace(full, search=CandidateSearch("IVF8,Flat", "nprobe=2"))
+    np.testing.assert_array_equal(some.found_tops(fused, 2), some.found_tops(fused)[:, :12])
+    np.testing.assert_array_equal(some.score(fused, fix, tops=some.found_tops(fused, 2)),
+                                  some.score(fused, fix, tops=some.found_tops(fused)))
+    # not where a shallower search finds other passages (a graph's search widens with its depth), nor where a mask
+    # row allows at most K passages (taken whole by the search to K)
+    for other in (dataclasses.replace(full, search=CandidateSearch("HNSW8")),
+                  dataclasses.replace(full, candidates=len(passages))):
+        assert other.found_tops(fused, 2).shape[1] == other.candidates
 
 
 @pytest.mark.parametrize("search", [CandidateSearch("IVF8,Flat", "nprobe=2"), CandidateSearch()])

@@ -334,6 +334,29 @@ def test_query_blocks_give_the_measures_of_one_block(world, setting):
     assert grid(whole) == grid(blocked)
 
 
+def test_equal_items_search_each_pool_to_its_depth_and_the_passages_their_own_questions_sit_in(world, monkeypatch):
+    """Equal items of a leave-out method search each subset's pooled corpus to its own depth counting one corrected
+    passage per language of the subset (``QuerySet.found_tops(fused, corrected)``); a method without a leave-out
+    counts none."""
+    from xaug.candidates import CandidateSearch
+    from xaug.sweep import subset_plan
+    from xaug.variants import _equal_items_sweep
+
+    tmp, data, passages, pids, method, ev = world
+    qs = QuerySet.from_evaluator(ev, LANGS, pids, candidates=3, search=CandidateSearch("IVF2,Flat", "nprobe=1"))
+    asked, original = [], QuerySet.found_tops
+    monkeypatch.setattr(QuerySet, "found_tops", lambda self, p, corrected=None: asked.append(corrected) or
+                        original(self, p, corrected))
+    fusion = {k: FusionSettings(0.4, "fixed", True) for k in (1, 2)}
+    plan = subset_plan(2, "all")
+    _equal_items_sweep(method, fusion, plan, 0, qs, passages, qs.blocks())
+    assert asked == [len(s) for k in plan for s in plan[k]] == [1, 1, 2]
+    asked.clear()
+    plain = MethodItems("xqg", LANGS, method.raw, method.seconds, method.tokens)  # no question ids: no leave-out
+    _equal_items_sweep(plain, fusion, plan, 0, qs, passages, qs.blocks())
+    assert asked == [0, 0, 0]
+
+
 def test_a_set_of_items_per_passage_terms_are_computed_once_for_all_its_query_blocks(world, monkeypatch):
     """The projection's per-passage terms (``PassageTerms``: p.p, p.sums, the Gram terms; O(passages) each) depend
     on the passages and items alone: a set of items computes them once and every query block's scorer reads them."""

@@ -8,6 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
+import faiss
 import numpy as np
 
 from .candidates import CandidateSearch, candidate_scores, correction_at, list_tops, pairs_matrix, slots, union
@@ -117,10 +118,10 @@ class QuerySet:
         instead of building that index once per block; None where ``score`` searches no such index (no
         candidates, a Flat search, or the corpus index of ``factory``). ``corrected``: ``passages`` are the
         system's own corpus, scored with leave-out corrections of at most that many passages per query: each
-        query's top ``own_depth(corrected)`` instead."""
+        query's top ``own_depth(corrected)`` instead, where that is the start of its top K (``_prefixes``)."""
         if not self.searches_lists:
             return None
-        k = self.candidates if corrected is None else self.own_depth(corrected)
+        k = self.candidates if corrected is None or not self._prefixes(len(passages)) else self.own_depth(corrected)
         return list_tops(self.vectors, [np.asarray(passages, dtype=np.float32)], k, self.judgements,
                          None, self.search)[0]
 
@@ -130,10 +131,23 @@ class QuerySet:
         (``xaug.ranking.RankScorer``), its relevant passage is scored anyway, and a leave-out correction may lower
         ``corrected`` passages out of that top, so that as many behind them are needed; ``OWN_MARGIN`` more for
         float rounding between the index's vectors and the scores, which may swap passages of nearly equal score
-        (the synthetic archives' near-copies); at most K. One list's top to that depth is a prefix of its top K
-        (the index scans the same cells), and a faiss search costs less the shallower it goes (its heap of
-        results; docs/design.md)."""
+        (the synthetic archives' near-copies); at most K. Where a list's search to that depth is the start of its
+        search to K (``found_tops``), the measures are those of a search to K, and a faiss search costs less the
+        shallower it goes (its heap of results; docs/design.md)."""
         return min(self.candidates, self.judgements.depth + corrected + OWN_MARGIN)
+
+    def _prefixes(self, n: int) -> bool:
+        """Whether each query's search of a list of ``n`` passages to a smaller depth finds the start of its
+        search to K: an inverted file of whole vectors (``IVF...,Flat``, any coarse quantizer) scans the same
+        cells at any depth and ranks them by their exact scores, where a graph (HNSW: its search widens with the
+        depth), compressed codes (approximate scores) or a refinement (a multiple of the depth) do not; and every
+        mask row the queries use allows more than K passages (a row of at most K is taken whole, exactly)."""
+        index = faiss.index_factory(self.vectors.shape[1], self.search.index, faiss.METRIC_INNER_PRODUCT)
+        if type(index) is not faiss.IndexIVFFlat:
+            return False
+        masks = self.judgements.masks
+        allowed = n if masks is None else int(np.asarray(masks, bool)[np.unique(self.judgements.mask_of)].sum(1).min())
+        return allowed > self.candidates
 
     def score(self, passages: np.ndarray, correction: Correction | None = None,
               names: list[str] | None = None, tops: np.ndarray | None = None) -> np.ndarray:
