@@ -651,7 +651,6 @@ def test_a_system_scored_from_its_own_corpus_finds_its_depth_and_the_passages_it
 
     assert all(found(2)) and not all(found(0))
     assert full.found_tops(fused).shape == (len(queries.vectors), 60)  # not its own corpus: K
-    fix = correction(queries.vectors, passages, items, [(o, it.counts) for o, it in zip(own, items)], fusion)
     np.testing.assert_allclose(full.score(fused, fix, tops=full.found_tops(fused, 2)), queries.score(fused, fix),
                                atol=1e-6)
     # probing 2 of 8 cells (approximate): the search to that depth is the start of the search to K, the same measures
