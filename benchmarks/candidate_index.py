@@ -17,7 +17,8 @@ centroids) with each list searched in an index trained on its own vectors and in
     python benchmarks/candidate_index.py --workspace /work/scale100/P100000 \\
         --index 'IVF1024,Flat|nprobe=32' --passages-index --out benchmarks/results/candidate_index_p100k.json
 
-``--index 'IVF1024,Flat|nprobe=16|40'`` trains each list's cells on at most 40 of its vectors each.
+``--index 'IVF1024,Flat|nprobe=16|40'`` trains each list's cells on at most 40 of its vectors each,
+``'IVF1024,Flat|nprobe=16|40|4'`` in 4 k-means iterations.
 """
 from __future__ import annotations
 
@@ -129,9 +130,10 @@ def control_rows(name, some, exp, items, own, k, searches) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", type=Path, required=True, help="a run up to the tune stage (data/, params.yaml)")
-    ap.add_argument("--index", nargs="+", required=True, metavar="FACTORY|PARAMS[|TRAIN]",
+    ap.add_argument("--index", nargs="+", required=True, metavar="FACTORY|PARAMS[|TRAIN[|ITERATIONS]]",
                     help="a faiss factory, its ParameterSpace string and, optionally, the vectors per cell that "
-                         "train each list's index (scaling.candidate_train)")
+                         "train each list's index (scaling.candidate_train) and its k-means iterations "
+                         "(scaling.candidate_iterations)")
     ap.add_argument("--passages-index", action="store_true", help="also every list in the passages' index")
     ap.add_argument("--queries", type=int, default=3000, help="tune questions drawn per method")
     ap.add_argument("--candidates", type=int, default=None, help="K (default: scaling.candidates, else 200)")
@@ -149,7 +151,8 @@ def main():
     for spec in args.index:
         factory, _, rest = spec.partition("|")
         params, _, train = rest.partition("|")
-        search = CandidateSearch(factory, params, int(train or 0))
+        train, _, iterations = train.partition("|")
+        search = CandidateSearch(factory, params, int(train or 0), int(iterations or 0))
         searches.append((spec, search, False))
         if args.passages_index:
             searches.append((spec + " (passages' index)", search, True))

@@ -517,6 +517,33 @@ def test_a_controls_candidates_are_the_top_k_of_each_fused_corpus_it_is_scored_a
 
 
 @pytest.mark.parametrize("masked", [False, True])
+def test_a_controls_fused_corpora_are_searched_as_deep_as_its_runs_measures_read(masked):
+    """Each run of a control ranks by one of its fused corpora, so with an inverted file of whole vectors each corpus
+    is searched to the runs' own depth (``QuerySet.own_search_depth``: the depth, the passages a leave-out may lower
+    and a margin), not K; probing every cell, every run still measures as the dense path does. Without ``corrected``,
+    or with an index whose shallower search is not the start of its deeper one, the search goes to K."""
+    from xaug.sweep import fused_tops
+    from xaug.variants import control_keys
+
+    queries, passages, items = _world(seed=13, n_queries=120, n_passages=400, masked=masked)
+    full = dataclasses.replace(queries, candidates=40, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
+    control = shuffled_items(items, np.random.default_rng(1))
+    fusions = {r: {1: FusionSettings(0.3, "fixed", r), 2: FusionSettings(0.5, "fixed", r)} for r in (True, False)}
+    plan = {1: [(1,)], 2: [(0, 1)]}
+    keys = control_keys("shuffled", plan, fusions, None)
+    assert full.own_depth(0) == 20 and full.own_depth(2) == 22
+    for corrected, width in ((0, 20), (2, 22), (None, 40)):
+        assert fused_tops(full, passages, control, keys, corrected=corrected).array.shape == (120, len(keys), width)
+    graph = dataclasses.replace(full, search=CandidateSearch("HNSW8"))
+    assert fused_tops(graph, passages, control, keys, corrected=0).array.shape[2] == 40
+    dense, sparse = SubsetScorer(queries, passages, control), \
+        SubsetScorer(full, passages, control, tops=fused_tops(full, passages, control, keys, corrected=0))
+    for k, subsets in plan.items():
+        for fusion in fusions.values():
+            np.testing.assert_allclose(sparse(subsets[0], fusion[k]), dense(subsets[0], fusion[k]), atol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True])
 def test_a_list_of_one_vector_takes_its_first_allowed_passages_without_an_index(masked, monkeypatch):
     """The centroid control's mean items are one vector per language: every covered passage scores the same, so
     the list's top K are its first K allowed passages (equal scores rank the lower position first), found
@@ -721,6 +748,49 @@ def test_candidate_train_samples_the_vectors_that_train_each_lists_cells():
         np.testing.assert_array_equal(dataclasses.replace(queries, candidates=20, search=search).score(passages), exact)
     with pytest.raises(ConfigError, match=r"^scaling.candidate_train: expected 0 .* or at least 39"):
         CandidateSearch("IVF4,Flat", train=20)
+
+
+@pytest.mark.parametrize("factory, prefixes", [("IVF4,Flat", True), ("IVF4_HNSW8,Flat", True), ("HNSW8", False),
+                                               ("IVF4,PQ4", False), ("IVF4,Flat,RFlat", False), ("Flat", False)])
+def test_only_an_inverted_file_of_whole_vectors_searches_to_a_prefix_of_its_deeper_search(factory, prefixes):
+    assert CandidateSearch(factory).prefixes(16) is prefixes
+
+
+def test_candidate_training_settings_reach_every_trained_index():
+    """``scaling.candidate_train`` and ``candidate_iterations`` set the k-means of every index the candidates
+    train: a list's (``list_templates``) and a control's fused corpus (``trained_fused``), whose cells differ
+    from those of faiss's defaults; 0 keeps faiss's defaults (256 vectors per cell, 10 iterations)."""
+    from xaug.search import build_index
+    from xaug.sweep import fused_vectors, trained_fused
+    from xaug.variants import control_keys
+
+    def cells(index):  # the index stays referenced while its quantizer is read
+        return faiss.extract_index_ivf(index).quantizer.reconstruct_n(0, faiss.extract_index_ivf(index).nlist)
+
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(2000, 8)).astype(np.float32)
+    default, three = build_index(vectors, "IVF8,Flat", "k"), build_index(vectors, "IVF8,Flat", "k", 0, 3)
+    assert (faiss.extract_index_ivf(default).cp.niter, faiss.extract_index_ivf(default).cp.max_points_per_centroid) \
+        == (10, 256)
+    assert faiss.extract_index_ivf(three).cp.niter == 3
+    one, again = build_index(vectors, "IVF8,Flat", "k", 0, 1), build_index(vectors, "IVF8,Flat", "k", 0, 1)
+    assert not np.array_equal(cells(default), cells(one))
+    np.testing.assert_array_equal(cells(one), cells(again))  # seeded
+    with pytest.raises(ConfigError, match=r"^scaling.candidate_iterations: expected an integer >= 0"):
+        CandidateSearch("IVF4,Flat", iterations=-1)
+
+    _, passages, items = _world(n_passages=400)
+    search = CandidateSearch("IVF4,Flat", "nprobe=2", train=39, iterations=2)
+    key = control_keys("shuffled", {1: [(1,)]}, {True: {1: FusionSettings(0.3, "fixed", True)}}, None)[0]
+    fused = candidates_module.unpack_templates(trained_fused(passages, items, [key], search, "shuffled"))
+    vectors = fused_vectors(passages, items, key)
+    expected, default = build_index(vectors, "IVF4,Flat", "k", 39, 2), build_index(vectors, "IVF4,Flat", "k")
+    assert not np.array_equal(cells(expected), cells(default))
+    np.testing.assert_array_equal(cells(fused["shuffled", key][1]), cells(expected))
+    lists = candidates_module.list_templates(ListMatrices(passages, items), [it.counts > 0 for it in items], search)
+    ivfs = [faiss.try_extract_index_ivf(index) for _, index in lists.values()]
+    assert any(i is not None for i in ivfs)
+    assert all((i.cp.niter, i.cp.max_points_per_centroid) == (2, 39) for i in ivfs if i is not None)
 
 
 def test_a_leave_out_correction_moves_to_its_slot():

@@ -357,6 +357,25 @@ def test_equal_items_search_each_pool_to_its_depth_and_the_passages_their_own_qu
     assert asked == [0, 0, 0]
 
 
+@pytest.mark.parametrize("kind, corrected", [("shuffled", 2), ("centroid", 0)])
+def test_a_controls_fused_corpora_count_the_passages_its_leave_out_corrects(world, monkeypatch, kind, corrected):
+    """A leave-out method's shuffled items keep each query's own items (moved with them), one per language: their fused
+    corpora are searched to the depth counting one corrected passage per language (``fused_tops(..., corrected)``);
+    its centroids hold no question's own items and count none."""
+    import xaug.variants as variants
+    from xaug.candidates import CandidateSearch
+    from xaug.sweep import subset_plan
+
+    tmp, data, passages, pids, method, ev = world
+    qs = QuerySet.from_evaluator(ev, LANGS, pids, candidates=3, search=CandidateSearch("IVF2,Flat", "nprobe=1"))
+    asked, original = [], variants.fused_tops
+    monkeypatch.setattr(variants, "fused_tops", lambda *a, **kw: asked.append(a[5:] or kw.get("corrected")) or
+                        original(*a, **kw))
+    fusions = {("shuffled", "fixed", True): {k: FusionSettings(0.4, "fixed", True) for k in (1, 2)}}
+    variants.items_sweeps(qs, passages, method, fusions, subset_plan(2, "all"), kind, 0, 0)
+    assert asked == [(corrected,)]
+
+
 def test_a_set_of_items_per_passage_terms_are_computed_once_for_all_its_query_blocks(world, monkeypatch):
     """The projection's per-passage terms (``PassageTerms``: p.p, p.sums, the Gram terms; O(passages) each) depend
     on the passages and items alone: a set of items computes them once and every query block's scorer reads them."""

@@ -90,6 +90,8 @@ AT_LOAD = [
     ("scaling.candidate_search", "nprobe=x", "scaling.candidate_search", "faiss rejects"),
     ("scaling.candidate_train", 10, "scaling.candidate_train", "at least 39"),
     ("scaling.candidate_train", -1, "scaling.candidate_train", "integer >= 0"),
+    ("scaling.candidate_iterations", -1, "scaling.candidate_iterations", "integer >= 0"),
+    ("scaling.candidate_iterations", 2.5, "scaling.candidate_iterations", "integer"),
     ("index.factory", "IVF", "index.factory", "faiss rejects"),
     ("index.search_params", "nprobe=x", "index.search_params", "faiss rejects"),
     ("scaling.seeds", [13, 14], "scaling.seeds", "other than seed (13)"),

@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .leave_out import Correction
-from .params import check_candidate_train, check_faiss_index
+from .params import check_candidate_iterations, check_candidate_train, check_faiss_index
 from .ranking import integer_columns
 from .search import build_index, set_search
 
@@ -56,19 +56,29 @@ class CandidateSearch:
     """How each candidate list's top K is found: ``index`` ``Flat`` (every passage scored, exact) or a faiss
     index-factory string (``scaling.candidate_index``), searched with the faiss ParameterSpace string
     ``params`` (``scaling.candidate_search``, e.g. ``nprobe=32``); an inverted-file index's cells are trained on
-    at most ``train`` vectors per cell of each list (``scaling.candidate_train``; 0: faiss's default, 256)."""
+    at most ``train`` vectors per cell of each list (``scaling.candidate_train``; 0: faiss's default, 256), in
+    ``iterations`` k-means iterations (``scaling.candidate_iterations``; 0: faiss's default, 10)."""
 
     index: str = "Flat"
     params: str = ""
     train: int = 0
+    iterations: int = 0
 
     def __post_init__(self):
         check_faiss_index(self.index, self.params)
         check_candidate_train(self.train)
+        check_candidate_iterations(self.iterations)
 
     @property
     def exact(self) -> bool:
         return self.index == "Flat"
+
+    def prefixes(self, dim: int) -> bool:
+        """Whether a search of this index (of ``dim``-dimensional vectors) to a smaller depth finds the start of its search to a larger one: an
+        inverted file of whole vectors (``IVF...,Flat``, any coarse quantizer) scans the same cells at any depth
+        and ranks them by their exact scores, where a graph (HNSW: its search widens with the depth), compressed
+        codes (approximate scores) or a refinement (a multiple of the depth) do not."""
+        return type(faiss.index_factory(dim, self.index, faiss.METRIC_INNER_PRODUCT)) is faiss.IndexIVFFlat
 
 
 def candidate_scores(queries: np.ndarray, matrices: list[np.ndarray], k: int, judgements,
@@ -426,7 +436,7 @@ def _template(vectors: np.ndarray, has: np.ndarray | None, passages: np.ndarray 
         return _trained(passages, search)
     own = vectors if has is None else vectors[has]
     try:
-        return build_index(own, search.index, "scaling.candidate_index", search.train)
+        return build_index(own, search.index, "scaling.candidate_index", search.train, search.iterations)
     except ConfigError:
         if passages is None or len(own) >= len(passages):
             raise
@@ -439,7 +449,7 @@ def _trained(passages: np.ndarray, search: CandidateSearch):
     stage scores the same passages)."""
     if _TRAINED and _TRAINED[0] is passages and _TRAINED[1] == search:
         return _TRAINED[2]
-    index = build_index(passages, search.index, "scaling.candidate_index", search.train)
+    index = build_index(passages, search.index, "scaling.candidate_index", search.train, search.iterations)
     _TRAINED[:] = [passages, search, index]
     return index
 

@@ -30,7 +30,7 @@ class Experiment:
     depth: int
     index: IndexSettings
     candidates: int = 0  # scaling.candidates
-    search: CandidateSearch = CandidateSearch()  # scaling.candidate_index, candidate_search, candidate_train
+    search: CandidateSearch = CandidateSearch()  # scaling.candidate_* (ScalingSettings.search)
     block: int = 0       # scaling.query_block
 
     @classmethod
@@ -42,13 +42,13 @@ class Experiment:
         names = check_methods(p.get_path("methods"))
         scaling = from_params(ScalingSettings, p.get_path("scaling"),
                               only=("weights", "candidates", "candidate_index", "candidate_search", "candidate_train",
-                                    "query_block"))
+                                    "candidate_iterations", "query_block"))
         depth = from_params(EvaluateSettings, p.get_path("evaluate"), only=("depth",)).depth
         index = from_params(IndexSettings, p.get_path("index"))
         passages, passage_ids = read_embeddings(passages_prefix)  # the files once the parameters are known good
         items_root = Path(generated_root if items_root is None else items_root)
         methods = {m: load_method(Path(generated_root) / m, m, languages, items_root / m) for m in names}
-        search = CandidateSearch(scaling.candidate_index, scaling.candidate_search, scaling.candidate_train)
+        search = scaling.search
         return cls(languages, scaling.weights, passages, passage_ids, methods, depth, index, scaling.candidates,
                    search, scaling.query_block)
 

@@ -145,7 +145,7 @@ GROUP_KEYS = {
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
     "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates",
-                "candidate_index", "candidate_search", "candidate_train", "query_block", "seeds"),
+                "candidate_index", "candidate_search", "candidate_train", "candidate_iterations", "query_block", "seeds"),
 }
 
 
@@ -170,7 +170,7 @@ def check_cross_parameters(data: dict) -> None:
     (``data.corpus_language``), ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at
     least ``evaluate.depth`` (fewer would cut every ranking short), ``scaling.candidate_index`` and
     ``candidate_search``, ``index.factory`` and ``search_params`` accepted by faiss, ``scaling.candidate_train`` 0 or at
-    least 39 (faiss warns below), ``scaling.seeds`` distinct integers >= 0
+    least 39 (faiss warns below), ``scaling.candidate_iterations`` an integer >= 0, ``scaling.seeds`` distinct integers >= 0
     other than ``seed`` (the *_seed stages' names and outputs are keyed by them). The raw values are read here
     (not recorded as the stage's reads)."""
     if "seed" in data:
@@ -195,6 +195,8 @@ def check_cross_parameters(data: dict) -> None:
         check_faiss_index(scaling.get("candidate_index", "Flat"), scaling.get("candidate_search", ""))
     if "candidate_train" in scaling:
         check_candidate_train(scaling["candidate_train"])
+    if "candidate_iterations" in scaling:
+        check_candidate_iterations(scaling["candidate_iterations"])
     index = data.get("index") if isinstance(data.get("index"), dict) else {}
     if index:
         check_faiss_index(index.get("factory", "Flat"), index.get("search_params") or "",
@@ -244,6 +246,11 @@ def check_candidate_train(value) -> int:
         raise ConfigError(f"scaling.candidate_train: expected 0 (faiss's default) or at least {FAISS_TRAIN_MINIMUM} "
                           f"(faiss's fewest training vectors per cell), got {value}")
     return value
+
+
+def check_candidate_iterations(value) -> int:
+    """``scaling.candidate_iterations``: 0 (faiss's default) or the k-means iterations that train an index's cells."""
+    return check_int(value, "scaling.candidate_iterations", minimum=0, note="0 = faiss's default (10)")
 
 
 def check_int(value, name: str, minimum: int = 1, maximum: int | None = None, note: str = "") -> int:

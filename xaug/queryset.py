@@ -8,7 +8,6 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
-import faiss
 import numpy as np
 
 from .candidates import CandidateSearch, candidate_scores, correction_at, list_tops, pairs_matrix, slots, union
@@ -121,7 +120,7 @@ class QuerySet:
         query's top ``own_depth(corrected)`` instead, where that is the start of its top K (``_prefixes``)."""
         if not self.searches_lists:
             return None
-        k = self.candidates if corrected is None or not self._prefixes(len(passages)) else self.own_depth(corrected)
+        k = self.candidates if corrected is None else self.own_search_depth(len(passages), corrected)
         return list_tops(self.vectors, [np.asarray(passages, dtype=np.float32)], k, self.judgements,
                          None, self.search)[0]
 
@@ -136,14 +135,16 @@ class QuerySet:
         shallower it goes (its heap of results; docs/design.md)."""
         return min(self.candidates, self.judgements.depth + corrected + OWN_MARGIN)
 
+    def own_search_depth(self, n: int, corrected: int = 0) -> int:
+        """How deep to search a system's own corpus of ``n`` passages: ``own_depth(corrected)`` where that search
+        finds the start of the search to K (``_prefixes``), K elsewhere."""
+        return self.own_depth(corrected) if self._prefixes(n) else self.candidates
+
     def _prefixes(self, n: int) -> bool:
         """Whether each query's search of a list of ``n`` passages to a smaller depth finds the start of its
-        search to K: an inverted file of whole vectors (``IVF...,Flat``, any coarse quantizer) scans the same
-        cells at any depth and ranks them by their exact scores, where a graph (HNSW: its search widens with the
-        depth), compressed codes (approximate scores) or a refinement (a multiple of the depth) do not; and every
-        mask row the queries use allows more than K passages (a row of at most K is taken whole, exactly)."""
-        index = faiss.index_factory(self.vectors.shape[1], self.search.index, faiss.METRIC_INNER_PRODUCT)
-        if type(index) is not faiss.IndexIVFFlat:
+        search to K: the index's does (``CandidateSearch.prefixes``), and every mask row the queries use allows
+        more than K passages (a row of at most K is taken whole, exactly)."""
+        if not self.search.prefixes(self.vectors.shape[1]):
             return False
         masks = self.judgements.masks
         allowed = n if masks is None else int(np.asarray(masks, bool)[np.unique(self.judgements.mask_of)].sum(1).min())

@@ -76,19 +76,22 @@ class FaissSearcher:
         return searcher
 
 
-def build_index(vectors: np.ndarray, factory: str, key: str, per_cell: int = 0):
+def build_index(vectors: np.ndarray, factory: str, key: str, per_cell: int = 0, iterations: int = 0):
     """An empty faiss index of the index-factory string ``factory`` (inner product) for ``vectors``' dimension,
     trained on ``vectors`` if it needs training; a one-line error naming the parameter ``key`` if faiss
     cannot build or train it. ``per_cell`` > 0: an inverted-file index's k-means trains on at most that many
-    vectors per cell (faiss's ``max_points_per_centroid``, a seeded sample of ``vectors``); 0: faiss's default."""
+    vectors per cell (faiss's ``max_points_per_centroid``, a seeded sample of ``vectors``); 0: faiss's default.
+    ``iterations`` > 0: its k-means runs that many iterations (faiss's ``niter``); 0: faiss's default (10)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     try:
         index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise ConfigError(f"{key}: faiss rejects {factory!r} for dimension {vectors.shape[1]} ({_first_line(exc)})") from None
-    ivf = faiss.try_extract_index_ivf(index) if per_cell else None
-    if ivf is not None:
+    ivf = faiss.try_extract_index_ivf(index) if per_cell or iterations else None
+    if ivf is not None and per_cell:
         ivf.cp.max_points_per_centroid = per_cell
+    if ivf is not None and iterations:
+        ivf.cp.niter = iterations
     if not index.is_trained:
         try:
             index.train(vectors)

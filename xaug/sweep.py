@@ -56,14 +56,21 @@ class ScalingSettings:
     candidate_index: str = "Flat"  # how each candidate list's top K is found: Flat (exact) or a faiss factory
     candidate_search: str = ""     # its faiss ParameterSpace string, e.g. nprobe=32
     candidate_train: int = 0       # vectors per cell that train a list's inverted-file index, at most; 0: faiss's 256
+    candidate_iterations: int = 0  # k-means iterations that train those cells; 0: faiss's 10
     query_block: int = 10000       # with candidates: queries scored at once (QuerySet.blocks); 0: all
     seeds: list[int] = field(default_factory=list)  # further training-and-sampling seeds (xaug.seeds; checked on load)
+
+    @property
+    def search(self) -> CandidateSearch:
+        """How each candidate list's top K is found (``scaling.candidate_*``)."""
+        return CandidateSearch(self.candidate_index, self.candidate_search, self.candidate_train,
+                               self.candidate_iterations)
 
     def __post_init__(self):
         check_subsets(self.subsets)
         check_int(self.candidates, "scaling.candidates", minimum=0)
         check_int(self.query_block, "scaling.query_block", minimum=0, note="0 = all queries at once")
-        CandidateSearch(self.candidate_index, self.candidate_search, self.candidate_train)  # one-line errors
+        self.search  # one-line errors
         check_weights(self.weights)
         check_int(self.permutations, "scaling.permutations", minimum=0)
         check_int(self.resamples, "scaling.resamples")
@@ -211,16 +218,21 @@ def searched_lists(items: list[LanguageItems], centroids: bool = False) -> int:
 
 
 def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItems], keys: list[tuple],
-               templates: dict | None = None) -> ListTops:
+               templates: dict | None = None, corrected: int | None = None) -> ListTops:
     """Per key of ``fused_keys``, every query's top K of that fused corpus (``xaug.candidates.found_lists``): the
     candidates of a set of items scored under few fusions (a control's runs at the method's alpha), exact up
     to the index's recall, in fewer lists than ``found_tops``' per-language ones where the plan is small.
     ``templates``: key -> (vectors, trained empty index) (``trained_fused`` of the same kind of items, by key:
-    ``xaug.variants.fused_templates``)."""
-    out = ListTops(len(queries.vectors), len(keys), queries.candidates)
+    ``xaug.variants.fused_templates``). ``corrected`` (the passages per query a leave-out correction may lower;
+    None: search to K): each run ranks by its own fused corpus, so each corpus is searched only as deep as a
+    run's measures read (``QuerySet.own_search_depth``); against the exact (Flat) candidates its measures move
+    about as far as those of the search to K (docs/design.md)."""
+    n = len(passages)
+    depth = queries.candidates if corrected is None else queries.own_search_depth(n, corrected)
+    out = ListTops(len(queries.vectors), len(keys), depth)
     for at, key in enumerate(keys):
         shared = (templates or {}).get(key)
-        found_lists(queries.vectors, [fused_vectors(passages, items, key)], queries.candidates, queries.judgements,
+        found_lists(queries.vectors, [fused_vectors(passages, items, key)], depth, queries.judgements,
                     None, queries.search, None if shared is None else {0: shared}, remember=False, out=out, at=at)
     return out
 
@@ -229,7 +241,8 @@ def trained_fused(passages: np.ndarray, items: list[LanguageItems], keys: list[t
     """(kind, key) -> the trained, empty index of each fused corpus of ``keys`` (``fused_tops``' templates), trained
     on ``items`` fused (a control's, or items whose fused corpora lie as its do), packed."""
     return pack_templates({(kind, key): (len(passages), build_index(fused_vectors(passages, items, key), search.index,
-                                                                    "scaling.candidate_index")) for key in keys})
+                                                                    "scaling.candidate_index", search.train,
+                                                                    search.iterations)) for key in keys})
 
 
 @dataclass

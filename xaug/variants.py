@@ -31,8 +31,9 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
 
     A control (shuffled, centroid) is scored under few fusions (the method's alpha per k, both renormalize
     states) on a small plan (one subset per k for a shuffled permutation): where its fused corpora are fewer
-    than the per-language lists, its candidates are their top K (``xaug.sweep.fused_tops``: exact up to the
-    index's recall, as every run's own top K is among them) instead of those lists'.
+    than the per-language lists, its candidates are their tops (``xaug.sweep.fused_tops``: each run's own top, exact
+    up to the index's recall, is among them), each as deep as a run's measures read (the passages its leave-out
+    corrects counted), instead of those lists'.
 
     Memory: the lists' tops and the blocks' unions are memory maps (``xaug.candidates.ListTops``, ``mapped``), and
     the heap's free pages go back to the system once the lists are searched and after each block
@@ -57,7 +58,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         # each candidate list searched once for every block
         shared = (templates or {}).get(n_used)
         keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
-        tops = fused_tops(queries, passages, items, keys, fused_templates(shared, kind)) \
+        tops = fused_tops(queries, passages, items, keys, fused_templates(shared, kind),
+                          0 if held is None else len(held)) \
             if uses_fused(kind, keys, items) else found_tops(queries, passages, items, shared)
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops

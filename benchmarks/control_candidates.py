@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""How far the scaling stage's controls move from their exact measures when their fused corpora are searched in
+an index, on a sample of a finished workspace's evaluation questions (e.g. the scale benchmark's P = 100k work
+folder, where the dense path does not fit).
+
+A control (a shuffled permutation, the centroids) is scored under few fusions: the method's alpha at each k with
+both renormalize states. Its candidates are the top of each of its fused corpora (``xaug.sweep.fused_tops``).
+Per corpus setting, method and control, the control's runs (``xaug.variants.items_sweeps``, as the scaling stage
+runs them, on ``--queries`` questions drawn with a fixed seed) are scored with those candidates found:
+
+- ``Flat``: every passage scored, so every run's top K is exact (the reference);
+- each ``--index`` spec: the fused corpora in an index of that faiss factory, trained as the scaling stage trains
+  them (``xaug.sweep.trained_fused``) and searched to K;
+- each ``--depth-index`` spec: the same, searched only to each run's own depth (``QuerySet.own_search_depth``:
+  ``evaluate.depth``, the passages a leave-out correction may lower and a margin, for an inverted file of whole
+  vectors), what the scaling stage does; the specs of ``--index`` are searched to K.
+
+For each, the largest and mean absolute difference of every measure's mean (each run, k and group ``all``) from
+the Flat candidates' (what the gains table reports), and the CPU seconds of the control's sweeps (one process, one
+thread, the index training included).
+
+    python benchmarks/control_candidates.py --workspace /work/scale/P100000 --queries 10000 \\
+        --index 'IVF1024,Flat|nprobe=16' 'IVF1024,Flat|nprobe=16|40|4' --depth-index 'IVF1024,Flat|nprobe=16|40|4' \\
+        --out benchmarks/results/control_candidates_p100k.json
+
+A spec is ``FACTORY|PARAMS[|TRAIN[|ITERATIONS]]`` (``scaling.candidate_index``, ``candidate_search``,
+``candidate_train``, ``candidate_iterations``).
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from xaug import variants  # noqa: E402
+from xaug.candidates import CandidateSearch, unpack_templates  # noqa: E402
+from xaug.controls import centroid_items  # noqa: E402
+from xaug.evaluation import EvaluateSettings  # noqa: E402
+from xaug.experiment import Experiment  # noqa: E402
+from xaug.io import read_json  # noqa: E402
+from xaug.methods import augment_settings, fusion_settings  # noqa: E402
+from xaug.metrics import ALL_MEASURES  # noqa: E402
+from xaug.params import from_params, load_params  # noqa: E402
+from xaug.scaling import _fusions_of, item_tasks  # noqa: E402
+from xaug.sweep import ScalingSettings, fused_tops, subset_plan, trained_fused  # noqa: E402
+from xaug.variants import FUSED, control_keys, uses_fused  # noqa: E402
+
+
+def search_of(spec: str) -> CandidateSearch:
+    factory, _, rest = spec.partition("|")
+    params, _, rest = rest.partition("|")
+    train, _, iterations = rest.partition("|")
+    return CandidateSearch(factory, params, int(train or 0), int(iterations or 0))
+
+
+def to_k(queries, passages, items, keys, templates=None, corrected=None):
+    """``fused_tops`` with every fused corpus searched to K."""
+    return fused_tops(queries, passages, items, keys, templates)
+
+
+def means(results: dict) -> dict:
+    """(run, k) -> the mean of every measure over the queries (group ``all``)."""
+    return {(run, k): np.nanmean(r.all, axis=1) for run, (by_k, _) in results.items() for k, r in by_k.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", type=Path, required=True, help="a run up to the tune stage (data/, params.yaml)")
+    ap.add_argument("--index", nargs="+", required=True, metavar="FACTORY|PARAMS[|TRAIN[|ITERATIONS]]")
+    ap.add_argument("--depth-index", nargs="*", default=[], metavar="FACTORY|PARAMS[|TRAIN[|ITERATIONS]]",
+                    help="specs searched to the runs' own depth")
+    ap.add_argument("--queries", type=int, default=10000, help="evaluation questions drawn per corpus setting")
+    ap.add_argument("--methods", nargs="*", default=None)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    root, out = args.workspace.resolve(), args.out.resolve()
+    os.chdir(root)
+    faiss.omp_set_num_threads(1)
+    p = load_params("params.yaml")
+    scaling = from_params(ScalingSettings, p.get_path("scaling"))
+    exp = Experiment.from_params(p, "data/embeddings/passages", "data/generated", "data/items")
+    seed = p.seed()
+    tuning = read_json("metrics/tuning.json")
+    renormalize = {m: augment_settings(p, m, only=("renormalize",)).renormalize for m in exp.methods}
+    ks = range(1, len(exp.languages) + 1)
+    fusion = {m: {(w, r): {k: fusion_settings(p, m, tuning, w, k, r) for k in ks}
+                  for w in exp.weights for r in (renormalize[m], not renormalize[m])} for m in exp.methods}
+    plan = subset_plan(len(exp.languages), scaling.subsets, seed)
+    names = args.methods or list(exp.methods)
+    tasks = [t for t in item_tasks(names, exp.weights, renormalize, scaling.permutations)[1]
+             if t[1] in FUSED and t[2] == 0]  # the first permutation of each method, and its centroids
+    passages = np.asarray(exp.passages, dtype=np.float32)
+    settings = from_params(EvaluateSettings, p.get_path("evaluate"), only=("settings",)).settings
+    rows = []
+    for setting, queries in exp.query_sets("data/mlqa", "data/embeddings/queries", settings):
+        rng = np.random.default_rng(0)
+        picked = np.sort(rng.choice(len(queries.vectors), min(args.queries, len(queries.vectors)), replace=False))
+        some = dataclasses.replace(queries.take(picked), block=0)
+        for name, kind, perm, runs in tasks:
+            method = exp.methods[name]
+            fusions = _fusions_of(name, runs, fusion)
+            n_used = next(iter(dict.fromkeys(f.n_items_used for fu in fusions.values() for f in fu.values())))
+            items = method.reduced(n_used)
+            keys = control_keys(kind, plan, fusions, n_used, perm)
+            fused = centroid_items(items) if kind == "centroid" else items
+            if not uses_fused(kind, keys, fused):
+                print(f"{setting} {name} {kind}: scored from the per-language lists, skipped", flush=True)
+                continue
+            reference = None
+            variants_run = [("Flat", CandidateSearch("Flat"), False)]
+            variants_run += [(spec, search_of(spec), False) for spec in args.index]
+            variants_run += [(spec + " (own depth)", search_of(spec), True) for spec in args.depth_index]
+            for label, search, to_depth in variants_run:
+                q = dataclasses.replace(some, search=search)
+                started = time.process_time()
+                templates = None if search.exact else {n_used: unpack_templates(
+                    trained_fused(passages, fused, keys, search, kind))}
+                saved = variants.fused_tops
+                if not to_depth:
+                    variants.fused_tops = to_k
+                try:
+                    results = variants.items_sweeps(q, passages, method, fusions, plan, kind, perm, seed, templates)
+                finally:
+                    variants.fused_tops = saved
+                seconds = time.process_time() - started
+                got = means(results)
+                if reference is None:
+                    reference = got
+                diff = np.array([np.abs(got[key] - reference[key]) for key in reference])  # (runs x ks, M)
+                worst = {m: round(float(diff[:, i].max()), 5) for i, m in enumerate(ALL_MEASURES)}
+                rows.append({"setting": setting, "method": name, "kind": kind, "search": label, "queries": len(picked),
+                             "fused_corpora": len(keys), "cpu_seconds": round(seconds, 1),
+                             "max_abs_diff": round(float(diff.max()), 5), "mean_abs_diff": round(float(diff.mean()), 5),
+                             "max_abs_diff_by_measure": worst})
+                print(f"{setting:8s} {name:18s} {kind:9s} {label:44s} {seconds:7.1f} cpu-s  max |d| "
+                      f"{diff.max():.5f} ({max(worst, key=worst.get)})  mean {diff.mean():.5f}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"workspace": str(root), "queries": args.queries, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
