@@ -8,7 +8,10 @@ both renormalize states. Its candidates are the top of each of its fused corpora
 Per corpus setting, method and control, the control's runs (``xaug.variants.items_sweeps``, as the scaling stage
 runs them, on ``--queries`` questions drawn with a fixed seed) are scored with those candidates found:
 
-- ``Flat``: every passage scored, so every run's top K is exact (the reference);
+- ``Flat``: every passage scored for each list, which takes the candidates from the per-language lists
+  (``found_tops``: fused corpora are searched with an index only), so the reference is those lists' exact top K,
+  which approximate each run's own top (docs/design.md); an exhaustive index of the fused corpora
+  (``'IVF1,Flat|nprobe=1'``: one cell, every passage scanned) gives each run's exact top instead;
 - each ``--index`` spec: the fused corpora in an index of that faiss factory, trained as the scaling stage trains
   them (``xaug.sweep.trained_fused``) and searched to K;
 - each ``--depth-index`` spec: the same, searched only to each run's own depth (``QuerySet.own_search_depth``:
@@ -16,11 +19,12 @@ runs them, on ``--queries`` questions drawn with a fixed seed) are scored with t
   vectors), what the scaling stage does; the specs of ``--index`` are searched to K.
 
 For each, the largest and mean absolute difference of every measure's mean (each run, k and group ``all``) from
-the Flat candidates' (what the gains table reports), and the CPU seconds of the control's sweeps (one process, one
-thread, the index training included).
+the first search's (``Flat``; what the gains table reports), and the CPU seconds of the control's sweeps (one
+process, one thread, the index training included).
 
-    python benchmarks/control_candidates.py --workspace /work/scale/P100000 --queries 10000 \\
-        --index 'IVF1024,Flat|nprobe=16' 'IVF1024,Flat|nprobe=16|40|4' --depth-index 'IVF1024,Flat|nprobe=16|40|4' \\
+    python benchmarks/control_candidates.py --workspace /work/scale/P100000 --queries 5000 \\
+        --index 'IVF1024,Flat|nprobe=16' 'IVF1024,Flat|nprobe=16|40|5' \\
+        --depth-index 'IVF1024,Flat|nprobe=16|40|5' \\
         --out benchmarks/results/control_candidates_p100k.json
 
 A spec is ``FACTORY|PARAMS[|TRAIN[|ITERATIONS]]`` (``scaling.candidate_index``, ``candidate_search``,
@@ -83,7 +87,7 @@ def main():
     ap.add_argument("--index", nargs="+", required=True, metavar="FACTORY|PARAMS[|TRAIN[|ITERATIONS]]")
     ap.add_argument("--depth-index", nargs="*", default=[], metavar="FACTORY|PARAMS[|TRAIN[|ITERATIONS]]",
                     help="specs searched to the runs' own depth")
-    ap.add_argument("--queries", type=int, default=10000, help="evaluation questions drawn per corpus setting")
+    ap.add_argument("--queries", type=int, default=5000, help="evaluation questions drawn per corpus setting")
     ap.add_argument("--methods", nargs="*", default=None)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """What a candidate list's search costs against its depth: one list's faiss index (the passages', as the scaling
-stage builds it: ``scaling.candidate_index`` trained on ``scaling.candidate_train`` vectors per cell, probed by
+stage builds it: ``scaling.candidate_index`` trained on ``scaling.candidate_train`` vectors per cell (in
+``scaling.candidate_iterations`` k-means iterations), probed by
 ``scaling.candidate_search``) searched by a workspace's evaluation queries to each depth, on one thread.
 
 The stage searches its candidate lists to K (``scaling.candidates``), and equal items' pooled corpora only as

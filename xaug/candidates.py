@@ -74,10 +74,11 @@ class CandidateSearch:
         return self.index == "Flat"
 
     def prefixes(self, dim: int) -> bool:
-        """Whether a search of this index (of ``dim``-dimensional vectors) to a smaller depth finds the start of its search to a larger one: an
-        inverted file of whole vectors (``IVF...,Flat``, any coarse quantizer) scans the same cells at any depth
-        and ranks them by their exact scores, where a graph (HNSW: its search widens with the depth), compressed
-        codes (approximate scores) or a refinement (a multiple of the depth) do not."""
+        """Whether a search of this index (of ``dim``-dimensional vectors) to a smaller depth finds the start
+        of its search to a larger one: an inverted file of whole vectors (``IVF...,Flat``, any coarse quantizer)
+        scans the same cells at any depth and ranks them by their exact scores, where a graph (HNSW: its search
+        widens with the depth), compressed codes (approximate scores) or a refinement (a multiple of the depth)
+        do not."""
         return type(faiss.index_factory(dim, self.index, faiss.METRIC_INNER_PRODUCT)) is faiss.IndexIVFFlat
 
 

@@ -145,7 +145,8 @@ GROUP_KEYS = {
     "evaluate": ("depth", "settings"),
     "tune": ("alphas", "n_queries_used", "measure"),
     "scaling": ("subsets", "weights", "permutations", "resamples", "workers", "equivalence_margin", "candidates",
-                "candidate_index", "candidate_search", "candidate_train", "candidate_iterations", "query_block", "seeds"),
+                "candidate_index", "candidate_search", "candidate_train", "candidate_iterations", "query_block",
+                "seeds"),
 }
 
 
@@ -164,15 +165,15 @@ def check_keys(data: dict, where: str = "params.yaml") -> None:
 
 
 def check_cross_parameters(data: dict) -> None:
-    """The top-level parameters and the rules that tie parameters together, checked when params.yaml is
-    loaded, so that the first stage that runs refuses them within seconds (whatever that stage reads):
-    ``seed`` an integer >= 0, ``languages`` a list of distinct known codes without the corpus language
-    (``data.corpus_language``), ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at
-    least ``evaluate.depth`` (fewer would cut every ranking short), ``scaling.candidate_index`` and
-    ``candidate_search``, ``index.factory`` and ``search_params`` accepted by faiss, ``scaling.candidate_train`` 0 or at
-    least 39 (faiss warns below), ``scaling.candidate_iterations`` an integer >= 0, ``scaling.seeds`` distinct integers >= 0
-    other than ``seed`` (the *_seed stages' names and outputs are keyed by them). The raw values are read here
-    (not recorded as the stage's reads)."""
+    """The top-level parameters and the rules that tie parameters together, checked when params.yaml is loaded, so that
+    the first stage that runs refuses them within seconds (whatever that stage reads): ``seed`` an integer >= 0,
+    ``languages`` a list of distinct known codes without the corpus language (``data.corpus_language``),
+    ``n_languages`` within 0..len(languages), ``scaling.candidates`` 0 or at least ``evaluate.depth`` (fewer would
+    cut every ranking short), ``scaling.candidate_index`` and ``candidate_search``, ``index.factory`` and
+    ``search_params`` accepted by faiss, ``scaling.candidate_train`` 0 or at least 39 (faiss warns below),
+    ``scaling.candidate_iterations`` an integer >= 0, ``scaling.seeds`` distinct integers >= 0 other than ``seed``
+    (the *_seed stages' names and outputs are keyed by them). The raw values are read here (not recorded as the
+    stage's reads)."""
     if "seed" in data:
         check_int(data["seed"], "seed", minimum=0)
     data_group = data.get("data") if isinstance(data.get("data"), dict) else {}

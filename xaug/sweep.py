@@ -55,7 +55,7 @@ class ScalingSettings:
     candidates: int = 0      # 0: every passage scored (exact); K: each query's candidates (xaug.candidates)
     candidate_index: str = "Flat"  # how each candidate list's top K is found: Flat (exact) or a faiss factory
     candidate_search: str = ""     # its faiss ParameterSpace string, e.g. nprobe=32
-    candidate_train: int = 0       # vectors per cell that train a list's inverted-file index, at most; 0: faiss's 256
+    candidate_train: int = 0       # vectors per cell that train each candidate index's cells, at most; 0: faiss's 256
     candidate_iterations: int = 0  # k-means iterations that train those cells; 0: faiss's 10
     query_block: int = 10000       # with candidates: queries scored at once (QuerySet.blocks); 0: all
     seeds: list[int] = field(default_factory=list)  # further training-and-sampling seeds (xaug.seeds; checked on load)
