@@ -18,7 +18,7 @@ centroids) with each list searched in an index trained on its own vectors and in
         --index 'IVF1024,Flat|nprobe=32' --passages-index --out benchmarks/results/candidate_index_p100k.json
 
 ``--index 'IVF1024,Flat|nprobe=16|40'`` trains each list's cells on at most 40 of its vectors each,
-``'IVF1024,Flat|nprobe=16|40|4'`` in 4 k-means iterations.
+``'IVF1024,Flat|nprobe=16|40|5'`` in 5 k-means iterations.
 """
 from __future__ import annotations
 
@@ -51,6 +51,15 @@ from xaug.sweep import SubsetScorer, found_tops, item_means  # noqa: E402
 
 ALPHAS = (0.01, 0.1, 0.3, 0.5, 0.9)
 MEASURE = "nDCG@10"
+
+
+def search_of(spec: str) -> CandidateSearch:
+    """The candidate search of a spec ``FACTORY|PARAMS[|TRAIN[|ITERATIONS]]`` (``scaling.candidate_index``,
+    ``candidate_search``, ``candidate_train``, ``candidate_iterations``)."""
+    factory, _, rest = spec.partition("|")
+    params, _, rest = rest.partition("|")
+    train, _, iterations = rest.partition("|")
+    return CandidateSearch(factory, params, int(train or 0), int(iterations or 0))
 
 
 def grid(scorer: SubsetScorer, n_languages: int) -> np.ndarray:
@@ -149,10 +158,7 @@ def main():
     exp = Experiment.from_params(p, "data/embeddings/passages", "data/generated", "data/items")
     searches = [("Flat", CandidateSearch("Flat"), False)]
     for spec in args.index:
-        factory, _, rest = spec.partition("|")
-        params, _, train = rest.partition("|")
-        train, _, iterations = train.partition("|")
-        search = CandidateSearch(factory, params, int(train or 0), int(iterations or 0))
+        search = search_of(spec)
         searches.append((spec, search, False))
         if args.passages_index:
             searches.append((spec + " (passages' index)", search, True))

@@ -63,12 +63,7 @@ from xaug.scaling import _fusions_of, item_tasks  # noqa: E402
 from xaug.sweep import ScalingSettings, fused_tops, subset_plan, trained_fused  # noqa: E402
 from xaug.variants import FUSED, control_keys, uses_fused  # noqa: E402
 
-
-def search_of(spec: str) -> CandidateSearch:
-    factory, _, rest = spec.partition("|")
-    params, _, rest = rest.partition("|")
-    train, _, iterations = rest.partition("|")
-    return CandidateSearch(factory, params, int(train or 0), int(iterations or 0))
+from benchmarks.candidate_index import search_of  # noqa: E402  (the specs are those of candidate_index.py)
 
 
 def to_k(queries, passages, items, keys, templates=None, corrected=None):

@@ -225,10 +225,9 @@ def fused_tops(queries: QuerySet, passages: np.ndarray, items: list[LanguageItem
     ``templates``: key -> (vectors, trained empty index) (``trained_fused`` of the same kind of items, by key:
     ``xaug.variants.fused_templates``). ``corrected`` (the passages per query a leave-out correction may lower;
     None: search to K): each run ranks by its own fused corpus, so each corpus is searched only as deep as a
-    run's measures read (``QuerySet.own_search_depth``); against the exact (Flat) candidates its measures move
-    about as far as those of the search to K (docs/design.md)."""
-    n = len(passages)
-    depth = queries.candidates if corrected is None else queries.own_search_depth(n, corrected)
+    run's measures read (``QuerySet.own_search_depth``); against the per-language lists' Flat candidates its
+    measures move about as far as those of the search to K (docs/design.md)."""
+    depth = queries.candidates if corrected is None else queries.own_search_depth(len(passages), corrected)
     out = ListTops(len(queries.vectors), len(keys), depth)
     for at, key in enumerate(keys):
         shared = (templates or {}).get(key)
