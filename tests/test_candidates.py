@@ -478,6 +478,27 @@ def test_a_methods_list_indexes_serve_every_set_of_its_items(masked, monkeypatch
     assert trained  # other coverage, other lists: each trains its own
 
 
+def test_a_set_of_items_scores_from_its_fused_corpora_where_they_cost_less_to_search_than_its_lists():
+    """``uses_fused``: a set's fused corpora, each searched to its runs' own depth (``QuerySet.own_depth``: the
+    depth, one corrected passage per language, the margin), against its per-language lists, each searched to K:
+    the passages', four per language and one more where a language leaves passages uncovered (the centroids'
+    mean items need no search). Equal items never: each subset's pool is searched on its own."""
+    from xaug.sweep import searched_lists
+    from xaug.variants import uses_fused
+
+    _, _, items = _world()  # the first language leaves passages uncovered
+    assert searched_lists(items) == 10 and searched_lists(items, centroids=True) == 8
+    depth = 100 + len(items) + 10  # own_depth at K = 200
+    for kind, lists in (("method", 10), ("shuffled", 10), ("centroid", 8)):
+        most = -(-lists * 200 // depth) - 1  # the most fused corpora that cost less than the lists
+        assert uses_fused(kind, list(range(most)), items, 200, 100)
+        assert not uses_fused(kind, list(range(most + 1)), items, 200, 100)
+        assert uses_fused(kind, list(range(lists - 1)), items, 100, 100)  # K at the depth: fewer corpora than lists
+        assert not uses_fused(kind, list(range(lists)), items, 100, 100)
+        assert not uses_fused(kind, [], items, 200, 100)
+    assert not uses_fused("equal_items", [0], items, 200, 100)
+
+
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("kind", ["shuffled", "centroid"])
 def test_a_controls_candidates_are_the_top_k_of_each_fused_corpus_it_is_scored_as(masked, kind, monkeypatch):
@@ -488,16 +509,17 @@ def test_a_controls_candidates_are_the_top_k_of_each_fused_corpus_it_is_scored_a
     corpora (``trained_fused``, keyed by the control's kind) serve it without training one."""
     from xaug.controls import centroid_items
     from xaug.sweep import fused_tops, trained_fused
-    from xaug.variants import control_keys, fused_templates, uses_fused
+    from xaug.variants import corpus_keys, fused_templates, uses_fused
 
     queries, passages, items = _world(seed=13, n_queries=120, n_passages=400, masked=masked)
     full = dataclasses.replace(queries, candidates=10, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
     control = shuffled_items(items, np.random.default_rng(1)) if kind == "shuffled" else centroid_items(items)
     fusions = {r: {1: FusionSettings(0.3, "fixed", r), 2: FusionSettings(0.5, "fixed", r)} for r in (True, False)}
     plan = {1: [(1,)], 2: [(0, 1)]}
-    keys = control_keys(kind, plan, fusions, None)
-    assert len(keys) == 4 and uses_fused(kind, keys, control) and not uses_fused("method", keys, items)
-    assert control_keys("method", plan, fusions, None) == [] and control_keys(kind, plan, fusions, 1) == []
+    keys = corpus_keys(kind, plan, fusions, None)
+    assert len(keys) == 4 and uses_fused(kind, keys, control, 10, 10)
+    assert not uses_fused("equal_items", keys, items, 10, 10)
+    assert corpus_keys("equal_items", plan, fusions, None) == [] and corpus_keys(kind, plan, fusions, 1) == []
     tops = fused_tops(full, passages, control, keys)
     assert len(tops) == 4 and all(t.shape == (120, 10) for t in tops)
     dense, sparse = SubsetScorer(queries, passages, control), SubsetScorer(full, passages, control, tops=tops)
@@ -516,6 +538,59 @@ def test_a_controls_candidates_are_the_top_k_of_each_fused_corpus_it_is_scored_a
         assert (a >= 0).sum() == (b >= 0).sum()
 
 
+def _own_items_world(renormalize: bool, monkeypatch):
+    """60 queries whose own items (one per language) are each query's own vector, in two passages of its own, which
+    they lift to its top two, fused at alpha 0.5: (queries, passages, items, own items, their passages, fusion,
+    fused passages, the leave-out correction, each query's corrected top depth, the queries with K = 60 and an
+    index probing every cell); no margin for rounding (``OWN_MARGIN`` 0)."""
+    from xaug.leave_out import correction
+
+    queries, passages, _ = _world(seed=21, n_queries=60, n_passages=400, depth=10)
+    rng = np.random.default_rng(21)
+    where = rng.choice(len(passages), (len(queries.vectors), 2), replace=False)  # each query's own two passages
+    items, own = [], []
+    for lang in range(2):
+        sums = (0.3 * rng.standard_normal(passages.shape)).astype(np.float32)
+        sums[where[:, lang]] = 4 * queries.vectors
+        items.append(LanguageItems(sums, np.ones(len(passages), int)))
+        own.append(OwnItems(where[:, lang].astype(np.int64), np.zeros(len(where), np.int64), 4 * queries.vectors))
+    fusion = FusionSettings(0.5, "fixed", renormalize)
+    fused = combine(passages, items, fusion)
+    scores = queries.vectors @ fused.T
+    assert (np.sort(np.argsort(-scores, axis=1)[:, :2], axis=1) == np.sort(where, axis=1)).all(1).mean() > 0.5
+    fix = correction(queries.vectors, passages, items, [(o, it.counts) for o, it in zip(own, items)], fusion)
+    best = queries.judgements.dense().top(fix.apply(scores.copy()))  # each query's corrected top depth
+    full = dataclasses.replace(queries, candidates=60, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
+    monkeypatch.setattr("xaug.queryset.OWN_MARGIN", 0)
+    assert full.own_depth(2) == 12 and dataclasses.replace(full, candidates=11).own_depth(2) == 11
+    return queries, passages, items, own, where, fusion, fused, fix, best, full
+
+
+@pytest.mark.parametrize("renormalize", [True, False])
+def test_a_run_scored_from_its_own_corpus_finds_its_depth_and_the_passages_its_corrections_lower(renormalize,
+                                                                                                 monkeypatch):
+    """A fused corpus (``fused_tops``: a leave-out method's own, or its control's) is searched to the depth its runs
+    read, not K
+    (``QuerySet.own_depth``): a run's top ``depth``, after a leave-out correction lowers up to ``corrected``
+    passages out of it, lies within the corpus's top ``depth + corrected`` (with an index probing every cell, no
+    margin for rounding: equal to the dense path's); without counting those passages it does not. Each query's
+    own items (one per language) are its own vector, in two passages of its own, which they lift to its top two."""
+    from xaug.sweep import fused_tops
+
+    queries, passages, items, own, where, fusion, _, _, best, full = _own_items_world(renormalize, monkeypatch)
+    key = ((0, 1), fusion.alpha, fusion.weight, fusion.renormalize)
+
+    def found(corrected):
+        tops = fused_tops(full, passages, items, [key], corrected=corrected)[0]
+        assert tops.shape == (len(queries.vectors), 10 + corrected)
+        return [set(best[q]) <= set(tops[q]) | set(where[q]) for q in range(len(best))]
+
+    assert all(found(2)) and not all(found(0))
+    tops = fused_tops(full, passages, items, [key], corrected=2)
+    dense = SubsetScorer(queries, passages, items, own)((0, 1), fusion)
+    np.testing.assert_allclose(SubsetScorer(full, passages, items, own, tops=tops)((0, 1), fusion), dense, atol=1e-6)
+
+
 @pytest.mark.parametrize("masked", [False, True])
 def test_a_controls_fused_corpora_are_searched_as_deep_as_its_runs_measures_read(masked):
     """Each run of a control ranks by one of its fused corpora, so with an inverted file of whole vectors each corpus
@@ -523,14 +598,14 @@ def test_a_controls_fused_corpora_are_searched_as_deep_as_its_runs_measures_read
     and a margin), not K; probing every cell, every run still measures as the dense path does. Without ``corrected``,
     or with an index whose shallower search is not the start of its deeper one, the search goes to K."""
     from xaug.sweep import fused_tops
-    from xaug.variants import control_keys
+    from xaug.variants import corpus_keys
 
     queries, passages, items = _world(seed=13, n_queries=120, n_passages=400, masked=masked)
     full = dataclasses.replace(queries, candidates=40, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
     control = shuffled_items(items, np.random.default_rng(1))
     fusions = {r: {1: FusionSettings(0.3, "fixed", r), 2: FusionSettings(0.5, "fixed", r)} for r in (True, False)}
     plan = {1: [(1,)], 2: [(0, 1)]}
-    keys = control_keys("shuffled", plan, fusions, None)
+    keys = corpus_keys("shuffled", plan, fusions, None)
     assert full.own_depth(0) == 20 and full.own_depth(2) == 22
     for corrected, width in ((0, 20), (2, 22), (None, 40)):
         assert fused_tops(full, passages, control, keys, corrected=corrected).array.shape == (120, len(keys), width)
@@ -650,26 +725,7 @@ def test_a_system_scored_from_its_own_corpus_finds_its_depth_and_the_passages_it
     the corpus's top ``depth + corrected`` (with an index probing every cell and no margin for rounding: the dense
     path's measures); without counting those passages it does not. Each query's own items (one per language) are
     its own vector, in two passages of its own, which they lift to its top two."""
-    from xaug.leave_out import correction
-
-    queries, passages, _ = _world(seed=21, n_queries=60, n_passages=400, depth=10)
-    rng = np.random.default_rng(21)
-    where = rng.choice(len(passages), (len(queries.vectors), 2), replace=False)  # each query's own two passages
-    items, own = [], []
-    for lang in range(2):
-        sums = (0.3 * rng.standard_normal(passages.shape)).astype(np.float32)
-        sums[where[:, lang]] = 4 * queries.vectors
-        items.append(LanguageItems(sums, np.ones(len(passages), int)))
-        own.append(OwnItems(where[:, lang].astype(np.int64), np.zeros(len(where), np.int64), 4 * queries.vectors))
-    fusion = FusionSettings(0.5, "fixed", renormalize)
-    fused = combine(passages, items, fusion)
-    scores = queries.vectors @ fused.T
-    assert (np.sort(np.argsort(-scores, axis=1)[:, :2], axis=1) == np.sort(where, axis=1)).all(1).mean() > 0.5
-    fix = correction(queries.vectors, passages, items, [(o, it.counts) for o, it in zip(own, items)], fusion)
-    best = queries.judgements.dense().top(fix.apply(scores.copy()))  # each query's corrected top depth
-    full = dataclasses.replace(queries, candidates=60, search=CandidateSearch("IVF8,Flat", "nprobe=8"))
-    monkeypatch.setattr("xaug.queryset.OWN_MARGIN", 0)
-    assert full.own_depth(2) == 12 and dataclasses.replace(full, candidates=11).own_depth(2) == 11
+    queries, passages, items, own, where, fusion, fused, fix, best, full = _own_items_world(renormalize, monkeypatch)
 
     def found(corrected):
         tops = full.found_tops(fused, corrected)
@@ -762,7 +818,7 @@ def test_candidate_training_settings_reach_every_trained_index():
     from those of faiss's defaults; 0 keeps faiss's defaults (256 vectors per cell, 10 iterations)."""
     from xaug.search import build_index
     from xaug.sweep import fused_vectors, trained_fused
-    from xaug.variants import control_keys
+    from xaug.variants import corpus_keys
 
     def cells(index):  # the index stays referenced while its quantizer is read
         return faiss.extract_index_ivf(index).quantizer.reconstruct_n(0, faiss.extract_index_ivf(index).nlist)
@@ -781,7 +837,7 @@ def test_candidate_training_settings_reach_every_trained_index():
 
     _, passages, items = _world(n_passages=400)
     search = CandidateSearch("IVF4,Flat", "nprobe=2", train=39, iterations=2)
-    key = control_keys("shuffled", {1: [(1,)]}, {True: {1: FusionSettings(0.3, "fixed", True)}}, None)[0]
+    key = corpus_keys("shuffled", {1: [(1,)]}, {True: {1: FusionSettings(0.3, "fixed", True)}}, None)[0]
     fused = candidates_module.unpack_templates(trained_fused(passages, items, [key], search, "shuffled"))
     vectors = fused_vectors(passages, items, key)
     expected, default = build_index(vectors, "IVF4,Flat", "k", 39, 2), build_index(vectors, "IVF4,Flat", "k")

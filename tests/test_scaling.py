@@ -596,32 +596,41 @@ def test_a_methods_list_indexes_are_trained_once_and_serve_its_sets_of_items(wor
                                  search=search)
     settings = {"xqg": {(w, r): {1: FusionSettings(0.3, w, r, 1), 2: FusionSettings(0.6 if r else 0.1, w, r)}
                         for w in ("fixed", "per_item") for r in (True, False)}}
-    exp = types.SimpleNamespace(methods={"xqg": method}, passages=passages, candidates=4, search=search,
+    exp = types.SimpleNamespace(methods={"xqg": method}, passages=passages, candidates=4, depth=4, search=search,
                                 index=IndexSettings())
     templates = scaling.list_templates_of(exp, settings, workers=2)
     assert set(templates) == {"xqg"} and set(templates["xqg"]) == {1, None} and all(templates["xqg"].values())
     assert scaling.list_templates_of(types.SimpleNamespace(**{**vars(exp), "search": CandidateSearch()}),
                                      settings, 1) == {}
-    # with the plan, also the fused corpora its controls score from (xaug.variants.control_keys): the shuffled
+    # with the plan, the fused corpora of the sets of items that score from them (xaug.variants.corpus_keys, where
+    # they cost less to search than the lists: here every set, so that no list is trained): the method's own under
+    # every weight mode and renormalize state (and one alpha, the largest k's, at every k), the shuffled
     # permutations' subsets and the centroids' plan under the first weight mode, both renormalize states
     weighted = types.SimpleNamespace(**vars(exp), weights=["fixed", "per_item"])
     fused = scaling.list_templates_of(weighted, settings, 2, subset_plan(2, "all"), 2, {"xqg": True})
+    assert all(isinstance(key, tuple) for n in (1, None) for key in fused["xqg"][n])  # no list's position
+    assert set(fused_templates(fused["xqg"][1], "method")) == \
+        {((i,), 0.3, w, r) for i in (0, 1) for w in ("fixed", "per_item") for r in (True, False)}
+    assert set(fused_templates(fused["xqg"][None], "method")) == \
+        {((0, 1), 0.6, w, True) for w in ("fixed", "per_item")} \
+        | {((0, 1), 0.1, w, False) for w in ("fixed", "per_item")} | {((i,), 0.6, "fixed", True) for i in (0, 1)}
     for kind in ("shuffled", "centroid"):
         assert set(fused_templates(fused["xqg"][1], kind)) == \
             {((i,), 0.3, "fixed", r) for i in (0, 1) for r in (True, False)}
         assert set(fused_templates(fused["xqg"][None], kind)) == \
             {((0, 1), 0.6, "fixed", True), ((0, 1), 0.1, "fixed", False)}
-    # each trained on vectors like its own: a shuffled permutation's on the method's items fused (the same vectors,
-    # rearranged), the centroids' on the centroids fused (the method's cells would hold them in a few cells)
+    # each trained on vectors like its own, once where keys meet: the method's and a shuffled permutation's on the
+    # method's items fused (the same vectors, rearranged), the centroids' on the centroids fused (the method's
+    # cells would hold them in a few cells)
     seen = []
     real_trained_fused = scaling.trained_fused
     monkeypatch.setattr(scaling, "trained_fused",
                         lambda passages, items, keys, search, kind: seen.append((kind, items)) or
                         real_trained_fused(passages, items, keys, search, kind))
     scaling.list_templates_of(weighted, settings, 1, subset_plan(2, "all"), 2, {"xqg": True})
-    assert sorted(kind for kind, _ in seen) == ["centroid", "centroid", "shuffled", "shuffled"]
+    assert sorted(kind for kind, _ in seen) == ["centroid", "centroid", "method", "method"]
     for (kind, items), n in zip(seen, [1, 1, None, None]):
-        expected = method.reduced(n) if kind == "shuffled" else centroid_items(method.reduced(n))
+        expected = method.reduced(n) if kind == "method" else centroid_items(method.reduced(n))
         for got, want in zip(items, expected):
             np.testing.assert_allclose(got.sums, want.sums, rtol=1e-6)
     own = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False))
@@ -632,7 +641,7 @@ def test_a_methods_list_indexes_are_trained_once_and_serve_its_sets_of_items(wor
         alone = scaling._run_items(("xqg", "method", 0, own))
         trained = []
         monkeypatch.setattr(candidates, "_template", lambda *a: trained.append(a) or pytest.fail("a list trained"))
-        scaling._TASK_CONTEXT["templates"] = templates
+        scaling._TASK_CONTEXT["templates"] = fused
         shared = scaling._run_items(("xqg", "method", 0, own))
         scaling._run_items(("xqg", "shuffled", 1, controls))
     finally:

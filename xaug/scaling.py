@@ -44,7 +44,7 @@ from .pool import forked_map
 from .queryset import QuerySet
 from .sweep import KResult, ScalingSettings, Sweep, average, subset_plan, trained_fused, trained_lists
 from .tables import baseline_rows, comparison_report, contrast_table, gain_table, transfer
-from .variants import FUSED, control_keys, items_sweeps, uses_fused
+from .variants import FUSED, corpus_keys, items_sweeps, uses_fused
 
 
 VARIANTS = ("method", "shuffled", "centroid", "one_alpha", "equal_items")
@@ -75,22 +75,31 @@ def _run_items(task: tuple[str, str, int, tuple]) -> dict[tuple[str, str, bool],
 
 
 def _train_lists(task: tuple[str, int | None, list]) -> dict:
-    """The trained candidate-list indexes of method ``name``'s items (``n_used`` per passage), and those of the fused
-    corpora of its controls that score from them (``controls``: (kind, ``control_keys``) per control set), packed.
-    A shuffled permutation's fused corpora are trained on the method's own items fused (the same vectors,
-    rearranged among the passages), the centroids' on the centroids fused: one vector added to every covered
-    passage with a large alpha draws the corpus together, into a few of the method's cells, which every query's
-    probes would then scan."""
-    name, n_used, controls = task
+    """The trained candidate-list indexes of method ``name``'s items (``n_used`` per passage), where a set of them
+    searches its per-language lists, and those of the fused corpora of the sets that score from them (``sets``:
+    (kind, ``corpus_keys``) per set of items: its own, its controls), packed. The method's own fused corpora and a
+    shuffled permutation's are trained on the method's own items fused (a permutation's: the same vectors,
+    rearranged among the passages), once where their keys meet; the centroids' on the centroids fused: one vector
+    added to every covered passage with a large alpha draws the corpus together, into a few of the method's cells,
+    which every query's probes would then scan."""
+    name, n_used, sets = task
     ctx = _TASK_CONTEXT
     items = ctx["methods"][name].reduced(n_used)
-    packed = trained_lists(ctx["passages"], items, ctx["search"])
-    for kind in FUSED:
-        keys = list(dict.fromkeys(key for k, found in controls if k == kind and uses_fused(k, found, items)
-                                  for key in found))
-        if keys:
-            fused = centroid_items(items) if kind == "centroid" else items
-            packed.update(trained_fused(ctx["passages"], fused, keys, ctx["search"], kind))
+    scored = [(kind, keys) for kind, keys in sets if keys]  # the sets with runs at this items count
+    fused = [(kind, keys) for kind, keys in scored
+             if uses_fused(kind, keys, centroid_items(items) if kind == "centroid" else items, ctx["candidates"],
+                           ctx["depth"])]
+    # the lists, unless every set scores from its fused corpora (no ``sets``: no plan, the lists alone)
+    packed = trained_lists(ctx["passages"], items, ctx["search"]) if not sets or len(fused) < len(scored) else {}
+    for vectors_of in ("method", "centroid"):  # the items whose fused corpora the indexes are trained on
+        kinds = [kind for kind in FUSED if (kind == "centroid") == (vectors_of == "centroid")]
+        keys = list(dict.fromkeys(key for kind, found in fused if kind in kinds for key in found))
+        if not keys:
+            continue
+        trained = trained_fused(ctx["passages"], centroid_items(items) if vectors_of == "centroid" else items, keys,
+                                ctx["search"], vectors_of)
+        packed.update({(kind, key): trained[vectors_of, key] for kind, found in fused if kind in kinds
+                       for key in found})
     return packed
 
 
@@ -99,9 +108,9 @@ def list_templates_of(experiment, fusion: dict, workers: int, plan: dict | None 
     """method -> items count -> its items' trained candidate-list indexes (``xaug.candidates.list_templates``),
     trained once for the stage in ``workers`` processes and shared by every set of the method's items (its own,
     its controls) in every corpus setting; with ``plan`` (and the stage's ``permutations`` and configured
-    ``renormalize`` states), also those of the fused corpora its controls score from (keyed by
-    (kind, ``xaug.variants.control_keys``' key): ``_train_lists``). Empty where no list is searched with a
-    trainable index."""
+    ``renormalize`` states), also those of the fused corpora its sets of items score from (keyed by
+    (kind, ``xaug.variants.corpus_keys``' key): ``_train_lists``), and its lists only where a set searches them.
+    Empty where no list is searched with a trainable index."""
     search = experiment.search
     if not experiment.candidates or search.exact or experiment.index.factory != "Flat":
         return {}
@@ -114,10 +123,10 @@ def list_templates_of(experiment, fusion: dict, workers: int, plan: dict | None 
                                               permutations)[1]:
             for n in counts[name] if kind in FUSED else ():
                 controls.setdefault((name, n), []).append(
-                    (kind, control_keys(kind, plan, _fusions_of(name, runs, fusion), n, j)))
+                    (kind, corpus_keys(kind, plan, _fusions_of(name, runs, fusion), n, j)))
     tasks = [(name, n, controls.get((name, n), [])) for name in experiment.methods for n in counts[name]]
     _TASK_CONTEXT.update(passages=np.asarray(experiment.passages, dtype=np.float32), methods=experiment.methods,
-                         search=search)
+                         search=search, candidates=experiment.candidates, depth=experiment.depth)
     try:
         packed = forked_map(_train_lists, tasks, workers, "candidate list indexes", "sets")
     finally:

@@ -10,11 +10,11 @@ from .controls import centroid_items, permutation_plan, shuffle
 from .equal_items import drawn_items
 from .fusion import combine
 from .leave_out import correction
-from .queryset import QuerySet
+from .queryset import OWN_MARGIN, QuerySet
 from .sweep import (KResult, PassageTerms, SubsetScorer, block_candidates, blocks_side_by_side, found_tops, fused_keys,
                     fused_tops, group_means, searched_lists, sweep)
 
-FUSED = ("shuffled", "centroid")  # sets of items whose candidates may come from their fused corpora (control_keys)
+FUSED = ("method", "shuffled", "centroid")  # sets of items whose candidates may come from their fused corpora
 
 
 def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict, plan: dict, kind: str = "method",
@@ -26,14 +26,15 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
     (most of a sweep's time with ``scaling.candidates``: the top K of every list over the corpus) are found once
     per set of items, not once per fusion; the query blocks (``QuerySet.blocks``) bound its memory. ``templates``:
     items count -> the method's own items' trained list indexes (``xaug.candidates.list_templates``), which every
-    set of its items searches instead of training its own, and (keyed (kind, ``control_keys``' key),
-    ``fused_templates``) the trained indexes of a control's fused corpora.
+    set of its items searches instead of training its own, and (keyed (kind, ``corpus_keys``' key),
+    ``fused_templates``) the trained indexes of its fused corpora.
 
-    A control (shuffled, centroid) is scored under few fusions (the method's alpha per k, both renormalize
-    states) on a small plan (one subset per k for a shuffled permutation): where its fused corpora are fewer
-    than the per-language lists, its candidates are their tops (``xaug.sweep.fused_tops``: each run's own top, exact
-    up to the index's recall, is among them), each as deep as a run's measures read (the passages its leave-out
-    corrects counted), instead of those lists'.
+    A set of items scored under few fusions on a small plan (``scaling.subsets: random:R``; a control: the method's
+    alpha per k, both renormalize states, one subset per k for a shuffled permutation) takes its candidates from
+    the tops of its fused corpora where they cost less to search than its per-language lists (``uses_fused``):
+    ``xaug.sweep.fused_tops``, each run's own top, exact up to the index's recall, each as deep as a run's
+    measures read (the passages its leave-out corrects counted). The per-language lists' union only approximates
+    each run's top, and misses much of it where items cover a share of the passages (docs/design.md).
 
     Memory: the lists' tops and the blocks' unions are memory maps (``xaug.candidates.ListTops``, ``mapped``), and
     the heap's free pages go back to the system once the lists are searched and after each block
@@ -57,10 +58,11 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
             items, held = centroid_items(items), None
         # each candidate list searched once for every block
         shared = (templates or {}).get(n_used)
-        keys = control_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
+        keys = corpus_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
         tops = fused_tops(queries, passages, items, keys, fused_templates(shared, kind),
                           0 if held is None else len(held)) \
-            if uses_fused(kind, keys, items) else found_tops(queries, passages, items, shared)
+            if uses_fused(kind, keys, items, queries.candidates, queries.judgements.depth) \
+            else found_tops(queries, passages, items, shared)
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops
         release_memory()  # the searches' freed arrays (``xaug.cli.MALLOC_ENV`` keeps them), before the blocks
@@ -84,10 +86,10 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
             for run in fusions}
 
 
-def control_keys(kind: str, plan: dict, fusions: dict, n_used: int | None, perm: int | None = None) -> list[tuple]:
-    """The fused corpora (``xaug.sweep.fused_keys``) a control set of items with ``n_used`` items per passage is
+def corpus_keys(kind: str, plan: dict, fusions: dict, n_used: int | None, perm: int | None = None) -> list[tuple]:
+    """The fused corpora (``xaug.sweep.fused_keys``) a set of items of ``kind`` with ``n_used`` items per passage is
     scored as: its plan (``perm``: a shuffled permutation's, from the full ``plan``; None: ``plan`` as it is) under
-    its runs' fusions (run -> k -> FusionSettings); none for a set that is not a control."""
+    its runs' fusions (run -> k -> FusionSettings); none for a kind that never scores from them (equal items)."""
     if kind not in FUSED:
         return []
     if kind == "shuffled" and perm is not None:
@@ -103,10 +105,15 @@ def fused_templates(templates: dict | None, kind: str) -> dict:
             if isinstance(key, tuple) and len(key) == 2 and key[0] == kind}
 
 
-def uses_fused(kind: str, keys: list[tuple], items) -> bool:
-    """Whether a control's candidates come from its fused corpora ``keys``: fewer lists than the per-language ones
-    (``xaug.sweep.searched_lists``)."""
-    return kind in FUSED and bool(keys) and len(keys) < searched_lists(items, centroids=kind == "centroid")
+def uses_fused(kind: str, keys: list[tuple], items, candidates: int, depth: int) -> bool:
+    """Whether a set of items takes its candidates from its fused corpora ``keys``: where searching each to its
+    runs' own depth (``QuerySet.own_depth`` with at most one corrected passage per language) costs less than
+    searching its per-language lists (``xaug.sweep.searched_lists``) to K = ``candidates``. A faiss search's cost
+    grows about in proportion to its depth (``benchmarks/results/search_depth_p100k.json``); an index whose
+    shallower search is not the start of its deeper one searches them to K (``QuerySet.own_search_depth``)."""
+    own = min(candidates, depth + len(items) + OWN_MARGIN)
+    return kind in FUSED and bool(keys) and \
+        len(keys) * own < searched_lists(items, centroids=kind == "centroid") * candidates
 
 
 def _equal_items_sweep(method, fusion: dict, plan: dict, seed: int, queries: QuerySet, passages: np.ndarray,
