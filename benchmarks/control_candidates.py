@@ -18,10 +18,11 @@ runs them, on ``--queries`` questions drawn with a fixed seed) are scored with t
   ``evaluate.depth``, the passages a leave-out correction may lower and a margin, for an inverted file of whole
   vectors), what the scaling stage does; the specs of ``--index`` are searched to K.
 
-``--kinds method`` adds each method's own items, which the scaling stage scores from its per-language lists
-(``xaug.sweep.found_tops``, the lists' indexes trained as ``xaug.sweep.trained_lists`` trains them); with an
-exhaustive reference they are scored from their fused corpora (every run's exact top) for the reference, and
-with ``--method-fused`` from their fused corpora searched with each ``--depth-index`` spec as well.
+``--kinds method`` adds each method's own items, which the scaling stage scores from their fused corpora where
+those cost less to search than their per-language lists (``xaug.variants.uses_fused``). Here they are scored
+from their lists (``xaug.sweep.found_tops``, the lists' indexes trained as ``xaug.sweep.trained_lists`` trains
+them) for every search but an exhaustive reference, from their fused corpora for that reference (every run's
+exact top), and with ``--method-fused`` from their fused corpora searched with each ``--depth-index`` spec too.
 
 For each, the largest and mean absolute difference of every measure's mean (each run, k and group ``all``) from
 the reference's (``--reference``, ``Flat`` unless named; ``--also-flat`` scores ``Flat`` beside another
@@ -71,7 +72,7 @@ from xaug.params import from_params, load_params  # noqa: E402
 from xaug.scaling import _fusions_of, item_tasks  # noqa: E402
 from xaug.sweep import (ScalingSettings, fused_keys, fused_tops, subset_plan, trained_fused,  # noqa: E402
                         trained_lists)
-from xaug.variants import FUSED, corpus_keys, uses_fused  # noqa: E402
+from xaug.variants import corpus_keys, uses_fused  # noqa: E402
 
 from benchmarks.candidate_index import search_of  # noqa: E402  (the specs are those of candidate_index.py)
 
@@ -81,9 +82,14 @@ def to_k(queries, passages, items, keys, templates=None, corrected=None):
     return fused_tops(queries, passages, items, keys, templates)
 
 
-def every_corpus(kind, keys, items):
-    """``uses_fused`` for a method's own items scored from their fused corpora (the exhaustive reference)."""
+def every_corpus(*_):
+    """``uses_fused`` for a method's own items scored from their fused corpora."""
     return True
+
+
+def no_corpus(*_):
+    """``uses_fused`` for a method's own items scored from their per-language lists."""
+    return False
 
 
 def means(results: dict) -> dict:
@@ -104,9 +110,10 @@ def main():
     ap.add_argument("--also-flat", action="store_true", help="with another --reference, score Flat as well")
     ap.add_argument("--queries", type=int, default=5000, help="evaluation questions drawn per corpus setting")
     ap.add_argument("--methods", nargs="*", default=None)
-    ap.add_argument("--kinds", nargs="+", default=list(FUSED), choices=["method", "shuffled", "centroid"],
-                    help="sets of items compared; a method's own items are scored from its per-language lists, and "
-                         "from its fused corpora where the reference is not Flat")
+    ap.add_argument("--kinds", nargs="+", default=["shuffled", "centroid"],
+                    choices=["method", "shuffled", "centroid"],
+                    help="sets of items compared; a method's own items are scored from their per-language lists, "
+                         "and from their fused corpora for a reference other than Flat (and with --method-fused)")
     ap.add_argument("--method-fused", action="store_true",
                     help="score a method's own items from their fused corpora too, with each --depth-index spec")
     ap.add_argument("--out", type=Path, required=True)
@@ -144,7 +151,8 @@ def main():
                                      for run, fu in fusions.items()}) if own else \
                 corpus_keys(kind, plan, fusions, n_used, perm)
             fused = centroid_items(items) if kind == "centroid" else items
-            if not own and not uses_fused(kind, keys, fused):
+            if not own and not uses_fused(kind, keys, fused, some.candidates, some.judgements.depth,
+                                          some.search.prefixes(some.vectors.shape[1])):
                 print(f"{setting} {name} {kind}: scored from the per-language lists, skipped", flush=True)
                 continue
             reference = None
@@ -164,15 +172,15 @@ def main():
                 templates = None if search.exact else {n_used: unpack_templates(
                     trained_lists(passages, items, search) if from_lists else
                     trained_fused(passages, fused, keys, search, kind))}
-                saved = variants.fused_tops, variants.FUSED, variants.uses_fused
+                saved = variants.fused_tops, variants.uses_fused
                 if not to_depth:
                     variants.fused_tops = to_k
-                if own and not from_lists:
-                    variants.FUSED, variants.uses_fused = FUSED + ("method",), every_corpus
+                if own:  # lists or fused corpora as the variant says, whatever the stage's cost rule chooses
+                    variants.uses_fused = no_corpus if from_lists else every_corpus
                 try:
                     results = variants.items_sweeps(q, passages, method, fusions, plan, kind, perm, seed, templates)
                 finally:
-                    variants.fused_tops, variants.FUSED, variants.uses_fused = saved
+                    variants.fused_tops, variants.uses_fused = saved
                 seconds = time.process_time() - started
                 got = means(results)
                 if reference is None:

@@ -496,6 +496,9 @@ def test_a_set_of_items_scores_from_its_fused_corpora_where_they_cost_less_to_se
         assert uses_fused(kind, list(range(lists - 1)), items, 100, 100)  # K at the depth: fewer corpora than lists
         assert not uses_fused(kind, list(range(lists)), items, 100, 100)
         assert not uses_fused(kind, [], items, 200, 100)
+        # an index whose shallower search is not the start of its deeper one searches each corpus to K
+        assert uses_fused(kind, list(range(lists - 1)), items, 200, 100, prefixes=False)
+        assert not uses_fused(kind, list(range(lists)), items, 200, 100, prefixes=False)
     assert not uses_fused("equal_items", [0], items, 200, 100)
 
 

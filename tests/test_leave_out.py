@@ -357,11 +357,11 @@ def test_equal_items_search_each_pool_to_its_depth_and_the_passages_their_own_qu
     assert asked == [0, 0, 0]
 
 
-@pytest.mark.parametrize("kind, corrected", [("shuffled", 2), ("centroid", 0)])
-def test_a_controls_fused_corpora_count_the_passages_its_leave_out_corrects(world, monkeypatch, kind, corrected):
-    """A leave-out method's shuffled items keep each query's own items (moved with them), one per language: their fused
-    corpora are searched to the depth counting one corrected passage per language (``fused_tops(..., corrected)``);
-    its centroids hold no question's own items and count none."""
+@pytest.mark.parametrize("kind, corrected", [("method", 2), ("shuffled", 2), ("centroid", 0)])
+def test_a_sets_fused_corpora_count_the_passages_its_leave_out_corrects(world, monkeypatch, kind, corrected):
+    """A leave-out method's own items, and its shuffled items (each query's own items moved with them), hold one own
+    item per language: their fused corpora are searched to the depth counting one corrected passage per language
+    (``fused_tops(..., corrected)``); its centroids hold no question's own items and count none."""
     import xaug.variants as variants
     from xaug.candidates import CandidateSearch
     from xaug.sweep import subset_plan

@@ -633,6 +633,21 @@ def test_a_methods_list_indexes_are_trained_once_and_serve_its_sets_of_items(wor
         expected = method.reduced(n) if kind == "method" else centroid_items(method.reduced(n))
         for got, want in zip(items, expected):
             np.testing.assert_allclose(got.sums, want.sums, rtol=1e-6)
+    # a set whose fused corpora cost more to search than its lists (twice as many corpora as lists, each to
+    # K = the depth) has its lists trained, beside the fused corpora of a set that scores from them
+    from xaug.sweep import searched_lists
+
+    lists = searched_lists(method.reduced(1))
+    many = [((i,), float(a), "fixed", True) for i in (0, 1) for a in np.linspace(0.1, 0.9, lists)]
+    few = [((0,), 0.3, "fixed", True)]
+    scaling._TASK_CONTEXT.update(passages=np.asarray(passages, dtype=np.float32), methods={"xqg": method},
+                                 search=search, candidates=4, depth=4)
+    try:
+        mixed = candidates.unpack_templates(scaling._train_lists(("xqg", 1, [("method", many), ("shuffled", few)])))
+    finally:
+        scaling._TASK_CONTEXT.clear()
+    assert any(not isinstance(key, tuple) for key in mixed)  # the lists, by position
+    assert {key for key in mixed if isinstance(key, tuple)} == {("shuffled", few[0])}
     own = tuple(("method", w, r) for w in ("fixed", "per_item") for r in (True, False))
     controls = (("shuffled", "fixed", True),)
     scaling._TASK_CONTEXT.update(queries=qs, passages=passages, methods={"xqg": method}, settings=settings,

@@ -19,7 +19,9 @@ tested measure) is averaged within relevant-passage clusters per draw, and the d
 clusters together, Holm per family (setting, kind, group, measure: methods x k), and TOST within
 ``scaling.equivalence_margin``. Each draw's own delta and cluster-bootstrap CI (conditional on that draw)
 stay beside it. The first draw's rows are the scaling stage's configured-fusion rows (same alpha, same
-sweep).
+sweep); with candidates from an index (``scaling.candidates``) where a set scores from its fused corpora
+(``xaug.variants.uses_fused``), this sweep's are its one run's and the scaling stage's those of all its runs, so
+the rows agree within the engine's tolerance (docs/design.md), not exactly.
 """
 from __future__ import annotations
 

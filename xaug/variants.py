@@ -61,7 +61,8 @@ def items_sweeps(queries: QuerySet, passages: np.ndarray, method, fusions: dict,
         keys = corpus_keys(kind, plan, fusions, n_used) if queries.searches_lists else []
         tops = fused_tops(queries, passages, items, keys, fused_templates(shared, kind),
                           0 if held is None else len(held)) \
-            if uses_fused(kind, keys, items, queries.candidates, queries.judgements.depth) \
+            if uses_fused(kind, keys, items, queries.candidates, queries.judgements.depth,
+                          queries.search.prefixes(queries.vectors.shape[1])) \
             else found_tops(queries, passages, items, shared)
         columns = block_candidates(queries, tops, blocks)  # each block's union; it gives tops back as it goes
         del tops
@@ -105,13 +106,14 @@ def fused_templates(templates: dict | None, kind: str) -> dict:
             if isinstance(key, tuple) and len(key) == 2 and key[0] == kind}
 
 
-def uses_fused(kind: str, keys: list[tuple], items, candidates: int, depth: int) -> bool:
+def uses_fused(kind: str, keys: list[tuple], items, candidates: int, depth: int, prefixes: bool = True) -> bool:
     """Whether a set of items takes its candidates from its fused corpora ``keys``: where searching each to its
     runs' own depth (``QuerySet.own_depth`` with at most one corrected passage per language) costs less than
     searching its per-language lists (``xaug.sweep.searched_lists``) to K = ``candidates``. A faiss search's cost
     grows about in proportion to its depth (``benchmarks/results/search_depth_p100k.json``); an index whose
-    shallower search is not the start of its deeper one searches them to K (``QuerySet.own_search_depth``)."""
-    own = min(candidates, depth + len(items) + OWN_MARGIN)
+    shallower search is not the start of its deeper one (``prefixes`` False: ``CandidateSearch.prefixes``) searches
+    them to K (``QuerySet.own_search_depth``), so that they must be fewer than the lists."""
+    own = min(candidates, depth + len(items) + OWN_MARGIN) if prefixes else candidates
     return kind in FUSED and bool(keys) and \
         len(keys) * own < searched_lists(items, centroids=kind == "centroid") * candidates
 
