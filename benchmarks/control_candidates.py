@@ -70,8 +70,7 @@ from xaug.methods import augment_settings, fusion_settings  # noqa: E402
 from xaug.metrics import ALL_MEASURES  # noqa: E402
 from xaug.params import from_params, load_params  # noqa: E402
 from xaug.scaling import _fusions_of, item_tasks  # noqa: E402
-from xaug.sweep import (ScalingSettings, fused_keys, fused_tops, subset_plan, trained_fused,  # noqa: E402
-                        trained_lists)
+from xaug.sweep import ScalingSettings, fused_tops, subset_plan, trained_fused, trained_lists  # noqa: E402
 from xaug.variants import corpus_keys, uses_fused  # noqa: E402
 
 from benchmarks.candidate_index import search_of  # noqa: E402  (the specs are those of candidate_index.py)
@@ -147,9 +146,7 @@ def main():
             n_used = next(iter(dict.fromkeys(f.n_items_used for fu in fusions.values() for f in fu.values())))
             items = method.reduced(n_used)
             own = kind == "method"
-            keys = fused_keys(plan, {run: {k: f for k, f in fu.items() if f.n_items_used == n_used}
-                                     for run, fu in fusions.items()}) if own else \
-                corpus_keys(kind, plan, fusions, n_used, perm)
+            keys = corpus_keys(kind, plan, fusions, n_used, perm)
             fused = centroid_items(items) if kind == "centroid" else items
             if not own and not uses_fused(kind, keys, fused, some.candidates, some.judgements.depth,
                                           some.search.prefixes(some.vectors.shape[1])):
@@ -193,7 +190,8 @@ def main():
                              "cpu_seconds": round(seconds, 1),
                              "max_abs_diff": round(float(diff.max()), 5), "mean_abs_diff": round(float(diff.mean()), 5),
                              "max_abs_diff_by_measure": worst,
-                             # a passage the search misses can only lift the relevant one: the sign is the bias
+                             # the sign is the bias: a missed passage lifts the relevant one in the ranking,
+                             # and a missed near-copy that holds the answer lowers the token-budget recalls
                              "mean_diff_by_measure": {m: round(float(signed[:, i].mean()), 5)
                                                       for i, m in enumerate(ALL_MEASURES)}})
                 print(f"{setting:8s} {name:18s} {kind:9s} {label:44s} {seconds:7.1f} cpu-s  max |d| "

@@ -21,6 +21,11 @@ from .search import FaissSearcher
 OWN_MARGIN = 10
 
 
+def own_depth(candidates: int, depth: int, corrected: int = 0) -> int:
+    """``QuerySet.own_depth`` of a query set with K ``candidates`` and ``evaluate.depth`` ``depth``."""
+    return min(candidates, depth + corrected + OWN_MARGIN)
+
+
 @dataclass
 class QuerySet:
     """The evaluation queries of one corpus setting, and a scorer of passage matrices against them."""
@@ -125,15 +130,15 @@ class QuerySet:
                          None, self.search)[0]
 
     def own_depth(self, corrected: int = 0) -> int:
-        """How deep the one list of a system's own corpus (equal items' pooled corpus, ``xaug.variants``) must be
-        searched for that system's measures: its top ``judgements.depth`` passages are all the measures read
-        (``xaug.ranking.RankScorer``), its relevant passage is scored anyway, and a leave-out correction may lower
-        ``corrected`` passages out of that top, so that as many behind them are needed; ``OWN_MARGIN`` more for
-        float rounding between the index's vectors and the scores, which may swap passages of nearly equal score
-        (the synthetic archives' near-copies); at most K. Where a list's search to that depth is the start of its
-        search to K (``found_tops``), the measures are those of a search to K, and a faiss search costs less the
-        shallower it goes (its heap of results; docs/design.md)."""
-        return min(self.candidates, self.judgements.depth + corrected + OWN_MARGIN)
+        """How deep a list of a system's own corpus (equal items' pooled corpus, a set's fused corpora:
+        ``xaug.variants``) must be searched for that system's measures: its top ``judgements.depth`` passages are
+        all the measures read (``xaug.ranking.RankScorer``), its relevant passage is scored anyway, and a leave-out
+        correction may lower ``corrected`` passages out of that top, so that as many behind them are needed;
+        ``OWN_MARGIN`` more for float rounding between the index's vectors and the scores, which may swap passages
+        of nearly equal score (the synthetic archives' near-copies); at most K. Where a list's search to that depth
+        is the start of its search to K (``found_tops``), the measures are those of a search to K, and a faiss
+        search costs less the shallower it goes (its heap of results; docs/design.md)."""
+        return own_depth(self.candidates, self.judgements.depth, corrected)
 
     def own_search_depth(self, n: int, corrected: int = 0) -> int:
         """How deep to search a system's own corpus of ``n`` passages: ``own_depth(corrected)`` where that search

@@ -87,9 +87,9 @@ def _train_lists(task: tuple[str, int | None, list]) -> dict:
     items = ctx["methods"][name].reduced(n_used)
     scored = [(kind, keys) for kind, keys in sets if keys]  # the sets with runs at this items count
     prefixes = ctx["search"].prefixes(ctx["passages"].shape[1])  # as ``items_sweeps`` decides
+    # as for the centroids' items, which keep the method's counts (the lists' coverage)
     fused = [(kind, keys) for kind, keys in scored
-             if uses_fused(kind, keys, centroid_items(items) if kind == "centroid" else items, ctx["candidates"],
-                           ctx["depth"], prefixes)]
+             if uses_fused(kind, keys, items, ctx["candidates"], ctx["depth"], prefixes)]
     # the lists, unless every set scores from its fused corpora (no ``sets``: no plan, the lists alone)
     packed = trained_lists(ctx["passages"], items, ctx["search"]) if not sets or len(fused) < len(scored) else {}
     for vectors_of in ("method", "centroid"):  # the items whose fused corpora the indexes are trained on

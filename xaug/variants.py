@@ -10,7 +10,7 @@ from .controls import centroid_items, permutation_plan, shuffle
 from .equal_items import drawn_items
 from .fusion import combine
 from .leave_out import correction
-from .queryset import OWN_MARGIN, QuerySet
+from .queryset import QuerySet, own_depth
 from .sweep import (KResult, PassageTerms, SubsetScorer, block_candidates, blocks_side_by_side, found_tops, fused_keys,
                     fused_tops, group_means, searched_lists, sweep)
 
@@ -113,7 +113,7 @@ def uses_fused(kind: str, keys: list[tuple], items, candidates: int, depth: int,
     grows about in proportion to its depth (``benchmarks/results/search_depth_p100k.json``); an index whose
     shallower search is not the start of its deeper one (``prefixes`` False: ``CandidateSearch.prefixes``) searches
     them to K (``QuerySet.own_search_depth``), so that they must be fewer than the lists."""
-    own = min(candidates, depth + len(items) + OWN_MARGIN) if prefixes else candidates
+    own = own_depth(candidates, depth, len(items)) if prefixes else candidates
     return kind in FUSED and bool(keys) and \
         len(keys) * own < searched_lists(items, centroids=kind == "centroid") * candidates
 
