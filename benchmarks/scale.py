@@ -29,10 +29,13 @@ takes the sizes not run now from an earlier ``--out`` (each size names the commi
 --only STAGE ...`` (with ``--resume``) runs those stages of a finished size again with the ``--set`` values for
 that run alone (e.g. evaluate's index), their rows under the size's ``variants`` and their growth in the report.
 
-    python benchmarks/scale.py --source ../shared/data/MLQA_V1_dev.zip --sizes 1000 10000 \\
-        --out benchmarks/results/scale.json --plot benchmarks/results/scale.png
-    python benchmarks/scale.py --sizes 100000 --work /tmp/scale --resume --previous benchmarks/results/scale.json \\
-        --set scaling.candidate_index=IVF1024,Flat --set scaling.candidate_search=nprobe=64 --out /tmp/scale.json
+    python benchmarks/scale.py --source ../shared/data/MLQA_V1_dev.zip --sizes 1000 --out /tmp/scale.json
+    python benchmarks/scale.py --sizes 10000 --work /tmp/scale --keep --previous /tmp/scale.json \\
+        --set "scaling.candidate_index='IVF100,Flat'" --set "scaling.candidate_search='nprobe=16'" \\
+        --out /tmp/scale.json --plot /tmp/scale.png
+
+docs/testing.md has the command of the committed report (an index per size for the candidate lists and for
+evaluate).
 """
 from __future__ import annotations
 
@@ -332,6 +335,20 @@ def _run_variant(result: dict, work: Path, args, log) -> dict:
     return result
 
 
+def split_queries(work: Path) -> dict:
+    """Per split (train, tune, eval), the questions in the languages the size evaluates (params.yaml's
+    ``languages`` and the corpus language), from prepare's ``data/mlqa/stats.json``; {} before prepare ran."""
+    import yaml
+
+    stats = work / "data" / "mlqa" / "stats.json"
+    if not stats.is_file():
+        return {}
+    counts = json.loads(stats.read_text())
+    evaluated = set(yaml.safe_load((work / "params.yaml").read_text())["languages"]) | {counts["corpus_language"]}
+    return {split: sum(n for lang, n in by_language.items() if lang in evaluated)
+            for split, by_language in counts["queries"].items()}
+
+
 def table(results: list[dict]) -> list[str]:
     """The stages' wall seconds and peak memory per size, a Markdown table: ``-`` where a size has no row of the
     stage, ``interrupted`` where its only attempt was stopped (``--resume`` goes on from it)."""
@@ -402,6 +419,8 @@ def run_size(size: int, args, log) -> dict:
         _log_row(log, size, name, row)
         if row["exit"]:
             break
+    result["split_queries"] = split_queries(work)
+    progress.write_text(json.dumps(result, indent=2) + "\n")
     if not args.keep and not args.resume:
         shutil.rmtree(work, ignore_errors=True)
     return result
@@ -425,6 +444,10 @@ def growth(results: list[dict]) -> dict:
     return out
 
 
+MEMORY_LABEL = {"peak_pss_mb": "peak memory, GB (summed PSS of a stage's processes)",
+                "peak_rss_mb": "peak resident memory, GB (largest process)"}
+
+
 def plot(results: list[dict], path: Path, top: int = 10) -> None:
     """Time and peak memory against P (log-log) of the ``top`` stages that take longest at the largest P,
     one colour each, with a dotted line of slope 1 (linear growth) through the slowest stage's first point."""
@@ -439,6 +462,9 @@ def plot(results: list[dict], path: Path, top: int = 10) -> None:
 
     last = results[-1]["stages"]
     names = sorted((n for n in last if last[n]["exit"] == 0), key=lambda n: -last[n]["seconds"])[:top]
+    # the summed PSS of a stage's processes where every plotted row has it, else the largest process's RSS
+    memory = "peak_pss_mb" if all("peak_pss_mb" in r["stages"][n] for r in results for n in names if ok(r, n)) \
+        else "peak_rss_mb"
     colours = plt.get_cmap("tab10").colors
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for i, name in enumerate(names):
@@ -446,12 +472,12 @@ def plot(results: list[dict], path: Path, top: int = 10) -> None:
         rows = [r["stages"][name] for r in results if ok(r, name)]
         style = dict(marker="o", color=colours[i % len(colours)], linestyle="-" if i < len(colours) else "--")
         axes[0].plot(xs, [row["seconds"] for row in rows], label=name, **style)
-        axes[1].plot(xs, [row["peak_rss_mb"] / 1024 for row in rows], **style)
+        axes[1].plot(xs, [row[memory] / 1024 for row in rows], **style)
     if names and len(results) > 1:
         xs = [r["passages"] for r in results]
         first = next(r["stages"][names[0]]["seconds"] for r in results if ok(r, names[0]))
         axes[0].plot(xs, [first * x / xs[0] for x in xs], ":", color="black", label="linear in P")
-    for ax, label in zip(axes, ("seconds (2 cores)", "peak resident memory, GB (largest process)")):
+    for ax, label in zip(axes, ("seconds (2 cores)", MEMORY_LABEL[memory])):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("English paragraphs P (synthetic MLQA archive)")

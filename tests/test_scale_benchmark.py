@@ -43,6 +43,24 @@ def test_synthetic_archive_replicates_passages_and_questions(tmp_path, mini_zip)
     assert len({c["text"] for c in three.contexts}) == len(three.contexts)  # copies are new passages
 
 
+def test_a_sizes_queries_are_counted_per_split_in_the_languages_it_evaluates(tmp_path, mini_zip):
+    import shutil
+
+    from xaug.preparation import save_prepared
+
+    scale = _scale()
+    assert scale.split_queries(tmp_path) == {}  # before prepare
+    prepared = prepare(MlqaArchive(mini_zip), ["dev"], 0.5, seed=2, tune_fraction=0.5)
+    save_prepared(prepared, tmp_path / "data" / "mlqa")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    scale.set_params(tmp_path / "params.yaml", {"languages": "[de]", "n_languages": 1})
+    counts = scale.split_queries(tmp_path)
+    for split in ("train", "tune", "eval"):
+        expected = sum(1 for q in prepared.queries if q["lang"] in ("en", "de") and q["split"] == split)
+        assert counts[split] == expected
+    assert counts["eval"] > 0 and counts["eval"] < sum(1 for q in prepared.queries if q["split"] == "eval")
+
+
 def test_params_are_set_as_dvc_sets_them(tmp_path):
     import shutil
 
