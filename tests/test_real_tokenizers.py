@@ -263,6 +263,8 @@ def test_hf_translation_may_repeat_a_bigram(tmp_path, layout):
     out, tokens = tr.translate(SENTENCES, "de", settings)
     assert out == [" ".join(["Paris"] * n)] * 2
     assert tokens == 2 * n
+    tr.model.generation_config.no_repeat_ngram_size = 2  # a checkpoint's own setting does not block them either
+    assert tr.translate(SENTENCES, "de", settings)[0] == out
     with pytest.raises(ConfigError, match=r"^translate\.length_ratio: expected a positive number"):
         TranslateSettings(length_ratio=0)
 

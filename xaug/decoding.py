@@ -74,7 +74,8 @@ class TranslateSettings:
     def generation_length(self, longest_source: int) -> int:
         """New tokens an HF translator may generate for a batch whose longest source has ``longest_source``
         tokens: ``length_ratio`` times that, plus 8 (a fixed cap would cut long sentences: 48 tokens cut
-        about a fifth of MLQA's English first sentences)."""
+        about a fifth of MLQA's English first sentences). Sources are cut at ``max_source_length``, so this is
+        at most ``length_ratio * max_source_length + 8``."""
         return math.ceil(self.length_ratio * longest_source) + 8
 
     def greedy(self) -> SamplingSettings:

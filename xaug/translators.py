@@ -73,7 +73,9 @@ class HFTranslator:
                                return_tensors="pt")
         device = self.model.device
         with bf16_autocast(device, device.type == "cuda"):  # bf16 on the GPU
+            # no bigram blocking, whatever the checkpoint's generation config says: a translation repeats some
             out = self.model.generate(**batch.to(device), forced_bos_token_id=target, do_sample=False, num_beams=1,
+                                      no_repeat_ngram_size=0,
                                       max_new_tokens=settings.generation_length(batch["input_ids"].shape[1]))
         # the forced language token too: an M2M100Tokenizer built and saved with transformers 5 no longer counts
         # its language tokens as special (the hub's, with them in special_tokens_map.json, does)
