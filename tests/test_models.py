@@ -160,6 +160,32 @@ def test_length_sorted_batches_keep_input_order(tmp_path):
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
+def test_encode_tokenizes_a_batch_at_a_time(tmp_path):
+    """Streaming: encode tokenizes each batch as it encodes it (padded, at most ``batch_size`` texts a call) and
+    counts lengths in blocks, never the whole input in one call; the vectors are those of one call per text."""
+    model, tokenizer, _ = load_backbone(str(_tiny_pretrained(tmp_path)))
+    encoder = DenseEncoder(model, tokenizer, EncoderSettings())
+    texts = [f"{t} {i}" for i in range(5) for t in TEXTS]
+    calls = []
+
+    class Counting:
+        def __call__(self, batch, **kwargs):
+            calls.append((len(batch), bool(kwargs.get("padding"))))
+            return tokenizer(batch, **kwargs)
+
+    encoder.tokenizer = Counting()
+    vectors, tokens = encoder.encode(texts, "passage", batch_size=4, progress=False)
+    padded = [n for n, pad in calls if pad]
+    assert max(padded) <= 4 and sum(padded) == len(texts)
+    assert tokens > len(texts)
+    calls.clear()
+    assert encoder.lengths(texts, "passage", block=7) == [len(tokenizer(t)["input_ids"]) for t in texts]
+    assert [n for n, _ in calls] == [7, 7, 7, 7, 2]
+    encoder.tokenizer = tokenizer
+    single = np.stack([encoder.encode([t], "passage", progress=False)[0][0] for t in texts])
+    np.testing.assert_allclose(vectors, single, atol=1e-5)
+
+
 def test_distinct_passage_batches_have_no_repeats():
     pairs = [{"query": f"q{i}", "passage_id": f"p{i % 7}"} for i in range(60)]
     batches = distinct_passage_batches(pairs, 5, random.Random(0))
