@@ -18,7 +18,9 @@ with its last error line, and the stages after it are not run for that size. Eac
 CPU seconds (all its processes) are recorded beside its wall time: they are what the machine's cores
 spent, and they move far less than wall time when something else shares the machine. So is the peak of its
 processes' summed proportional set size (``peak_pss_mb``, sampled every second): the memory the stage holds in
-all, where forked workers share their parent's pages.
+all, where forked workers share their parent's pages. Each sitting records the machine's speed on a fixed
+workload before its first stage and after its last (``machine_speed``): the same code runs 20 to 50% slower on
+some days, so rows of different sittings compare only with it beside them.
 
 A size's progress is kept in its work folder (``progress.json``, after every stage). ``--resume`` keeps
 the work folder and its finished stages and goes on from the first unfinished one; the text stages
@@ -317,6 +319,8 @@ def _run_variant(result: dict, work: Path, args, log) -> dict:
     params = work / "params.yaml"
     saved = params.read_text()
     rows = {}
+    speed = machine_speed()
+    log.info("P ~ %d: machine speed: %s", result["target"], speed)
     try:
         set_params(params, dict(kv.split("=", 1) for kv in args.set))
         for name, cmd in pipeline_stages(work):
@@ -330,9 +334,32 @@ def _run_variant(result: dict, work: Path, args, log) -> dict:
                 break
     finally:
         params.write_text(saved)
-    result.setdefault("variants", {})[args.variant] = {"set": args.set, "stages": rows}
+    result.setdefault("variants", {})[args.variant] = {"set": args.set, "stages": rows, "machine_speed": speed}
     (work / "progress.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+CALIBRATION_ROUNDS = 20  # of the machine-speed check below (about 5 s on the 2-core AMD EPYC)
+
+
+def machine_speed(rounds: int | None = None) -> dict:
+    """Seconds of a fixed workload, run before a size's stages in each sitting: the same code on the same
+    machine runs 20 to 50% slower on some days (a shared host), so sizes or sittings compare only with this
+    beside them. ``matmul_s``: float32 matrix products (BLAS, the threads torch and faiss would use);
+    ``python_s``: an interpreted loop (the harness, tokenizers' Python side)."""
+    import numpy as np
+
+    rounds = CALIBRATION_ROUNDS if rounds is None else rounds
+    a = np.random.default_rng(0).standard_normal((768, 768)).astype(np.float32)
+    start = time.perf_counter()
+    for _ in range(rounds * 10):
+        a = np.tanh(a @ a * 1e-2)
+    matmul = time.perf_counter() - start
+    start = time.perf_counter()
+    total = 0
+    for i in range(rounds * 250_000):
+        total += i % 7
+    return {"matmul_s": round(matmul, 3), "python_s": round(time.perf_counter() - start, 3)}
 
 
 def split_queries(work: Path) -> dict:
@@ -396,8 +423,14 @@ def run_size(size: int, args, log) -> dict:
                   "questions": counts["questions"], "commit": _commit(), "set": args.set, "stages": {}}
         progress.write_text(json.dumps(result, indent=2) + "\n")
     env = _stage_env(work)
+    stages = pipeline_stages(work)
+    first = next((name for name, _ in stages if result["stages"].get(name, {}).get("exit") != 0), None)
+    if first is not None:  # a sitting that runs stages: the machine's speed before and after them
+        speed = machine_speed()
+        result.setdefault("machine_speed", []).append({"before": first, **speed})
+        log.info("P ~ %d: machine speed before %s: %s", size, first, speed)
     log.info("P ~ %d: %d replicas, %s English paragraphs", size, replicas, result["passages"])
-    for name, cmd in pipeline_stages(work):
+    for name, cmd in stages:
         before = result["stages"].get(name)
         if before and before.get("exit") == 0:
             continue
@@ -410,6 +443,7 @@ def run_size(size: int, args, log) -> dict:
             result["stages"][name] = {"exit": None, "attempts": so_far.get("attempts", 0) + 1,
                                       "interrupted_seconds": round(so_far.get("interrupted_seconds", 0)
                                                                    + exc.row["seconds"], 1)}
+            result["machine_speed"].append({"after": name, **machine_speed()})
             progress.write_text(json.dumps(result, indent=2) + "\n")
             log.info("P ~ %d  %-32s interrupted after %.1f s (%s); --resume goes on from it",
                      size, name, exc.row["seconds"], exc)
@@ -419,6 +453,8 @@ def run_size(size: int, args, log) -> dict:
         _log_row(log, size, name, row)
         if row["exit"]:
             break
+    if first is not None:
+        result["machine_speed"].append({"after": name, **machine_speed()})
     result["split_queries"] = split_queries(work)
     progress.write_text(json.dumps(result, indent=2) + "\n")
     if not args.keep and not args.resume:

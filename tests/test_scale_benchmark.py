@@ -23,7 +23,9 @@ def _benchmark(name: str):
 
 
 def _scale():
-    return _benchmark("scale")
+    scale = _benchmark("scale")
+    scale.CALIBRATION_ROUNDS = 1  # the machine-speed check in a few milliseconds
+    return scale
 
 
 def test_synthetic_archive_replicates_passages_and_questions(tmp_path, mini_zip):
@@ -131,6 +133,9 @@ def test_a_resumed_size_skips_finished_stages_and_adds_up_an_interrupted_ones_at
     assert stages["b"]["commit"] == stages["c"]["commit"] == "0000abc"  # the work folder's code, not the checkout's
     assert "d" not in stages and not (work / "d.txt").exists()  # nothing runs after a failed stage
     assert json.loads((work / "progress.json").read_text())["stages"] == stages
+    before, after = result["machine_speed"]  # this sitting's, before its first stage and after its last
+    assert before["before"] == "b" and after["after"] == "c"
+    assert all(speed["matmul_s"] > 0 and speed["python_s"] > 0 for speed in (before, after))
     with pytest.raises(ConfigError, match="--resume: .* was run with --set"):
         scale.run_size(5, argparse.Namespace(**{**vars(args), "set": ["seed=3"]}), logging.getLogger("test"))
 
@@ -301,6 +306,7 @@ def test_a_variant_runs_only_the_named_stages_with_its_settings_and_keeps_the_si
     assert result["stages"] == stages and (work / "b.txt").is_file() and not (work / "c.txt").exists()
     assert result["variants"]["ivf"]["set"] == ["index.factory='IVF10,Flat'"]
     assert list(result["variants"]["ivf"]["stages"]) == ["b"] and result["variants"]["ivf"]["stages"]["b"]["exit"] == 0
+    assert result["variants"]["ivf"]["machine_speed"]["matmul_s"] > 0
     assert (work / "params.yaml").read_text() == own
     assert json.loads((work / "progress.json").read_text())["variants"] == result["variants"]
     with pytest.raises(ConfigError, match="--only: 'x' not a benchmarked stage"):
