@@ -19,8 +19,8 @@ CPU seconds (all its processes) are recorded beside its wall time: they are what
 spent, and they move far less than wall time when something else shares the machine. So is the peak of its
 processes' summed proportional set size (``peak_pss_mb``, sampled every second): the memory the stage holds in
 all, where forked workers share their parent's pages. Each sitting records the machine's speed on a fixed
-workload before its first stage and after its last (``machine_speed``): the same code runs 20 to 50% slower on
-some days, so rows of different sittings compare only with it beside them.
+workload before its first stage and after its last (``machine_speed``): the same code's CPU seconds moved by up to
+a fifth between days, so rows of different sittings compare only with it beside them.
 
 A size's progress is kept in its work folder (``progress.json``, after every stage). ``--resume`` keeps
 the work folder and its finished stages and goes on from the first unfinished one; the text stages
@@ -343,9 +343,9 @@ CALIBRATION_ROUNDS = 20  # of the machine-speed check below (about 5 s on the 2-
 
 
 def machine_speed(rounds: int | None = None) -> dict:
-    """Seconds of a fixed workload, run before a size's stages in each sitting: the same code on the same
-    machine runs 20 to 50% slower on some days (a shared host), so sizes or sittings compare only with this
-    beside them. ``matmul_s``: float32 matrix products (BLAS, the threads torch and faiss would use);
+    """Seconds of a fixed workload, run before and after a size's stages in each sitting: the same code's CPU
+    seconds on this machine (a shared host) moved by up to a fifth between days, so sizes or sittings compare
+    only with this beside them. ``matmul_s``: float32 matrix products (BLAS, the threads torch and faiss would use);
     ``python_s``: an interpreted loop (the harness, tokenizers' Python side)."""
     import numpy as np
 
