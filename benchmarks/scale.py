@@ -339,7 +339,7 @@ def _run_variant(result: dict, work: Path, args, log) -> dict:
     return result
 
 
-CALIBRATION_ROUNDS = 20  # of the machine-speed check below (about 5 s on the 2-core AMD EPYC)
+CALIBRATION_ROUNDS = 20  # of the machine-speed check below (about 2 s on the 2-core AMD EPYC)
 
 
 def machine_speed(rounds: int | None = None) -> dict:
