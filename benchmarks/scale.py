@@ -17,8 +17,8 @@ growth exponent between consecutive sizes. A stage that fails (out of memory, a 
 with its last error line, and the stages after it are not run for that size. Each stage's user + system
 CPU seconds (all its processes) are recorded beside its wall time: they are what the machine's cores
 spent, and they move far less than wall time when something else shares the machine. So is the peak of its
-processes' summed proportional set size (``peak_pss_mb``, sampled every second): the memory the stage holds in
-all, where forked workers share their parent's pages. Each sitting records the machine's speed on a fixed
+processes' summed proportional set size (``peak_pss_mb``, sampled every second; none for a stage that ends
+before the first sample): the memory the stage holds in all, where forked workers share their parent's pages. Each sitting records the machine's speed on a fixed
 workload before its first stage and after its last (``machine_speed``): the same code's CPU seconds moved by up to
 a fifth between days, so rows of different sittings compare only with it beside them.
 
@@ -184,7 +184,7 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
     interruption stops the stage's process group and re-raises with the row so far (``exit`` None)."""
     started = time.perf_counter()
     log = cwd / "stage.log"
-    peak_pss, sampled = 0.0, started
+    peak_pss, sampled = None, started
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -199,7 +199,7 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
                     pid, status, usage = _stop(proc.pid)
                     break
                 if now - sampled >= PSS_EVERY:
-                    peak_pss, sampled = max(peak_pss, group_pss_mb(proc.pid)), now
+                    peak_pss, sampled = max(peak_pss or 0.0, group_pss_mb(proc.pid)), now
                 time.sleep(0.2)
         except Interrupted as exc:
             _stop(proc.pid)
@@ -208,7 +208,9 @@ def run_stage_command(cmd: str, cwd: Path, env: dict, timeout: float) -> dict:
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     row = {"seconds": round(seconds, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-           "peak_rss_mb": round(usage.ru_maxrss / 1024), "peak_pss_mb": round(peak_pss), "exit": code}
+           "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": code}
+    if peak_pss is not None:  # a stage that ends before the first sample has no summed-PSS figure, not a zero
+        row["peak_pss_mb"] = round(peak_pss)
     if code != 0:
         lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
         row["error"] = "time limit" if seconds > timeout else (lines[-1][:300] if lines else f"exit {code}")

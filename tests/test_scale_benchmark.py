@@ -328,3 +328,5 @@ def test_a_stage_s_summed_memory_counts_every_process_of_it(tmp_path):
     assert row["exit"] == 0
     assert 380 <= row["peak_pss_mb"] < 600
     assert scale.group_pss_mb(os.getpgrp()) > 0 and scale.group_pss_mb(2 ** 22 + 7) == 0
+    row = scale.run_stage_command("true", tmp_path, dict(os.environ), timeout=60)
+    assert row["exit"] == 0 and "peak_pss_mb" not in row  # ended before the first sample: no figure, not 0 MB
