@@ -8,7 +8,7 @@ import yaml
 
 from conftest import TINY_BERT, run_script, xqg_params
 from xaug.errors import ConfigError
-from xaug.formats import read_items
+from xaug.formats import read_embeddings, read_items
 from xaug.decoding import SamplingSettings
 from xaug.io import read_jsonl
 from xaug.models import load_backbone
@@ -439,3 +439,41 @@ def test_tokenizing_in_blocks_gives_the_pieces_of_one_call(tiny_warm, monkeypatc
     direct = gen.tokenizer([gen.prefix + t for t in texts], truncation=True,
                            max_length=gen.settings.max_source_length)["input_ids"]
     assert whole[0] == direct
+
+
+def test_one_similarity_through_the_stages_with_an_unnormalised_encoder(tmp_path, mini):
+    """An encoder that does not normalise (``xdr.normalize: false``) through train_xdr, encode, parallel_contexts,
+    encode_generated, augment, index and evaluate: a renormalised fusion at alpha 0 is the baseline itself (each
+    passage keeps its norm; unit vectors would rank by cosine), so its runs are the baseline's; at alpha 0.3 each
+    fused passage has the baseline passage's norm."""
+    params = yaml.safe_load(xqg_params(tmp_path, "warm").read_text())
+    params["xdr"]["normalize"] = False
+    params.update(methods=["parallel_contexts"], evaluate={**params["evaluate"], "settings": ["global"]})
+    for name, alpha in (("zero", 0.0), ("some", 0.3)):
+        params["augment"] = {"parallel_contexts": {"alpha": alpha, "weight": "fixed", "renormalize": True}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(params))
+    common = ["--params", str(tmp_path / "zero.yaml")]
+    run_script("train_xdr", *common, "--data", "mlqa", "--out", "xdr", "--metrics", "m/xdr.json", cwd=tmp_path)
+    run_script("encode", *common, "--model", "xdr", "--data", "mlqa", "--out", "emb", cwd=tmp_path)
+    run_script("parallel_contexts", *common, "--data", "mlqa", "--out", "gen/pc", cwd=tmp_path)
+    run_script("encode_generated", *common, "--method", "parallel_contexts", "--model", "xdr", "--data", "mlqa",
+               "--dir", "gen/pc", "--out", "items/pc", cwd=tmp_path)
+    passages, _ = read_embeddings(tmp_path / "emb" / "passages")
+    norms = np.linalg.norm(passages, axis=1)
+    assert norms.std() > 0.01 * norms.mean() and not np.allclose(norms, 1.0, atol=1e-3)  # not unit vectors
+    for name in ("zero", "some"):
+        run_script("augment", "--params", str(tmp_path / f"{name}.yaml"), "--method", "parallel_contexts",
+                   "--passages", "emb/passages", "--generated", "gen/pc", "--items", "items/pc", "--out", f"aug/{name}",
+                   cwd=tmp_path)
+        fused, _ = read_embeddings(tmp_path / "aug" / name)
+        np.testing.assert_allclose(np.linalg.norm(fused, axis=1), norms, rtol=1e-4)
+    assert not np.allclose(read_embeddings(tmp_path / "aug" / "some")[0], passages, atol=1e-4)  # augmented
+    for name, emb in (("baseline", "emb/passages"), ("zero", "aug/zero")):
+        run_script("index", *common, "--embeddings", emb, "--out", f"idx/{name}.faiss", cwd=tmp_path)
+    run_script("evaluate", *common, "--system", "baseline=idx/baseline.faiss", "--system",
+               "parallel_contexts=idx/zero.faiss", "--augmented", "aug", "--queries", "emb/queries", "--data", "mlqa",
+               "--runs", "runs", "--metrics", "m/retrieval.json", cwd=tmp_path)
+    run = [line.split() for line in (tmp_path / "runs" / "baseline.trec").read_text().splitlines()]
+    zero = [line.split() for line in (tmp_path / "runs" / "parallel_contexts.trec").read_text().splitlines()]
+    assert len(run) > 0 and [r[:4] for r in zero] == [r[:4] for r in run]  # the same passages in the same ranks
+    np.testing.assert_allclose([float(r[4]) for r in zero], [float(r[4]) for r in run], rtol=1e-5, atol=1e-6)
