@@ -18,9 +18,10 @@ with its last error line, and the stages after it are not run for that size. Eac
 CPU seconds (all its processes) are recorded beside its wall time: they are what the machine's cores
 spent, and they move far less than wall time when something else shares the machine. So is the peak of its
 processes' summed proportional set size (``peak_pss_mb``, sampled every second; none for a stage that ends
-before the first sample): the memory the stage holds in all, where forked workers share their parent's pages. Each sitting records the machine's speed on a fixed
-workload before its first stage and after its last (``machine_speed``): the same code's CPU seconds moved by up to
-a fifth between days, so rows of different sittings compare only with it beside them.
+before the first sample): the memory the stage holds in all, where forked workers share their parent's pages.
+Each sitting records the machine's speed on a fixed workload before its first stage and after its last
+(``machine_speed``): the same code's CPU seconds moved by up to a fifth between days, so rows of different
+sittings compare only with it beside them.
 
 A size's progress is kept in its work folder (``progress.json``, after every stage). ``--resume`` keeps
 the work folder and its finished stages and goes on from the first unfinished one; the text stages
