@@ -12,7 +12,7 @@ QUICK ?=
 QUICK_PARAMS := -S 'languages=[ar,de,zh]' -S n_languages=3 -S data.max_articles=200 -S xquad.max_articles=16 \
 	-S xqg.n_queries=1 \
 	-S 'tune.n_queries_used=[1]' -S xqg.warm.max_steps=80 -S xqg.warm.check_every=80 \
-	-S translate.warm.max_steps=160 -S translate.warm.check_every=160 -S scaling.permutations=5 \
+	-S translate.warm.max_steps=60 -S translate.warm.check_every=60 -S scaling.permutations=5 \
 	-S 'scaling.seeds=[]'
 
 .PHONY: repro test bench clean-venv
